@@ -1,0 +1,89 @@
+// fuse/fs.h — the FUSE adapter: POSIX operations on the store's root/,
+// served through the libfuse3 low-level API.
+//
+// Contract: every operation has the semantics of the backing filesystem
+// (XFS, btrfs, ext4, tmpfs) applied to <store>/root: the adapter adds no
+// caching of its own and no state beyond the inode table and open handles.
+// Permission checks are the kernel's (default_permissions); objects are
+// created with the caller's credentials (creds.h). Each callback computes a
+// Result and hands it to reply() (reply.h), the one place replies are made.
+//
+// Thread-safety and locks: callbacks run on many libfuse workers at once.
+// Shared state is the InodeTable (its own leaf mutex) and per-handle state
+// (FileHandle, DirHandle), which the kernel never uses from two requests at
+// once for directories; FileHandle is immutable after open. Lock order:
+// DirHandle::mu -> InodeTable::mu_.
+#pragma once
+
+#include <fuse_lowlevel.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "fuse/inode_table.h"
+#include "fuse/reply.h"
+#include "store/store.h"
+
+namespace tcfs::fusefs {
+
+struct Options {
+  // Entry, attribute and negative-entry timeouts (seconds) handed to the
+  // kernel. The daemon is the only writer of <store>/root and tells the
+  // kernel whenever it changes the tree outside a FUSE request, so long
+  // timeouts are correct and save one round trip per stat/lookup.
+  double entry_timeout = 86400.0;
+  double attr_timeout = 86400.0;
+  double negative_timeout = 86400.0;
+  bool writeback_cache = false;
+  unsigned max_threads = 16;
+  unsigned max_idle_threads = 8;
+};
+
+struct FileHandle {
+  int fd = -1;
+  bool direct = false;  // the caller asked for O_DIRECT
+  ~FileHandle();
+};
+
+struct DirHandle {
+  std::mutex mu;  // protects everything below
+  int fd = -1;
+  off_t pos = 0;  // d_off of the last entry handed to the kernel (0 = start)
+  std::vector<char> buf;  // getdents64 buffer
+  size_t buf_off = 0, buf_len = 0;
+  ~DirHandle();
+};
+
+class Fs {
+ public:
+  Fs(store::Store& store, std::unique_ptr<InodeTable> table, Options opts)
+      : store_(store), table_(std::move(table)), opts_(opts) {}
+
+  static const fuse_lowlevel_ops& ops();
+  InodeTable& table() { return *table_; }
+  const Options& options() const { return opts_; }
+  store::Store& store() { return store_; }
+
+  // Entry for an object just looked up or created (one kernel reference).
+  Result<EntryReply> lookup_entry(Inode& parent, const char* name);
+  EntryReply make_entry(Inode& in, const struct stat& st) const;
+
+ private:
+  store::Store& store_;
+  std::unique_ptr<InodeTable> table_;
+  Options opts_;
+};
+
+inline Fs& fs_of(fuse_req_t req) { return *static_cast<Fs*>(fuse_req_userdata(req)); }
+// "/proc/self/fd/N": a path that reaches an O_PATH fd's object for the
+// syscalls that take no fd.
+std::string proc_path(int fd);
+
+// Op tables filled by each translation unit.
+void fill_node_ops(fuse_lowlevel_ops& ops);
+void fill_file_ops(fuse_lowlevel_ops& ops);
+void fill_dir_ops(fuse_lowlevel_ops& ops);
+
+}  // namespace tcfs::fusefs

@@ -1,0 +1,156 @@
+// fuse/fs_dir.cpp — directories: opendir, readdir, readdirplus, fsyncdir,
+// releasedir.
+//
+// Listings stream: each handle owns one open directory fd and a fixed
+// getdents64 buffer, so memory does not grow with directory size. The
+// offsets handed to the kernel are the backing filesystem's own d_off
+// cookies, which stay valid across calls and after entries are removed
+// (what `ls` and `rm -r` rely on); a readdir at any other offset than the
+// handle's current one seeks the backing fd there.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+#include "fuse/fs.h"
+
+namespace tcfs::fusefs {
+
+DirHandle::~DirHandle() {
+  if (fd >= 0) close(fd);
+}
+
+namespace {
+
+constexpr size_t kDentsBuf = 32 * 1024;
+
+DirHandle* dh_of(fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->fh); }
+
+struct linux_dirent64 {
+  ino64_t d_ino;
+  off64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Inode& in = fs_of(req).table().get(ino);
+  auto d = std::make_unique<DirHandle>();
+  d->fd = openat(in.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d->fd < 0) return reply(req, {"opendir", ino}, Result<OpenReply>(Status::error(errno)));
+  d->buf.resize(kDentsBuf);
+  // The kernel may cache listings: every change to a directory goes through
+  // this daemon, which tells the kernel (directly or by its own bookkeeping).
+  fi->cache_readdir = 1;
+  fi->keep_cache = 1;
+  fi->fh = reinterpret_cast<uint64_t>(d.release());
+  reply(req, {"opendir", ino}, Result<OpenReply>(OpenReply{*fi}));
+}
+
+bool is_dot(const char* n) { return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')); }
+
+// Refills d's buffer when empty. Returns >0 when an entry is ready, 0 at the
+// end of the directory, -errno on error. Caller holds d->mu.
+int next_entry(DirHandle& d, linux_dirent64** out) {
+  if (d.buf_off >= d.buf_len) {
+    long n = syscall(SYS_getdents64, d.fd, d.buf.data(), d.buf.size());
+    if (n < 0) return -errno;
+    if (n == 0) return 0;
+    d.buf_len = static_cast<size_t>(n);
+    d.buf_off = 0;
+  }
+  *out = reinterpret_cast<linux_dirent64*>(d.buf.data() + d.buf_off);
+  return 1;
+}
+
+// Adds one entry to out; returns its encoded size, or 0 if it did not fit
+// (nothing is added then, and no lookup reference is left behind).
+size_t add_entry(fuse_req_t req, Fs& fs, Inode& dir, bool plus, linux_dirent64* de, char* out, size_t room,
+                 bool* skip) {
+  struct stat st {};
+  st.st_ino = de->d_ino;
+  st.st_mode = static_cast<mode_t>(DTTOIF(de->d_type));
+  if (!plus) {
+    size_t need = fuse_add_direntry(req, out, room, de->d_name, &st, de->d_off);
+    return need > room ? 0 : need;
+  }
+  fuse_entry_param e{};
+  if (is_dot(de->d_name)) {
+    e.attr = st;  // ino 0: the kernel makes no dentry for it
+  } else {
+    auto r = fs.lookup_entry(dir, de->d_name);
+    if (!r) {  // vanished since getdents: leave it out
+      *skip = true;
+      return 0;
+    }
+    e = r.value().e;
+  }
+  size_t need = fuse_add_direntry_plus(req, out, room, de->d_name, &e, de->d_off);
+  if (need > room) {
+    if (e.ino) fs.table().forget(e.ino, 1);
+    return 0;
+  }
+  return need;
+}
+
+void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+  Fs& fs = fs_of(req);
+  Inode& dir = fs.table().get(ino);
+  DirHandle& d = *dh_of(fi);
+  std::unique_ptr<char[]> out(new char[size]);
+  size_t used = 0;
+  std::lock_guard<std::mutex> g(d.mu);
+  if (off != d.pos) {
+    if (lseek(d.fd, off, SEEK_SET) < 0) return reply(req, {"readdir", ino}, Status::error(errno));
+    d.buf_off = d.buf_len = 0;
+    d.pos = off;
+  }
+  for (;;) {
+    linux_dirent64* de = nullptr;
+    int rc = next_entry(d, &de);
+    if (rc < 0 && used == 0) return reply(req, {"readdir", ino}, Status::error(-rc));
+    if (rc <= 0) break;
+    bool skip = false;
+    size_t n = add_entry(req, fs, dir, plus, de, out.get() + used, size - used, &skip);
+    if (n == 0 && !skip) break;
+    used += n;
+    d.pos = de->d_off;
+    d.buf_off += de->d_reclen;
+  }
+  reply_buf(req, {"readdir", ino}, out.get(), used);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  do_readdir(req, ino, size, off, fi, false);
+}
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  do_readdir(req, ino, size, off, fi, true);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete dh_of(fi);
+  fuse_reply_err(req, 0);
+}
+
+void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
+  int fd = dh_of(fi)->fd;
+  int rc = datasync ? fdatasync(fd) : fsync(fd);
+  reply(req, {"fsyncdir", ino}, rc == 0 ? Status() : Status::error(errno));
+}
+
+}  // namespace
+
+void fill_dir_ops(fuse_lowlevel_ops& o) {
+  o.opendir = op_opendir;
+  o.readdir = op_readdir;
+  o.readdirplus = op_readdirplus;
+  o.releasedir = op_releasedir;
+  o.fsyncdir = op_fsyncdir;
+}
+
+}  // namespace tcfs::fusefs

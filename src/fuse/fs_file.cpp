@@ -1,0 +1,175 @@
+// fuse/fs_file.cpp — open files: create, open, read, write, release, fsync,
+// fallocate, copy_file_range, lseek.
+//
+// Data moves without a copy through the daemon where libfuse allows: reads
+// are spliced from the backing fd to /dev/fuse, writes spliced from the
+// request buffer into the backing fd. O_DIRECT opens are passed through to
+// the backing file; their data goes through a page-aligned bounce buffer
+// because FUSE request payloads are not aligned.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+
+#include "fuse/creds.h"
+#include "fuse/fs.h"
+
+namespace tcfs::fusefs {
+
+FileHandle::~FileHandle() {
+  if (fd >= 0) close(fd);
+}
+
+namespace {
+
+constexpr size_t kAlign = 4096;
+
+FileHandle* fh_of(fuse_file_info* fi) { return reinterpret_cast<FileHandle*>(fi->fh); }
+Status errno_status() { return Status::error(errno); }
+
+// Flags for the backing open. O_APPEND is dropped: the kernel computes the
+// append offset itself and splice(2) refuses O_APPEND files. O_NOFOLLOW is
+// dropped because the kernel has already resolved the name and a
+// /proc/self/fd path is itself a (magic) link. O_CREAT/O_EXCL belong to
+// create only.
+int backing_flags(int flags) { return (flags & ~(O_APPEND | O_NOFOLLOW | O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC; }
+
+void fill_open_reply(fuse_file_info* fi, std::unique_ptr<FileHandle> fh) {
+  fi->direct_io = fh->direct ? 1 : 0;
+  // The daemon is the only writer of the store, so cached pages stay valid
+  // across opens.
+  fi->keep_cache = fh->direct ? 0 : 1;
+  fi->noflush = 1;  // nothing to do at close: writes are already in the store
+  fi->fh = reinterpret_cast<uint64_t>(fh.release());
+}
+
+std::unique_ptr<FileHandle> new_handle(int fd, int flags) {
+  auto fh = std::make_unique<FileHandle>();
+  fh->fd = fd;
+  fh->direct = (flags & O_DIRECT) != 0;
+  return fh;
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Inode& in = fs_of(req).table().get(ino);
+  int fd = open(proc_path(in.fd).c_str(), backing_flags(fi->flags));
+  if (fd < 0) return reply(req, {"open", ino}, Result<OpenReply>(errno_status()));
+  fill_open_reply(fi, new_handle(fd, fi->flags));
+  reply(req, {"open", ino}, Result<OpenReply>(OpenReply{*fi}));
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  Fs& fs = fs_of(req);
+  Inode& dir = fs.table().get(parent);
+  int fd = -1;
+  int flags = backing_flags(fi->flags) | O_CREAT | (fi->flags & O_EXCL);
+  int err = with_caller_creds(req, mode, [&] {
+    fd = openat(dir.fd, name, flags, mode);
+    return fd < 0 ? errno : 0;
+  });
+  if (err) return reply(req, {"create", parent, name}, Result<CreateReply>(Status::error(err)));
+  auto fh = new_handle(fd, fi->flags);
+  auto e = fs.lookup_entry(dir, name);
+  if (!e) return reply(req, {"create", parent, name}, Result<CreateReply>(e.status()));
+  fill_open_reply(fi, std::move(fh));
+  reply(req, {"create", parent, name}, Result<CreateReply>(CreateReply{e.value().e, *fi}));
+}
+
+struct AlignedBuf {
+  void* p = nullptr;
+  explicit AlignedBuf(size_t n) {
+    if (posix_memalign(&p, kAlign, n ? n : kAlign) != 0) p = nullptr;
+  }
+  ~AlignedBuf() { free(p); }
+};
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  FileHandle* fh = fh_of(fi);
+  if (!fh->direct) {
+    fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+    buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    buf.buf[0].fd = fh->fd;
+    buf.buf[0].pos = off;
+    return reply_data(req, {"read", ino}, &buf);
+  }
+  AlignedBuf ab(size);
+  if (!ab.p) return reply(req, {"read", ino}, Status::error(ENOMEM));
+  ssize_t n = pread(fh->fd, ab.p, size, off);
+  if (n < 0) return reply(req, {"read", ino}, errno_status());
+  fuse_bufvec buf = FUSE_BUFVEC_INIT(static_cast<size_t>(n));
+  buf.buf[0].mem = ab.p;
+  reply_data(req, {"read", ino}, &buf);
+}
+
+Result<WriteReply> write_direct(FileHandle* fh, fuse_bufvec* in_buf, off_t off) {
+  size_t size = fuse_buf_size(in_buf);
+  AlignedBuf ab(size);
+  if (!ab.p) return Status::error(ENOMEM);
+  fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
+  mem.buf[0].mem = ab.p;
+  ssize_t got = fuse_buf_copy(&mem, in_buf, FUSE_BUF_NO_SPLICE);
+  if (got < 0) return Status::error(static_cast<int>(-got));
+  ssize_t n = pwrite(fh->fd, ab.p, static_cast<size_t>(got), off);
+  if (n < 0) return errno_status();
+  return WriteReply{static_cast<size_t>(n)};
+}
+
+void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fuse_file_info* fi) {
+  FileHandle* fh = fh_of(fi);
+  if (fh->direct) return reply(req, {"write", ino}, write_direct(fh, in_buf, off));
+  fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
+  out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  out.buf[0].fd = fh->fd;
+  out.buf[0].pos = off;
+  ssize_t n = fuse_buf_copy(&out, in_buf, static_cast<fuse_buf_copy_flags>(0));
+  reply(req, {"write", ino},
+        n < 0 ? Result<WriteReply>(Status::error(static_cast<int>(-n))) : Result<WriteReply>(WriteReply{size_t(n)}));
+}
+
+void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete fh_of(fi);
+  fuse_reply_err(req, 0);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
+  int fd = fh_of(fi)->fd;
+  int rc = datasync ? fdatasync(fd) : fsync(fd);
+  reply(req, {"fsync", ino}, rc == 0 ? Status() : errno_status());
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info* fi) {
+  int rc = fallocate(fh_of(fi)->fd, mode, off, len);
+  reply(req, {"fallocate", ino}, rc == 0 ? Status() : errno_status());
+}
+
+void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
+                        off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
+  // Server side: on XFS/btrfs the backing copy_file_range shares extents.
+  loff_t in = off_in, out = off_out;
+  ssize_t n = copy_file_range(fh_of(fi_in)->fd, &in, fh_of(fi_out)->fd, &out, len, static_cast<unsigned>(flags));
+  reply(req, {"copy_file_range", ino_in},
+        n < 0 ? Result<WriteReply>(errno_status()) : Result<WriteReply>(WriteReply{static_cast<size_t>(n)}));
+}
+
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi) {
+  off_t r = lseek(fh_of(fi)->fd, off, whence);
+  reply(req, {"lseek", ino}, r < 0 ? Result<LseekReply>(errno_status()) : Result<LseekReply>(LseekReply{r}));
+}
+
+}  // namespace
+
+void fill_file_ops(fuse_lowlevel_ops& o) {
+  o.open = op_open;
+  o.create = op_create;
+  o.read = op_read;
+  o.write_buf = op_write_buf;
+  o.release = op_release;
+  o.fsync = op_fsync;
+  o.fallocate = op_fallocate;
+  o.copy_file_range = op_copy_file_range;
+  o.lseek = op_lseek;
+}
+
+}  // namespace tcfs::fusefs

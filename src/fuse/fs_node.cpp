@@ -1,0 +1,268 @@
+// fuse/fs_node.cpp — name-space and attribute operations: lookup, forget,
+// getattr, setattr, mknod, mkdir, symlink, link, unlink, rmdir, rename,
+// readlink, statfs, access and the xattr family.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <climits>
+
+#include "fuse/creds.h"
+#include "fuse/fs.h"
+
+namespace tcfs::fusefs {
+
+std::string proc_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+namespace {
+
+Status errno_status() { return Status::error(errno); }
+int rc_errno(int rc) { return rc == 0 ? 0 : errno; }
+
+EntryReply negative_entry(const Options& o) {
+  EntryReply r{};
+  r.e.ino = 0;  // the kernel caches "no such name" for entry_timeout
+  r.e.entry_timeout = o.negative_timeout;
+  return r;
+}
+
+Result<AttrReply> stat_inode(Fs& fs, Inode& in, fuse_file_info* fi) {
+  AttrReply r{};
+  r.timeout = fs.options().attr_timeout;
+  int rc = fi ? fstat(static_cast<int>(reinterpret_cast<FileHandle*>(fi->fh)->fd), &r.st)
+              : fstatat(in.fd, "", &r.st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+  if (rc != 0) return errno_status();
+  r.st.st_ino = fs.table().id_of(in) == FUSE_ROOT_ID ? r.st.st_ino : r.st.st_ino;
+  return r;
+}
+
+// Runs a creating syscall as the caller, then looks the new name up.
+template <typename F>
+Result<EntryReply> create_node(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, F&& mk) {
+  Fs& fs = fs_of(req);
+  Inode& dir = fs.table().get(parent);
+  int err = with_caller_creds(req, mode, [&] { return rc_errno(mk(dir.fd)); });
+  if (err) return Status::error(err);
+  return fs.lookup_entry(dir, name);
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Fs& fs = fs_of(req);
+  auto r = fs.lookup_entry(fs.table().get(parent), name);
+  if (!r && r.err() == ENOENT) r = negative_entry(fs.options());
+  reply(req, {"lookup", parent, name}, r);
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  fs_of(req).table().forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  Fs& fs = fs_of(req);
+  for (size_t i = 0; i < count; ++i) fs.table().forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Fs& fs = fs_of(req);
+  reply(req, {"getattr", ino}, stat_inode(fs, fs.table().get(ino), fi));
+}
+
+Status set_times(Inode& in, fuse_file_info* fi, const struct stat* attr, int to_set) {
+  struct timespec tv[2];
+  tv[0].tv_sec = tv[1].tv_sec = 0;
+  tv[0].tv_nsec = tv[1].tv_nsec = UTIME_OMIT;
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) tv[0].tv_nsec = UTIME_NOW;
+  else if (to_set & FUSE_SET_ATTR_ATIME) tv[0] = attr->st_atim;
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) tv[1].tv_nsec = UTIME_NOW;
+  else if (to_set & FUSE_SET_ATTR_MTIME) tv[1] = attr->st_mtim;
+  int rc = fi ? futimens(reinterpret_cast<FileHandle*>(fi->fh)->fd, tv)
+              : utimensat(in.fd, "", tv, AT_EMPTY_PATH);
+  return rc == 0 ? Status() : errno_status();
+}
+
+Status apply_setattr(Inode& in, const struct stat* attr, int to_set, fuse_file_info* fi) {
+  int hfd = fi ? reinterpret_cast<FileHandle*>(fi->fh)->fd : -1;
+  if (to_set & FUSE_SET_ATTR_MODE) {
+    int rc = hfd >= 0 ? fchmod(hfd, attr->st_mode) : fchmodat(AT_FDCWD, proc_path(in.fd).c_str(), attr->st_mode, 0);
+    if (rc != 0) return errno_status();
+  }
+  if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+    uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
+    gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
+    if (fchownat(in.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno_status();
+  }
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    int rc = hfd >= 0 ? ftruncate(hfd, attr->st_size) : truncate(proc_path(in.fd).c_str(), attr->st_size);
+    if (rc != 0) return errno_status();
+  }
+  if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW))
+    TCFS_TRY(set_times(in, fi, attr, to_set));
+  return {};
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  Fs& fs = fs_of(req);
+  Inode& in = fs.table().get(ino);
+  Status st = apply_setattr(in, attr, to_set, fi);
+  if (!st) return reply(req, {"setattr", ino}, st);
+  reply(req, {"setattr", ino}, stat_inode(fs, in, fi));
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  Inode& in = fs_of(req).table().get(ino);
+  char buf[PATH_MAX + 1];
+  ssize_t n = readlinkat(in.fd, "", buf, sizeof(buf) - 1);
+  Result<ReadlinkReply> r = n < 0 ? Result<ReadlinkReply>(errno_status())
+                                  : Result<ReadlinkReply>(ReadlinkReply{std::string(buf, static_cast<size_t>(n))});
+  reply(req, {"readlink", ino}, r);
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  reply(req, {"mknod", parent, name},
+        create_node(req, parent, name, mode, [&](int dfd) { return mknodat(dfd, name, mode, rdev); }));
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  reply(req, {"mkdir", parent, name},
+        create_node(req, parent, name, mode | S_IFDIR, [&](int dfd) { return mkdirat(dfd, name, mode); }));
+}
+
+void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  reply(req, {"symlink", parent, name},
+        create_node(req, parent, name, S_IFLNK | 0777, [&](int dfd) { return symlinkat(link, dfd, name); }));
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  Fs& fs = fs_of(req);
+  Inode& in = fs.table().get(ino);
+  Inode& dir = fs.table().get(newparent);
+  // AT_EMPTY_PATH links the object itself (needs CAP_DAC_READ_SEARCH, which
+  // a root daemon has); otherwise go through its /proc path.
+  int rc = linkat(in.fd, "", dir.fd, newname, AT_EMPTY_PATH);
+  if (rc != 0 && errno == ENOENT && geteuid() != 0)
+    rc = linkat(AT_FDCWD, proc_path(in.fd).c_str(), dir.fd, newname, AT_SYMLINK_FOLLOW);
+  if (rc != 0) return reply(req, {"link", newparent, newname}, errno_status());
+  reply(req, {"link", newparent, newname}, fs.lookup_entry(dir, newname));
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Inode& dir = fs_of(req).table().get(parent);
+  reply(req, {"unlink", parent, name}, unlinkat(dir.fd, name, 0) == 0 ? Status() : errno_status());
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Inode& dir = fs_of(req).table().get(parent);
+  reply(req, {"rmdir", parent, name}, unlinkat(dir.fd, name, AT_REMOVEDIR) == 0 ? Status() : errno_status());
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+               unsigned int flags) {
+  Fs& fs = fs_of(req);
+  Inode& from = fs.table().get(parent);
+  Inode& to = fs.table().get(newparent);
+  int rc = renameat2(from.fd, name, to.fd, newname, flags);
+  reply(req, {"rename", parent, name}, rc == 0 ? Status() : errno_status());
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+  StatfsReply r{};
+  int rc = fstatvfs(fs_of(req).store().root_fd(), &r.sv);
+  reply(req, {"statfs", ino}, rc == 0 ? Result<StatfsReply>(r) : Result<StatfsReply>(errno_status()));
+}
+
+void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
+  Inode& in = fs_of(req).table().get(ino);
+  std::string p = proc_path(in.fd);
+  int err = with_caller_creds(req, 0, [&] { return rc_errno(faccessat(AT_FDCWD, p.c_str(), mask, AT_EACCESS)); });
+  reply(req, {"access", ino}, Status::error(err));
+}
+
+// xattrs go through /proc/self/fd/N: the *xattr(2) calls take no O_PATH fd.
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  Inode& in = fs_of(req).table().get(ino);
+  int rc = setxattr(proc_path(in.fd).c_str(), name, value, size, flags);
+  reply(req, {"setxattr", ino, name}, rc == 0 ? Status() : errno_status());
+}
+
+Result<XattrReply> read_xattr(ssize_t (*fn)(const char*, const char*, void*, size_t), const std::string& path,
+                              const char* name, size_t size) {
+  XattrReply r{};
+  if (size == 0) {
+    ssize_t n = fn(path.c_str(), name, nullptr, 0);
+    if (n < 0) return errno_status();
+    r.size_only = true;
+    r.size = static_cast<size_t>(n);
+    return r;
+  }
+  r.data.resize(size);
+  ssize_t n = fn(path.c_str(), name, r.data.data(), size);
+  if (n < 0) return errno_status();
+  r.data.resize(static_cast<size_t>(n));
+  return r;
+}
+
+ssize_t list_fn(const char* path, const char*, void* buf, size_t size) {
+  return listxattr(path, static_cast<char*>(buf), size);
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Inode& in = fs_of(req).table().get(ino);
+  reply(req, {"getxattr", ino, name}, read_xattr(&getxattr, proc_path(in.fd), name, size));
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Inode& in = fs_of(req).table().get(ino);
+  reply(req, {"listxattr", ino}, read_xattr(&list_fn, proc_path(in.fd), nullptr, size));
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  Inode& in = fs_of(req).table().get(ino);
+  int rc = removexattr(proc_path(in.fd).c_str(), name);
+  reply(req, {"removexattr", ino, name}, rc == 0 ? Status() : errno_status());
+}
+
+}  // namespace
+
+EntryReply Fs::make_entry(Inode& in, const struct stat& st) const {
+  EntryReply r{};
+  r.e.ino = table_->id_of(in);
+  r.e.attr = st;
+  r.e.attr_timeout = opts_.attr_timeout;
+  r.e.entry_timeout = opts_.entry_timeout;
+  return r;
+}
+
+Result<EntryReply> Fs::lookup_entry(Inode& parent, const char* name) {
+  struct stat st;
+  auto in = table_->lookup(parent, name, &st);
+  if (!in) return in.status();
+  return make_entry(*in.value(), st);
+}
+
+void fill_node_ops(fuse_lowlevel_ops& o) {
+  o.lookup = op_lookup;
+  o.forget = op_forget;
+  o.forget_multi = op_forget_multi;
+  o.getattr = op_getattr;
+  o.setattr = op_setattr;
+  o.readlink = op_readlink;
+  o.mknod = op_mknod;
+  o.mkdir = op_mkdir;
+  o.symlink = op_symlink;
+  o.link = op_link;
+  o.unlink = op_unlink;
+  o.rmdir = op_rmdir;
+  o.rename = op_rename;
+  o.statfs = op_statfs;
+  o.access = op_access;
+  o.setxattr = op_setxattr;
+  o.getxattr = op_getxattr;
+  o.listxattr = op_listxattr;
+  o.removexattr = op_removexattr;
+}
+
+}  // namespace tcfs::fusefs

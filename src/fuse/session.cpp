@@ -1,0 +1,166 @@
+#include "fuse/session.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+namespace tcfs::fusefs {
+namespace {
+
+void on_init(void* userdata, fuse_conn_info* conn) {
+  auto* fs = static_cast<Fs*>(userdata);
+  auto want = [&](unsigned cap) {
+    if (conn->capable & cap) conn->want |= cap;
+  };
+  // Zero-copy data paths: replies spliced from the backing file.
+  want(FUSE_CAP_SPLICE_WRITE);
+  want(FUSE_CAP_SPLICE_MOVE);
+  // O_TRUNC arrives with open (one round trip instead of open + setattr).
+  want(FUSE_CAP_ATOMIC_O_TRUNC);
+  // The caller's umask arrives separately so it is applied where the
+  // backing filesystem would apply it (default ACLs take precedence).
+  want(FUSE_CAP_DONT_MASK);
+  // readdirplus only when the kernel sees it pays (ls -l, find -type):
+  // a plain getdents listing then costs no lookups and no daemon memory.
+  want(FUSE_CAP_READDIRPLUS);
+  want(FUSE_CAP_READDIRPLUS_AUTO);
+  want(FUSE_CAP_PARALLEL_DIROPS);
+  want(FUSE_CAP_ASYNC_READ);
+  want(FUSE_CAP_ASYNC_DIO);
+  want(FUSE_CAP_CACHE_SYMLINKS);
+  if (fs->options().writeback_cache) want(FUSE_CAP_WRITEBACK_CACHE);
+  // Locks are left to the kernel (no getlk/setlk/flock ops): flock and
+  // fcntl locks then work between processes of this host.
+  conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+  // Enough requests in flight for readahead and async direct I/O.
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  conn->time_gran = 1;
+  // max_write stays at libfuse's maximum (1 MiB = FUSE_MAX_MAX_PAGES).
+}
+
+fuse_lowlevel_ops make_ops() {
+  fuse_lowlevel_ops o{};
+  o.init = on_init;
+  fill_node_ops(o);
+  fill_file_ops(o);
+  fill_dir_ops(o);
+  return o;
+}
+
+// Every kernel-held inode pins an O_PATH fd: allow as many as the system does.
+void raise_fd_limit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  rlim_t max = rl.rlim_max;
+  if (geteuid() == 0) {
+    if (FILE* f = fopen("/proc/sys/fs/nr_open", "r")) {
+      unsigned long v = 0;
+      if (fscanf(f, "%lu", &v) == 1 && v > max) max = v;
+      fclose(f);
+    }
+  }
+  rl.rlim_cur = rl.rlim_max = max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+}  // namespace
+
+const fuse_lowlevel_ops& Fs::ops() {
+  static const fuse_lowlevel_ops o = make_ops();
+  return o;
+}
+
+Status check_dev_fuse() {
+  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return Status::error(ENODEV, "/dev/fuse does not exist (load the fuse module: modprobe fuse)");
+    return Status::from_errno("cannot open /dev/fuse");
+  }
+  close(fd);
+  return {};
+}
+
+Status check_mountpoint(const std::string& mp, bool allow_nonempty) {
+  struct statx sx {};
+  if (statx(AT_FDCWD, mp.c_str(), 0, STATX_TYPE, &sx) != 0) {
+    if (errno == ENOTCONN)
+      return Status::error(ENOTCONN, "mountpoint " + mp + " is a dead FUSE mount (run: umount " + mp + ")");
+    if (errno == ENOENT) return Status::error(ENOENT, "mountpoint " + mp + " does not exist");
+    return Status::from_errno("mountpoint " + mp);
+  }
+  if (!S_ISDIR(sx.stx_mode)) return Status::error(ENOTDIR, "mountpoint " + mp + " is not a directory");
+  if ((sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+    return Status::error(EBUSY, "mountpoint " + mp + " is already a mount point (unmount it first)");
+  if (!allow_nonempty) {
+    DIR* d = opendir(mp.c_str());
+    if (!d) return Status::from_errno("mountpoint " + mp);
+    bool empty = true;
+    while (dirent* de = readdir(d)) {
+      if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+        empty = false;
+        break;
+      }
+    }
+    closedir(d);
+    if (!empty)
+      return Status::error(ENOTEMPTY, "mountpoint " + mp + " is not empty (use -o nonempty to mount over it)");
+  }
+  return {};
+}
+
+Status serve(store::Store& store, const MountConfig& cfg, const std::function<void()>& on_mounted) {
+  raise_fd_limit();
+  auto table = InodeTable::create(store.root_fd());
+  if (!table) return table.status();
+  Fs fs(store, std::move(table.value()), cfg.fs);
+
+  std::string opts = "fsname=" + store.path() + ",subtype=tcfs";
+  // As root, serve every user with the kernel's own permission checks.
+  if (geteuid() == 0) opts += ",allow_other,default_permissions";
+  for (const auto& o : cfg.fuse_opts) opts += "," + o;
+  std::vector<std::string> argv_s = {"tcfs", "-o", opts};
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+
+  fuse_session* se = fuse_session_new(&args, &Fs::ops(), sizeof(fuse_lowlevel_ops), &fs);
+  fuse_opt_free_args(&args);
+  if (!se) return Status::error(EINVAL, "cannot start a FUSE session with options '" + opts + "'");
+  std::unique_ptr<fuse_session, void (*)(fuse_session*)> se_guard(se, fuse_session_destroy);
+  if (fuse_set_signal_handlers(se) != 0) return Status::error(EIO, "cannot install signal handlers");
+  if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
+    fuse_remove_signal_handlers(se);
+    return Status::error(EIO, "cannot mount on " + cfg.mountpoint + " (see the message above)");
+  }
+  spdlog::info("mounted store {} on {} ({}{})", store.path(), cfg.mountpoint, store.fs_type(),
+               store.reflink() ? ", reflink" : ", no reflink");
+  on_mounted();
+
+  fuse_loop_config* lc = fuse_loop_cfg_create();
+  // Two cores serve many blocked syscalls (fsync, cold reads) at once:
+  // threads beyond the core count overlap I/O waits.
+  fuse_loop_cfg_set_max_threads(lc, cfg.fs.max_threads);
+  fuse_loop_cfg_set_idle_threads(lc, cfg.fs.max_idle_threads);
+  fuse_loop_cfg_set_clone_fd(lc, 1);  // one /dev/fuse fd per worker: no wakeup contention
+  int rc = fuse_session_loop_mt(se, lc);
+  fuse_loop_cfg_destroy(lc);
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  spdlog::info("unmounted {}", cfg.mountpoint);
+  if (rc < 0) return Status::error(-rc, "FUSE session loop");
+  return {};
+}
+
+}  // namespace tcfs::fusefs

@@ -1,0 +1,37 @@
+// fuse/session.h — mount the store's tree and serve it until unmounted.
+//
+// Contract: check_mountpoint() refuses, with a message naming the path and
+// the reason, a mountpoint that is missing, not a directory, not empty
+// (unless allow_nonempty), already a mount, or a dead FUSE mount; and a
+// host without a usable /dev/fuse. serve() mounts (as root with allow_other
+// and default_permissions), calls on_mounted once the kernel has the mount,
+// and serves requests until the filesystem is unmounted or SIGINT/SIGTERM/
+// SIGHUP arrives; it then unmounts and returns. An error before on_mounted
+// leaves nothing mounted.
+//
+// Thread-safety: serve() is called once, from the main thread; it runs
+// libfuse's multi-threaded loop.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "fuse/fs.h"
+#include "store/store.h"
+#include "tcfs/status.h"
+
+namespace tcfs::fusefs {
+
+struct MountConfig {
+  std::string mountpoint;
+  std::vector<std::string> fuse_opts;  // passed to libfuse as -o
+  bool allow_nonempty = false;
+  Options fs;
+};
+
+Status check_mountpoint(const std::string& mountpoint, bool allow_nonempty);
+Status check_dev_fuse();
+Status serve(store::Store& store, const MountConfig& cfg, const std::function<void()>& on_mounted);
+
+}  // namespace tcfs::fusefs

@@ -1,0 +1,151 @@
+// tcfs — the daemon and its command line.
+//
+//   tcfs mount [--store DIR] [-f] [-o OPT[,OPT...]] MOUNTPOINT
+//
+// Exit codes: 0 success (mounted, or the foreground daemon unmounted
+// cleanly); 1 an error the message names (store, mountpoint, FUSE);
+// 2 a usage error.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "fuse/session.h"
+#include "store/store.h"
+#include "util/log.h"
+
+namespace {
+
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+
+std::string default_store() {
+  if (geteuid() == 0) return "/var/lib/tcfs/default";
+  const char* xdg = getenv("XDG_DATA_HOME");
+  if (xdg && *xdg) return std::string(xdg) + "/tcfs/default";
+  const char* home = getenv("HOME");
+  return std::string(home ? home : ".") + "/.local/share/tcfs/default";
+}
+
+// Splits "-o a,b" lists; takes out the options tcfs handles itself.
+void parse_o(const std::vector<std::string>& raw, tcfs::fusefs::MountConfig& cfg) {
+  for (const auto& group : raw) {
+    size_t start = 0;
+    while (start <= group.size()) {
+      size_t comma = group.find(',', start);
+      std::string o = group.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      start = comma == std::string::npos ? group.size() + 1 : comma + 1;
+      if (o.empty()) continue;
+      if (o == "nonempty") cfg.allow_nonempty = true;
+      else if (o == "writeback") cfg.fs.writeback_cache = true;
+      else cfg.fuse_opts.push_back(o);
+    }
+  }
+}
+
+int fail(const tcfs::Status& st) {
+  fprintf(stderr, "tcfs: error: %s\n", st.message().c_str());
+  return kExitError;
+}
+
+// Forks; the parent waits until the child reports the mount up (exit 0) or
+// exits (its status). Returns in the child with the write end of the pipe.
+int daemonize(int* notify_fd) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return fail(tcfs::Status::from_errno("pipe"));
+  pid_t pid = fork();
+  if (pid < 0) return fail(tcfs::Status::from_errno("fork"));
+  if (pid > 0) {
+    close(p[1]);
+    char c = 0;
+    ssize_t n = read(p[0], &c, 1);
+    if (n == 1 && c == 'M') _exit(0);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    _exit(WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : kExitError);
+  }
+  close(p[0]);
+  setsid();
+  *notify_fd = p[1];
+  return -1;
+}
+
+void detach_stdio() {
+  int fd = open("/dev/null", O_RDWR);
+  if (fd < 0) return;
+  dup2(fd, 0);
+  dup2(fd, 1);
+  dup2(fd, 2);
+  if (fd > 2) close(fd);
+}
+
+int run_mount(const std::string& store_dir, const std::string& mountpoint, bool foreground,
+              const std::vector<std::string>& opts) {
+  tcfs::fusefs::MountConfig cfg;
+  parse_o(opts, cfg);
+  char* real = realpath(mountpoint.c_str(), nullptr);
+  cfg.mountpoint = real ? real : mountpoint;
+  free(real);
+  tcfs::Status st = tcfs::fusefs::check_mountpoint(cfg.mountpoint, cfg.allow_nonempty);
+  if (!st) return fail(st);
+  if (!(st = tcfs::fusefs::check_dev_fuse())) return fail(st);
+
+  int notify_fd = -1;
+  if (!foreground) {
+    int rc = daemonize(&notify_fd);
+    if (rc >= 0) return rc;
+  }
+  auto store = tcfs::store::Store::open(store_dir);
+  if (!store) return fail(store.status());
+  st = tcfs::fusefs::serve(*store.value(), cfg, [&] {
+    if (notify_fd < 0) return;
+    tcfs::init_logging("tcfs", tcfs::LogTarget::Syslog);
+    if (chdir("/") != 0) { /* the mount works from any cwd */ }
+    detach_stdio();
+    char c = 'M';
+    if (write(notify_fd, &c, 1) != 1) { /* parent gone: nothing to tell */ }
+    close(notify_fd);
+  });
+  if (!st) {
+    spdlog::error("mount {}: {}", cfg.mountpoint, st.message());
+    return fail(st);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tcfs::init_logging("tcfs", tcfs::LogTarget::Stderr);
+  CLI::App app{"tcfs: a transactional FUSE filesystem over a local store backed by blobbers"};
+  app.set_version_flag("--version", "tcfs 0.1.0");
+  app.require_subcommand(1);
+
+  std::string store_dir = default_store(), mountpoint;
+  bool foreground = false;
+  std::vector<std::string> opts;
+  CLI::App* mount = app.add_subcommand("mount", "mount a store's tree on MOUNTPOINT");
+  mount->add_option("--store", store_dir, "store directory (created on first mount)")
+      ->default_str(default_store());
+  mount->add_flag("-f,--foreground", foreground, "stay in the foreground, log to stderr");
+  mount->add_option("-o", opts,
+                    "mount options, comma separated: nonempty (allow a non-empty mountpoint), "
+                    "writeback (kernel writeback cache), or any FUSE option (e.g. ro, max_read=N)")
+      ->allow_extra_args(false);
+  mount->add_option("MOUNTPOINT", mountpoint, "an existing, empty directory")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+  if (*mount) return run_mount(store_dir, mountpoint, foreground, opts);
+  return kExitUsage;
+}
