@@ -119,10 +119,29 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   return 0;
 }
 
+
+// mount(8) with type fuse.tcfs runs `tcfs STORE MOUNTPOINT -o OPTS` (via
+// mount.fuse3); rewrite that form to `tcfs mount --store STORE ... MOUNTPOINT`.
+std::vector<std::string> helper_form(int argc, char** argv) {
+  std::vector<std::string> a(argv, argv + argc);
+  if (a.size() >= 3 && a[1].rfind('-', 0) != 0 && a[1] != "mount" && a[2].rfind('-', 0) != 0) {
+    std::vector<std::string> out = {a[0], "mount", "--store", a[1]};
+    out.insert(out.end(), a.begin() + 3, a.end());
+    out.push_back(a[2]);
+    return out;
+  }
+  return a;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   tcfs::init_logging("tcfs", tcfs::LogTarget::Stderr);
+  std::vector<std::string> args = helper_form(argc, argv);
+  std::vector<char*> argp;
+  for (auto& s : args) argp.push_back(s.data());
+  argc = static_cast<int>(argp.size());
+  argv = argp.data();
   CLI::App app{"tcfs: a transactional FUSE filesystem over a local store backed by blobbers"};
   app.set_version_flag("--version", "tcfs 0.1.0");
   app.require_subcommand(1);
