@@ -30,6 +30,8 @@ class Status {
     s.what_ = std::move(what);
     return s;
   }
+  // 0 -> success, otherwise error(err).
+  static Status code(int err) { return err == 0 ? Status() : error(err); }
   // Captures errno right after a failed syscall.
   static Status from_errno(std::string what = {}) { return error(errno, std::move(what)); }
 

@@ -37,11 +37,16 @@ struct Options {
   double attr_timeout = 86400.0;
   double negative_timeout = 86400.0;
   bool writeback_cache = false;
+  // Kernel read-ahead for the mount. FUSE mounts start at 128 KiB, which
+  // splits a sequential read into 128 KiB requests, one round trip each;
+  // 4 MiB keeps several 1 MiB reads in flight, as a disk's own default does.
+  unsigned read_ahead_kb = 4096;
   unsigned max_threads = 16;
   unsigned max_idle_threads = 8;
 };
 
 struct FileHandle {
+  Inode* inode = nullptr;  // kept alive by the kernel while the file is open
   int fd = -1;
   bool direct = false;  // the caller asked for O_DIRECT
   ~FileHandle();
@@ -77,6 +82,15 @@ class Fs {
 };
 
 inline Fs& fs_of(fuse_req_t req) { return *static_cast<Fs*>(fuse_req_userdata(req)); }
+
+// Runs fn(fd) with node ino's O_PATH fd pinned open; fn returns a Status
+// or a Result, and so does with_fd (the pin's error if it fails).
+template <typename F>
+auto with_fd(Fs& fs, fuse_ino_t ino, F&& fn) -> decltype(fn(0)) {
+  auto p = fs.table().pin(fs.table().get(ino));
+  if (!p) return p.status();
+  return fn(p->fd());
+}
 // "/proc/self/fd/N": a path that reaches an O_PATH fd's object for the
 // syscalls that take no fd.
 std::string proc_path(int fd);

@@ -39,10 +39,12 @@ struct linux_dirent64 {
 };
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Inode& in = fs_of(req).table().get(ino);
   auto d = std::make_unique<DirHandle>();
-  d->fd = openat(in.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d->fd < 0) return reply(req, {"opendir", ino}, Result<OpenReply>(Status::error(errno)));
+  Status st = with_fd(fs_of(req), ino, [&](int fd) {
+    d->fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return d->fd < 0 ? Status::error(errno) : Status();
+  });
+  if (!st) return reply(req, {"opendir", ino}, Result<OpenReply>(st));
   d->buf.resize(kDentsBuf);
   // The kernel may cache listings: every change to a directory goes through
   // this daemon, which tells the kernel (directly or by its own bookkeeping).
@@ -98,31 +100,44 @@ size_t add_entry(fuse_req_t req, Fs& fs, Inode& dir, bool plus, linux_dirent64* 
   return need;
 }
 
-void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
-  Fs& fs = fs_of(req);
-  Inode& dir = fs.table().get(ino);
-  DirHandle& d = *dh_of(fi);
-  std::unique_ptr<char[]> out(new char[size]);
-  size_t used = 0;
-  std::lock_guard<std::mutex> g(d.mu);
+// Fills out with entries from the handle's position; returns the bytes
+// used or the error (only when nothing could be listed). Caller holds d.mu.
+Result<size_t> fill_listing(fuse_req_t req, Fs& fs, Inode& dir, DirHandle& d, off_t off, bool plus, char* out,
+                            size_t size) {
   if (off != d.pos) {
-    if (lseek(d.fd, off, SEEK_SET) < 0) return reply(req, {"readdir", ino}, Status::error(errno));
+    if (lseek(d.fd, off, SEEK_SET) < 0) return Status::error(errno);
     d.buf_off = d.buf_len = 0;
     d.pos = off;
   }
+  size_t used = 0;
   for (;;) {
     linux_dirent64* de = nullptr;
     int rc = next_entry(d, &de);
-    if (rc < 0 && used == 0) return reply(req, {"readdir", ino}, Status::error(-rc));
+    if (rc < 0 && used == 0) return Status::error(-rc);
     if (rc <= 0) break;
     bool skip = false;
-    size_t n = add_entry(req, fs, dir, plus, de, out.get() + used, size - used, &skip);
+    size_t n = add_entry(req, fs, dir, plus, de, out + used, size - used, &skip);
     if (n == 0 && !skip) break;
     used += n;
     d.pos = de->d_off;
     d.buf_off += de->d_reclen;
   }
-  reply_buf(req, {"readdir", ino}, out.get(), used);
+  return used;
+}
+
+void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+  Fs& fs = fs_of(req);
+  DirHandle& d = *dh_of(fi);
+  std::unique_ptr<char[]> out(new char[size]);
+  Result<size_t> used = Status::error(EIO);
+  {
+    // The reply goes out only after d.mu is released: once the kernel has
+    // the reply it may release the handle on another worker at once.
+    std::lock_guard<std::mutex> g(d.mu);
+    used = fill_listing(req, fs, fs.table().get(ino), d, off, plus, out.get(), size);
+  }
+  if (!used) return reply(req, {"readdir", ino}, used.status());
+  reply_buf(req, {"readdir", ino}, out.get(), used.value());
 }
 
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {

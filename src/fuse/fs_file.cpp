@@ -34,9 +34,17 @@ Status errno_status() { return Status::error(errno); }
 // dropped because the kernel has already resolved the name and a
 // /proc/self/fd path is itself a (magic) link. O_CREAT/O_EXCL belong to
 // create only.
-int backing_flags(int flags) { return (flags & ~(O_APPEND | O_NOFOLLOW | O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC; }
+// With the writeback cache the kernel also reads through write-only
+// handles (to fill partial pages), so those are opened read-write; the
+// kernel has already checked the caller's access.
+int backing_flags(int flags, bool writeback) {
+  flags = (flags & ~(O_APPEND | O_NOFOLLOW | O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC;
+  if (writeback && (flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
+  return flags;
+}
 
-void fill_open_reply(fuse_file_info* fi, std::unique_ptr<FileHandle> fh) {
+void fill_open_reply(Fs& fs, fuse_file_info* fi, std::unique_ptr<FileHandle> fh) {
+  fs.table().opened(*fh->inode);
   fi->direct_io = fh->direct ? 1 : 0;
   // The daemon is the only writer of the store, so cached pages stay valid
   // across opens.
@@ -45,35 +53,44 @@ void fill_open_reply(fuse_file_info* fi, std::unique_ptr<FileHandle> fh) {
   fi->fh = reinterpret_cast<uint64_t>(fh.release());
 }
 
-std::unique_ptr<FileHandle> new_handle(int fd, int flags) {
+std::unique_ptr<FileHandle> new_handle(Inode& in, int fd, int flags) {
   auto fh = std::make_unique<FileHandle>();
+  fh->inode = &in;
   fh->fd = fd;
   fh->direct = (flags & O_DIRECT) != 0;
   return fh;
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Inode& in = fs_of(req).table().get(ino);
-  int fd = open(proc_path(in.fd).c_str(), backing_flags(fi->flags));
-  if (fd < 0) return reply(req, {"open", ino}, Result<OpenReply>(errno_status()));
-  fill_open_reply(fi, new_handle(fd, fi->flags));
+  Fs& fs = fs_of(req);
+  int flags = backing_flags(fi->flags, fs.options().writeback_cache);
+  auto r = with_fd(fs, ino, [&](int ifd) -> Result<int> {
+    int fd = open(proc_path(ifd).c_str(), flags);
+    if (fd < 0) return errno_status();
+    return fd;
+  });
+  if (!r) return reply(req, {"open", ino}, Result<OpenReply>(r.status()));
+  fill_open_reply(fs, fi, new_handle(fs.table().get(ino), r.value(), fi->flags));
   reply(req, {"open", ino}, Result<OpenReply>(OpenReply{*fi}));
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
-  Inode& dir = fs.table().get(parent);
   int fd = -1;
-  int flags = backing_flags(fi->flags) | O_CREAT | (fi->flags & O_EXCL);
-  int err = with_caller_creds(req, mode, [&] {
-    fd = openat(dir.fd, name, flags, mode);
-    return fd < 0 ? errno : 0;
+  int flags = backing_flags(fi->flags, fs.options().writeback_cache) | O_CREAT | (fi->flags & O_EXCL);
+  Status st = with_fd(fs, parent, [&](int dfd) {
+    return Status::code(with_caller_creds(req, mode, [&] {
+      fd = openat(dfd, name, flags, mode);
+      return fd < 0 ? errno : 0;
+    }));
   });
-  if (err) return reply(req, {"create", parent, name}, Result<CreateReply>(Status::error(err)));
-  auto fh = new_handle(fd, fi->flags);
-  auto e = fs.lookup_entry(dir, name);
-  if (!e) return reply(req, {"create", parent, name}, Result<CreateReply>(e.status()));
-  fill_open_reply(fi, std::move(fh));
+  if (!st) return reply(req, {"create", parent, name}, Result<CreateReply>(st));
+  auto e = fs.lookup_entry(fs.table().get(parent), name);
+  if (!e) {
+    close(fd);
+    return reply(req, {"create", parent, name}, Result<CreateReply>(e.status()));
+  }
+  fill_open_reply(fs, fi, new_handle(fs.table().get(e.value().e.ino), fd, fi->flags));
   reply(req, {"create", parent, name}, Result<CreateReply>(CreateReply{e.value().e, *fi}));
 }
 
@@ -129,7 +146,9 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off
 }
 
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  delete fh_of(fi);
+  FileHandle* fh = fh_of(fi);
+  fs_of(req).table().released(*fh->inode);
+  delete fh;
   fuse_reply_err(req, 0);
 }
 
@@ -154,6 +173,10 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
 }
 
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi) {
+  // With the writeback cache the newest data may still be in the kernel's
+  // page cache, where the store cannot see it: ENOSYS makes the kernel
+  // answer SEEK_DATA/SEEK_HOLE itself from what it caches.
+  if (fs_of(req).options().writeback_cache) return reply(req, {"lseek", ino}, Status::error(ENOSYS));
   off_t r = lseek(fh_of(fi)->fd, off, whence);
   reply(req, {"lseek", ino}, r < 0 ? Result<LseekReply>(errno_status()) : Result<LseekReply>(LseekReply{r}));
 }

@@ -28,24 +28,28 @@ EntryReply negative_entry(const Options& o) {
   return r;
 }
 
-Result<AttrReply> stat_inode(Fs& fs, Inode& in, fuse_file_info* fi) {
+Result<AttrReply> stat_inode(Fs& fs, fuse_ino_t ino, fuse_file_info* fi) {
   AttrReply r{};
   r.timeout = fs.options().attr_timeout;
-  int rc = fi ? fstat(static_cast<int>(reinterpret_cast<FileHandle*>(fi->fh)->fd), &r.st)
-              : fstatat(in.fd, "", &r.st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-  if (rc != 0) return errno_status();
-  r.st.st_ino = fs.table().id_of(in) == FUSE_ROOT_ID ? r.st.st_ino : r.st.st_ino;
-  return r;
+  if (fi) {
+    if (fstat(reinterpret_cast<FileHandle*>(fi->fh)->fd, &r.st) != 0) return errno_status();
+    return r;
+  }
+  return with_fd(fs, ino, [&](int fd) -> Result<AttrReply> {
+    if (fstatat(fd, "", &r.st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno_status();
+    return r;
+  });
 }
 
 // Runs a creating syscall as the caller, then looks the new name up.
 template <typename F>
 Result<EntryReply> create_node(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, F&& mk) {
   Fs& fs = fs_of(req);
-  Inode& dir = fs.table().get(parent);
-  int err = with_caller_creds(req, mode, [&] { return rc_errno(mk(dir.fd)); });
-  if (err) return Status::error(err);
-  return fs.lookup_entry(dir, name);
+  Status st = with_fd(fs, parent, [&](int dfd) {
+    return Status::code(with_caller_creds(req, mode, [&] { return rc_errno(mk(dfd)); }));
+  });
+  if (!st) return st;
+  return fs.lookup_entry(fs.table().get(parent), name);
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -67,11 +71,10 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 }
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Fs& fs = fs_of(req);
-  reply(req, {"getattr", ino}, stat_inode(fs, fs.table().get(ino), fi));
+  reply(req, {"getattr", ino}, stat_inode(fs_of(req), ino, fi));
 }
 
-Status set_times(Inode& in, fuse_file_info* fi, const struct stat* attr, int to_set) {
+Status set_times(int ifd, fuse_file_info* fi, const struct stat* attr, int to_set) {
   struct timespec tv[2];
   tv[0].tv_sec = tv[1].tv_sec = 0;
   tv[0].tv_nsec = tv[1].tv_nsec = UTIME_OMIT;
@@ -80,45 +83,44 @@ Status set_times(Inode& in, fuse_file_info* fi, const struct stat* attr, int to_
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) tv[1].tv_nsec = UTIME_NOW;
   else if (to_set & FUSE_SET_ATTR_MTIME) tv[1] = attr->st_mtim;
   int rc = fi ? futimens(reinterpret_cast<FileHandle*>(fi->fh)->fd, tv)
-              : utimensat(in.fd, "", tv, AT_EMPTY_PATH);
+              : utimensat(ifd, "", tv, AT_EMPTY_PATH);
   return rc == 0 ? Status() : errno_status();
 }
 
-Status apply_setattr(Inode& in, const struct stat* attr, int to_set, fuse_file_info* fi) {
+Status apply_setattr(int ifd, const struct stat* attr, int to_set, fuse_file_info* fi) {
   int hfd = fi ? reinterpret_cast<FileHandle*>(fi->fh)->fd : -1;
   if (to_set & FUSE_SET_ATTR_MODE) {
-    int rc = hfd >= 0 ? fchmod(hfd, attr->st_mode) : fchmodat(AT_FDCWD, proc_path(in.fd).c_str(), attr->st_mode, 0);
+    int rc = hfd >= 0 ? fchmod(hfd, attr->st_mode) : fchmodat(AT_FDCWD, proc_path(ifd).c_str(), attr->st_mode, 0);
     if (rc != 0) return errno_status();
   }
   if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
     uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
     gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
-    if (fchownat(in.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno_status();
+    if (fchownat(ifd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno_status();
   }
   if (to_set & FUSE_SET_ATTR_SIZE) {
-    int rc = hfd >= 0 ? ftruncate(hfd, attr->st_size) : truncate(proc_path(in.fd).c_str(), attr->st_size);
+    int rc = hfd >= 0 ? ftruncate(hfd, attr->st_size) : truncate(proc_path(ifd).c_str(), attr->st_size);
     if (rc != 0) return errno_status();
   }
   if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW))
-    TCFS_TRY(set_times(in, fi, attr, to_set));
+    TCFS_TRY(set_times(ifd, fi, attr, to_set));
   return {};
 }
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
-  Inode& in = fs.table().get(ino);
-  Status st = apply_setattr(in, attr, to_set, fi);
+  Status st = with_fd(fs, ino, [&](int ifd) { return apply_setattr(ifd, attr, to_set, fi); });
   if (!st) return reply(req, {"setattr", ino}, st);
-  reply(req, {"setattr", ino}, stat_inode(fs, in, fi));
+  reply(req, {"setattr", ino}, stat_inode(fs, ino, fi));
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
-  Inode& in = fs_of(req).table().get(ino);
-  char buf[PATH_MAX + 1];
-  ssize_t n = readlinkat(in.fd, "", buf, sizeof(buf) - 1);
-  Result<ReadlinkReply> r = n < 0 ? Result<ReadlinkReply>(errno_status())
-                                  : Result<ReadlinkReply>(ReadlinkReply{std::string(buf, static_cast<size_t>(n))});
-  reply(req, {"readlink", ino}, r);
+  reply(req, {"readlink", ino}, with_fd(fs_of(req), ino, [&](int fd) -> Result<ReadlinkReply> {
+          char buf[PATH_MAX + 1];
+          ssize_t n = readlinkat(fd, "", buf, sizeof(buf) - 1);
+          if (n < 0) return errno_status();
+          return ReadlinkReply{std::string(buf, static_cast<size_t>(n))};
+        }));
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
@@ -138,34 +140,40 @@ void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char*
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
   Fs& fs = fs_of(req);
-  Inode& in = fs.table().get(ino);
-  Inode& dir = fs.table().get(newparent);
-  // AT_EMPTY_PATH links the object itself (needs CAP_DAC_READ_SEARCH, which
-  // a root daemon has); otherwise go through its /proc path.
-  int rc = linkat(in.fd, "", dir.fd, newname, AT_EMPTY_PATH);
-  if (rc != 0 && errno == ENOENT && geteuid() != 0)
-    rc = linkat(AT_FDCWD, proc_path(in.fd).c_str(), dir.fd, newname, AT_SYMLINK_FOLLOW);
-  if (rc != 0) return reply(req, {"link", newparent, newname}, errno_status());
-  reply(req, {"link", newparent, newname}, fs.lookup_entry(dir, newname));
+  Status st = with_fd(fs, ino, [&](int fd) {
+    return with_fd(fs, newparent, [&](int dfd) {
+      // AT_EMPTY_PATH links the object itself (needs CAP_DAC_READ_SEARCH,
+      // which a root daemon has); otherwise go through its /proc path.
+      int rc = linkat(fd, "", dfd, newname, AT_EMPTY_PATH);
+      if (rc != 0 && errno == ENOENT && geteuid() != 0)
+        rc = linkat(AT_FDCWD, proc_path(fd).c_str(), dfd, newname, AT_SYMLINK_FOLLOW);
+      return rc == 0 ? Status() : errno_status();
+    });
+  });
+  if (!st) return reply(req, {"link", newparent, newname}, st);
+  reply(req, {"link", newparent, newname}, fs.lookup_entry(fs.table().get(newparent), newname));
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Inode& dir = fs_of(req).table().get(parent);
-  reply(req, {"unlink", parent, name}, unlinkat(dir.fd, name, 0) == 0 ? Status() : errno_status());
+  reply(req, {"unlink", parent, name}, with_fd(fs_of(req), parent, [&](int dfd) {
+          return unlinkat(dfd, name, 0) == 0 ? Status() : errno_status();
+        }));
 }
 
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Inode& dir = fs_of(req).table().get(parent);
-  reply(req, {"rmdir", parent, name}, unlinkat(dir.fd, name, AT_REMOVEDIR) == 0 ? Status() : errno_status());
+  reply(req, {"rmdir", parent, name}, with_fd(fs_of(req), parent, [&](int dfd) {
+          return unlinkat(dfd, name, AT_REMOVEDIR) == 0 ? Status() : errno_status();
+        }));
 }
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
                unsigned int flags) {
   Fs& fs = fs_of(req);
-  Inode& from = fs.table().get(parent);
-  Inode& to = fs.table().get(newparent);
-  int rc = renameat2(from.fd, name, to.fd, newname, flags);
-  reply(req, {"rename", parent, name}, rc == 0 ? Status() : errno_status());
+  reply(req, {"rename", parent, name}, with_fd(fs, parent, [&](int from) {
+          return with_fd(fs, newparent, [&](int to) {
+            return renameat2(from, name, to, newname, flags) == 0 ? Status() : errno_status();
+          });
+        }));
 }
 
 void op_statfs(fuse_req_t req, fuse_ino_t ino) {
@@ -175,17 +183,18 @@ void op_statfs(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
-  Inode& in = fs_of(req).table().get(ino);
-  std::string p = proc_path(in.fd);
-  int err = with_caller_creds(req, 0, [&] { return rc_errno(faccessat(AT_FDCWD, p.c_str(), mask, AT_EACCESS)); });
-  reply(req, {"access", ino}, Status::error(err));
+  reply(req, {"access", ino}, with_fd(fs_of(req), ino, [&](int fd) {
+          std::string p = proc_path(fd);
+          return Status::code(
+              with_caller_creds(req, 0, [&] { return rc_errno(faccessat(AT_FDCWD, p.c_str(), mask, AT_EACCESS)); }));
+        }));
 }
 
 // xattrs go through /proc/self/fd/N: the *xattr(2) calls take no O_PATH fd.
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
-  Inode& in = fs_of(req).table().get(ino);
-  int rc = setxattr(proc_path(in.fd).c_str(), name, value, size, flags);
-  reply(req, {"setxattr", ino, name}, rc == 0 ? Status() : errno_status());
+  reply(req, {"setxattr", ino, name}, with_fd(fs_of(req), ino, [&](int fd) {
+          return setxattr(proc_path(fd).c_str(), name, value, size, flags) == 0 ? Status() : errno_status();
+        }));
 }
 
 Result<XattrReply> read_xattr(ssize_t (*fn)(const char*, const char*, void*, size_t), const std::string& path,
@@ -210,19 +219,19 @@ ssize_t list_fn(const char* path, const char*, void* buf, size_t size) {
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  Inode& in = fs_of(req).table().get(ino);
-  reply(req, {"getxattr", ino, name}, read_xattr(&getxattr, proc_path(in.fd), name, size));
+  reply(req, {"getxattr", ino, name},
+        with_fd(fs_of(req), ino, [&](int fd) { return read_xattr(&getxattr, proc_path(fd), name, size); }));
 }
 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  Inode& in = fs_of(req).table().get(ino);
-  reply(req, {"listxattr", ino}, read_xattr(&list_fn, proc_path(in.fd), nullptr, size));
+  reply(req, {"listxattr", ino},
+        with_fd(fs_of(req), ino, [&](int fd) { return read_xattr(&list_fn, proc_path(fd), nullptr, size); }));
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
-  Inode& in = fs_of(req).table().get(ino);
-  int rc = removexattr(proc_path(in.fd).c_str(), name);
-  reply(req, {"removexattr", ino, name}, rc == 0 ? Status() : errno_status());
+  reply(req, {"removexattr", ino, name}, with_fd(fs_of(req), ino, [&](int fd) {
+          return removexattr(proc_path(fd).c_str(), name) == 0 ? Status() : errno_status();
+        }));
 }
 
 }  // namespace

@@ -3,14 +3,38 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstring>
+
 namespace tcfs::fusefs {
+namespace {
+
+// name_to_handle_at for (dirfd, name) or, with name "", for dirfd itself.
+// Empty string when the filesystem gives no handles.
+std::string make_handle(int dirfd, const char* name) {
+  alignas(file_handle) char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
+  auto* fh = reinterpret_cast<file_handle*>(buf);
+  fh->handle_bytes = MAX_HANDLE_SZ;
+  int mount_id;
+  int flags = name[0] ? 0 : AT_EMPTY_PATH;
+  if (name_to_handle_at(dirfd, name, fh, &mount_id, flags) != 0) return {};
+  return std::string(buf, sizeof(file_handle) + fh->handle_bytes);
+}
+
+}  // namespace
 
 Inode::~Inode() {
   if (fd >= 0) close(fd);
 }
 
-Result<std::unique_ptr<InodeTable>> InodeTable::create(int root_fd) {
+FdPin::~FdPin() {
+  if (t_) t_->unpin(in_);
+}
+
+Result<std::unique_ptr<InodeTable>> InodeTable::create(int root_fd, size_t fd_budget) {
   auto t = std::make_unique<InodeTable>();
+  t->fd_budget_ = fd_budget;
+  t->mount_fd_ = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (t->mount_fd_ < 0) return Status::from_errno("open store root");
   auto root = std::make_unique<Inode>();
   root->fd = openat(root_fd, ".", O_PATH | O_CLOEXEC);
   if (root->fd < 0) return Status::from_errno("open store root");
@@ -25,6 +49,67 @@ Result<std::unique_ptr<InodeTable>> InodeTable::create(int root_fd) {
   return t;
 }
 
+InodeTable::~InodeTable() {
+  lru_.clear();
+  if (mount_fd_ >= 0) close(mount_fd_);
+}
+
+void InodeTable::settle_locked(Inode& in) {
+  bool evictable = &in != root_ && in.fd >= 0 && in.pins == 0 && in.opens == 0 && !in.handle.empty();
+  if (in.is_linked()) lru_.erase(lru_.iterator_to(in));
+  if (evictable) lru_.push_back(in);
+}
+
+void InodeTable::evict_locked() {
+  while (open_fds_ > fd_budget_ && !lru_.empty()) {
+    Inode& victim = lru_.front();
+    lru_.pop_front();
+    close(victim.fd);
+    victim.fd = -1;
+    --open_fds_;
+  }
+}
+
+Result<FdPin> InodeTable::pin(Inode& in) {
+  std::unique_lock<std::mutex> g(mu_);
+  if (in.fd < 0) {
+    g.unlock();
+    auto* fh = reinterpret_cast<file_handle*>(const_cast<char*>(in.handle.data()));
+    int fd = open_by_handle_at(mount_fd_, fh, O_PATH | O_CLOEXEC);
+    if (fd < 0) return Status::from_errno();
+    g.lock();
+    if (in.fd < 0) {
+      in.fd = fd;
+      ++open_fds_;
+    } else {
+      close(fd);  // another thread reopened it first
+    }
+  }
+  ++in.pins;
+  settle_locked(in);
+  evict_locked();
+  return FdPin(this, &in, in.fd);
+}
+
+void InodeTable::unpin(Inode* in) {
+  std::lock_guard<std::mutex> g(mu_);
+  --in->pins;
+  settle_locked(*in);
+}
+
+void InodeTable::opened(Inode& in) {
+  std::lock_guard<std::mutex> g(mu_);
+  ++in.opens;
+  settle_locked(in);
+}
+
+void InodeTable::released(Inode& in) {
+  std::lock_guard<std::mutex> g(mu_);
+  --in.opens;
+  settle_locked(in);
+  evict_locked();
+}
+
 Inode* InodeTable::ref_locked(const Key& k) {
   if (k.dev == root_->src_dev && k.ino == root_->src_ino) return root_;
   auto it = map_.find(k);
@@ -33,62 +118,72 @@ Inode* InodeTable::ref_locked(const Key& k) {
   return it->second.get();
 }
 
-Result<Inode*> InodeTable::lookup(Inode& parent, const char* name, struct stat* st) {
-  // Fast path: stat by name and reuse a known Inode; this costs one syscall
-  // for every repeated lookup of an object the kernel already knows.
-  if (fstatat(parent.fd, name, st, AT_SYMLINK_NOFOLLOW) != 0) return Status::from_errno();
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    if (Inode* in = ref_locked({st->st_dev, st->st_ino})) return in;
-  }
-  // Slow path: pin the object with an O_PATH fd, then re-stat through the
-  // fd so that the identity we record is the object we hold (the name may
-  // have been renamed over in between).
-  int fd = openat(parent.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return Status::from_errno();
-  if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
-    Status s = Status::from_errno();
-    close(fd);
-    return s;
-  }
-  std::lock_guard<std::mutex> g(mu_);
-  if (Inode* in = ref_locked({st->st_dev, st->st_ino})) {
-    close(fd);
-    return in;
-  }
+Result<Inode*> InodeTable::create_inode(int parent_fd, const char* name, struct stat* st) {
   auto in = std::make_unique<Inode>();
-  in->fd = fd;
   in->src_dev = st->st_dev;
   in->src_ino = st->st_ino;
   in->type = st->st_mode & S_IFMT;
   in->nlookup = 1;
+  in->handle = make_handle(parent_fd, name);
+  if (in->handle.empty()) {
+    // No handles here: pin the object with an fd for the Inode's lifetime,
+    // re-stat through it so the identity we record is the object we hold.
+    in->fd = openat(parent_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (in->fd < 0) return Status::from_errno();
+    if (fstatat(in->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return Status::from_errno();
+    in->src_dev = st->st_dev;
+    in->src_ino = st->st_ino;
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  if (Inode* known = ref_locked({in->src_dev, in->src_ino})) return known;
+  if (in->fd >= 0) ++open_fds_;
   Inode* raw = in.get();
-  map_.emplace(Key{st->st_dev, st->st_ino}, std::move(in));
+  map_.emplace(Key{raw->src_dev, raw->src_ino}, std::move(in));
   return raw;
+}
+
+Result<Inode*> InodeTable::lookup(Inode& parent, const char* name, struct stat* st) {
+  auto pp = pin(parent);
+  if (!pp) return pp.status();
+  // One fstatat for an object the kernel already knows; a new one costs
+  // one more syscall for its handle and no fd until something needs one.
+  // (The kernel serializes a lookup against renames in the same directory,
+  // so the name still means the object stat() saw.)
+  if (fstatat(pp->fd(), name, st, AT_SYMLINK_NOFOLLOW) != 0) return Status::from_errno();
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (Inode* in = ref_locked({st->st_dev, st->st_ino})) return in;
+  }
+  return create_inode(pp->fd(), name, st);
 }
 
 void InodeTable::forget(fuse_ino_t ino, uint64_t n) {
   if (ino == FUSE_ROOT_ID) return;
-  std::unique_ptr<Inode> dead;  // closed outside the lock
+  std::unique_ptr<Inode> dead;  // destroyed (fd closed) outside the lock
   {
     std::lock_guard<std::mutex> g(mu_);
     Inode& in = get(ino);
-    if (&in == root_) return;
     if (in.nlookup > n) {
       in.nlookup -= n;
       return;
     }
     auto it = map_.find({in.src_dev, in.src_ino});
-    if (it != map_.end()) {
-      dead = std::move(it->second);
-      map_.erase(it);
-    }
+    if (it == map_.end()) return;
+    if (in.is_linked()) lru_.erase(lru_.iterator_to(in));
+    if (in.fd >= 0) --open_fds_;
+    dead = std::move(it->second);
+    map_.erase(it);
   }
 }
 
 size_t InodeTable::size() {
   std::lock_guard<std::mutex> g(mu_);
   return map_.size();
+}
+
+size_t InodeTable::open_fds() {
+  std::lock_guard<std::mutex> g(mu_);
+  return open_fds_;
 }
 
 }  // namespace tcfs::fusefs

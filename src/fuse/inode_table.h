@@ -2,17 +2,24 @@
 // objects in <store>/root.
 //
 // Contract:
-//  * Each Inode names one backing object by an O_PATH fd (so renames and
-//    unlinks behind a name never make it point at another object) and by
-//    its (st_dev, st_ino) identity. Two names of one object (hard links)
-//    share one Inode.
+//  * Each Inode names one backing object by its (st_dev, st_ino) identity
+//    and by a kernel file handle (name_to_handle_at), so renames and
+//    unlinks behind a name never make it point at another object. Two names
+//    of one object (hard links) share one Inode.
+//  * An Inode's O_PATH fd is a cache: opened on first use (pin()), closed
+//    again, least recently used first, when more than `fd_budget` inode fds
+//    are open, so the number of objects the kernel may remember is not
+//    bounded by RLIMIT_NOFILE. Pinned inodes, inodes with open files and
+//    objects whose filesystem gives no handles keep their fd.
 //  * The FUSE node id of an Inode is its address; FUSE_ROOT_ID maps to the
 //    root Inode, which is never forgotten. The kernel holds `nlookup`
-//    references; an Inode is destroyed (its fd closed) when forget() drops
-//    the count to zero. A node id is never used by the kernel after that.
+//    references; an Inode is destroyed when forget() drops them to zero. A
+//    node id is never used by the kernel after that, and never while one of
+//    its requests is in flight, so a pinned Inode is never destroyed.
 //
 // Lock order: InodeTable::mu_ is a leaf lock: nothing else is acquired
-// while it is held. mu_ protects map_ and every Inode::nlookup.
+// while it is held. mu_ protects map_, lru_, open_fds_ and every Inode's
+// fd, nlookup, pins and opens.
 //
 // Thread-safety: all members are safe to call from any FUSE worker.
 #pragma once
@@ -20,46 +27,79 @@
 #include <fuse_lowlevel.h>
 #include <sys/stat.h>
 
+#include <boost/intrusive/list.hpp>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
 #include "tcfs/status.h"
 
 namespace tcfs::fusefs {
 
-struct Inode {
-  int fd = -1;  // O_PATH | O_NOFOLLOW, immutable after creation
+struct Inode : boost::intrusive::list_base_hook<> {  // hook: InodeTable::lru_
   dev_t src_dev = 0;
   ino_t src_ino = 0;
-  mode_t type = 0;       // S_IFMT bits, immutable (an object never changes type)
-  uint64_t nlookup = 0;  // guarded by InodeTable::mu_
+  mode_t type = 0;     // S_IFMT bits, immutable (an object never changes type)
+  std::string handle;  // struct file_handle bytes; empty: no handles, fd kept
+  // Guarded by InodeTable::mu_:
+  int fd = -1;          // O_PATH | O_NOFOLLOW, or -1 while evicted
+  uint64_t nlookup = 0;
+  unsigned pins = 0;    // FdPins alive
+  unsigned opens = 0;   // open FileHandles
   ~Inode();
+};
+
+class InodeTable;
+
+// Keeps an Inode's fd open while alive.
+class FdPin {
+ public:
+  FdPin(InodeTable* t, Inode* in, int fd) : t_(t), in_(in), fd_(fd) {}
+  FdPin(FdPin&& o) noexcept : t_(o.t_), in_(o.in_), fd_(o.fd_) { o.t_ = nullptr; }
+  FdPin& operator=(FdPin&&) = delete;
+  ~FdPin();
+  int fd() const { return fd_; }
+
+ private:
+  InodeTable* t_;
+  Inode* in_;
+  int fd_;
 };
 
 class InodeTable {
  public:
   // root_fd: the store's root/ directory (duplicated; caller keeps its own).
-  static Result<std::unique_ptr<InodeTable>> create(int root_fd);
+  // fd_budget: inode fds kept open at most (beyond those that must stay).
+  static Result<std::unique_ptr<InodeTable>> create(int root_fd, size_t fd_budget = 4096);
+  ~InodeTable();
 
   Inode& root() { return *root_; }
   // Node id -> Inode. The kernel guarantees the id is live.
-  Inode& get(fuse_ino_t ino) {
-    return ino == FUSE_ROOT_ID ? *root_ : *reinterpret_cast<Inode*>(ino);
-  }
+  Inode& get(fuse_ino_t ino) { return ino == FUSE_ROOT_ID ? *root_ : *reinterpret_cast<Inode*>(ino); }
   fuse_ino_t id_of(const Inode& in) const {
     return &in == root_ ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(&in);
   }
 
+  // The inode's O_PATH fd, reopened from its handle if it was evicted
+  // (ESTALE if the object no longer exists).
+  Result<FdPin> pin(Inode& in);
   // Looks `name` up in `parent`, adds one kernel reference to the matching
   // Inode (creating it if needed) and fills *st. ENOENT etc. as lstat gives.
   Result<Inode*> lookup(Inode& parent, const char* name, struct stat* st);
   // Drops n kernel references.
   void forget(fuse_ino_t ino, uint64_t n);
+  // An open file keeps its inode's fd (an unlinked object has no handle
+  // that reopens it on every filesystem).
+  void opened(Inode& in);
+  void released(Inode& in);
+
   size_t size();
+  size_t open_fds();
 
  private:
+  friend class FdPin;
   struct Key {
     dev_t dev;
     ino_t ino;
@@ -68,11 +108,20 @@ class InodeTable {
   struct KeyHash {
     size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.ino ^ (uint64_t(k.dev) << 48)); }
   };
-  // Adds a reference to the Inode for key, if present. Caller holds mu_.
-  Inode* ref_locked(const Key& k);
+  using Lru = boost::intrusive::list<Inode>;
+
+  Inode* ref_locked(const Key& k);    // caller holds mu_
+  void unpin(Inode* in);
+  void settle_locked(Inode& in);      // put in/out of lru_ by its state
+  void evict_locked();                // closes fds beyond the budget
+  Result<Inode*> create_inode(int parent_fd, const char* name, struct stat* st);
 
   std::mutex mu_;
   std::unordered_map<Key, std::unique_ptr<Inode>, KeyHash> map_;
+  Lru lru_;  // inodes whose fd may be closed, least recently used first
+  size_t open_fds_ = 0;
+  size_t fd_budget_ = 4096;
+  int mount_fd_ = -1;  // for open_by_handle_at
   Inode* root_ = nullptr;
   std::unique_ptr<Inode> root_owner_;
 };

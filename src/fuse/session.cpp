@@ -55,9 +55,9 @@ fuse_lowlevel_ops make_ops() {
 }
 
 // Every kernel-held inode pins an O_PATH fd: allow as many as the system does.
-void raise_fd_limit() {
+size_t raise_fd_limit() {
   struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
   rlim_t max = rl.rlim_max;
   if (geteuid() == 0) {
     if (FILE* f = fopen("/proc/sys/fs/nr_open", "r")) {
@@ -72,6 +72,30 @@ void raise_fd_limit() {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
+  getrlimit(RLIMIT_NOFILE, &rl);
+  return static_cast<size_t>(rl.rlim_cur);
+}
+
+// Sets the mount's read-ahead through sysfs. The device number comes from
+// /proc/self/mountinfo: stat() on the mountpoint would wait for this very
+// daemon, which is not serving yet.
+void set_read_ahead(const std::string& mountpoint, unsigned kb) {
+  FILE* f = fopen("/proc/self/mountinfo", "r");
+  if (!f) return;
+  char line[4096];
+  std::string dev;
+  while (fgets(line, sizeof line, f)) {
+    unsigned id, parent;
+    char majmin[64], root[1024], mp[1024];
+    if (sscanf(line, "%u %u %63s %1023s %1023s", &id, &parent, majmin, root, mp) == 5 && mountpoint == mp)
+      dev = majmin;  // the last match is the newest mount
+  }
+  fclose(f);
+  if (dev.empty()) return;
+  std::string path = "/sys/class/bdi/" + dev + "/read_ahead_kb";
+  FILE* ra = fopen(path.c_str(), "w");
+  if (!ra || fprintf(ra, "%u\n", kb) < 0 || fclose(ra) != 0)
+    spdlog::debug("set read-ahead: {}: {}", path, strerror(errno));
 }
 
 }  // namespace
@@ -121,8 +145,10 @@ Status check_mountpoint(const std::string& mp, bool allow_nonempty) {
 }
 
 Status serve(store::Store& store, const MountConfig& cfg, const std::function<void()>& on_mounted) {
-  raise_fd_limit();
-  auto table = InodeTable::create(store.root_fd());
+  size_t fd_limit = raise_fd_limit();
+  // Half the fd limit caches inode fds; the rest serves open files and
+  // directories, LMDB and the control socket.
+  auto table = InodeTable::create(store.root_fd(), std::max<size_t>(256, fd_limit / 2));
   if (!table) return table.status();
   Fs fs(store, std::move(table.value()), cfg.fs);
 
@@ -144,6 +170,7 @@ Status serve(store::Store& store, const MountConfig& cfg, const std::function<vo
     fuse_remove_signal_handlers(se);
     return Status::error(EIO, "cannot mount on " + cfg.mountpoint + " (see the message above)");
   }
+  set_read_ahead(cfg.mountpoint, cfg.fs.read_ahead_kb);
   spdlog::info("mounted store {} on {} ({}{})", store.path(), cfg.mountpoint, store.fs_type(),
                store.reflink() ? ", reflink" : ", no reflink");
   on_mounted();
