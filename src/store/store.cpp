@@ -150,7 +150,7 @@ Status Store::open_dirs(bool create) {
 }
 
 Status Store::open_meta() {
-  auto env = meta::Env::open(path_ + "/meta", {"store"});
+  auto env = meta::Env::open(path_ + "/meta", {"store", "rr"});
   if (!env) return env.status();
   meta_ = std::move(env.value());
   auto txn = meta::Txn::begin(*meta_, true);

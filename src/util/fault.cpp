@@ -115,6 +115,15 @@ void arm(const std::string& site, int err, unsigned nth, unsigned count) {
   r.faults[site] = Armed{err, nth, count, 0};
 }
 
+void arm_crash(const std::string& name, unsigned nth) {
+  Registry& r = reg();
+  std::lock_guard<std::mutex> g(r.mu);
+  load_env(r);
+  r.crash_name = name;
+  r.crash_nth = nth;
+  r.crash_hits = 0;
+}
+
 void reset() {
   Registry& r = reg();
   std::lock_guard<std::mutex> g(r.mu);

@@ -24,6 +24,8 @@ namespace tcfs::fault {
 int check(const char* site);
 // Test hook: arm a fault at `site` (errno err) for calls nth..nth+count-1.
 void arm(const std::string& site, int err, unsigned nth = 1, unsigned count = 1);
+// Test hook: arm crash point `name` for its nth hit (as TCFS_CRASH_AT does).
+void arm_crash(const std::string& name, unsigned nth = 1);
 // Test hook: drop every armed fault and crash point, and re-read nothing.
 void reset();
 // errno name <-> value for the TCFS_FAULT syntax ("EIO" -> 5); 0 if unknown.

@@ -1,0 +1,114 @@
+#include "txn/fsops.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/openat2.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <vector>
+
+namespace tcfs::txn {
+
+Result<Fd> open_beneath(int root_fd, const std::string& path, int flags, unsigned mode, bool no_symlinks) {
+  struct open_how how{};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | (no_symlinks ? RESOLVE_NO_SYMLINKS : 0);
+  const char* p = path.empty() ? "." : path.c_str();
+  long fd;
+  do {
+    fd = syscall(SYS_openat2, root_fd, p, &how, sizeof(how));
+  } while (fd < 0 && errno == EAGAIN);
+  if (fd < 0) {
+    int e = errno;
+    if (e == EXDEV) return Status::error(EXDEV, path + ": leads outside the mount");
+    return Status::error(e, path.empty() ? "/" : path);
+  }
+  return Fd(static_cast<int>(fd));
+}
+
+std::pair<std::string, std::string> split_parent(const std::string& path) {
+  size_t i = path.rfind('/');
+  if (i == std::string::npos) return {"", path};
+  return {path.substr(0, i), path.substr(i + 1)};
+}
+
+Result<Fd> open_parent(int root_fd, const std::string& path, std::string* name, bool no_symlinks) {
+  auto [dir, base] = split_parent(path);
+  *name = base;
+  return open_beneath(root_fd, dir, O_PATH | O_DIRECTORY, 0, no_symlinks);
+}
+
+std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+Result<int64_t> copy_range(int in, int64_t in_off, int out, int64_t out_off, int64_t len) {
+  int64_t done = 0;
+  bool use_cfr = true;
+  std::vector<char> buf;
+  while (len < 0 || done < len) {
+    size_t want = len < 0 ? (size_t{1} << 30) : static_cast<size_t>(std::min<int64_t>(len - done, int64_t{1} << 30));
+    ssize_t n = -1;
+    if (use_cfr) {
+      loff_t io = in_off + done, oo = out_off + done;
+      n = copy_file_range(in, &io, out, &oo, want, 0);
+      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS || errno == EBADF)) {
+        use_cfr = false;
+        continue;
+      }
+    } else {
+      buf.resize(1 << 20);
+      size_t chunk = std::min(want, buf.size());
+      n = pread(in, buf.data(), chunk, in_off + done);
+      if (n < 0 && errno == ESPIPE) n = read(in, buf.data(), chunk);
+      for (ssize_t w = 0; n > 0 && w < n;) {
+        ssize_t m = pwrite(out, buf.data() + w, static_cast<size_t>(n - w), out_off + done + w);
+        if (m < 0) return Status::from_errno("write");
+        w += m;
+      }
+    }
+    if (n < 0) return Status::from_errno(use_cfr ? "copy_file_range" : "read");
+    if (n == 0) break;
+    done += n;
+  }
+  return done;
+}
+
+Status clone_file(int in, int out, bool reflink) {
+  struct stat st;
+  if (fstat(in, &st) != 0) return Status::from_errno("fstat");
+  if (reflink && ioctl(out, FICLONE, in) == 0) {
+    if (ftruncate(out, st.st_size) != 0) return Status::from_errno("ftruncate");
+    return {};
+  }
+  if (ftruncate(out, 0) != 0) return Status::from_errno("ftruncate");
+  auto n = copy_range(in, 0, out, 0, st.st_size);
+  if (!n) return n.status();
+  if (ftruncate(out, st.st_size) != 0) return Status::from_errno("ftruncate");
+  return {};
+}
+
+Status remove_tree(int dirfd, const std::string& name) {
+  if (unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return {};
+  if (errno != EISDIR && errno != EPERM) return Status::from_errno("unlink " + name);
+  int fd = openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("open " + name);
+  DIR* d = fdopendir(fd);
+  std::vector<std::string> names;
+  while (struct dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  Status st;
+  for (const auto& n : names) {
+    Status s = remove_tree(fd, n);
+    if (!s && st) st = s;
+  }
+  closedir(d);
+  if (unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT && st) st = Status::from_errno("rmdir " + name);
+  return st;
+}
+
+}  // namespace tcfs::txn

@@ -1,0 +1,367 @@
+// txn/txn.cpp — the compound protocol (see txn.h for its numbered steps).
+#include "txn/txn.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cassert>
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "txn/exec.h"
+#include "txn/fsops.h"
+#include "txn/plan.h"
+#include "txn/rr.h"
+#include "txn/undo.h"
+#include "util/fault.h"
+
+namespace tcfs::txn {
+namespace {
+
+constexpr int kMaxReplans = 8;
+constexpr uint64_t kIdBlock = 1024;
+
+std::string summary_of(const Compound& c) {
+  std::map<std::string, unsigned> n;
+  for (const auto& op : c.ops) ++n[op_kind_name(op.kind)];
+  std::string s;
+  for (const auto& [k, v] : n) s += (s.empty() ? "" : ", ") + std::to_string(v) + " " + k;
+  return s;
+}
+
+CompoundReply rejected(int err, std::string msg, int op = -1) {
+  CompoundReply r;
+  r.outcome = Outcome::Rejected;
+  r.err = err;
+  r.failed_op = op;
+  r.message = std::move(msg);
+  return r;
+}
+
+bool covered(const std::vector<LockKey>& need, const std::set<LockKey>& held) {
+  for (const auto& k : need)
+    if (!held.count(k)) return false;
+  return true;
+}
+
+}  // namespace
+
+TxnManager::TxnManager(store::Store& store, LockManager& locks, Invalidator* inv)
+    : store_(store), locks_(locks), inv_(inv) {}
+
+TxnManager::~TxnManager() { stop_background(); }
+
+Result<uint64_t> TxnManager::new_id() {
+  std::lock_guard g(id_mu_);
+  if (next_id_ >= id_limit_) {
+    // Reserve a block of ids with one synced LMDB write; ids never repeat,
+    // even across a crash (a reserved block is simply skipped).
+    auto t = meta::Txn::begin(store_.meta(), true);
+    if (!t) return t.status();
+    MDB_dbi db = store_.meta().db("store");
+    auto cur = t->get(db, "next_txn");
+    if (!cur) return cur.status();
+    uint64_t base = cur->has_value() ? std::stoull(**cur) : 1;
+    TCFS_TRY(t->put(db, "next_txn", std::to_string(base + kIdBlock)));
+    TCFS_TRY(t->commit());
+    next_id_ = base;
+    id_limit_ = base + kIdBlock;
+  }
+  return next_id_++;
+}
+
+// Step 1: plan, lock, re-plan under the locks until the locks cover it.
+Result<LockSet> TxnManager::lock_plan(const Compound& c, Plan& p) {
+  p = plan(store_.root_fd(), c);
+  std::vector<LockKey> want = p.exclusive;
+  want.insert(want.end(), p.shared.begin(), p.shared.end());
+  for (int i = 0; i < kMaxReplans; ++i) {
+    // Shared path locks are taken Exclusive for now (a coarser but safe
+    // choice while the lock manager has two modes).
+    LockSet held = locks_.acquire(want, LockMode::Exclusive);
+    p = plan(store_.root_fd(), c);
+    std::set<LockKey> have(want.begin(), want.end());
+    if (covered(p.exclusive, have) && covered(p.shared, have)) return held;
+    held.release();
+    want.insert(want.end(), p.exclusive.begin(), p.exclusive.end());
+    want.insert(want.end(), p.shared.begin(), p.shared.end());
+  }
+  return Status::error(EAGAIN, "the tree kept changing under the compound");
+}
+
+// Step 2: the undo images, in txn/<id>/.
+Status TxnManager::make_images(uint64_t id, const Plan& p, int* txn_fd) {
+  std::string dir = std::to_string(id);
+  if (mkdirat(store_.txn_fd(), dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return Status::from_errno("create undo directory txn/" + dir);
+  *txn_fd = openat(store_.txn_fd(), dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (*txn_fd < 0) return Status::from_errno("open undo directory txn/" + dir);
+  TCFS_TRY(mark_ran(*txn_fd, 0));
+  for (const auto& r : p.rr.inodes) {
+    if (!r.has_data) continue;
+    Fd src(openat(store_.root_fd(), r.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!src) return Status::from_errno("open " + r.path + " for its undo image");
+    if (int f = fault::check("txn.image")) return Status::error(f, "undo image of " + r.path);
+    Fd img(openat(*txn_fd, r.image.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!img) return Status::from_errno("create undo image for " + r.path);
+    Status st = clone_file(src.get(), img.get(), store_.reflink());
+    if (!st) return Status::error(st.err(), "undo image of " + r.path + ": " + st.message());
+  }
+  return {};
+}
+
+void TxnManager::invalidate_attrs(const Plan& p) {
+  if (!inv_) return;
+  for (const auto& k : p.attrs) inv_->attrs(k);
+}
+
+void TxnManager::invalidate_rest(const Plan& p) {
+  if (!inv_) return;
+  for (const auto& [k, name] : p.entries) inv_->entry(k, name);
+  for (const auto& k : p.data) inv_->data(k);
+}
+
+CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progress& progress) {
+  CompoundReply reply;
+  if (c.ops.empty()) {
+    reply.outcome = Outcome::Committed;
+    return reply;
+  }
+  Plan p;
+  auto held = lock_plan(c, p);
+  if (!held) return rejected(held.err(), held.status().message());
+  TCFS_CRASH_POINT("txn.after_lock");
+  reply = c.options.txn ? run_txn(c, who, p, progress) : run_plain(c, who, p, progress);
+  invalidate_attrs(p);  // safe under the locks: takes no page or inode lock
+  held->release();
+  invalidate_rest(p);
+  return reply;
+}
+
+// txn off: run until the first failure, keep what ran.
+CompoundReply TxnManager::run_plain(const Compound& c, const Caller& who, Plan& p, const Progress& progress) {
+  CompoundReply reply;
+  reply.results.resize(c.ops.size());
+  ExecCtx ctx{store_.root_fd(), -1, &who.creds, &c.fds, store_.reflink(), {}};
+  AsUser as(who.creds);
+  size_t i = 0;
+  Status st_;
+  for (; i < p.ops.size(); ++i) {
+    reply.results[i].ran = true;
+    st_ = exec_op(ctx, c.ops[i], p.ops[i], reply.results[i]);
+    if (!st_) break;
+    if (progress) progress(i + 1, c.ops.size());
+  }
+  if (st_ && p.failed_op >= 0) {
+    int e = probe_errno(ctx, c.ops[static_cast<size_t>(p.failed_op)]);
+    st_ = Status::error(e ? e : p.err, p.message);
+    i = static_cast<size_t>(p.failed_op);
+  }
+  if (c.options.sync) {
+    AsRoot root(who.creds);
+    if (syncfs(store_.root_fd()) != 0 && st_) st_ = Status::from_errno("syncfs");
+  }
+  reply.outcome = st_ ? Outcome::Committed : Outcome::Partial;
+  if (!st_) {
+    reply.failed_op = static_cast<int32_t>(i);
+    reply.err = st_.err();
+    reply.message = st_.message();
+    if (i < reply.results.size()) reply.results[i].err = st_.err();
+  }
+  return reply;
+}
+
+CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p, const Progress& progress) {
+  CompoundReply reply;
+  reply.results.resize(c.ops.size());
+  auto id = new_id();
+  if (!id) return rejected(id.err(), "allocate a compound id: " + id.status().message());
+  reply.txn_id = *id;
+  RecoveryRecord& rr = p.rr;
+  rr.id = *id;
+  rr.created = time(nullptr);
+  rr.pid = who.pid;
+  rr.uid = who.creds.uid;
+  rr.gid = who.creds.gid;
+  rr.nops = static_cast<uint32_t>(c.ops.size());
+  rr.sync = c.options.sync;
+  rr.summary = summary_of(c);
+  UndoCtx uctx{store_.root_fd(), store_.txn_fd(), false, {}};
+
+  // Steps 2-4: nothing has changed yet; any failure here leaves only
+  // garbage in txn/<id>/, which reclaim removes.
+  Fd txn_dir;
+  if (!p.ops.empty()) {
+    int tfd = -1;
+    Status st = make_images(rr.id, p, &tfd);
+    txn_dir = Fd(tfd);
+    TCFS_CRASH_POINT("txn.after_images");
+    if (st && syncfs(store_.root_fd()) != 0) st = Status::from_errno("syncfs undo images");
+    if (st) st = put_rr(store_.meta(), rr);  // invariant 2: RR durable before the first change
+    if (!st) {
+      reclaim_later(rr.id);
+      return rejected(st.err(), "prepare compound: " + st.message());
+    }
+    TCFS_CRASH_POINT("txn.after_rr");
+  }
+
+  // Step 5: the operations, as the caller.
+  ExecCtx ctx{store_.root_fd(), txn_dir.get(), &who.creds, &c.fds, store_.reflink(), {}};
+  ctx.amend_exchange = [&](size_t step, Identity ident) {
+    rr.steps[step].id = ident;
+    return put_rr(store_.meta(), rr);
+  };
+  size_t i = 0;
+  Status st_;
+  {
+    AsUser as(who.creds);
+    for (; i < p.ops.size(); ++i) {
+      if (i > 0) {
+        AsRoot root(who.creds);
+        st_ = mark_ran(txn_dir.get(), static_cast<uint32_t>(i));
+        if (!st_) break;
+      }
+      TCFS_CRASH_POINT("txn.before_op");
+      reply.results[i].ran = true;
+      st_ = exec_op(ctx, c.ops[i], p.ops[i], reply.results[i]);
+      if (!st_) break;
+      TCFS_CRASH_POINT("txn.after_op");
+      if (progress) progress(i + 1, c.ops.size());
+    }
+    if (st_ && p.failed_op >= 0) {
+      int e = probe_errno(ctx, c.ops[static_cast<size_t>(p.failed_op)]);
+      st_ = Status::error(e ? e : p.err, p.message);
+      i = static_cast<size_t>(p.failed_op);
+    }
+  }
+
+  if (!st_) {
+    // Online undo of operations 0..i (op i may have half happened).
+    UndoStats us;
+    Status ust = p.ops.empty() ? Status() : undo(uctx, rr, static_cast<uint32_t>(std::min(i, p.ops.size() - 1)), us);
+    if (ust && !p.ops.empty()) ust = finish_undo(uctx, store_.meta(), rr.id);
+    if (!ust) {
+      // The RR stays: recovery (or tcfs-undo) will finish the job.
+      spdlog::error("txn {}: undo failed: {}", rr.id, ust.message());
+    }
+    reply.outcome = Outcome::RolledBack;
+    reply.failed_op = static_cast<int32_t>(i);
+    reply.err = st_.err();
+    reply.message = st_.message();
+    reply.results[i].err = st_.err();
+    for (auto& r : reply.results) r.bytes = r.ran ? r.bytes : 0;
+    return reply;
+  }
+  TCFS_CRASH_POINT("txn.after_exec");
+
+  if (!c.options.sync) {
+    std::lock_guard g(mu_);
+    lazy_.push_back(rr.id);
+    reply.outcome = Outcome::Committed;
+    return reply;
+  }
+  // Step 6: every effect durable; step 7: the commit point.
+  std::vector<uint64_t> done{rr.id};
+  {
+    std::lock_guard d(durable_mu_);
+    {
+      std::lock_guard g(mu_);
+      done.insert(done.end(), lazy_.begin(), lazy_.end());
+    }
+    Status st = syncfs(store_.root_fd()) == 0 ? Status() : Status::from_errno("syncfs");
+    TCFS_CRASH_POINT("txn.after_sync");
+    if (st) st = delete_rrs(store_.meta(), done);  // COMMIT POINT (invariant 6)
+    if (!st) {
+      // Cannot commit durably: undo instead (the RR is still there).
+      UndoStats us;
+      Status ust = undo(uctx, rr, kAllOps, us);
+      if (ust) ust = finish_undo(uctx, store_.meta(), rr.id);
+      if (!ust) spdlog::error("txn {}: undo after a failed commit: {}", rr.id, ust.message());
+      reply.outcome = Outcome::RolledBack;
+      reply.failed_op = -1;
+      reply.err = st.err();
+      reply.message = "commit: " + st.message();
+      return reply;
+    }
+    TCFS_CRASH_POINT("txn.after_commit");
+    std::lock_guard g(mu_);
+    std::erase_if(lazy_, [&](uint64_t x) { return std::find(done.begin(), done.end(), x) != done.end(); });
+  }
+  for (uint64_t x : done) reclaim_later(x);
+  reply.outcome = Outcome::Committed;
+  return reply;
+}
+
+Status TxnManager::make_durable() {
+  std::lock_guard d(durable_mu_);
+  std::vector<uint64_t> ids;
+  {
+    std::lock_guard g(mu_);
+    ids = lazy_;
+  }
+  if (ids.empty()) return {};
+  if (syncfs(store_.root_fd()) != 0) return Status::from_errno("syncfs");
+  TCFS_TRY(delete_rrs(store_.meta(), ids));  // commit point of sync-off compounds
+  {
+    std::lock_guard g(mu_);
+    std::erase_if(lazy_, [&](uint64_t x) { return std::find(ids.begin(), ids.end(), x) != ids.end(); });
+  }
+  for (uint64_t x : ids) reclaim_later(x);
+  return {};
+}
+
+bool TxnManager::has_lazy() {
+  std::lock_guard g(mu_);
+  return !lazy_.empty();
+}
+
+void TxnManager::reclaim_later(uint64_t id) {
+  std::lock_guard g(mu_);
+  reclaim_.push_back(id);
+  if (!bg_.joinable()) return;  // no background thread: reclaimed at the next start
+  cv_.notify_one();
+}
+
+Status TxnManager::recover(const std::function<void(const std::string&)>& report) {
+  UndoCtx ctx{store_.root_fd(), store_.txn_fd(), false, report};
+  return recover_all(ctx, store_.meta());
+}
+
+void TxnManager::start_background(unsigned interval_ms) {
+  bg_ = std::thread([this, interval_ms] { background(interval_ms); });
+}
+
+void TxnManager::stop_background() {
+  {
+    std::lock_guard g(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (bg_.joinable()) bg_.join();
+}
+
+void TxnManager::background(unsigned interval_ms) {
+  std::unique_lock g(mu_);
+  while (!stop_) {
+    cv_.wait_for(g, std::chrono::milliseconds(interval_ms), [&] { return stop_ || !reclaim_.empty(); });
+    std::vector<uint64_t> ids;
+    ids.swap(reclaim_);
+    bool lazy = !lazy_.empty();
+    g.unlock();
+    for (uint64_t id : ids) {
+      Status s = remove_txn_dir(store_.txn_fd(), id);
+      if (!s) spdlog::warn("reclaim txn/{}: {}", id, s.message());
+    }
+    if (lazy) {
+      Status s = make_durable();
+      if (!s) spdlog::warn("retire sync-off compounds: {}", s.message());
+    }
+    g.lock();
+  }
+}
+
+}  // namespace tcfs::txn

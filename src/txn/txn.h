@@ -1,0 +1,112 @@
+// txn/txn.h — the transaction manager: runs compounds all-or-nothing,
+// recovers the store at start-up, reclaims undo images.
+//
+// Protocol of one compound (DESIGN.md §5; crash points in brackets):
+//   1. plan (plan.h) without locks; take the plan's locks in the global
+//      order; plan again under them, until the plan needs no lock not held
+//      (invariant 7).                                   [txn.after_lock]
+//   2. undo images: txn/<id>/ and a reflink clone of every existing file
+//      whose data the compound changes (invariant 3).   [txn.after_images]
+//   3. syncfs: the images are durable (invariant 2).
+//   4. the recovery record, synced into LMDB (invariants 1, 2). [txn.after_rr]
+//   5. the operations, in order, as the caller.         [txn.before_op/after_op]
+//      On a failure: undo 0..k, syncfs, delete the RR, reply "rolled back".
+//   6. sync on: syncfs, so every effect is durable.     [txn.after_sync]
+//   7. COMMIT POINT: the synced LMDB transaction that deletes the RR
+//      (invariant 6).                                    [txn.after_commit]
+//      sync off: the RR stays until a later syncfs retires it (make_durable,
+//      the background retirer, any fsync through the mount); a crash before
+//      that rolls the compound back whole.
+//   8. invalidate kernel attributes of touched inodes; release the locks;
+//      invalidate entries and data (invariant 8); reply. txn/<id>/ is
+//      removed in the background.
+// With txn off, steps 2-4 and the undo are skipped: operations stop at the
+// first error (best effort), locks are still taken.
+//
+// Locks: mu_ protects lazy_ and reclaim_; it is a leaf (never held while
+// calling into the lock manager, LMDB or the filesystem... except the short
+// syncfs in make_durable, which holds durable_mu_, ordered before mu_).
+//
+// Thread-safety: run() may be called from many threads at once; compounds
+// on disjoint inodes run in parallel.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/store.h"
+#include "tcfs/compound.h"
+#include "txn/invalidate.h"
+#include "txn/locks.h"
+#include "util/creds.h"
+
+namespace tcfs::txn {
+
+struct Caller {
+  pid_t pid = 0;
+  UserCreds creds;
+};
+
+using Progress = std::function<void(size_t done, size_t total)>;
+
+class TxnManager {
+ public:
+  // inv may be null (no kernel to tell, e.g. in unit tests).
+  TxnManager(store::Store& store, LockManager& locks, Invalidator* inv);
+  ~TxnManager();
+  TxnManager(const TxnManager&) = delete;
+  TxnManager& operator=(const TxnManager&) = delete;
+
+  // Undoes every pending recovery record (newest first) and removes undo
+  // images no record names. Must run before the mount serves requests
+  // (invariant 9). report gets one line per action.
+  Status recover(const std::function<void(const std::string&)>& report = {});
+
+  CompoundReply run(const Compound& c, const Caller& who, const Progress& progress = {});
+
+  // Makes every committed sync-off compound durable: syncfs, then delete
+  // their RRs. Called before a FUSE fsync reports success.
+  Status make_durable();
+  bool has_lazy();
+
+  // Background thread: removes txn/<id>/ of finished compounds and retires
+  // sync-off compounds every `retire_interval_ms`.
+  void start_background(unsigned retire_interval_ms = 5000);
+  void stop_background();
+
+ private:
+  struct Locked;
+  Result<LockSet> lock_plan(const Compound& c, struct Plan& plan);
+  CompoundReply run_txn(const Compound& c, const Caller& who, struct Plan& plan, const Progress& progress);
+  CompoundReply run_plain(const Compound& c, const Caller& who, struct Plan& plan, const Progress& progress);
+  Status make_images(uint64_t id, const struct Plan& plan, int* txn_fd);
+  void invalidate_attrs(const struct Plan& plan);
+  void invalidate_rest(const struct Plan& plan);
+  Result<uint64_t> new_id();
+  void reclaim_later(uint64_t id);
+  void background(unsigned interval_ms);
+
+  store::Store& store_;
+  LockManager& locks_;
+  Invalidator* inv_;
+
+  std::mutex id_mu_;  // protects next_id_, id_limit_
+  uint64_t next_id_ = 0, id_limit_ = 0;
+
+  std::mutex durable_mu_;  // serializes make_durable(); ordered before mu_
+  std::mutex mu_;          // protects lazy_, reclaim_, stop_
+  std::condition_variable cv_;
+  std::vector<uint64_t> lazy_;     // committed with sync off, RR still present
+  std::vector<uint64_t> reclaim_;  // txn/<id>/ to remove
+  bool stop_ = false;
+  std::thread bg_;
+};
+
+}  // namespace tcfs::txn

@@ -1,0 +1,373 @@
+// txn/undo.cpp — the undo executor.
+//
+// Every function here is a check-then-act that leaves the tree unchanged
+// when its effect is already in place (DESIGN.md §5 invariant 5). Steps are
+// undone last first, so when the step of operation k runs, the tree holds
+// what operation k saw right after it ran (or less, if it never ran): the
+// paths a step names are valid again, and nothing created by later
+// operations is in the way.
+#include "txn/undo.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "txn/fsops.h"
+#include "util/fault.h"
+
+namespace tcfs::txn {
+namespace {
+
+struct Marker {
+  enum Kind { None, Ran, Undone } kind = None;
+  uint32_t op = 0;
+  std::string name;
+};
+
+Marker read_marker(int txn_fd) {
+  Marker m;
+  if (txn_fd < 0) return m;
+  int fd = openat(txn_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return m;
+  DIR* d = fdopendir(fd);
+  while (struct dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    for (auto [prefix, kind] : {std::pair{"ran-", Marker::Ran}, std::pair{"undone-", Marker::Undone}}) {
+      size_t len = strlen(prefix);
+      if (n.compare(0, len, prefix) == 0 && n.size() > len) {
+        m.kind = kind;
+        m.op = static_cast<uint32_t>(strtoul(n.c_str() + len, nullptr, 10));
+        m.name = n;
+      }
+    }
+  }
+  closedir(d);
+  return m;
+}
+
+class Undoer {
+ public:
+  Undoer(const UndoCtx& ctx, const RecoveryRecord& rr, UndoStats& stats) : ctx_(ctx), rr_(rr), stats_(stats) {
+    txn_fd_ = openat(ctx.txn_root_fd, std::to_string(rr.id).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  }
+  ~Undoer() {
+    if (txn_fd_ >= 0) close(txn_fd_);
+  }
+  Status run(uint32_t upto);
+
+ private:
+  Status step(const Step& s);
+  Status remove_created(const Step& s);
+  Status relink_victim(const Step& s);
+  Status recreate_dir(const Step& s);
+  Status restore_tree(const Step& s);
+  Status undo_rename(const Step& s);
+  Status undo_exchange(const Step& s);
+  Status restore_inode(const InodeRecord& r);
+  Status restore_attrs(int fd, uint32_t type, const Attrs& a, bool all_xattrs);
+  bool exists(const std::string& path, struct stat* st = nullptr);
+  void did(const std::string& what);
+  int need_txn_dir();
+
+  const UndoCtx& ctx_;
+  const RecoveryRecord& rr_;
+  UndoStats& stats_;
+  int txn_fd_ = -1;
+};
+
+void Undoer::did(const std::string& what) {
+  ++stats_.applied;
+  if (ctx_.report) ctx_.report((ctx_.dry_run ? "would " : "") + what);
+}
+
+int Undoer::need_txn_dir() {
+  if (txn_fd_ < 0 && !ctx_.dry_run) {
+    mkdirat(ctx_.txn_root_fd, std::to_string(rr_.id).c_str(), 0700);
+    txn_fd_ = openat(ctx_.txn_root_fd, std::to_string(rr_.id).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  }
+  return txn_fd_;
+}
+
+bool Undoer::exists(const std::string& path, struct stat* st) {
+  struct stat tmp;
+  std::string name;
+  auto dir = open_parent(ctx_.root_fd, path, &name);
+  if (!dir) return false;
+  return fstatat(dir->get(), name.c_str(), st ? st : &tmp, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+Status Undoer::remove_created(const Step& s) {
+  std::string name;
+  auto dir = open_parent(ctx_.root_fd, s.path, &name);
+  if (!dir) return dir.err() == ENOENT ? Status() : dir.status();
+  struct stat st;
+  if (fstatat(dir->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    ++stats_.skipped;
+    return {};
+  }
+  did("remove " + s.path + " (created by op " + std::to_string(s.op) + ")");
+  if (ctx_.dry_run) return {};
+  if (!S_ISDIR(st.st_mode)) {
+    if (unlinkat(dir->get(), name.c_str(), 0) != 0 && errno != ENOENT) return Status::from_errno("unlink " + s.path);
+    return {};
+  }
+  if (unlinkat(dir->get(), name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) return {};
+  // Not empty: something we cannot account for is inside. Never destroy
+  // data: park the directory in txn/<id>/ for a human to look at.
+  if (errno != ENOTEMPTY && errno != EEXIST) return Status::from_errno("rmdir " + s.path);
+  std::string park = "left-over-op" + std::to_string(s.op);
+  if (need_txn_dir() < 0 || renameat(dir->get(), name.c_str(), txn_fd_, park.c_str()) != 0)
+    return Status::from_errno("move non-empty " + s.path + " aside");
+  spdlog::warn("undo: txn {}: {} was not empty; kept as txn/{}/{}", rr_.id, s.path, rr_.id, park);
+  return {};
+}
+
+Status Undoer::relink_victim(const Step& s) {
+  if (exists(s.path)) {
+    ++stats_.skipped;
+    return {};
+  }
+  did("restore " + s.path + " from txn/" + std::to_string(rr_.id) + "/" + s.image);
+  if (ctx_.dry_run) return {};
+  std::string name;
+  auto dir = open_parent(ctx_.root_fd, s.path, &name);
+  if (!dir) return dir.status();
+  if (txn_fd_ < 0) return Status::error(ENOENT, "undo image directory txn/" + std::to_string(rr_.id));
+  if (linkat(txn_fd_, s.image.c_str(), dir->get(), name.c_str(), 0) != 0)
+    return Status::from_errno("link txn/" + std::to_string(rr_.id) + "/" + s.image + " back to " + s.path);
+  return {};
+}
+
+Status Undoer::recreate_dir(const Step& s) {
+  if (exists(s.path)) {
+    ++stats_.skipped;
+    return {};
+  }
+  did("re-create directory " + s.path);
+  if (ctx_.dry_run) return {};
+  std::string name;
+  auto dir = open_parent(ctx_.root_fd, s.path, &name);
+  if (!dir) return dir.status();
+  if (mkdirat(dir->get(), name.c_str(), 0700) != 0 && errno != EEXIST) return Status::from_errno("mkdir " + s.path);
+  auto fd = open_beneath(ctx_.root_fd, s.path, O_RDONLY | O_DIRECTORY);
+  if (!fd) return fd.status();
+  return restore_attrs(fd->get(), S_IFDIR, s.attrs, true);
+}
+
+Status Undoer::restore_tree(const Step& s) {
+  if (exists(s.path)) {
+    ++stats_.skipped;
+    return {};
+  }
+  did("restore subtree " + s.path + " from txn/" + std::to_string(rr_.id) + "/" + s.image);
+  if (ctx_.dry_run) return {};
+  std::string name;
+  auto dir = open_parent(ctx_.root_fd, s.path, &name);
+  if (!dir) return dir.status();
+  if (txn_fd_ < 0) return Status::error(ENOENT, "undo image directory txn/" + std::to_string(rr_.id));
+  if (renameat2(txn_fd_, s.image.c_str(), dir->get(), name.c_str(), RENAME_NOREPLACE) != 0)
+    return Status::from_errno("move txn/" + std::to_string(rr_.id) + "/" + s.image + " back to " + s.path);
+  return {};
+}
+
+Status Undoer::undo_rename(const Step& s) {
+  if (exists(s.path) || !exists(s.path2)) {
+    ++stats_.skipped;
+    return {};
+  }
+  did("rename " + s.path2 + " back to " + s.path);
+  if (ctx_.dry_run) return {};
+  std::string from, to;
+  auto dfrom = open_parent(ctx_.root_fd, s.path2, &from);
+  if (!dfrom) return dfrom.status();
+  auto dto = open_parent(ctx_.root_fd, s.path, &to);
+  if (!dto) return dto.status();
+  if (renameat2(dfrom->get(), from.c_str(), dto->get(), to.c_str(), RENAME_NOREPLACE) != 0)
+    return Status::from_errno("rename " + s.path2 + " back to " + s.path);
+  return {};
+}
+
+Status Undoer::undo_exchange(const Step& s) {
+  struct stat st;
+  // id unset: the exchange never ran (its identity is recorded before it).
+  if (s.id.ino == 0 || !exists(s.path, &st) || Identity{st.st_dev, st.st_ino} != s.id) {
+    ++stats_.skipped;
+    return {};
+  }
+  did("exchange " + s.path + " and " + s.path2 + " back");
+  if (ctx_.dry_run) return {};
+  std::string a, b;
+  auto da = open_parent(ctx_.root_fd, s.path, &a);
+  if (!da) return da.status();
+  auto db = open_parent(ctx_.root_fd, s.path2, &b);
+  if (!db) return db.status();
+  if (renameat2(da->get(), a.c_str(), db->get(), b.c_str(), RENAME_EXCHANGE) != 0)
+    return Status::from_errno("exchange " + s.path + " and " + s.path2 + " back");
+  return {};
+}
+
+Status Undoer::step(const Step& s) {
+  switch (s.kind) {
+    case StepKind::RemoveCreated: return remove_created(s);
+    case StepKind::RelinkVictim: return relink_victim(s);
+    case StepKind::RecreateDir: return recreate_dir(s);
+    case StepKind::RestoreTree: return restore_tree(s);
+    case StepKind::UndoRename: return undo_rename(s);
+    case StepKind::UndoExchange: return undo_exchange(s);
+  }
+  return Status::error(EINVAL, "unknown undo step");
+}
+
+Status Undoer::restore_attrs(int fd, uint32_t type, const Attrs& a, bool all_xattrs) {
+  std::string p = fd_path(fd);
+  Status st;
+  auto keep = [&](bool ok, const char* what) {
+    if (!ok && st) st = Status::from_errno(what);
+  };
+  if (all_xattrs) {
+    // Re-created directory: it has exactly the recorded xattrs.
+    for (const auto& x : a.xattrs) keep(setxattr(p.c_str(), x.name.c_str(), x.value.data(), x.value.size(), 0) == 0, "setxattr");
+  } else {
+    for (const auto& x : a.xattrs) {
+      if (x.present) keep(setxattr(p.c_str(), x.name.c_str(), x.value.data(), x.value.size(), 0) == 0, "setxattr");
+      else if (removexattr(p.c_str(), x.name.c_str()) != 0 && errno != ENODATA) keep(false, "removexattr");
+    }
+  }
+  keep(fchownat(fd, "", a.uid, a.gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0, "chown");
+  if (type != S_IFLNK) keep(fchmodat(AT_FDCWD, p.c_str(), a.mode, 0) == 0, "chmod");
+  struct timespec ts[2] = {{a.atime_sec, a.atime_nsec}, {a.mtime_sec, a.mtime_nsec}};
+  keep(utimensat(fd, "", ts, AT_EMPTY_PATH) == 0, "utimensat");
+  return st;
+}
+
+Status Undoer::restore_inode(const InodeRecord& r) {
+  if (r.handle.size() < sizeof(struct file_handle)) return Status::error(ESTALE, "no file handle for " + r.path);
+  std::string h = r.handle;  // open_by_handle_at wants a mutable handle
+  auto* fh = reinterpret_cast<struct file_handle*>(h.data());
+  int flags = r.has_data ? O_RDWR : (r.type == S_IFDIR ? O_RDONLY | O_DIRECTORY : O_PATH);
+  Fd fd(open_by_handle_at(ctx_.root_fd, fh, flags | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) {
+    if (errno == ESTALE) return Status::error(ESTALE, r.path + " (inode " + std::to_string(r.id.ino) + ") no longer exists");
+    return Status::from_errno("open " + r.path + " by handle");
+  }
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0 || st.st_ino != r.id.ino) return Status::error(ESTALE, r.path + ": handle names another inode");
+  did("restore " + std::string(r.has_data ? "data and " : "") + "attributes of " + r.path);
+  if (ctx_.dry_run) return {};
+  if (r.has_data) {
+    if (txn_fd_ < 0) return Status::error(ENOENT, "undo image directory txn/" + std::to_string(rr_.id));
+    Fd img(openat(txn_fd_, r.image.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!img) return Status::from_errno("open undo image txn/" + std::to_string(rr_.id) + "/" + r.image);
+    TCFS_TRY(clone_file(img.get(), fd.get(), true));
+    if (ftruncate(fd.get(), static_cast<off_t>(r.size)) != 0) return Status::from_errno("truncate " + r.path);
+  }
+  if (r.has_attrs) return restore_attrs(fd.get(), r.type, r.attrs, false);
+  return {};
+}
+
+Status Undoer::run(uint32_t upto) {
+  // How far did the compound get?
+  Marker m = read_marker(txn_fd_);
+  int64_t last;  // highest op whose steps must be undone; -1: none ran
+  if (m.kind == Marker::None) last = -1;
+  else if (m.kind == Marker::Ran) last = m.op;
+  else last = static_cast<int64_t>(m.op) - 1;
+  if (upto != kAllOps) last = std::min<int64_t>(last, upto);
+  std::string marker = m.name;
+  auto mark_undone = [&](uint32_t op) {
+    if (ctx_.dry_run || txn_fd_ < 0 || marker.empty()) return;
+    std::string next = "undone-" + std::to_string(op);
+    if (next != marker && renameat(txn_fd_, marker.c_str(), txn_fd_, next.c_str()) == 0) marker = next;
+  };
+  Status first;
+  auto note = [&](Status s, const std::string& what) {
+    if (s) return;
+    ++stats_.failed;
+    spdlog::error("undo: txn {}: {}: {}", rr_.id, what, s.message());
+    if (ctx_.report) ctx_.report("FAILED " + what + ": " + s.message());
+    if (first) first = s;
+  };
+  int64_t cur = last;  // op whose steps are being undone
+  for (auto it = rr_.steps.rbegin(); it != rr_.steps.rend(); ++it) {
+    if (static_cast<int64_t>(it->op) > last) continue;
+    for (; cur > static_cast<int64_t>(it->op); --cur) mark_undone(static_cast<uint32_t>(cur));
+    TCFS_CRASH_POINT("undo.before_step");
+    note(step(*it), std::string(step_kind_name(it->kind)) + " " + it->path);
+    TCFS_CRASH_POINT("undo.after_step");
+  }
+  if (m.kind == Marker::None) return first;  // nothing ran: nothing to restore
+  for (; cur >= 0; --cur) mark_undone(static_cast<uint32_t>(cur));
+  // Data before attributes: writing data changes mtime.
+  for (const auto& r : rr_.inodes) note(restore_inode(r), "restore " + r.path);
+  TCFS_CRASH_POINT("undo.after_inodes");
+  return first;
+}
+
+}  // namespace
+
+Status mark_ran(int txn_fd, uint32_t k) {
+  std::string to = "ran-" + std::to_string(k);
+  if (k == 0) {
+    int fd = openat(txn_fd, to.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::from_errno("create progress marker");
+    close(fd);
+    return {};
+  }
+  std::string from = "ran-" + std::to_string(k - 1);
+  if (renameat(txn_fd, from.c_str(), txn_fd, to.c_str()) != 0) return Status::from_errno("progress marker " + to);
+  return {};
+}
+
+Status undo(const UndoCtx& ctx, const RecoveryRecord& rr, uint32_t upto, UndoStats& stats) {
+  return Undoer(ctx, rr, stats).run(upto);
+}
+
+Status remove_txn_dir(int txn_root_fd, uint64_t id) { return remove_tree(txn_root_fd, std::to_string(id)); }
+
+std::vector<uint64_t> list_txn_dirs(int txn_root_fd) {
+  std::vector<uint64_t> out;
+  int fd = openat(txn_root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return out;
+  DIR* d = fdopendir(fd);
+  while (struct dirent* e = readdir(d)) {
+    char* end = nullptr;
+    unsigned long long v = strtoull(e->d_name, &end, 10);
+    if (end && *end == '\0' && e->d_name[0] != '\0' && v > 0) out.push_back(v);
+  }
+  closedir(d);
+  return out;
+}
+
+Status recover_all(const UndoCtx& ctx, meta::Env& env) {
+  auto rrs = list_rrs(env);
+  if (!rrs) return rrs.status();
+  for (auto it = rrs->rbegin(); it != rrs->rend(); ++it) {
+    UndoStats st;
+    if (ctx.report) ctx.report("compound " + std::to_string(it->id) + " (" + it->summary + "):");
+    Status s = undo(ctx, *it, kAllOps, st);
+    if (s) s = finish_undo(ctx, env, it->id);
+    if (!s) return Status::error(s.err(), "undo of compound " + std::to_string(it->id) + ": " + s.message());
+    if (!ctx.dry_run)
+      spdlog::warn("recovery: compound {} ({}) rolled back: {} steps applied, {} already undone", it->id,
+                   it->summary, st.applied, st.skipped);
+  }
+  if (ctx.dry_run) return {};
+  for (uint64_t id : list_txn_dirs(ctx.txn_root_fd)) TCFS_TRY(remove_txn_dir(ctx.txn_root_fd, id));
+  return {};
+}
+
+Status finish_undo(const UndoCtx& ctx, meta::Env& env, uint64_t id) {
+  if (ctx.dry_run) return {};
+  if (syncfs(ctx.root_fd) != 0) return Status::from_errno("syncfs after undo");
+  TCFS_CRASH_POINT("undo.after_sync");
+  TCFS_TRY(delete_rrs(env, {id}));
+  TCFS_CRASH_POINT("undo.after_delete");
+  return remove_txn_dir(ctx.txn_root_fd, id);
+}
+
+}  // namespace tcfs::txn

@@ -1,0 +1,58 @@
+// util/creds.h — act as another user on the current thread.
+//
+// Contract: while an AsUser is alive, filesystem syscalls made by this
+// thread are permission-checked (and create objects owned) exactly as for
+// the process whose uid, gid and supplementary groups it was built from:
+// fsuid/fsgid and the group list are switched with the raw per-thread
+// syscalls, which also drop the filesystem capabilities (CAP_CHOWN,
+// CAP_DAC_OVERRIDE, CAP_FOWNER, ...) of a non-root fsuid. The destructor
+// restores fsuid/fsgid 0 and an empty group list (the daemon's own, root).
+// AsRoot does the reverse inside an AsUser scope, for bookkeeping the daemon
+// does on its own behalf (undo images, recovery records). A daemon that is
+// not root switches nothing (it can only act as itself).
+//
+// Thread-safety: credentials are per thread; never use the glibc setgroups()
+// wrapper, which changes every thread of the process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <vector>
+
+namespace tcfs {
+
+struct UserCreds {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+};
+
+class AsUser {
+ public:
+  explicit AsUser(const UserCreds& c);
+  ~AsUser();
+  AsUser(const AsUser&) = delete;
+  AsUser& operator=(const AsUser&) = delete;
+
+ private:
+  const UserCreds& c_;
+  bool switched_ = false;
+};
+
+class AsRoot {
+ public:
+  explicit AsRoot(const UserCreds& restore_to);
+  ~AsRoot();
+  AsRoot(const AsRoot&) = delete;
+  AsRoot& operator=(const AsRoot&) = delete;
+
+ private:
+  const UserCreds& c_;
+  bool switched_ = false;
+};
+
+// Sets this thread's fs credentials (raw syscalls); used by both classes.
+void set_thread_creds(uid_t uid, gid_t gid, const gid_t* groups, size_t ngroups);
+bool process_is_root();
+
+}  // namespace tcfs
