@@ -42,12 +42,6 @@ CompoundReply rejected(int err, std::string msg, int op = -1) {
   return r;
 }
 
-bool covered(const std::vector<LockKey>& need, const std::set<LockKey>& held) {
-  for (const auto& k : need)
-    if (!held.count(k)) return false;
-  return true;
-}
-
 }  // namespace
 
 TxnManager::TxnManager(store::Store& store, LockManager& locks, Invalidator* inv)
@@ -77,18 +71,24 @@ Result<uint64_t> TxnManager::new_id() {
 // Step 1: plan, lock, re-plan under the locks until the locks cover it.
 Result<LockSet> TxnManager::lock_plan(const Compound& c, Plan& p) {
   p = plan(store_.root_fd(), c);
-  std::vector<LockKey> want = p.exclusive;
-  want.insert(want.end(), p.shared.begin(), p.shared.end());
+  std::map<LockKey, LockMode> want;
+  auto add = [&](const Plan& q) {
+    for (const auto& k : q.shared) want.emplace(k, LockMode::Path);
+    for (const auto& k : q.exclusive) want[k] = LockMode::Exclusive;
+  };
+  add(p);
   for (int i = 0; i < kMaxReplans; ++i) {
-    // Shared path locks are taken Exclusive for now (a coarser but safe
-    // choice while the lock manager has two modes).
-    LockSet held = locks_.acquire(want, LockMode::Exclusive);
+    LockSet held = locks_.acquire(std::vector<std::pair<LockKey, LockMode>>(want.begin(), want.end()));
     p = plan(store_.root_fd(), c);
-    std::set<LockKey> have(want.begin(), want.end());
-    if (covered(p.exclusive, have) && covered(p.shared, have)) return held;
-    held.release();
-    want.insert(want.end(), p.exclusive.begin(), p.exclusive.end());
-    want.insert(want.end(), p.shared.begin(), p.shared.end());
+    size_t before = want.size();
+    bool stronger = false;
+    for (const auto& k : p.exclusive) {
+      auto it = want.find(k);
+      if (it != want.end() && it->second != LockMode::Exclusive) stronger = true;
+    }
+    add(p);
+    if (want.size() == before && !stronger) return held;
+    held.release();  // the tree changed between the two plans: widen and retry
   }
   return Status::error(EAGAIN, "the tree kept changing under the compound");
 }

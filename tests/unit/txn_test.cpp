@@ -1,3 +1,4 @@
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 // Unit tests for the txn layer: compounds run in-process by a TxnManager
 // on a real store (a temp directory), every operation kind alone and mixed,
 // failures injected at every position, the tree compared exactly with its

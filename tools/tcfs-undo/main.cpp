@@ -72,7 +72,11 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
-  if (do_list && dry) return fail("--list and --dry-run exclude each other"), 2;
+  if (do_list && dry) {
+    fail("--list and --dry-run exclude each other");
+    return 2;
+  }
+  if (geteuid() != 0) return fail("must run as root (it restores owners and opens files by handle)");
   if (access(dir.c_str(), F_OK) != 0) return fail("store " + dir + " does not exist");
   tcfs::store::OpenOptions oo;
   oo.create = false;

@@ -1,0 +1,35 @@
+// txn/invalidate.h — how a compound tells the kernel's FUSE caches what it
+// changed (DESIGN.md §5 invariant 8). Implemented by the FUSE layer
+// (fuse/notify.h); the txn layer only calls it.
+//
+// Contract and deadlock rules:
+//  * attrs(k): the inode's cached attributes are stale. Safe while the
+//    compound holds its locks: the kernel takes no inode or page lock for
+//    it. With auto_inval_data, the next read of the inode refreshes its
+//    attributes (a GETATTR, which waits for the compound's locks) and drops
+//    stale pages, so no reader sees old data once the attributes changed.
+//  * entry(parent, name) and data(k): must be called after the compound's
+//    locks are released. entry() takes the parent directory's i_rwsem in
+//    the kernel, which a lookup blocked in our lookup handler (waiting for
+//    the compound's lock) already holds; data() takes page locks that a
+//    READ waiting in our read handler holds.
+//  * Objects the kernel has never seen are ignored.
+//
+// Thread-safety: every method may be called from any thread.
+#pragma once
+
+#include <string>
+
+#include "txn/locks.h"
+
+namespace tcfs::txn {
+
+class Invalidator {
+ public:
+  virtual ~Invalidator() = default;
+  virtual void attrs(const LockKey& k) = 0;
+  virtual void data(const LockKey& k) = 0;
+  virtual void entry(const LockKey& parent, const std::string& name) = 0;
+};
+
+}  // namespace tcfs::txn

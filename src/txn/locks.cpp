@@ -1,0 +1,195 @@
+// txn/locks.cpp — the lock manager (see locks.h for modes and ordering).
+#include "txn/locks.h"
+
+#include <algorithm>
+#include <thread>
+
+namespace tcfs::txn {
+
+LockSet& LockSet::operator=(LockSet&& o) noexcept {
+  if (this != &o) {
+    release();
+    m_ = std::exchange(o.m_, nullptr);
+    compound_ = o.compound_;
+    held_ = std::move(o.held_);
+  }
+  return *this;
+}
+
+void LockSet::release() {
+  if (!m_) return;
+  // Reverse order: not needed for correctness, but keeps waiters on high
+  // keys (which hold the low ones) moving first.
+  for (auto it = held_.rbegin(); it != held_.rend(); ++it) m_->unlock_one(it->first, it->second);
+  held_.clear();
+  if (compound_) m_->compound_end();
+  m_ = nullptr;
+}
+
+FuseGuard::~FuseGuard() {
+  if (m_) m_->fast_.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+bool LockManager::grantable(const Entry& e, LockMode m) {
+  if (e.excl) return false;
+  switch (m) {
+    case LockMode::Read: return e.wait_excl == 0;
+    case LockMode::NameWrite: return e.path == 0 && e.wait_excl == 0 && e.wait_path == 0;
+    case LockMode::Path: return e.namew == 0 && e.wait_excl == 0;
+    case LockMode::Exclusive: return e.read == 0 && e.namew == 0 && e.path == 0;
+  }
+  return false;
+}
+
+void LockManager::lock_one(const LockKey& k, LockMode m) {
+  Shard& s = shard(k);
+  std::unique_lock g(s.mu);
+  Entry& e = s.map[k];
+  if (!grantable(e, m)) {
+    waiting_.fetch_add(1);
+    ++e.waiters;
+    // A waiter counts itself only while waiting, so its own preference
+    // flag does not block it.
+    uint32_t* flag = m == LockMode::Exclusive ? &e.wait_excl : m == LockMode::Path ? &e.wait_path : nullptr;
+    if (flag) ++*flag;
+    s.cv.wait(g, [&] {
+      if (flag) --*flag;
+      bool ok = grantable(e, m);
+      if (flag && !ok) ++*flag;
+      return ok;
+    });
+    --e.waiters;
+    waiting_.fetch_sub(1);
+  }
+  switch (m) {
+    case LockMode::Read: ++e.read; break;
+    case LockMode::NameWrite: ++e.namew; break;
+    case LockMode::Path: ++e.path; break;
+    case LockMode::Exclusive: e.excl = true; break;
+  }
+}
+
+bool LockManager::try_one(const LockKey& k, LockMode m) {
+  Shard& s = shard(k);
+  std::lock_guard g(s.mu);
+  Entry& e = s.map[k];
+  if (!grantable(e, m)) {
+    if (e.empty()) s.map.erase(k);
+    return false;
+  }
+  switch (m) {
+    case LockMode::Read: ++e.read; break;
+    case LockMode::NameWrite: ++e.namew; break;
+    case LockMode::Path: ++e.path; break;
+    case LockMode::Exclusive: e.excl = true; break;
+  }
+  return true;
+}
+
+void LockManager::unlock_one(const LockKey& k, LockMode m) {
+  Shard& s = shard(k);
+  {
+    std::lock_guard g(s.mu);
+    auto it = s.map.find(k);
+    if (it == s.map.end()) return;
+    Entry& e = it->second;
+    switch (m) {
+      case LockMode::Read: --e.read; break;
+      case LockMode::NameWrite: --e.namew; break;
+      case LockMode::Path: --e.path; break;
+      case LockMode::Exclusive: e.excl = false; break;
+    }
+    if (e.empty()) s.map.erase(it);
+  }
+  s.cv.notify_all();
+}
+
+std::vector<std::pair<LockKey, LockMode>> LockManager::normalize(std::vector<std::pair<LockKey, LockMode>> want) {
+  std::sort(want.begin(), want.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::pair<LockKey, LockMode>> out;
+  for (const auto& [k, m] : want) {
+    if (!out.empty() && out.back().first == k) {
+      LockMode& have = out.back().second;
+      LockMode hi = std::max(have, m), lo = std::min(have, m);
+      // Read adds nothing to a stronger mode; NameWrite + Path = Exclusive.
+      have = lo == LockMode::Read ? hi : hi == lo ? hi : LockMode::Exclusive;
+      continue;
+    }
+    out.emplace_back(k, m);
+  }
+  return out;
+}
+
+// A compound announces itself, then waits out the FUSE operations that
+// took the fast path before it did (they hold no lock it could wait on).
+void LockManager::compound_begin() {
+  compounds_.fetch_add(1, std::memory_order_seq_cst);
+  for (unsigned spins = 0; fast_.load(std::memory_order_seq_cst) != 0; ++spins) {
+    if (spins < 1000) std::this_thread::yield();
+    else std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+void LockManager::compound_end() { compounds_.fetch_sub(1, std::memory_order_seq_cst); }
+
+LockSet LockManager::acquire(std::vector<std::pair<LockKey, LockMode>> want) {
+  compound_begin();
+  LockSet set;
+  set.m_ = this;
+  set.compound_ = true;
+  for (const auto& [k, m] : normalize(std::move(want))) {
+    lock_one(k, m);
+    set.held_.emplace_back(k, m);
+  }
+  return set;
+}
+
+LockSet LockManager::acquire(const std::vector<LockKey>& keys, LockMode mode) {
+  std::vector<std::pair<LockKey, LockMode>> want;
+  for (const auto& k : keys) want.emplace_back(k, mode);
+  return acquire(std::move(want));
+}
+
+std::optional<LockSet> LockManager::try_acquire(std::vector<std::pair<LockKey, LockMode>> want) {
+  compound_begin();
+  LockSet set;
+  set.m_ = this;
+  set.compound_ = true;
+  for (const auto& [k, m] : normalize(std::move(want))) {
+    if (!try_one(k, m)) return std::nullopt;  // set's destructor releases what it has
+    set.held_.emplace_back(k, m);
+  }
+  return set;
+}
+
+FuseGuard LockManager::fuse_enter(std::initializer_list<std::pair<LockKey, LockMode>> want) {
+  FuseGuard g;
+  fast_.fetch_add(1, std::memory_order_seq_cst);
+  if (compounds_.load(std::memory_order_seq_cst) == 0) {
+    g.m_ = this;  // fast path: no compound can start until we leave
+    return g;
+  }
+  fast_.fetch_sub(1, std::memory_order_seq_cst);
+  // Slow path: real locks, not counted as a compound (FUSE locks never
+  // block each other, so they need no announcement).
+  std::vector<std::pair<LockKey, LockMode>> v(want);
+  for (const auto& [k, m] : normalize(std::move(v))) {
+    lock_one(k, m);
+    g.locks_.held_.emplace_back(k, m);
+  }
+  g.locks_.m_ = this;
+  return g;
+}
+
+size_t LockManager::entries() {
+  size_t n = 0;
+  for (auto& s : shards_) {
+    std::lock_guard g(s.mu);
+    n += s.map.size();
+  }
+  return n;
+}
+
+size_t LockManager::waiting() { return waiting_.load(); }
+
+}  // namespace tcfs::txn
