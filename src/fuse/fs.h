@@ -17,6 +17,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,6 +26,7 @@
 #include "fuse/inode_table.h"
 #include "fuse/reply.h"
 #include "store/store.h"
+#include "txn/locks.h"
 
 namespace tcfs::fusefs {
 
@@ -61,15 +63,25 @@ struct DirHandle {
   ~DirHandle();
 };
 
+// What the daemon hooks into the FUSE layer.
+struct Hooks {
+  txn::LockManager* locks = nullptr;  // shared with compounds; required
+  // Called before fsync/fsyncdir report success: makes committed sync-off
+  // compounds durable, so no recovery can roll back what fsync promised.
+  std::function<Status()> before_fsync_ack;
+};
+
 class Fs {
  public:
-  Fs(store::Store& store, std::unique_ptr<InodeTable> table, Options opts)
-      : store_(store), table_(std::move(table)), opts_(opts) {}
+  Fs(store::Store& store, std::unique_ptr<InodeTable> table, Options opts, Hooks hooks)
+      : store_(store), table_(std::move(table)), opts_(opts), hooks_(std::move(hooks)) {}
 
   static const fuse_lowlevel_ops& ops();
   InodeTable& table() { return *table_; }
   const Options& options() const { return opts_; }
   store::Store& store() { return store_; }
+  txn::LockManager& locks() { return *hooks_.locks; }
+  Status before_fsync_ack() { return hooks_.before_fsync_ack ? hooks_.before_fsync_ack() : Status(); }
 
   // Entry for an object just looked up or created (one kernel reference).
   Result<EntryReply> lookup_entry(Inode& parent, const char* name);
@@ -79,6 +91,7 @@ class Fs {
   store::Store& store_;
   std::unique_ptr<InodeTable> table_;
   Options opts_;
+  Hooks hooks_;
 };
 
 inline Fs& fs_of(fuse_req_t req) { return *static_cast<Fs*>(fuse_req_userdata(req)); }
@@ -91,6 +104,20 @@ auto with_fd(Fs& fs, fuse_ino_t ino, F&& fn) -> decltype(fn(0)) {
   if (!p) return p.status();
   return fn(p->fd());
 }
+// Locks a FUSE operation holds for its whole duration (txn/locks.h): Read on
+// the inodes it reads or changes in place, NameWrite on directories whose
+// names it changes. Free while no compound runs.
+inline txn::LockKey key_of(const Inode& in) { return {in.src_dev, in.src_ino}; }
+inline txn::FuseGuard lock_read(Fs& fs, fuse_ino_t ino) {
+  return fs.locks().fuse_enter({{key_of(fs.table().get(ino)), txn::LockMode::Read}});
+}
+inline txn::FuseGuard lock_names(Fs& fs, fuse_ino_t dir) {
+  return fs.locks().fuse_enter({{key_of(fs.table().get(dir)), txn::LockMode::NameWrite}});
+}
+inline txn::FuseGuard lock_two(Fs& fs, fuse_ino_t a, txn::LockMode ma, fuse_ino_t b, txn::LockMode mb) {
+  return fs.locks().fuse_enter({{key_of(fs.table().get(a)), ma}, {key_of(fs.table().get(b)), mb}});
+}
+
 // "/proc/self/fd/N": a path that reaches an O_PATH fd's object for the
 // syscalls that take no fd.
 std::string proc_path(int fd);

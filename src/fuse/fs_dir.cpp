@@ -39,6 +39,7 @@ struct linux_dirent64 {
 };
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto lk = lock_read(fs_of(req), ino);
   auto d = std::make_unique<DirHandle>();
   Status st = with_fd(fs_of(req), ino, [&](int fd) {
     d->fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -141,9 +142,11 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
 }
 
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  auto lk = lock_read(fs_of(req), ino);
   do_readdir(req, ino, size, off, fi, false);
 }
 void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  auto lk = lock_read(fs_of(req), ino);
   do_readdir(req, ino, size, off, fi, true);
 }
 
@@ -153,9 +156,11 @@ void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 }
 
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
+  auto lk = lock_read(fs_of(req), ino);
   int fd = dh_of(fi)->fd;
   int rc = datasync ? fdatasync(fd) : fsync(fd);
-  reply(req, {"fsyncdir", ino}, rc == 0 ? Status() : Status::error(errno));
+  if (rc != 0) return reply(req, {"fsyncdir", ino}, Status::error(errno));
+  reply(req, {"fsyncdir", ino}, fs_of(req).before_fsync_ack());
 }
 
 }  // namespace

@@ -62,6 +62,7 @@ std::unique_ptr<FileHandle> new_handle(Inode& in, int fd, int flags) {
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto lk = lock_read(fs_of(req), ino);
   Fs& fs = fs_of(req);
   int flags = backing_flags(fi->flags, fs.options().writeback_cache);
   auto r = with_fd(fs, ino, [&](int ifd) -> Result<int> {
@@ -75,6 +76,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  auto lk = lock_names(fs_of(req), parent);
   Fs& fs = fs_of(req);
   int fd = -1;
   int flags = backing_flags(fi->flags, fs.options().writeback_cache) | O_CREAT | (fi->flags & O_EXCL);
@@ -103,6 +105,7 @@ struct AlignedBuf {
 };
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  auto lk = lock_read(fs_of(req), ino);
   FileHandle* fh = fh_of(fi);
   if (!fh->direct) {
     fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
@@ -134,6 +137,7 @@ Result<WriteReply> write_direct(FileHandle* fh, fuse_bufvec* in_buf, off_t off) 
 }
 
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fuse_file_info* fi) {
+  auto lk = lock_read(fs_of(req), ino);
   FileHandle* fh = fh_of(fi);
   if (fh->direct) return reply(req, {"write", ino}, write_direct(fh, in_buf, off));
   fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
@@ -153,18 +157,22 @@ void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
+  auto lk = lock_read(fs_of(req), ino);
   int fd = fh_of(fi)->fd;
   int rc = datasync ? fdatasync(fd) : fsync(fd);
-  reply(req, {"fsync", ino}, rc == 0 ? Status() : errno_status());
+  if (rc != 0) return reply(req, {"fsync", ino}, errno_status());
+  reply(req, {"fsync", ino}, fs_of(req).before_fsync_ack());
 }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info* fi) {
+  auto lk = lock_read(fs_of(req), ino);
   int rc = fallocate(fh_of(fi)->fd, mode, off, len);
   reply(req, {"fallocate", ino}, rc == 0 ? Status() : errno_status());
 }
 
-void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
+void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* fi_in, fuse_ino_t ino_out,
                         off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
+  auto lk = lock_two(fs_of(req), ino_in, txn::LockMode::Read, ino_out, txn::LockMode::Read);
   // Server side: on XFS/btrfs the backing copy_file_range shares extents.
   loff_t in = off_in, out = off_out;
   ssize_t n = copy_file_range(fh_of(fi_in)->fd, &in, fh_of(fi_out)->fd, &out, len, static_cast<unsigned>(flags));
@@ -173,6 +181,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
 }
 
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi) {
+  auto lk = lock_read(fs_of(req), ino);
   // With the writeback cache the newest data may still be in the kernel's
   // page cache, where the store cannot see it: ENOSYS makes the kernel
   // answer SEEK_DATA/SEEK_HOLE itself from what it caches.

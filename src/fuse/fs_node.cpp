@@ -53,6 +53,7 @@ Result<EntryReply> create_node(fuse_req_t req, fuse_ino_t parent, const char* na
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  auto lk = lock_read(fs_of(req), parent);
   Fs& fs = fs_of(req);
   auto r = fs.lookup_entry(fs.table().get(parent), name);
   if (!r && r.err() == ENOENT) r = negative_entry(fs.options());
@@ -71,6 +72,7 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 }
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto lk = lock_read(fs_of(req), ino);
   reply(req, {"getattr", ino}, stat_inode(fs_of(req), ino, fi));
 }
 
@@ -108,6 +110,7 @@ Status apply_setattr(int ifd, const struct stat* attr, int to_set, fuse_file_inf
 }
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  auto lk = lock_read(fs_of(req), ino);
   Fs& fs = fs_of(req);
   Status st = with_fd(fs, ino, [&](int ifd) { return apply_setattr(ifd, attr, to_set, fi); });
   if (!st) return reply(req, {"setattr", ino}, st);
@@ -115,6 +118,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  auto lk = lock_read(fs_of(req), ino);
   reply(req, {"readlink", ino}, with_fd(fs_of(req), ino, [&](int fd) -> Result<ReadlinkReply> {
           char buf[PATH_MAX + 1];
           ssize_t n = readlinkat(fd, "", buf, sizeof(buf) - 1);
@@ -124,21 +128,25 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  auto lk = lock_names(fs_of(req), parent);
   reply(req, {"mknod", parent, name},
         create_node(req, parent, name, mode, [&](int dfd) { return mknodat(dfd, name, mode, rdev); }));
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  auto lk = lock_names(fs_of(req), parent);
   reply(req, {"mkdir", parent, name},
         create_node(req, parent, name, mode | S_IFDIR, [&](int dfd) { return mkdirat(dfd, name, mode); }));
 }
 
 void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  auto lk = lock_names(fs_of(req), parent);
   reply(req, {"symlink", parent, name},
         create_node(req, parent, name, S_IFLNK | 0777, [&](int dfd) { return symlinkat(link, dfd, name); }));
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  auto lk = lock_two(fs_of(req), ino, txn::LockMode::Read, newparent, txn::LockMode::NameWrite);
   Fs& fs = fs_of(req);
   Status st = with_fd(fs, ino, [&](int fd) {
     return with_fd(fs, newparent, [&](int dfd) {
@@ -155,12 +163,14 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  auto lk = lock_names(fs_of(req), parent);
   reply(req, {"unlink", parent, name}, with_fd(fs_of(req), parent, [&](int dfd) {
           return unlinkat(dfd, name, 0) == 0 ? Status() : errno_status();
         }));
 }
 
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  auto lk = lock_names(fs_of(req), parent);
   reply(req, {"rmdir", parent, name}, with_fd(fs_of(req), parent, [&](int dfd) {
           return unlinkat(dfd, name, AT_REMOVEDIR) == 0 ? Status() : errno_status();
         }));
@@ -168,6 +178,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
                unsigned int flags) {
+  auto lk = lock_two(fs_of(req), parent, txn::LockMode::NameWrite, newparent, txn::LockMode::NameWrite);
   Fs& fs = fs_of(req);
   reply(req, {"rename", parent, name}, with_fd(fs, parent, [&](int from) {
           return with_fd(fs, newparent, [&](int to) {
@@ -183,6 +194,7 @@ void op_statfs(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
+  auto lk = lock_read(fs_of(req), ino);
   reply(req, {"access", ino}, with_fd(fs_of(req), ino, [&](int fd) {
           std::string p = proc_path(fd);
           return Status::code(
@@ -192,6 +204,7 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
 
 // xattrs go through /proc/self/fd/N: the *xattr(2) calls take no O_PATH fd.
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  auto lk = lock_read(fs_of(req), ino);
   reply(req, {"setxattr", ino, name}, with_fd(fs_of(req), ino, [&](int fd) {
           return setxattr(proc_path(fd).c_str(), name, value, size, flags) == 0 ? Status() : errno_status();
         }));
@@ -219,16 +232,19 @@ ssize_t list_fn(const char* path, const char*, void* buf, size_t size) {
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  auto lk = lock_read(fs_of(req), ino);
   reply(req, {"getxattr", ino, name},
         with_fd(fs_of(req), ino, [&](int fd) { return read_xattr(&getxattr, proc_path(fd), name, size); }));
 }
 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  auto lk = lock_read(fs_of(req), ino);
   reply(req, {"listxattr", ino},
         with_fd(fs_of(req), ino, [&](int fd) { return read_xattr(&list_fn, proc_path(fd), nullptr, size); }));
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  auto lk = lock_read(fs_of(req), ino);
   reply(req, {"removexattr", ino, name}, with_fd(fs_of(req), ino, [&](int fd) {
           return removexattr(proc_path(fd).c_str(), name) == 0 ? Status() : errno_status();
         }));

@@ -110,6 +110,13 @@ void InodeTable::released(Inode& in) {
   evict_locked();
 }
 
+fuse_ino_t InodeTable::find_id(dev_t dev, ino_t ino) {
+  if (dev == root_->src_dev && ino == root_->src_ino) return FUSE_ROOT_ID;
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = map_.find(Key{dev, ino});
+  return it == map_.end() ? 0 : id_of(*it->second);
+}
+
 Inode* InodeTable::ref_locked(const Key& k) {
   if (k.dev == root_->src_dev && k.ino == root_->src_ino) return root_;
   auto it = map_.find(k);

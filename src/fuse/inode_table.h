@@ -95,6 +95,11 @@ class InodeTable {
   void opened(Inode& in);
   void released(Inode& in);
 
+  // Node id of the object (dev, ino) if the kernel knows it, else 0. Adds
+  // no reference: the id may be forgotten at any moment after, which the
+  // kernel's notify calls tolerate (an unknown id is ignored).
+  fuse_ino_t find_id(dev_t dev, ino_t ino);
+
   size_t size();
   size_t open_fds();
 

@@ -1,5 +1,7 @@
 #include "fuse/session.h"
 
+#include "fuse/notify.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -144,13 +146,14 @@ Status check_mountpoint(const std::string& mp, bool allow_nonempty) {
   return {};
 }
 
-Status serve(store::Store& store, const MountConfig& cfg, const std::function<void()>& on_mounted) {
+Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
+             const std::function<void(txn::Invalidator&)>& on_mounted, const std::function<void()>& before_unmount) {
   size_t fd_limit = raise_fd_limit();
   // Half the fd limit caches inode fds; the rest serves open files and
   // directories, LMDB and the control socket.
   auto table = InodeTable::create(store.root_fd(), std::max<size_t>(256, fd_limit / 2));
   if (!table) return table.status();
-  Fs fs(store, std::move(table.value()), cfg.fs);
+  Fs fs(store, std::move(table.value()), cfg.fs, std::move(hooks));
 
   std::string opts = "fsname=" + store.path() + ",subtype=tcfs";
   // As root, serve every user with the kernel's own permission checks.
@@ -173,7 +176,8 @@ Status serve(store::Store& store, const MountConfig& cfg, const std::function<vo
   set_read_ahead(cfg.mountpoint, cfg.fs.read_ahead_kb);
   spdlog::info("mounted store {} on {} ({}{})", store.path(), cfg.mountpoint, store.fs_type(),
                store.reflink() ? ", reflink" : ", no reflink");
-  on_mounted();
+  KernelNotifier notifier(se, fs.table());
+  on_mounted(notifier);
 
   fuse_loop_config* lc = fuse_loop_cfg_create();
   // Two cores serve many blocked syscalls (fsync, cold reads) at once:
@@ -183,6 +187,7 @@ Status serve(store::Store& store, const MountConfig& cfg, const std::function<vo
   fuse_loop_cfg_set_clone_fd(lc, 1);  // one /dev/fuse fd per worker: no wakeup contention
   int rc = fuse_session_loop_mt(se, lc);
   fuse_loop_cfg_destroy(lc);
+  if (before_unmount) before_unmount();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   spdlog::info("unmounted {}", cfg.mountpoint);

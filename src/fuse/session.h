@@ -19,6 +19,7 @@
 
 #include "fuse/fs.h"
 #include "store/store.h"
+#include "txn/invalidate.h"
 #include "tcfs/status.h"
 
 namespace tcfs::fusefs {
@@ -32,6 +33,11 @@ struct MountConfig {
 
 Status check_mountpoint(const std::string& mountpoint, bool allow_nonempty);
 Status check_dev_fuse();
-Status serve(store::Store& store, const MountConfig& cfg, const std::function<void()>& on_mounted);
+// on_mounted gets the kernel-cache invalidator of the live session (valid
+// until serve() returns); before_unmount runs when the session loop ends,
+// before the kernel mount goes away (stop feeding compounds there).
+Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
+             const std::function<void(txn::Invalidator&)>& on_mounted,
+             const std::function<void()>& before_unmount = {});
 
 }  // namespace tcfs::fusefs

@@ -225,6 +225,21 @@ Status check_unlink(int dirfd, const std::string& name, const std::string& path,
   return {};
 }
 
+// A directory victim (of remove, or of a rename onto it) is moved into
+// txn/<id>/ whole, as root, after checking that the caller could remove it
+// and everything in it; with txn off it is simply deleted.
+Status move_dir_victim(const ExecCtx& c, int dirfd, const std::string& name, const PlannedOp& po) {
+  TCFS_TRY(check_unlink(dirfd, name, po.victim_path, c.who->uid));
+  Fd top(openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!top) return err_at(po.victim_path, "open");
+  TCFS_TRY(check_removable(top.get(), po.victim_path, c.who->uid));
+  AsRoot root(*c.who);
+  if (c.txn_fd < 0) return remove_tree(dirfd, name);
+  if (renameat2(dirfd, name.c_str(), c.txn_fd, po.image.c_str(), RENAME_NOREPLACE) != 0)
+    return err_at(po.victim_path, "move aside");
+  return {};
+}
+
 Status remove_op(const ExecCtx& c, const PlannedOp& po) {
   std::string name;
   auto dir = parent(c, po.path, &name);
@@ -234,22 +249,7 @@ Status remove_op(const ExecCtx& c, const PlannedOp& po) {
       TCFS_TRY(keep_victim(c, dir->get(), name, po));
       if (unlinkat(dir->get(), name.c_str(), 0) != 0) return err_at(po.path, "unlink");
       return {};
-    case Victim::EmptyDir:
-      if (unlinkat(dir->get(), name.c_str(), AT_REMOVEDIR) != 0) return err_at(po.path, "rmdir");
-      return {};
-    case Victim::Tree: {
-      TCFS_TRY(check_unlink(dir->get(), name, po.path, c.who->uid));
-      Fd top(openat(dir->get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!top) return err_at(po.path, "open");
-      TCFS_TRY(check_removable(top.get(), po.path, c.who->uid));
-      AsRoot root(*c.who);
-      int target = c.txn_fd;
-      std::string tname = po.image;
-      if (target < 0) return remove_tree(dir->get(), name);  // txn off: nothing to keep
-      if (renameat2(dir->get(), name.c_str(), target, tname.c_str(), RENAME_NOREPLACE) != 0)
-        return err_at(po.path, "move subtree aside:");
-      return {};
-    }
+    case Victim::Tree: return move_dir_victim(c, dir->get(), name, po);
     case Victim::None: break;
   }
   return Status::error(EINVAL, po.path + ": nothing planned to remove");
@@ -262,6 +262,7 @@ Status rename_op(const ExecCtx& c, const Op& op, const PlannedOp& po) {
   auto db = parent(c, po.path2, &b);
   if (!db) return db.status();
   if (po.victim == Victim::File) TCFS_TRY(keep_victim(c, db->get(), b, po));
+  if (po.victim == Victim::Tree) TCFS_TRY(move_dir_victim(c, db->get(), b, po));
   if (po.amend_exchange && c.amend_exchange) {
     struct stat st;
     AsRoot root(*c.who);

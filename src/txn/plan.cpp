@@ -497,40 +497,13 @@ void Planner::dispose_victim(VNode* v, const std::string& path, PlannedOp& po, b
     step(StepKind::RelinkVictim, path, {}, po.image);
     return;
   }
-  if (recursive && !dir_empty(v, path)) {
-    lock_x(v);
-    po.victim = Victim::Tree;
-    po.image = "t" + std::to_string(images_++);
-    step(StepKind::RestoreTree, path, {}, po.image);
-    return;
-  }
-  if (!dir_empty(v, path)) fail(ENOTEMPTY, path + ": directory not empty");
-  po.victim = Victim::EmptyDir;
-  Step s;
-  s.kind = StepKind::RecreateDir;
-  s.op = op_;
-  s.path = path;
-  if (!v->fresh) {
-    lock_x(v);
-    s.attrs = attrs_of(v->st);
-    // Every xattr of the directory goes into the record.
-    std::string p = v->orig.empty() ? "." : v->orig;
-    int fd = openat(root_fd_, p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-      std::vector<char> names(65536), val(65536);
-      ssize_t n = flistxattr(fd, names.data(), names.size());
-      for (ssize_t i = 0; n > 0 && i < n;) {
-        std::string nm(names.data() + i);
-        i += static_cast<ssize_t>(nm.size()) + 1;
-        ssize_t len = fgetxattr(fd, nm.c_str(), val.data(), val.size());
-        if (len >= 0) s.attrs.xattrs.push_back({nm, true, std::string(val.data(), static_cast<size_t>(len))});
-      }
-      close(fd);
-    }
-  } else {
-    s.attrs.mode = 0755;
-  }
-  plan_.rr.steps.push_back(std::move(s));
+  // A directory, empty or not, is moved aside whole, so undo brings back
+  // the same inode (invariant 4).
+  if (!recursive && !dir_empty(v, path)) fail(ENOTEMPTY, path + ": directory not empty");
+  lock_x(v);
+  po.victim = Victim::Tree;
+  po.image = "t" + std::to_string(images_++);
+  step(StepKind::RestoreTree, path, {}, po.image);
 }
 
 void Planner::remove(const Op& op, PlannedOp& po) {

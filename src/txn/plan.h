@@ -39,8 +39,7 @@ namespace tcfs::txn {
 enum class Victim : uint8_t {
   None,
   File,      // hard-link the victim into txn/<id>/<image> first (RelinkVictim)
-  EmptyDir,  // nothing to keep: RecreateDir has its attributes
-  Tree,      // rename the subtree into txn/<id>/<image> (RestoreTree)
+  Tree,      // a directory (empty or not): renamed into txn/<id>/<image> (RestoreTree)
 };
 
 struct PlannedOp {

@@ -42,7 +42,6 @@ json enc_step(const Step& s) {
   if (!s.path2.empty()) j["p2"] = bin(s.path2);
   if (!s.image.empty()) j["i"] = s.image;
   if (s.kind == StepKind::UndoExchange) j["id"] = {s.id.dev, s.id.ino};
-  if (s.kind == StepKind::RecreateDir) j["a"] = enc_attrs(s.attrs);
   return j;
 }
 
@@ -56,7 +55,6 @@ Step dec_step(const json& j) {
   if (j.contains("p2")) s.path2 = unbin(j["p2"]);
   if (j.contains("i")) s.image = j["i"];
   if (j.contains("id")) s.id = {j["id"].at(0), j["id"].at(1)};
-  if (j.contains("a")) s.attrs = dec_attrs(j["a"]);
   return s;
 }
 
@@ -103,7 +101,6 @@ const char* step_kind_name(StepKind k) {
   switch (k) {
     case StepKind::RemoveCreated: return "remove-created";
     case StepKind::RelinkVictim: return "relink-victim";
-    case StepKind::RecreateDir: return "recreate-dir";
     case StepKind::RestoreTree: return "restore-tree";
     case StepKind::UndoRename: return "undo-rename";
     case StepKind::UndoExchange: return "undo-exchange";

@@ -16,9 +16,8 @@
 //      RelinkVictim   the op unlinked or replaced the file `path`, whose inode
 //                     was first hard-linked as txn/<id>/<image>: link it back
 //                     if `path` is absent
-//      RecreateDir    the op removed or replaced the empty directory `path`:
-//                     mkdir it with `attrs` if absent
-//      RestoreTree    the op removed the subtree `path` by renaming it to
+//      RestoreTree    the op removed (or renamed something over) the
+//                     directory `path`, after renaming it whole to
 //                     txn/<id>/<image>: rename it back if `path` is absent
 //      UndoRename     the op renamed `path` -> `path2`: rename back if `path2`
 //                     is present and `path` absent
@@ -63,11 +62,11 @@ struct Attrs {
   uint32_t uid = 0, gid = 0;
   int64_t atime_sec = 0, mtime_sec = 0;
   uint32_t atime_nsec = 0, mtime_nsec = 0;
-  std::vector<XattrPre> xattrs;  // RecreateDir: every xattr; inode records: those the compound changed
+  std::vector<XattrPre> xattrs;  // those the compound changed
 };
 Attrs attrs_of(const struct stat& st);
 
-enum class StepKind : uint8_t { RemoveCreated, RelinkVictim, RecreateDir, RestoreTree, UndoRename, UndoExchange };
+enum class StepKind : uint8_t { RemoveCreated, RelinkVictim, RestoreTree, UndoRename, UndoExchange };
 const char* step_kind_name(StepKind k);
 
 struct Step {
@@ -75,7 +74,6 @@ struct Step {
   uint32_t op = 0;  // index of the operation in its compound
   std::string path, path2, image;
   Identity id;  // UndoExchange
-  Attrs attrs;  // RecreateDir
 };
 
 struct InodeRecord {

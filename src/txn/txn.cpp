@@ -115,14 +115,16 @@ Status TxnManager::make_images(uint64_t id, const Plan& p, int* txn_fd) {
 }
 
 void TxnManager::invalidate_attrs(const Plan& p) {
-  if (!inv_) return;
-  for (const auto& k : p.attrs) inv_->attrs(k);
+  Invalidator* inv = inv_.load();
+  if (!inv) return;
+  for (const auto& k : p.attrs) inv->attrs(k);
 }
 
 void TxnManager::invalidate_rest(const Plan& p) {
-  if (!inv_) return;
-  for (const auto& [k, name] : p.entries) inv_->entry(k, name);
-  for (const auto& k : p.data) inv_->data(k);
+  Invalidator* inv = inv_.load();
+  if (!inv) return;
+  for (const auto& [k, name] : p.entries) inv->entry(k, name);
+  for (const auto& k : p.data) inv->data(k);
 }
 
 CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progress& progress) {

@@ -64,6 +64,9 @@ class TxnManager {
   TxnManager(const TxnManager&) = delete;
   TxnManager& operator=(const TxnManager&) = delete;
 
+  // The kernel-cache invalidator of the live mount (null: none).
+  void set_invalidator(Invalidator* inv) { inv_.store(inv); }
+
   // Undoes every pending recovery record (newest first) and removes undo
   // images no record names. Must run before the mount serves requests
   // (invariant 9). report gets one line per action.
@@ -95,7 +98,7 @@ class TxnManager {
 
   store::Store& store_;
   LockManager& locks_;
-  Invalidator* inv_;
+  std::atomic<Invalidator*> inv_;
 
   std::mutex id_mu_;  // protects next_id_, id_limit_
   uint64_t next_id_ = 0, id_limit_ = 0;

@@ -64,12 +64,11 @@ class Undoer {
   Status step(const Step& s);
   Status remove_created(const Step& s);
   Status relink_victim(const Step& s);
-  Status recreate_dir(const Step& s);
   Status restore_tree(const Step& s);
   Status undo_rename(const Step& s);
   Status undo_exchange(const Step& s);
   Status restore_inode(const InodeRecord& r);
-  Status restore_attrs(int fd, uint32_t type, const Attrs& a, bool all_xattrs);
+  Status restore_attrs(int fd, uint32_t type, const Attrs& a);
   bool exists(const std::string& path, struct stat* st = nullptr);
   void did(const std::string& what);
   int need_txn_dir();
@@ -143,22 +142,6 @@ Status Undoer::relink_victim(const Step& s) {
   return {};
 }
 
-Status Undoer::recreate_dir(const Step& s) {
-  if (exists(s.path)) {
-    ++stats_.skipped;
-    return {};
-  }
-  did("re-create directory " + s.path);
-  if (ctx_.dry_run) return {};
-  std::string name;
-  auto dir = open_parent(ctx_.root_fd, s.path, &name);
-  if (!dir) return dir.status();
-  if (mkdirat(dir->get(), name.c_str(), 0700) != 0 && errno != EEXIST) return Status::from_errno("mkdir " + s.path);
-  auto fd = open_beneath(ctx_.root_fd, s.path, O_RDONLY | O_DIRECTORY);
-  if (!fd) return fd.status();
-  return restore_attrs(fd->get(), S_IFDIR, s.attrs, true);
-}
-
 Status Undoer::restore_tree(const Step& s) {
   if (exists(s.path)) {
     ++stats_.skipped;
@@ -215,7 +198,6 @@ Status Undoer::step(const Step& s) {
   switch (s.kind) {
     case StepKind::RemoveCreated: return remove_created(s);
     case StepKind::RelinkVictim: return relink_victim(s);
-    case StepKind::RecreateDir: return recreate_dir(s);
     case StepKind::RestoreTree: return restore_tree(s);
     case StepKind::UndoRename: return undo_rename(s);
     case StepKind::UndoExchange: return undo_exchange(s);
@@ -223,20 +205,15 @@ Status Undoer::step(const Step& s) {
   return Status::error(EINVAL, "unknown undo step");
 }
 
-Status Undoer::restore_attrs(int fd, uint32_t type, const Attrs& a, bool all_xattrs) {
+Status Undoer::restore_attrs(int fd, uint32_t type, const Attrs& a) {
   std::string p = fd_path(fd);
   Status st;
   auto keep = [&](bool ok, const char* what) {
     if (!ok && st) st = Status::from_errno(what);
   };
-  if (all_xattrs) {
-    // Re-created directory: it has exactly the recorded xattrs.
-    for (const auto& x : a.xattrs) keep(setxattr(p.c_str(), x.name.c_str(), x.value.data(), x.value.size(), 0) == 0, "setxattr");
-  } else {
-    for (const auto& x : a.xattrs) {
-      if (x.present) keep(setxattr(p.c_str(), x.name.c_str(), x.value.data(), x.value.size(), 0) == 0, "setxattr");
-      else if (removexattr(p.c_str(), x.name.c_str()) != 0 && errno != ENODATA) keep(false, "removexattr");
-    }
+  for (const auto& x : a.xattrs) {
+    if (x.present) keep(setxattr(p.c_str(), x.name.c_str(), x.value.data(), x.value.size(), 0) == 0, "setxattr");
+    else if (removexattr(p.c_str(), x.name.c_str()) != 0 && errno != ENODATA) keep(false, "removexattr");
   }
   keep(fchownat(fd, "", a.uid, a.gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0, "chown");
   if (type != S_IFLNK) keep(fchmodat(AT_FDCWD, p.c_str(), a.mode, 0) == 0, "chmod");
@@ -266,7 +243,7 @@ Status Undoer::restore_inode(const InodeRecord& r) {
     TCFS_TRY(clone_file(img.get(), fd.get(), true));
     if (ftruncate(fd.get(), static_cast<off_t>(r.size)) != 0) return Status::from_errno("truncate " + r.path);
   }
-  if (r.has_attrs) return restore_attrs(fd.get(), r.type, r.attrs, false);
+  if (r.has_attrs) return restore_attrs(fd.get(), r.type, r.attrs);
   return {};
 }
 

@@ -65,7 +65,8 @@ start_daemon() {  # [crash spec]
 stop_daemon() {  # unmount a live daemon, or clear the dead mount of a killed one
   if kill -0 "$daemon_pid" 2>/dev/null; then
     umount "$mnt" || die "umount failed"
-    wait "$daemon_pid" || die "daemon exited non-zero after umount"
+    wait "$daemon_pid"; local drc=$?
+    ((drc == 0)) || { tail -5 "$work/daemon.log" >&2; die "daemon exited with status $drc after umount"; }
   else
     wait "$daemon_pid" 2>/dev/null
     umount "$mnt" 2>/dev/null || umount -l "$mnt"
@@ -141,11 +142,14 @@ trial() {
   populate
   "$TREESNAP" --ino --times --root-times "$store/root" > "$work/pre"
   start_daemon "$point:$nth"
-  run_compound
-  if kill -0 "$daemon_pid" 2>/dev/null; then
+  if run_compound; then  # committed and answered: the point was not reached
     stop_daemon
     return 1
   fi
+  # No answer: the daemon must be dying at the crash point.
+  for _ in $(seq 200); do [[ $(ps -o stat= -p "$daemon_pid" 2>/dev/null) == Z* || -z $(ps -o stat= -p "$daemon_pid" 2>/dev/null) ]] && break; sleep 0.05; done
+  wait "$daemon_pid"; local drc=$?
+  ((drc == 137)) || { echo "daemon exit status $drc after $point:$nth (expected a kill -9)" >&2; fail=$((fail + 1)); }
   stop_daemon
   trials=$((trials + 1))
   if [[ $how == undo ]]; then

@@ -16,8 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "control/server.h"
 #include "fuse/session.h"
 #include "store/store.h"
+#include "txn/txn.h"
 #include "util/log.h"
 
 namespace {
@@ -33,8 +35,28 @@ std::string default_store() {
   return std::string(home ? home : ".") + "/.local/share/tcfs/default";
 }
 
+struct DaemonConfig {
+  tcfs::fusefs::MountConfig mount;
+  tcfs::control::Limits limits;
+};
+
+// "max_ops=N" etc.: true and *out set when `o` is name=<number>.
+bool number_opt(const std::string& o, const char* name, uint64_t* out) {
+  std::string prefix = std::string(name) + "=";
+  if (o.compare(0, prefix.size(), prefix) != 0) return false;
+  try {
+    size_t used = 0;
+    *out = std::stoull(o.substr(prefix.size()), &used);
+    if (used != o.size() - prefix.size() || *out == 0) throw std::invalid_argument(o);
+  } catch (const std::exception&) {
+    throw CLI::ValidationError("-o", "bad value in '" + o + "' (a positive number is expected)");
+  }
+  return true;
+}
+
 // Splits "-o a,b" lists; takes out the options tcfs handles itself.
-void parse_o(const std::vector<std::string>& raw, tcfs::fusefs::MountConfig& cfg) {
+void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
+  auto& cfg = dc.mount;
   for (const auto& group : raw) {
     size_t start = 0;
     while (start <= group.size()) {
@@ -44,7 +66,11 @@ void parse_o(const std::vector<std::string>& raw, tcfs::fusefs::MountConfig& cfg
       if (o.empty()) continue;
       if (o == "nonempty") cfg.allow_nonempty = true;
       else if (o == "writeback") cfg.fs.writeback_cache = true;
-      else cfg.fuse_opts.push_back(o);
+      else if (number_opt(o, "max_ops", &dc.limits.max_ops)) {
+      } else if (number_opt(o, "max_inline", &dc.limits.max_inline_bytes)) {
+        dc.limits.max_frame_bytes = std::max(dc.limits.max_frame_bytes, dc.limits.max_inline_bytes + (64u << 20));
+      } else if (number_opt(o, "max_fds", &dc.limits.max_fds)) {
+      } else cfg.fuse_opts.push_back(o);
     }
   }
 }
@@ -87,8 +113,14 @@ void detach_stdio() {
 
 int run_mount(const std::string& store_dir, const std::string& mountpoint, bool foreground,
               const std::vector<std::string>& opts) {
-  tcfs::fusefs::MountConfig cfg;
-  parse_o(opts, cfg);
+  DaemonConfig dc;
+  try {
+    parse_o(opts, dc);
+  } catch (const CLI::ValidationError& e) {
+    fprintf(stderr, "tcfs: error: %s\n", e.what());
+    return kExitUsage;
+  }
+  tcfs::fusefs::MountConfig& cfg = dc.mount;
   char* real = realpath(mountpoint.c_str(), nullptr);
   cfg.mountpoint = real ? real : mountpoint;
   free(real);
@@ -103,7 +135,32 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   }
   auto store = tcfs::store::Store::open(store_dir);
   if (!store) return fail(store.status());
-  st = tcfs::fusefs::serve(*store.value(), cfg, [&] {
+  tcfs::store::Store& s = *store.value();
+  tcfs::txn::LockManager locks;
+  tcfs::txn::TxnManager tm(s, locks, nullptr);
+  // Invariant 9: roll back what a crash left half-done before serving.
+  st = tm.recover([](const std::string& line) { spdlog::warn("recovery: {}", line); });
+  if (!st) return fail(tcfs::Status::error(st.err(), "recovery of store " + s.path() + ": " + st.message()));
+
+  tcfs::fusefs::Hooks hooks;
+  hooks.locks = &locks;
+  hooks.before_fsync_ack = [&tm] { return tm.has_lazy() ? tm.make_durable() : tcfs::Status(); };
+  std::unique_ptr<tcfs::control::ControlServer> control;
+  auto stop_control = [&] {
+    if (control) control->stop();
+    tm.set_invalidator(nullptr);
+    tm.stop_background();
+  };
+  st = tcfs::fusefs::serve(s, cfg, hooks, [&](tcfs::txn::Invalidator& inv) {
+    tm.set_invalidator(&inv);
+    tm.start_background();
+    tcfs::control::ServerInfo info{"tcfs 0.1.0", cfg.mountpoint, s.path()};
+    auto exec = [&tm](const tcfs::Compound& c, const tcfs::txn::Caller& who, const tcfs::txn::Progress& p) {
+      return tm.run(c, who, p);
+    };
+    auto srv = tcfs::control::ControlServer::start(s.path() + "/control.sock", exec, dc.limits, info);
+    if (srv) control = std::move(srv.value());
+    else spdlog::error("compounds unavailable on {}: {}", cfg.mountpoint, srv.status().message());
     if (notify_fd < 0) return;
     tcfs::init_logging("tcfs", tcfs::LogTarget::Syslog);
     if (chdir("/") != 0) { /* the mount works from any cwd */ }
@@ -111,7 +168,8 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
     char c = 'M';
     if (write(notify_fd, &c, 1) != 1) { /* parent gone: nothing to tell */ }
     close(notify_fd);
-  });
+  }, stop_control);
+  stop_control();
   if (!st) {
     spdlog::error("mount {}: {}", cfg.mountpoint, st.message());
     return fail(st);
@@ -155,7 +213,8 @@ int main(int argc, char** argv) {
   mount->add_flag("-f,--foreground", foreground, "stay in the foreground, log to stderr");
   mount->add_option("-o", opts,
                     "mount options, comma separated: nonempty (allow a non-empty mountpoint), "
-                    "writeback (kernel writeback cache), or any FUSE option (e.g. ro, max_read=N)")
+                    "writeback (kernel writeback cache), max_ops=N, max_inline=BYTES, max_fds=N "
+                    "(compound limits), or any FUSE option (e.g. ro, max_read=N)")
       ->allow_extra_args(false);
   mount->add_option("MOUNTPOINT", mountpoint, "an existing, empty directory")->required();
 
