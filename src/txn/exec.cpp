@@ -56,7 +56,14 @@ Status write_all(int fd, const std::string& data, int64_t off, bool append) {
 
 Status write_op(const ExecCtx& c, const Op& op, const PlannedOp& po, OpResult& res) {
   int flags = O_WRONLY | (op.append ? O_APPEND : 0) | (op.truncate ? O_TRUNC : 0);
-  auto fd = open_target(c, po.path, flags);
+  Result<Fd> fd = Fd();
+  if (c.last && c.last->fd >= 0 && c.last->path == po.path && !op.append) {
+    fd = Fd(std::exchange(c.last->fd, -1));  // the create just before opened it
+    c.last->path.clear();
+    if (op.truncate && ftruncate(fd->get(), 0) != 0) return err_at(po.path, "truncate");
+  } else {
+    fd = open_target(c, po.path, flags);
+  }
   if (!fd) return fd.status();
   if (op.fd_index >= 0) {
     int src = (*c.fds)[static_cast<size_t>(op.fd_index)];
@@ -87,7 +94,12 @@ Status truncate_op(const ExecCtx& c, const Op& op, const PlannedOp& po) {
 Status create_op(const ExecCtx& c, const Op& op, const PlannedOp& po) {
   int flags = O_WRONLY | (po.created ? O_CREAT | O_EXCL : 0) | (op.truncate ? O_TRUNC : 0);
   auto fd = open_target(c, po.path, flags, op.mode & 07777);
-  return fd ? Status() : fd.status();
+  if (!fd) return fd.status();
+  if (c.last) {
+    c.last->fd = fd->release();
+    c.last->path = po.path;
+  }
+  return {};
 }
 
 Status copy_op(const ExecCtx& c, const Op& op, const PlannedOp& po, OpResult& res) {
@@ -275,9 +287,20 @@ Status rename_op(const ExecCtx& c, const Op& op, const PlannedOp& po) {
   return {};
 }
 
+Status dispatch(const ExecCtx& c, const Op& op, const PlannedOp& po, OpResult& res);
+
 }  // namespace
 
 Status exec_op(const ExecCtx& c, const Op& op, const PlannedOp& po, OpResult& res) {
+  if (c.last && op.kind != OpKind::Write) c.last->reset();
+  Status st = dispatch(c, op, po, res);
+  if (c.last && op.kind == OpKind::Write) c.last->reset();  // used, or not for this write
+  return st;
+}
+
+namespace {
+
+Status dispatch(const ExecCtx& c, const Op& op, const PlannedOp& po, OpResult& res) {
   if (po.noop) return {};
   switch (op.kind) {
     case OpKind::Mkdir: return mkdir_op(c, op, po);
@@ -295,6 +318,8 @@ Status exec_op(const ExecCtx& c, const Op& op, const PlannedOp& po, OpResult& re
   }
   return Status::error(EINVAL, "unknown operation");
 }
+
+}  // namespace
 
 int probe_errno(const ExecCtx& c, const Op& op) {
   for (const std::string* p : {&op.path, &op.path2}) {

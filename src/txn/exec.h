@@ -12,6 +12,8 @@
 // Thread-safety: stateless; the compound's locks must be held.
 #pragma once
 
+#include <unistd.h>
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -23,6 +25,21 @@
 
 namespace tcfs::txn {
 
+// The file the previous operation left open (a create), kept for a write
+// to the same path that immediately follows: nothing can rebind the path in
+// between (the compound holds its locks), and the open already passed the
+// caller's write-permission check.
+struct LastOpen {
+  int fd = -1;
+  std::string path;
+  void reset() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+    path.clear();
+  }
+  ~LastOpen() { reset(); }
+};
+
 struct ExecCtx {
   int root_fd = -1;
   int txn_fd = -1;  // txn/<id>/ (or -1 with txn off: nothing is kept)
@@ -32,6 +49,7 @@ struct ExecCtx {
   // Exchange with an object created in this compound: record its identity
   // in the RR (synced) before the exchange runs. Null with txn off.
   std::function<Status(size_t step, Identity id)> amend_exchange;
+  LastOpen* last = nullptr;  // optional
 };
 
 Status exec_op(const ExecCtx& ctx, const Op& op, const PlannedOp& po, OpResult& res);

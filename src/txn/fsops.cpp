@@ -76,17 +76,46 @@ Result<int64_t> copy_range(int in, int64_t in_off, int out, int64_t out_off, int
   return done;
 }
 
-Status clone_file(int in, int out, bool reflink) {
+namespace {
+constexpr uint64_t kBlock = 4096;  // FICLONERANGE alignment (the store's block size)
+uint64_t align_up(uint64_t v) { return (v + kBlock - 1) / kBlock * kBlock; }
+}  // namespace
+
+Status add_to_pack(int src, int pack, bool reflink, uint64_t* pack_end, uint64_t* off, uint64_t* size) {
   struct stat st;
-  if (fstat(in, &st) != 0) return Status::from_errno("fstat");
-  if (reflink && ioctl(out, FICLONE, in) == 0) {
-    if (ftruncate(out, st.st_size) != 0) return Status::from_errno("ftruncate");
-    return {};
+  if (fstat(src, &st) != 0) return Status::from_errno("fstat");
+  *size = static_cast<uint64_t>(st.st_size);
+  *off = align_up(*pack_end);
+  if (*size == 0) return {};
+  file_clone_range r{};
+  r.src_fd = src;
+  r.src_offset = 0;
+  r.src_length = 0;  // to the source's end
+  r.dest_offset = *off;
+  if (!(reflink && ioctl(pack, FICLONERANGE, &r) == 0)) {
+    auto n = copy_range(src, 0, pack, static_cast<int64_t>(*off), st.st_size);
+    if (!n) return n.status();
+    if (static_cast<uint64_t>(*n) != *size) return Status::error(EAGAIN, "file changed size while being copied");
   }
-  if (ftruncate(out, 0) != 0) return Status::from_errno("ftruncate");
-  auto n = copy_range(in, 0, out, 0, st.st_size);
-  if (!n) return n.status();
-  if (ftruncate(out, st.st_size) != 0) return Status::from_errno("ftruncate");
+  *pack_end = *off + *size;
+  return {};
+}
+
+Status restore_from_pack(int pack, uint64_t off, uint64_t size, int dst) {
+  uint64_t aligned = size / kBlock * kBlock;
+  file_clone_range r{};
+  r.src_fd = pack;
+  r.src_offset = off;
+  r.src_length = aligned;
+  r.dest_offset = 0;
+  bool cloned = aligned > 0 && ioctl(dst, FICLONERANGE, &r) == 0;
+  uint64_t from = cloned ? aligned : 0;
+  if (size > from) {
+    auto n = copy_range(pack, static_cast<int64_t>(off + from), dst, static_cast<int64_t>(from),
+                        static_cast<int64_t>(size - from));
+    if (!n) return n.status();
+  }
+  if (ftruncate(dst, static_cast<off_t>(size)) != 0) return Status::from_errno("ftruncate");
   return {};
 }
 

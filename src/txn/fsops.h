@@ -33,6 +33,7 @@ class Fd {
   }
   ~Fd() { reset(); }
   int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
   explicit operator bool() const { return fd_ >= 0; }
   void reset() {
     if (fd_ >= 0) ::close(fd_);
@@ -53,9 +54,15 @@ std::string fd_path(int fd);
 // Copies len bytes (-1: to EOF) from in@in_off to out@out_off with
 // copy_file_range, falling back to read/write (pipes, other filesystems).
 Result<int64_t> copy_range(int in, int64_t in_off, int out, int64_t out_off, int64_t len);
-// out becomes a copy of in: FICLONE when reflink is true and it works,
-// otherwise copy_range; then out is truncated to in's size.
-Status clone_file(int in, int out, bool reflink);
+// Undo images of one compound live in one pack file. add_to_pack()
+// appends all of src at the next block boundary at or after *pack_end
+// (FICLONERANGE when reflink is true and it works, else a copy), sets
+// *off and *size to where it went and how long it is, and advances
+// *pack_end. restore_from_pack() puts `size` bytes at `off` of the pack
+// back into dst (cloning the block-aligned part where possible) and
+// truncates dst to `size`.
+Status add_to_pack(int src, int pack, bool reflink, uint64_t* pack_end, uint64_t* off, uint64_t* size);
+Status restore_from_pack(int pack, uint64_t off, uint64_t size, int dst);
 // Removes dirfd/name and everything below it.
 Status remove_tree(int dirfd, const std::string& name);
 

@@ -75,7 +75,7 @@ std::vector<std::string> split(const std::string& p) {
 
 class Planner {
  public:
-  Planner(int root_fd, const Compound& c) : root_fd_(root_fd), c_(c) {}
+  Planner(int root_fd, const Compound& c, bool keys_only) : root_fd_(root_fd), c_(c), keys_only_(keys_only) {}
   Plan run();
 
  private:
@@ -116,6 +116,7 @@ class Planner {
 
   int root_fd_;
   const Compound& c_;
+  bool keys_only_;
   Plan plan_;
   std::deque<VNode> nodes_;
   std::unordered_map<Identity, VNode*, IdHash> by_id_;
@@ -269,7 +270,7 @@ int Planner::record(VNode* n) {
   fh->handle_bytes = MAX_HANDLE_SZ;
   int mnt = 0;
   const char* p = n->orig.empty() ? "." : n->orig.c_str();
-  if (name_to_handle_at(root_fd_, p, fh, &mnt, 0) == 0)
+  if (!keys_only_ && name_to_handle_at(root_fd_, p, fh, &mnt, 0) == 0)
     r.handle.assign(buf, sizeof(struct file_handle) + fh->handle_bytes);
   n->rec = static_cast<int>(plan_.rr.inodes.size());
   plan_.rr.inodes.push_back(std::move(r));
@@ -305,7 +306,6 @@ void Planner::touch_data(VNode* n) {
   InodeRecord& r = plan_.rr.inodes[static_cast<size_t>(n->rec)];
   if (!r.has_data) {
     r.has_data = true;
-    r.image = "d" + std::to_string(images_++);
     r.size = static_cast<uint64_t>(n->st.st_size);
     plan_.data.push_back({n->id.dev, n->id.ino});
   }
@@ -318,6 +318,7 @@ void Planner::touch_xattr(VNode* n, const std::string& name) {
   for (const auto& x : r.attrs.xattrs)
     if (x.name == name) return;
   XattrPre pre{name, false, {}};
+  if (keys_only_) return;
   std::string p = "/proc/self/fd/";
   int fd = openat(root_fd_, n->orig.empty() ? "." : n->orig.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) fail(errno, "cannot open " + n->orig);
@@ -617,6 +618,6 @@ Plan Planner::run() {
 
 }  // namespace
 
-Plan plan(int root_fd, const Compound& c) { return Planner(root_fd, c).run(); }
+Plan plan(int root_fd, const Compound& c, bool keys_only) { return Planner(root_fd, c, keys_only).run(); }
 
 }  // namespace tcfs::txn

@@ -68,7 +68,8 @@ struct Plan {
 };
 
 // root_fd: the store's root/ directory. Image names are unique within the
-// compound ("d<n>" data images, "v<n>" victims).
-Plan plan(int root_fd, const Compound& c);
+// compound ("d<n>" data images, "v<n>" victims). keys_only: a first pass
+// that only needs the lock set (no file handles, no xattr values).
+Plan plan(int root_fd, const Compound& c, bool keys_only = false);
 
 }  // namespace tcfs::txn

@@ -60,7 +60,7 @@ Step dec_step(const json& j) {
 
 json enc_inode(const InodeRecord& r) {
   json j = {{"id", {r.id.dev, r.id.ino}}, {"t", r.type}, {"h", bin(r.handle)}, {"p", bin(r.path)}};
-  if (r.has_data) j["d"] = {{"i", r.image}, {"s", r.size}};
+  if (r.has_data) j["d"] = {{"i", r.image}, {"s", r.size}, {"o", r.image_off}};
   if (r.has_attrs) j["a"] = enc_attrs(r.attrs);
   return j;
 }
@@ -75,6 +75,7 @@ InodeRecord dec_inode(const json& j) {
     r.has_data = true;
     r.image = j["d"].at("i");
     r.size = j["d"].at("s");
+    r.image_off = j["d"].value("o", uint64_t{0});
   }
   if (j.contains("a")) {
     r.has_attrs = true;

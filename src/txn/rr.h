@@ -25,7 +25,8 @@
 //                     the object at `path` is `id` (the one that came from
 //                     `path2`)
 //  * Inode records: the pre-compound state of each existing inode the
-//    compound changes in place (data via a reflink image txn/<id>/<image>,
+//    compound changes in place (data via a reflink image: a block-aligned
+//    range of the compound's pack file txn/<id>/<image>,
 //    size, mode, owner, times, xattrs), restored into the same inode —
 //    found by its file handle — after every step has been undone
 //    (invariant 4).
@@ -81,8 +82,9 @@ struct InodeRecord {
   uint32_t type = 0;       // S_IFMT bits
   std::string handle;      // struct file_handle bytes (name_to_handle_at)
   std::string path;        // path at compound start (for messages only)
-  bool has_data = false;   // data image txn/<id>/<image>, original size
+  bool has_data = false;   // data image: `size` bytes at `image_off` in txn/<id>/<image>
   std::string image;
+  uint64_t image_off = 0;
   uint64_t size = 0;
   bool has_attrs = false;  // mode, owner, times (always recorded with data)
   Attrs attrs;

@@ -24,6 +24,7 @@ namespace {
 
 constexpr int kMaxReplans = 8;
 constexpr uint64_t kIdBlock = 1024;
+constexpr const char* kPackName = "images";
 
 std::string summary_of(const Compound& c) {
   std::map<std::string, unsigned> n;
@@ -70,7 +71,7 @@ Result<uint64_t> TxnManager::new_id() {
 
 // Step 1: plan, lock, re-plan under the locks until the locks cover it.
 Result<LockSet> TxnManager::lock_plan(const Compound& c, Plan& p) {
-  p = plan(store_.root_fd(), c);
+  p = plan(store_.root_fd(), c, /*keys_only=*/true);
   std::map<LockKey, LockMode> want;
   auto add = [&](const Plan& q) {
     for (const auto& k : q.shared) want.emplace(k, LockMode::Path);
@@ -94,21 +95,30 @@ Result<LockSet> TxnManager::lock_plan(const Compound& c, Plan& p) {
 }
 
 // Step 2: the undo images, in txn/<id>/.
-Status TxnManager::make_images(uint64_t id, const Plan& p, int* txn_fd) {
+Status TxnManager::make_images(uint64_t id, Plan& p, const Caller& who, int* txn_fd, int* progress_fd) {
   std::string dir = std::to_string(id);
   if (mkdirat(store_.txn_fd(), dir.c_str(), 0700) != 0 && errno != EEXIST)
     return Status::from_errno("create undo directory txn/" + dir);
   *txn_fd = openat(store_.txn_fd(), dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (*txn_fd < 0) return Status::from_errno("open undo directory txn/" + dir);
-  TCFS_TRY(mark_ran(*txn_fd, 0));
-  for (const auto& r : p.rr.inodes) {
+  auto prog = create_progress(*txn_fd, who.creds.uid, who.creds.gid);
+  if (!prog) return prog.status();
+  *progress_fd = *prog;
+  // One pack file holds every data image of the compound.
+  Fd pack;
+  uint64_t pack_end = 0;
+  for (auto& r : p.rr.inodes) {
     if (!r.has_data) continue;
     Fd src(openat(store_.root_fd(), r.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!src) return Status::from_errno("open " + r.path + " for its undo image");
     if (int f = fault::check("txn.image")) return Status::error(f, "undo image of " + r.path);
-    Fd img(openat(*txn_fd, r.image.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!img) return Status::from_errno("create undo image for " + r.path);
-    Status st = clone_file(src.get(), img.get(), store_.reflink());
+    if (!pack) {
+      pack = Fd(openat(*txn_fd, kPackName, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+      if (!pack) return Status::from_errno("create undo image pack txn/" + dir + "/" + kPackName);
+    }
+    r.image = kPackName;
+    // The size undo restores is the one the image has (taken under the locks).
+    Status st = add_to_pack(src.get(), pack.get(), store_.reflink(), &pack_end, &r.image_off, &r.size);
     if (!st) return Status::error(st.err(), "undo image of " + r.path + ": " + st.message());
   }
   return {};
@@ -148,7 +158,8 @@ CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progre
 CompoundReply TxnManager::run_plain(const Compound& c, const Caller& who, Plan& p, const Progress& progress) {
   CompoundReply reply;
   reply.results.resize(c.ops.size());
-  ExecCtx ctx{store_.root_fd(), -1, &who.creds, &c.fds, store_.reflink(), {}};
+  LastOpen last;
+  ExecCtx ctx{store_.root_fd(), -1, &who.creds, &c.fds, store_.reflink(), {}, &last};
   AsUser as(who.creds);
   size_t i = 0;
   Status st_;
@@ -196,11 +207,12 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
 
   // Steps 2-4: nothing has changed yet; any failure here leaves only
   // garbage in txn/<id>/, which reclaim removes.
-  Fd txn_dir;
+  Fd txn_dir, marker;
   if (!p.ops.empty()) {
-    int tfd = -1;
-    Status st = make_images(rr.id, p, &tfd);
+    int tfd = -1, pfd = -1;
+    Status st = make_images(rr.id, p, who, &tfd, &pfd);
     txn_dir = Fd(tfd);
+    marker = Fd(pfd);
     TCFS_CRASH_POINT("txn.after_images");
     if (st && syncfs(store_.root_fd()) != 0) st = Status::from_errno("syncfs undo images");
     if (st) st = put_rr(store_.meta(), rr);  // invariant 2: RR durable before the first change
@@ -212,7 +224,8 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
   }
 
   // Step 5: the operations, as the caller.
-  ExecCtx ctx{store_.root_fd(), txn_dir.get(), &who.creds, &c.fds, store_.reflink(), {}};
+  LastOpen last;
+  ExecCtx ctx{store_.root_fd(), txn_dir.get(), &who.creds, &c.fds, store_.reflink(), {}, &last};
   ctx.amend_exchange = [&](size_t step, Identity ident) {
     rr.steps[step].id = ident;
     return put_rr(store_.meta(), rr);
@@ -223,8 +236,7 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
     AsUser as(who.creds);
     for (; i < p.ops.size(); ++i) {
       if (i > 0) {
-        AsRoot root(who.creds);
-        st_ = mark_ran(txn_dir.get(), static_cast<uint32_t>(i));
+        st_ = mark_ran(marker.get(), static_cast<uint32_t>(i));  // as the caller: it owns the marker
         if (!st_) break;
       }
       TCFS_CRASH_POINT("txn.before_op");

@@ -89,7 +89,7 @@ class TxnManager {
   Result<LockSet> lock_plan(const Compound& c, struct Plan& plan);
   CompoundReply run_txn(const Compound& c, const Caller& who, struct Plan& plan, const Progress& progress);
   CompoundReply run_plain(const Compound& c, const Caller& who, struct Plan& plan, const Progress& progress);
-  Status make_images(uint64_t id, const struct Plan& plan, int* txn_fd);
+  Status make_images(uint64_t id, struct Plan& plan, const Caller& who, int* txn_fd, int* progress_fd);
   void invalidate_attrs(const struct Plan& plan);
   void invalidate_rest(const struct Plan& plan);
   Result<uint64_t> new_id();

@@ -23,30 +23,24 @@
 namespace tcfs::txn {
 namespace {
 
+constexpr const char* kProgress = "progress";
+
 struct Marker {
   enum Kind { None, Ran, Undone } kind = None;
   uint32_t op = 0;
-  std::string name;
 };
 
 Marker read_marker(int txn_fd) {
   Marker m;
-  if (txn_fd < 0) return m;
-  int fd = openat(txn_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return m;
-  DIR* d = fdopendir(fd);
-  while (struct dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    for (auto [prefix, kind] : {std::pair{"ran-", Marker::Ran}, std::pair{"undone-", Marker::Undone}}) {
-      size_t len = strlen(prefix);
-      if (n.compare(0, len, prefix) == 0 && n.size() > len) {
-        m.kind = kind;
-        m.op = static_cast<uint32_t>(strtoul(n.c_str() + len, nullptr, 10));
-        m.name = n;
-      }
-    }
+  struct stat st;
+  if (txn_fd < 0 || fstatat(txn_fd, kProgress, &st, 0) != 0) return m;
+  if (st.st_atim.tv_sec > 0) {
+    m.kind = Marker::Undone;
+    m.op = static_cast<uint32_t>(st.st_atim.tv_sec - 1);
+  } else {
+    m.kind = Marker::Ran;
+    m.op = static_cast<uint32_t>(st.st_mtim.tv_sec);
   }
-  closedir(d);
   return m;
 }
 
@@ -240,8 +234,8 @@ Status Undoer::restore_inode(const InodeRecord& r) {
     if (txn_fd_ < 0) return Status::error(ENOENT, "undo image directory txn/" + std::to_string(rr_.id));
     Fd img(openat(txn_fd_, r.image.c_str(), O_RDONLY | O_CLOEXEC));
     if (!img) return Status::from_errno("open undo image txn/" + std::to_string(rr_.id) + "/" + r.image);
-    TCFS_TRY(clone_file(img.get(), fd.get(), true));
-    if (ftruncate(fd.get(), static_cast<off_t>(r.size)) != 0) return Status::from_errno("truncate " + r.path);
+    Status st = restore_from_pack(img.get(), r.image_off, r.size, fd.get());
+    if (!st) return Status::error(st.err(), "restore data of " + r.path + ": " + st.message());
   }
   if (r.has_attrs) return restore_attrs(fd.get(), r.type, r.attrs);
   return {};
@@ -255,11 +249,10 @@ Status Undoer::run(uint32_t upto) {
   else if (m.kind == Marker::Ran) last = m.op;
   else last = static_cast<int64_t>(m.op) - 1;
   if (upto != kAllOps) last = std::min<int64_t>(last, upto);
-  std::string marker = m.name;
   auto mark_undone = [&](uint32_t op) {
-    if (ctx_.dry_run || txn_fd_ < 0 || marker.empty()) return;
-    std::string next = "undone-" + std::to_string(op);
-    if (next != marker && renameat(txn_fd_, marker.c_str(), txn_fd_, next.c_str()) == 0) marker = next;
+    if (ctx_.dry_run || txn_fd_ < 0 || m.kind == Marker::None) return;
+    struct timespec ts[2] = {{static_cast<time_t>(op) + 1, 0}, {0, UTIME_OMIT}};
+    utimensat(txn_fd_, kProgress, ts, 0);
   };
   Status first;
   auto note = [&](Status s, const std::string& what) {
@@ -287,16 +280,21 @@ Status Undoer::run(uint32_t upto) {
 
 }  // namespace
 
-Status mark_ran(int txn_fd, uint32_t k) {
-  std::string to = "ran-" + std::to_string(k);
-  if (k == 0) {
-    int fd = openat(txn_fd, to.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return Status::from_errno("create progress marker");
+Result<int> create_progress(int txn_fd, uid_t owner_uid, gid_t owner_gid) {
+  int fd = openat(txn_fd, kProgress, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::from_errno("create progress marker");
+  struct timespec ts[2] = {{0, 0}, {0, 0}};
+  if (fchown(fd, owner_uid, owner_gid) != 0 || futimens(fd, ts) != 0) {
+    Status st = Status::from_errno("set up progress marker");
     close(fd);
-    return {};
+    return st;
   }
-  std::string from = "ran-" + std::to_string(k - 1);
-  if (renameat(txn_fd, from.c_str(), txn_fd, to.c_str()) != 0) return Status::from_errno("progress marker " + to);
+  return fd;
+}
+
+Status mark_ran(int progress_fd, uint32_t k) {
+  struct timespec ts[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(k), 0}};
+  if (futimens(progress_fd, ts) != 0) return Status::from_errno("advance progress marker");
   return {};
 }
 

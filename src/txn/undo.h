@@ -16,17 +16,18 @@
 // reported and the rest still run; the result is then an error, and the RR
 // must be kept for a human to look at.
 //
-// Progress markers. Undo steps are check-then-act, which is exact only if
+// Progress marker. Undo steps are check-then-act, which is exact only if
 // the tree is in the state right around the step's operation — not in an
 // older state, where a path a later operation created may still hold the
-// pre-compound object it replaced. So txn/<id>/ holds one marker file whose
-// name says how far the compound got, renamed (a metadata operation on the
-// same filesystem as root/, ordered with the tree's own changes by its
-// journal, so it survives a crash or power cut exactly as they do):
-//   ran-<k>     operations 0..k-1 completed; operation k may have started
-//   undone-<k>  the steps of operations k.. have all been undone
-// Recovery undoes only operations the marker says may have run, and resumes
-// an interrupted undo where its marker says it stopped.
+// pre-compound object it replaced. So txn/<id>/progress records how far the
+// compound got, in its timestamps (a metadata update, journaled in order
+// with the tree's own changes on the same filesystem, so after a crash or
+// power cut it is exactly as current as they are, and it costs one
+// futimens per operation):
+//   mtime = k      operations 0..k-1 completed; operation k may have started
+//   atime = k + 1  undo has finished the steps of operations k.. (0: none)
+// Recovery undoes only operations that may have run, and resumes an
+// interrupted undo where it stopped.
 //
 // Crash points: undo.before_step, undo.after_step, undo.after_inodes,
 // undo.after_sync, undo.after_delete.
@@ -59,9 +60,11 @@ struct UndoStats {
 
 constexpr uint32_t kAllOps = std::numeric_limits<uint32_t>::max();
 
-// Markers (see above). mark_ran(txn_fd, k) renames ran-<k-1> to ran-<k>
-// (k = 0 creates ran-0).
-Status mark_ran(int txn_fd, uint32_t k);
+// Creates txn/<id>/progress saying "operation 0 may have started", owned by
+// owner (so the caller's thread can advance it), and returns its fd.
+Result<int> create_progress(int txn_fd, uid_t owner_uid, gid_t owner_gid);
+// Operations before k completed; k may start (futimens on the fd).
+Status mark_ran(int progress_fd, uint32_t k);
 
 // Undoes operations 0..upto of rr (kAllOps: as far as its progress marker
 // says the compound got). Errors are counted in stats and the

@@ -13,6 +13,8 @@
 //   fsbench seqread FILE [EXPECT_BYTES [BLOCK_KIB]]
 //                                             read FILE to EOF (1 MiB reads); checks the size unless EXPECT_BYTES is 0
 //   fsbench smallfiles DIR N SIZE             create+write SIZE bytes+close N new files DIR/s%07d
+//   fsbench syncfiles DIR N SIZE new|overwrite  per file: open (O_EXCL new / O_TRUNC existing) DIR/s%07d,
+//                                             write SIZE bytes (1 MiB writes), fsync, close
 //   fsbench mkfiles DIR N                     create N empty files DIR/f%07d (setup; still timed)
 //   fsbench stat DIR N                        fstatat(AT_SYMLINK_NOFOLLOW) DIR/f%07d for i < N
 //   fsbench readdir DIR [EXPECT]              opendir/readdir loop, no stat; checks count if EXPECT given
@@ -60,6 +62,7 @@ using Clock = std::chrono::steady_clock;
       "usage: fsbench seqwrite FILE MIB [BLOCK_KIB]\n"
       "       fsbench seqread FILE [EXPECT_BYTES [BLOCK_KIB]]\n"
       "       fsbench smallfiles DIR N SIZE\n"
+      "       fsbench syncfiles DIR N SIZE new|overwrite\n"
       "       fsbench mkfiles DIR N\n"
       "       fsbench stat DIR N\n"
       "       fsbench readdir DIR [EXPECT]\n"
@@ -217,6 +220,34 @@ int cmd_smallfiles(int argc, char **argv) {
   std::size_t size = to_u64(argv[2]);
   double s = create_files(argv[0], n, size, 's');
   std::printf("op=smallfiles files=%" PRIu64 " size=%zu seconds=%.6f rate=%.2f unit=files/s\n", n, size, s,
+              static_cast<double>(n) / s);
+  return 0;
+}
+
+int cmd_syncfiles(int argc, char **argv) {
+  if (argc != 4) usage();
+  uint64_t n = to_u64(argv[1]);
+  std::size_t size = to_u64(argv[2]);
+  bool fresh = std::string_view(argv[3]) == "new";
+  if (!fresh && std::string_view(argv[3]) != "overwrite") usage();
+  int dfd = open_dir(argv[0]);
+  std::size_t chunk = std::min<std::size_t>(size ? size : 1, 1 << 20);
+  std::vector<char> data(chunk);
+  fill(data.data(), data.size(), 0x9E3779B97F4A7C15ULL ^ (fresh ? 0 : 1));
+  char name[32];
+  auto t0 = Clock::now();
+  for (uint64_t i = 0; i < n; ++i) {
+    name_of(name, 's', i);
+    int flags = O_WRONLY | O_CLOEXEC | (fresh ? O_CREAT | O_EXCL : O_TRUNC);
+    int fd = ::openat(dfd, name, flags, 0644);
+    if (fd < 0) die("open", std::string(argv[0]) + "/" + name);
+    for (std::size_t done = 0; done < size; done += chunk) write_all(fd, data.data(), std::min(chunk, size - done), name);
+    if (::fsync(fd) != 0) die("fsync", std::string(argv[0]) + "/" + name);
+    if (::close(fd) != 0) die("close", std::string(argv[0]) + "/" + name);
+  }
+  double s = seconds_since(t0);
+  ::close(dfd);
+  std::printf("op=syncfiles files=%" PRIu64 " size=%zu seconds=%.6f rate=%.2f unit=files/s\n", n, size, s,
               static_cast<double>(n) / s);
   return 0;
 }
@@ -391,6 +422,7 @@ int main(int argc, char **argv) {
   if (c == "seqread") return cmd_seqread(n, a);
   if (c == "smallfiles") return cmd_smallfiles(n, a);
   if (c == "mkfiles") return cmd_mkfiles(n, a);
+  if (c == "syncfiles") return cmd_syncfiles(n, a);
   if (c == "stat") return cmd_stat(n, a);
   if (c == "readdir") return cmd_readdir(n, a);
   if (c == "rsswatch") return cmd_rsswatch(n, a);
