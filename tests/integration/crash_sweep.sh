@@ -195,6 +195,27 @@ for point in undo.before_step undo.after_step undo.after_inodes undo.after_sync 
   done
 done
 
+# --no-sync: committed, then kill -9 before anything made it durable: the
+# compound is there whole, or rolled back whole (recovery may undo it).
+for how in undo remount; do
+  populate
+  "$TREESNAP" --ino --times --root-times "$store/root" > "$work/pre"
+  start_daemon ""
+  (cd "$mnt" && "$TCFS_BATCH" run -q --no-sync "$work/compound.ndjson") >> "$work/batch.log" 2>&1 ||
+    { echo "no-sync compound failed" >&2; fail=$((fail + 1)); }
+  kill -9 "$daemon_pid"
+  wait "$daemon_pid" 2>/dev/null
+  umount "$mnt" 2>/dev/null || umount -l "$mnt"
+  daemon_pid=""
+  if [[ $how == undo ]]; then "$TCFS_UNDO" "$store" >> "$work/undo.log" 2>&1; else start_daemon ""; stop_daemon; fi
+  trials=$((trials + 1))
+  "$TREESNAP" --ino --times --root-times "$store/root" > "$work/now"
+  if ! cmp -s "$work/pre" "$work/now"; then
+    "$TREESNAP" "$store/root" > "$work/now"
+    check "no-sync commit then kill -9 ($how)" "$work/post" "$work/now"
+  fi
+done
+
 echo "crash_sweep: $trials crash trials, $fail mismatches"
 ((trials > 50)) || die "too few trials ($trials): crash points not reached?"
 ((fail == 0))

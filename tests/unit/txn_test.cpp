@@ -210,6 +210,37 @@ TEST_CASE("a predicted failure at every position rolls everything back") {
   }
 }
 
+TEST_CASE("each operation kind alone, followed by a failing one, is undone") {
+  std::vector<Compound> alone(13);
+  alone[0].mkdir("n", 0700);
+  alone[1].create("a/new", 0600, true);
+  alone[2].write("a/f1", "ZZ", 1);
+  alone[3].copy("a/f1", "a/b/f2");
+  alone[4].truncate("a/b/f2", 2);
+  alone[5].chmod("a/b/f2", 0600);
+  alone[6].setxattr("a/f1", "user.x", "changed");
+  alone[7].removexattr("a/f1", "user.y");
+  alone[8].symlink("f1", "a/sym2");
+  alone[9].link("a/f1", "a/b/hard");
+  alone[10].rename("a/b", "b2");
+  alone[11].remove("top");
+  alone[12].remove("d", true);
+  for (size_t k = 0; k < alone.size(); ++k) {
+    CAPTURE(k);
+    TempStore t;
+    std::string r = t.root();
+    base_tree(r);
+    auto before = snapshot(r);
+    Compound c = alone[k];
+    c.mkdir("a", 0755);
+    auto reply = t.tm->run(c, {});
+    CHECK(reply.outcome == Outcome::RolledBack);
+    CHECK(reply.failed_op == 1);
+    CHECK(reply.results[0].ran);
+    check_same(before, snapshot(r));
+  }
+}
+
 TEST_CASE("a syscall failing at run time at every position rolls everything back") {
   Compound all = mixed();
   // Each injection site fails the nth call of its kind.
