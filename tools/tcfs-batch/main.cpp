@@ -222,6 +222,26 @@ std::string target_for(const std::string& src, const std::string& dest, bool man
   return (many || is_dir_in_mount(dest)) ? dest + "/" + base_name(src) : dest;
 }
 
+// Sorted names in a directory (local, or inside the mount).
+bool list_dir(const std::string& dir, std::vector<std::string>* names, std::string* err) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return *err = dir + ": " + strerror(errno), false;
+  while (dirent* e = readdir(d))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) names->push_back(e->d_name);
+  closedir(d);
+  std::sort(names->begin(), names->end());
+  return true;
+}
+
+// A symlink like src, as dst.
+bool add_symlink(Compound& c, const std::string& src, const std::string& dst, std::string* err) {
+  char t[PATH_MAX];
+  ssize_t n = readlink(src.c_str(), t, sizeof t);
+  if (n < 0) return *err = src + ": " + strerror(errno), false;
+  c.symlink(std::string(t, static_cast<size_t>(n)), dst);
+  return true;
+}
+
 // put: one local object (recursively) into the compound.
 bool add_local(Compound& c, const std::string& src, const std::string& dst, std::string* err) {
   struct stat st;
@@ -230,22 +250,11 @@ bool add_local(Compound& c, const std::string& src, const std::string& dst, std:
     return false;
   }
   tcfs::Timestamp mt{st.st_mtim.tv_sec, static_cast<uint32_t>(st.st_mtim.tv_nsec), false};
-  if (S_ISLNK(st.st_mode)) {
-    char t[PATH_MAX];
-    ssize_t n = readlink(src.c_str(), t, sizeof t);
-    if (n < 0) return *err = src + ": " + strerror(errno), false;
-    c.symlink(std::string(t, static_cast<size_t>(n)), dst);
-    return true;
-  }
+  if (S_ISLNK(st.st_mode)) return add_symlink(c, src, dst, err);
   if (S_ISDIR(st.st_mode)) {
     c.mkdir(dst, st.st_mode & 07777, true);
-    DIR* d = opendir(src.c_str());
-    if (!d) return *err = src + ": " + strerror(errno), false;
     std::vector<std::string> names;
-    while (dirent* e = readdir(d))
-      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) names.push_back(e->d_name);
-    closedir(d);
-    std::sort(names.begin(), names.end());
+    if (!list_dir(src, &names, err)) return false;
     for (const auto& n : names)
       if (!add_local(c, src + "/" + n, dst + "/" + n, err)) return false;
     c.chmod(dst, st.st_mode & 07777);
@@ -297,23 +306,13 @@ bool add_copy(Compound& c, const std::string& src, const std::string& dst, bool 
   if (S_ISDIR(st.st_mode)) {
     if (!recursive) return *err = src + " is a directory (use -r)", false;
     c.mkdir(dst, st.st_mode & 07777);
-    DIR* d = opendir(src.c_str());
-    if (!d) return *err = src + ": " + strerror(errno), false;
     std::vector<std::string> names;
-    while (dirent* e = readdir(d))
-      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) names.push_back(e->d_name);
-    closedir(d);
+    if (!list_dir(src, &names, err)) return false;
     for (const auto& n : names)
       if (!add_copy(c, src + "/" + n, dst + "/" + n, recursive, err)) return false;
     return true;
   }
-  if (S_ISLNK(st.st_mode)) {
-    char t[PATH_MAX];
-    ssize_t n = readlink(src.c_str(), t, sizeof t);
-    if (n < 0) return *err = src + ": " + strerror(errno), false;
-    c.symlink(std::string(t, static_cast<size_t>(n)), dst);
-    return true;
-  }
+  if (S_ISLNK(st.st_mode)) return add_symlink(c, src, dst, err);
   c.copy(src, dst);
   return true;
 }
