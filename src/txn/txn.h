@@ -5,11 +5,13 @@
 //   1. plan (plan.h) without locks; take the plan's locks in the global
 //      order; plan again under them, until the plan needs no lock not held
 //      (invariant 7).                                   [txn.after_lock]
-//   2. undo images: txn/<id>/ and a reflink clone of every existing file
-//      whose data the compound changes (invariant 3).   [txn.after_images]
+//   2. undo images: txn/<id>/, its progress marker (undo.h), and a reflink
+//      clone of every existing file whose data the compound changes, all
+//      in one pack file txn/<id>/images (invariant 3).  [txn.after_images]
 //   3. syncfs: the images are durable (invariant 2).
 //   4. the recovery record, synced into LMDB (invariants 1, 2). [txn.after_rr]
-//   5. the operations, in order, as the caller.         [txn.before_op/after_op]
+//   5. the operations, in order, as the caller, the progress marker advanced
+//      before each.                                     [txn.before_op/after_op]
 //      On a failure: undo 0..k, syncfs, delete the RR, reply "rolled back".
 //   6. sync on: syncfs, so every effect is durable.     [txn.after_sync]
 //   7. COMMIT POINT: the synced LMDB transaction that deletes the RR
@@ -23,9 +25,11 @@
 // With txn off, steps 2-4 and the undo are skipped: operations stop at the
 // first error (best effort), locks are still taken.
 //
-// Locks: mu_ protects lazy_ and reclaim_; it is a leaf (never held while
-// calling into the lock manager, LMDB or the filesystem... except the short
-// syncfs in make_durable, which holds durable_mu_, ordered before mu_).
+// Locks: id_mu_ protects the id block (held across its one LMDB write);
+// durable_mu_ serializes commit points and make_durable() (held across
+// syncfs and the LMDB delete); mu_ protects lazy_, reclaim_ and stop_ and
+// is a leaf, never held while calling out. Order: durable_mu_ -> mu_.
+// Compound locks (LockManager) are taken before any of these.
 //
 // Thread-safety: run() may be called from many threads at once; compounds
 // on disjoint inodes run in parallel.
