@@ -355,7 +355,7 @@ Where Planner::need_parent(const std::string& path, bool follow) {
 
 VNode* Planner::need_node(const std::string& path, bool follow, Where* out) {
   Where w = resolve(path, follow);
-  if (!w.node) fail(ENOENT, path + ": no such file or directory");
+  if (!w.node) fail(ENOENT, path);
   if (out) *out = w;
   return w.node;
 }
@@ -382,7 +382,7 @@ void Planner::mkdir(const Op& op, PlannedOp& po) {
     return;
   }
   Where w = need_parent(op.path, false);
-  if (w.node) fail(EEXIST, op.path + ": already exists");
+  if (w.node) fail(EEXIST, op.path);
   touch_dir(w.dir, w.name);
   put(w.dir, w.name, fresh(S_IFDIR, w.dir));
   step(StepKind::RemoveCreated, w.path);
@@ -393,8 +393,8 @@ void Planner::create(const Op& op, PlannedOp& po) {
   Where w = need_parent(op.path, !op.exclusive);
   po.path = w.path;
   if (w.node) {
-    if (op.exclusive) fail(EEXIST, op.path + ": already exists");
-    if (w.node->type == S_IFDIR) fail(EISDIR, op.path + ": is a directory");
+    if (op.exclusive) fail(EEXIST, op.path);
+    if (w.node->type == S_IFDIR) fail(EISDIR, op.path);
     if (op.truncate && w.node->type == S_IFREG) touch_data(w.node);
     return;
   }
@@ -408,7 +408,7 @@ void Planner::create(const Op& op, PlannedOp& po) {
 void Planner::write_like(const Op& op, PlannedOp& po) {
   Where w;
   VNode* n = need_node(op.path, true, &w);
-  if (n->type == S_IFDIR) fail(EISDIR, op.path + ": is a directory");
+  if (n->type == S_IFDIR) fail(EISDIR, op.path);
   if (n->type != S_IFREG) fail(EINVAL, op.path + ": not a regular file");
   if (op.kind == OpKind::Write && op.fd_index >= 0 && static_cast<size_t>(op.fd_index) >= c_.fds.size())
     fail(EBADF, op.path + ": no passed descriptor " + std::to_string(op.fd_index));
@@ -419,14 +419,14 @@ void Planner::write_like(const Op& op, PlannedOp& po) {
 void Planner::copy(const Op& op, PlannedOp& po) {
   Where ws;
   VNode* src = need_node(op.path, true, &ws);
-  if (src->type == S_IFDIR) fail(EISDIR, op.path + ": is a directory");
+  if (src->type == S_IFDIR) fail(EISDIR, op.path);
   if (src->type != S_IFREG) fail(EINVAL, op.path + ": not a regular file");
   lock_x(src);  // read; Exclusive keeps it simple: compounds on one file serialize
   Where wd = need_parent(op.path2, true);
   po.path = ws.path;
   po.path2 = wd.path;
   if (wd.node) {
-    if (wd.node->type == S_IFDIR) fail(EISDIR, op.path2 + ": is a directory");
+    if (wd.node->type == S_IFDIR) fail(EISDIR, op.path2);
     if (wd.node->type != S_IFREG) fail(EINVAL, op.path2 + ": not a regular file");
     touch_data(wd.node);
     return;
@@ -463,7 +463,7 @@ void Planner::xattr(const Op& op, PlannedOp& po) {
 
 void Planner::symlink(const Op& op, PlannedOp& po) {
   Where w = need_parent(op.path, false);
-  if (w.node) fail(EEXIST, op.path + ": already exists");
+  if (w.node) fail(EEXIST, op.path);
   if (op.target.empty()) fail(ENOENT, op.path + ": empty symlink target");
   touch_dir(w.dir, w.name);
   VNode* n = fresh(S_IFLNK, w.dir);
@@ -479,7 +479,7 @@ void Planner::link(const Op& op, PlannedOp& po) {
   VNode* n = need_node(op.path, false, &wo);
   if (n->type == S_IFDIR) fail(EPERM, op.path + ": is a directory (hard links to directories are not allowed)");
   Where wn = need_parent(op.path2, false);
-  if (wn.node) fail(EEXIST, op.path2 + ": already exists");
+  if (wn.node) fail(EEXIST, op.path2);
   touch_attrs(n);  // link count and ctime change
   touch_dir(wn.dir, wn.name);
   put(wn.dir, wn.name, n);
@@ -500,7 +500,7 @@ void Planner::dispose_victim(VNode* v, const std::string& path, PlannedOp& po, b
   }
   // A directory, empty or not, is moved aside whole, so undo brings back
   // the same inode (invariant 4).
-  if (!recursive && !dir_empty(v, path)) fail(ENOTEMPTY, path + ": directory not empty");
+  if (!recursive && !dir_empty(v, path)) fail(ENOTEMPTY, path);
   lock_x(v);
   po.victim = Victim::Tree;
   po.image = "t" + std::to_string(images_++);
@@ -512,7 +512,7 @@ void Planner::remove(const Op& op, PlannedOp& po) {
   VNode* n = need_node(op.path, false, &w);
   if (!w.dir) fail(EBUSY, "cannot remove the mount's root");
   if (n->type == S_IFDIR && !n->fresh && !op.recursive && !dir_empty(n, w.path))
-    fail(ENOTEMPTY, op.path + ": directory not empty");
+    fail(ENOTEMPTY, op.path);
   touch_dir(w.dir, w.name);
   dispose_victim(n, w.path, po, op.recursive);
   put(w.dir, w.name, nullptr);
@@ -529,7 +529,7 @@ void Planner::rename(const Op& op, PlannedOp& po) {
   po.path = a.path;
   po.path2 = b.path;
   if (op.rename_flags & RENAME_EXCHANGE) return exchange(op, po, a, b);
-  if (b.node && (op.rename_flags & RENAME_NOREPLACE)) fail(EEXIST, op.path2 + ": already exists");
+  if (b.node && (op.rename_flags & RENAME_NOREPLACE)) fail(EEXIST, op.path2);
   if (b.node == src) {  // two names of one inode, or the same name: POSIX says do nothing
     po.noop = true;
     return;
@@ -537,9 +537,9 @@ void Planner::rename(const Op& op, PlannedOp& po) {
   if (src->type == S_IFDIR && is_ancestor(src, b.dir))
     fail(EINVAL, op.path2 + ": cannot move a directory into itself");
   if (b.node) {
-    if (src->type == S_IFDIR && b.node->type != S_IFDIR) fail(ENOTDIR, op.path2 + ": not a directory");
-    if (src->type != S_IFDIR && b.node->type == S_IFDIR) fail(EISDIR, op.path2 + ": is a directory");
-    if (b.node->type == S_IFDIR && !dir_empty(b.node, b.path)) fail(ENOTEMPTY, op.path2 + ": directory not empty");
+    if (src->type == S_IFDIR && b.node->type != S_IFDIR) fail(ENOTDIR, op.path2);
+    if (src->type != S_IFDIR && b.node->type == S_IFDIR) fail(EISDIR, op.path2);
+    if (b.node->type == S_IFDIR && !dir_empty(b.node, b.path)) fail(ENOTEMPTY, op.path2);
     dispose_victim(b.node, b.path, po, false);
   }
   touch_dir(a.dir, a.name);
@@ -552,7 +552,7 @@ void Planner::rename(const Op& op, PlannedOp& po) {
 }
 
 void Planner::exchange(const Op& op, PlannedOp& po, Where& a, Where& b) {
-  if (!b.node) fail(ENOENT, op.path2 + ": no such file or directory");
+  if (!b.node) fail(ENOENT, op.path2);
   VNode* x = a.node;
   VNode* y = b.node;
   if (x == y) {
