@@ -3,26 +3,31 @@
 //
 // Contract:
 //  * Client::for_path(p) finds the tcfs mount containing p (absolute, or
-//    relative to the current directory; normalised lexically, so ".."
-//    means the parent as written, and the mount is found without touching
-//    it) from /proc/self/mountinfo — the deepest mount of type fuse.tcfs
-//    whose mountpoint is a prefix of p — and connects to its daemon's
-//    control socket, <store>/control.sock (the mount's source is the
-//    store directory).
-//  * relative(p) turns a path into the mount-relative form compounds use;
-//    a path outside this mount is an EXDEV error naming it.
-//  * submit() sends one compound (its descriptors with SCM_RIGHTS) and
-//    returns the daemon's reply; progress(done, total) is called as the
-//    daemon reports progress, if given. An error Status means the request
-//    did not get an answer (daemon gone, protocol error); a reply with
-//    outcome Rejected means the daemon refused it.
+//    relative to the current directory; normalised lexically against
+//    getcwd(), so ".." means the parent as written and nothing inside the
+//    mount is touched) from /proc/self/mountinfo — the deepest mount whose
+//    mountpoint is a prefix of p must be of type fuse.tcfs — and connects
+//    to its daemon's control socket, <store>/control.sock (the mount's
+//    source is the store directory).
+//  * relative(p) turns a path into the mount-relative form compounds use
+//    ("" for the mount's root); a path outside this mount, or inside
+//    another mount stacked on it (another tcfs mount included), is an
+//    EXDEV error naming the path.
+//  * submit() sends one compound (its descriptors with SCM_RIGHTS, at most
+//    253 per sendmsg; they stay open and the caller's) and returns the
+//    daemon's reply; progress(done, total) is called as the daemon reports
+//    progress, if given. An error Status means the request did not get an
+//    answer (daemon gone, protocol error); a reply with outcome Rejected
+//    means the daemon refused it (nothing ran).
+//  * Any number of hello()/submit() calls may use one Client, one at a time.
 //
 // Thread-safety: a Client is one connection; use it from one thread at a
-// time (or one Client per thread).
+// time (or one Client per thread). The free functions are thread-safe.
 #pragma once
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "tcfs/compound.h"
 #include "tcfs/status.h"
@@ -37,11 +42,13 @@ struct MountInfo {
 
 // Lexically normalised absolute form of p (against getcwd()).
 std::string absolute_path(const std::string& p);
+// The tcfs mount that shows `path`; ENOENT naming it if there is none.
 Result<MountInfo> find_mount(const std::string& path);
 
+// The daemon's answer to hello(): its version, mount, store and limits.
 struct ServerHello {
   std::string server, mount, store;
-  uint64_t max_ops = 0, max_inline_bytes = 0, max_fds = 0;
+  uint64_t max_ops = 0, max_inline_bytes = 0, max_fds = 0, max_frame_bytes = 0;
 };
 
 class Client {
@@ -61,6 +68,7 @@ class Client {
   Client(MountInfo m, int fd) : m_(std::move(m)), fd_(fd) {}
   MountInfo m_;
   int fd_ = -1;
+  std::vector<std::string> nested_;  // mountpoints stacked on this mount
 };
 
 }  // namespace tcfs

@@ -4,33 +4,53 @@
 // the daemon checks every request against the peer's credentials taken from
 // SO_PEERCRED and SO_PEERGROUPS, never from the request). Each message is a
 // frame: a 4-byte little-endian payload length, then the payload, a MessagePack
-// map (nlohmann::json::to_msgpack / from_msgpack). Descriptors for Write-from-fd
-// operations travel as SCM_RIGHTS ancillary data on the sendmsg() that carries
-// the frame's first byte; they are numbered 0.. in arrival order.
+// map (nlohmann::json::to_msgpack / from_msgpack) nested at most 16 deep.
+// Descriptors for Write-from-fd operations travel as SCM_RIGHTS ancillary
+// data on the first bytes of the request's frame, at most kMaxFds per
+// sendmsg() (one byte per message while more than one batch remains); they
+// are numbered 0.. in arrival order. Any number of requests, one at a time,
+// may follow each other on one connection.
 //
 // Request maps carry "v" (protocol version, = kVersion) and "type":
 //   {"v":1,"type":"hello"}
 //       -> {"v":1,"type":"hello","server":"tcfs 0.1.0","mount":"/mnt/x",
 //           "store":"/var/lib/tcfs/default","limits":{"max_ops":N,"max_inline_bytes":N,
-//           "max_frame_bytes":N}}
+//           "max_frame_bytes":N,"max_fds":N}}
 //   {"v":1,"type":"compound","txn":true,"sync":true,"progress":false,
 //    "ops":[{"op":"write","path":"a/b","data":<bin>,"offset":0}, ...]}
 //       -> zero or more {"v":1,"type":"progress","done":N,"total":N} frames
-//          (only when "progress" is true), then
+//          (only when "progress" is true; a client that does not read them
+//          misses some rather than stalling the compound), then
 //          {"v":1,"type":"reply","outcome":"committed"|"rolled_back"|"partial"|"rejected",
 //           "failed_op":-1|i,"errno":0|E,"error":"EACCES","message":"...","txn":id,
 //           "results":[{"errno":0,"bytes":N,"ran":true}, ...]}
 // Operation maps use the field names of tcfs::Op (compound.h) with "op" the
-// kind's name (op_kind_name); absent fields take Op's defaults; "data" and
-// "value" are MessagePack bin (a str is accepted too); times are
-// {"sec":S,"nsec":N} or "now".
+// kind's name (op_kind_name); absent fields take Op's defaults. Each kind
+// takes only its own fields ("path" always):
+//   mkdir: mode parents              create: mode exclusive truncate
+//   write: offset|append truncate, data | fd_index [src_offset length]
+//   copy: path2 src_offset offset length        truncate: size (required)
+//   setattr: any of mode uid gid atime mtime (at least one; presence = set_*)
+//   setxattr: name value xattr_flags            removexattr: name
+//   symlink: target                             link: path2
+//   rename: path2 rename_flags (RENAME_NOREPLACE or RENAME_EXCHANGE)
+//   remove: recursive
+// "data" and "value" are MessagePack bin (a str is accepted too); times are
+// {"sec":S,"nsec":N} or "now"; modes are at most 07777; offsets >= 0;
+// length >= -1 (-1: to the source's end).
 //
 // Errors: a frame the daemon cannot parse, a wrong version, an unknown type
-// or op, a missing or mistyped field, or a limit exceeded gets a "reply"
-// with outcome "rejected", errno EPROTO / EINVAL / E2BIG / EMSGSIZE and a
-// message naming the problem (and the op index, when there is one); nothing
-// runs. A frame longer than max_frame_bytes is answered and the connection
-// closed. One connection may carry any number of requests, one at a time.
+// or op, a missing, mistyped or misplaced field, or a limit exceeded gets a
+// "reply" with outcome "rejected", errno EPROTO (framing, MessagePack,
+// version), EINVAL (fields, unknown type or op), EXDEV (".." in a path),
+// ENAMETOOLONG, EBADF (fd_index not passed), E2BIG (max_ops,
+// max_inline_bytes, max_fds, too many values), ETOOMANYREFS (more than
+// kMaxFds descriptors in one message), EMSGSIZE (frame over
+// max_frame_bytes) or EBUSY (too many connections), and a message naming
+// the problem (and "op <index>" and the field, when there is one); nothing
+// runs, and every passed descriptor is closed. After a frame over
+// max_frame_bytes, a frame cut short or one stalled mid-way (60 s), the
+// daemon answers if it can and closes the connection.
 //
 // Thread-safety: constants only.
 #pragma once
@@ -46,6 +66,7 @@ constexpr const char* kSocketName = "control.sock";
 constexpr uint64_t kDefaultMaxOps = 100000;
 constexpr uint64_t kDefaultMaxInlineBytes = 256ull << 20;  // sum of inline data per compound
 constexpr uint64_t kDefaultMaxFrameBytes = 320ull << 20;
+constexpr uint64_t kDefaultMaxFds = 1024;  // descriptors per compound
 constexpr unsigned kMaxFds = 253;  // SCM_RIGHTS limit per message (SCM_MAX_FD)
 
 }  // namespace tcfs::protocol

@@ -8,20 +8,25 @@
 #include <climits>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <vector>
 
+#include "client/mountinfo.h"
 #include "control/wire.h"
 
 namespace tcfs {
+namespace client_detail {
 namespace {
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.
 std::string unescape(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
+    bool octal = s[i] == '\\' && i + 3 < s.size();
+    for (size_t k = 1; octal && k <= 3; ++k) octal = s[i + k] >= '0' && s[i + k] <= '7';
+    if (octal) {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
       i += 3;
     } else {
       out += s[i];
@@ -30,9 +35,93 @@ std::string unescape(const std::string& s) {
   return out;
 }
 
-bool under(const std::string& path, const std::string& mp) {
-  if (mp == "/") return true;
-  return path == mp || (path.size() > mp.size() && path.compare(0, mp.size(), mp) == 0 && path[mp.size()] == '/');
+const MountEntry* visible_mount(const std::vector<MountEntry>& table, const std::string& abs) {
+  const MountEntry* best = nullptr;
+  for (const auto& e : table)
+    if (path_under(abs, e.mountpoint) && (!best || e.mountpoint.size() >= best->mountpoint.size())) best = &e;
+  return best;
+}
+
+}  // namespace
+
+bool path_under(const std::string& path, const std::string& dir) {
+  if (dir == "/") return !path.empty() && path[0] == '/';
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
+}
+
+std::vector<MountEntry> parse_mountinfo(std::istream& in) {
+  std::vector<MountEntry> table;
+  std::string line;
+  while (std::getline(in, line)) {
+    // id parent major:minor root mountpoint options [optional...] - fstype source superopts
+    std::istringstream ls(line);
+    MountEntry e;
+    std::string dev, root, mp, opts, f;
+    if (!(ls >> e.id >> e.parent >> dev >> root >> mp >> opts)) continue;
+    while (ls >> f && f != "-") {
+    }
+    if (f != "-" || !(ls >> e.fstype >> e.source)) continue;
+    e.mountpoint = unescape(mp);
+    e.source = unescape(e.source);
+    table.push_back(std::move(e));
+  }
+  return table;
+}
+
+std::vector<std::string> nested_mounts(const std::vector<MountEntry>& table, const std::string& mountpoint) {
+  std::map<int, const MountEntry*> by_id;
+  int top = -1;
+  for (const auto& e : table) {
+    by_id[e.id] = &e;
+    if (e.mountpoint == mountpoint && e.fstype == "fuse.tcfs") top = e.id;
+  }
+  std::vector<std::string> out;
+  if (top < 0) return out;
+  for (const auto& e : table) {
+    int p = e.parent;
+    for (size_t hops = 0; hops < table.size() && p != top; ++hops) {
+      auto it = by_id.find(p);
+      if (it == by_id.end() || it->second->parent == p) break;
+      p = it->second->parent;
+    }
+    if (p == top && e.id != top) out.push_back(e.mountpoint);
+  }
+  return out;
+}
+
+Result<Located> locate(const std::vector<MountEntry>& table, const std::string& abs) {
+  const MountEntry* m = visible_mount(table, abs);
+  if (!m || m->fstype != "fuse.tcfs") {
+    std::string on = m ? " (it is on a " + m->fstype + " mount at " + m->mountpoint + ")" : "";
+    return Status::error(ENOENT, abs + " is not inside a tcfs mount" + on);
+  }
+  Located l;
+  l.mount = MountInfo{m->mountpoint, m->source, m->source + "/" + protocol::kSocketName};
+  l.nested = nested_mounts(table, m->mountpoint);
+  return l;
+}
+
+}  // namespace client_detail
+
+namespace {
+
+std::vector<client_detail::MountEntry> read_mountinfo() {
+  std::ifstream in("/proc/self/mountinfo");
+  return client_detail::parse_mountinfo(in);
+}
+
+// The next frame from the daemon, decoded.
+Result<control::Json> next_frame(int fd, const std::string& mountpoint) {
+  control::FrameLimits fl;
+  fl.max_bytes = protocol::kDefaultMaxFrameBytes;
+  auto f = control::read_frame(fd, fl);
+  if (!f) {
+    if (f.err() == ENODATA || f.err() == EPROTO || f.err() == ECONNRESET)
+      return Status::error(ECONNRESET, "the tcfs daemon of " + mountpoint +
+                                           " closed the connection without a reply (did it stop?)");
+    return f.status();
+  }
+  return control::from_bytes(f->payload);
 }
 
 }  // namespace
@@ -60,32 +149,11 @@ std::string absolute_path(const std::string& p) {
 }
 
 Result<MountInfo> find_mount(const std::string& path) {
-  std::string abs = absolute_path(path);
-  std::ifstream in("/proc/self/mountinfo");
-  if (!in) return Status::from_errno("read /proc/self/mountinfo");
-  std::string line;
-  MountInfo best;
-  while (std::getline(in, line)) {
-    // id parent major:minor root mountpoint options [optional...] - fstype source superopts
-    std::istringstream ls(line);
-    std::string id, parent, dev, root, mp, opts, f;
-    ls >> id >> parent >> dev >> root >> mp >> opts;
-    while (ls >> f && f != "-") {
-    }
-    std::string fstype, source;
-    ls >> fstype >> source;
-    mp = unescape(mp);
-    if (!under(abs, mp)) continue;
-    if (mp.size() < best.mountpoint.size()) continue;
-    if (fstype != "fuse.tcfs") {
-      if (mp.size() > best.mountpoint.size()) best = MountInfo{};  // a deeper non-tcfs mount hides it
-      best.mountpoint = mp;
-      continue;
-    }
-    best = MountInfo{mp, unescape(source), unescape(source) + "/control.sock"};
-  }
-  if (best.store.empty()) return Status::error(ENOENT, abs + " is not inside a tcfs mount");
-  return best;
+  auto table = read_mountinfo();
+  if (table.empty()) return Status::error(ENOENT, "cannot read /proc/self/mountinfo");
+  auto l = client_detail::locate(table, absolute_path(path));
+  if (!l) return l.status();
+  return l->mount;
 }
 
 Result<Client> Client::connect(const MountInfo& m) {
@@ -97,13 +165,15 @@ Result<Client> Client::connect(const MountInfo& m) {
     close(fd);
     return Status::error(ENAMETOOLONG, "control socket path " + m.socket);
   }
-  strcpy(addr.sun_path, m.socket.c_str());
+  memcpy(addr.sun_path, m.socket.c_str(), m.socket.size() + 1);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     Status st = Status::from_errno("cannot reach the tcfs daemon of " + m.mountpoint + " at " + m.socket);
     close(fd);
     return st;
   }
-  return Client(m, fd);
+  Client c(m, fd);
+  c.nested_ = client_detail::nested_mounts(read_mountinfo(), m.mountpoint);
+  return c;
 }
 
 Result<Client> Client::for_path(const std::string& path) {
@@ -112,7 +182,7 @@ Result<Client> Client::for_path(const std::string& path) {
   return connect(*m);
 }
 
-Client::Client(Client&& o) noexcept : m_(std::move(o.m_)), fd_(o.fd_) { o.fd_ = -1; }
+Client::Client(Client&& o) noexcept : m_(std::move(o.m_)), fd_(o.fd_), nested_(std::move(o.nested_)) { o.fd_ = -1; }
 
 Client::~Client() {
   if (fd_ >= 0) close(fd_);
@@ -120,25 +190,34 @@ Client::~Client() {
 
 Result<std::string> Client::relative(const std::string& path) const {
   std::string abs = absolute_path(path);
-  if (!under(abs, m_.mountpoint)) return Status::error(EXDEV, path + " is not inside the tcfs mount " + m_.mountpoint);
+  if (!client_detail::path_under(abs, m_.mountpoint))
+    return Status::error(EXDEV, path + " is not inside the tcfs mount " + m_.mountpoint);
+  for (const auto& n : nested_)
+    if (client_detail::path_under(abs, n))
+      return Status::error(EXDEV, path + " is in another mount (" + n + "), not in the tcfs mount " + m_.mountpoint);
   if (abs == m_.mountpoint) return std::string();
   return abs.substr(m_.mountpoint == "/" ? 1 : m_.mountpoint.size() + 1);
 }
 
 Result<ServerHello> Client::hello() {
   TCFS_TRY(control::write_frame(fd_, control::to_bytes({{"v", protocol::kVersion}, {"type", "hello"}})));
-  auto f = control::read_frame(fd_, protocol::kDefaultMaxFrameBytes, nullptr);
-  if (!f) return f.status();
-  auto j = control::from_bytes(*f);
+  auto j = next_frame(fd_, m_.mountpoint);
   if (!j) return j.status();
+  if (j->value("type", "") == "reply") {
+    auto r = control::decode_reply(*j);
+    if (!r) return r.status();
+    return Status::error(r->err ? r->err : EPROTO, "the tcfs daemon refused hello: " + r->message);
+  }
   try {
     ServerHello h;
     h.server = j->at("server");
     h.mount = j->at("mount");
     h.store = j->at("store");
-    h.max_ops = j->at("limits").at("max_ops");
-    h.max_inline_bytes = j->at("limits").at("max_inline_bytes");
-    h.max_fds = j->at("limits").at("max_fds");
+    const auto& lim = j->at("limits");
+    h.max_ops = lim.at("max_ops");
+    h.max_inline_bytes = lim.at("max_inline_bytes");
+    h.max_fds = lim.value("max_fds", uint64_t{0});
+    h.max_frame_bytes = lim.value("max_frame_bytes", uint64_t{0});
     return h;
   } catch (const std::exception& e) {
     return Status::error(EPROTO, std::string("malformed hello reply: ") + e.what());
@@ -149,13 +228,7 @@ Result<CompoundReply> Client::submit(const Compound& c, const std::function<void
   std::string req = control::to_bytes(control::encode_compound(c, static_cast<bool>(progress)));
   TCFS_TRY(control::write_frame(fd_, req, c.fds));
   for (;;) {
-    auto f = control::read_frame(fd_, protocol::kDefaultMaxFrameBytes, nullptr);
-    if (!f) {
-      if (f.err() == ENODATA || f.err() == EPROTO || f.err() == ECONNRESET)
-        return Status::error(ECONNRESET, "the tcfs daemon closed the connection without a reply (did it stop?)");
-      return f.status();
-    }
-    auto j = control::from_bytes(*f);
+    auto j = next_frame(fd_, m_.mountpoint);
     if (!j) return j.status();
     if (j->value("type", "") == "progress") {
       if (progress) progress(j->value("done", size_t{0}), j->value("total", size_t{0}));

@@ -16,14 +16,14 @@
 namespace tcfs::control {
 namespace {
 
-Result<txn::Caller> peer_of(int fd) {
+Result<Caller> peer_of(int fd) {
   ucred uc{};
   socklen_t len = sizeof uc;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) != 0) return Status::from_errno("SO_PEERCRED");
-  txn::Caller who;
+  Caller who;
   who.pid = uc.pid;
-  who.creds.uid = uc.uid;
-  who.creds.gid = uc.gid;
+  who.uid = uc.uid;
+  who.gid = uc.gid;
   std::vector<gid_t> groups(64);
   for (;;) {
     socklen_t glen = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
@@ -34,7 +34,7 @@ Result<txn::Caller> peer_of(int fd) {
     if (errno != ERANGE) return Status::from_errno("SO_PEERGROUPS");
     groups.resize(glen / sizeof(gid_t) + 16);
   }
-  who.creds.groups = std::move(groups);
+  who.groups = std::move(groups);
   return who;
 }
 
@@ -42,15 +42,14 @@ Status bind_socket(const std::string& path, int* out) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) return Status::error(ENAMETOOLONG, "control socket path " + path);
-  strcpy(addr.sun_path, path.c_str());
-  // A live server answers a connect; a stale file does not.
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  // A live server answers a connect; a stale socket file refuses it.
   int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (probe >= 0) {
-    bool live = connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    close(probe);
-    if (live) return Status::error(EADDRINUSE, "control socket " + path + " is served by another process");
-  }
-  unlink(path.c_str());
+  if (probe < 0) return Status::from_errno("socket");
+  bool live = connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(probe);
+  if (live) return Status::error(EADDRINUSE, "control socket " + path + " is served by another process");
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) return Status::from_errno("remove stale control socket " + path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Status::from_errno("socket");
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || chmod(path.c_str(), 0666) != 0 ||
@@ -63,18 +62,25 @@ Status bind_socket(const std::string& path, int* out) {
   return {};
 }
 
+void close_all(const std::vector<int>& fds) {
+  for (int fd : fds) close(fd);
+}
+
 }  // namespace
 
-Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& socket_path, Executor exec,
-                                                            Limits limits, ServerInfo info, unsigned max_conns) {
+Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& socket_path,
+                                                            std::shared_ptr<Executor> exec, Limits limits,
+                                                            ServerInfo info, unsigned max_conns) {
+  if (!exec) return Status::error(EINVAL, "control server without an executor");
   std::unique_ptr<ControlServer> s(new ControlServer());
   s->path_ = socket_path;
   s->exec_ = std::move(exec);
   s->limits_ = limits;
   s->info_ = std::move(info);
-  s->max_conns_ = max_conns;
-  TCFS_TRY(bind_socket(socket_path, &s->listen_fd_));
+  s->max_conns_ = std::max(1u, max_conns);
+  if (int f = fault::check("control.bind")) return Status::error(f, "control socket " + socket_path);
   if (pipe2(s->wake_, O_CLOEXEC) != 0) return Status::from_errno("pipe");
+  TCFS_TRY(bind_socket(socket_path, &s->listen_fd_));
   s->acceptor_ = std::thread([p = s.get()] { p->accept_loop(); });
   return s;
 }
@@ -86,17 +92,19 @@ void ControlServer::stop() {
     std::lock_guard g(mu_);
     if (stopping_) return;
     stopping_ = true;
-    for (auto& c : conns_) shutdown(c.fd, SHUT_RDWR);
+    for (auto& c : conns_)
+      if (c.fd >= 0) shutdown(c.fd, SHUT_RDWR);
   }
-  if (wake_[1] >= 0 && write(wake_[1], "x", 1) < 0) { /* the acceptor wakes on close too */ }
+  if (wake_[1] >= 0 && write(wake_[1], "x", 1) < 0) { /* the acceptor also polls with a timeout */ }
   if (acceptor_.joinable()) acceptor_.join();
+  // No thread adds to conns_ any more; connection threads only touch their own entry.
   for (auto& c : conns_)
     if (c.thread.joinable()) c.thread.join();
   conns_.clear();
   for (int fd : {listen_fd_, wake_[0], wake_[1]})
     if (fd >= 0) close(fd);
+  if (listen_fd_ >= 0) unlink(path_.c_str());
   listen_fd_ = wake_[0] = wake_[1] = -1;
-  unlink(path_.c_str());
 }
 
 void ControlServer::reap_locked() {
@@ -113,27 +121,43 @@ void ControlServer::reap_locked() {
 void ControlServer::accept_loop() {
   for (;;) {
     pollfd p[2] = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
-    if (poll(p, 2, -1) < 0 && errno != EINTR) break;
-    if (p[1].revents) break;
-    if (!(p[0].revents & POLLIN)) continue;
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    std::lock_guard g(mu_);
-    if (stopping_) {
-      close(fd);
+    if (poll(p, 2, 1000) < 0 && errno != EINTR) {
+      spdlog::error("control: poll on {}: {}", path_, strerror(errno));
       break;
     }
-    reap_locked();
-    if (conns_.size() >= max_conns_) {
-      write_frame(fd, to_bytes(rejection(EBUSY, "too many connections to the control socket (limit " +
-                                                    std::to_string(max_conns_) + ")")));
-      close(fd);
+    {
+      std::lock_guard g(mu_);
+      if (stopping_) break;
+    }
+    if (!(p[0].revents & POLLIN)) continue;
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    int err = fd < 0 ? errno : fault::check("control.accept");
+    if (err) {
+      if (fd >= 0) close(fd);
+      spdlog::warn("control: accept on {}: {}", path_, strerror(err));
+      // Out of descriptors: let running requests finish and free some.
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) poll(&p[1], 1, 100);
       continue;
     }
-    Conn& c = conns_.emplace_back();
-    c.fd = fd;
-    c.thread = std::thread([this, cp = &c] { serve(cp); });
+    admit(fd);
   }
+}
+
+void ControlServer::admit(int fd) {
+  std::lock_guard g(mu_);
+  reap_locked();
+  if (stopping_ || conns_.size() >= max_conns_) {
+    auto who = peer_of(fd);
+    std::string why = stopping_ ? "the daemon is stopping"
+                                : "too many connections to the control socket (limit " + std::to_string(max_conns_) + ")";
+    spdlog::warn("control: pid {}: connection refused: {}", who ? who->pid : 0, why);
+    write_frame(fd, to_bytes(rejection(stopping_ ? ESHUTDOWN : EBUSY, why)), {}, true);
+    close(fd);
+    return;
+  }
+  Conn& c = conns_.emplace_back();
+  c.fd = fd;
+  c.thread = std::thread([this, cp = &c] { serve(cp); });
 }
 
 void ControlServer::serve(Conn* c) {
@@ -150,65 +174,93 @@ void ControlServer::serve(Conn* c) {
   c->done = true;
 }
 
-// One request; false when the connection must close.
-bool ControlServer::handle(int fd, const txn::Caller& who) {
-  std::vector<int> fds;
-  auto closer = [&] {
-    for (int f : fds) close(f);
-  };
-  auto frame = read_frame(fd, limits_.max_frame_bytes, &fds);
-  if (!frame) {
-    closer();
-    if (frame.err() == ENODATA) return false;  // the client hung up between requests
-    spdlog::warn("control: request from pid {}: {}", who.pid, frame.status().message());
-    // An oversized frame can still be answered (the stream is dead after it).
-    if (frame.err() == EMSGSIZE) write_frame(fd, to_bytes(rejection(EMSGSIZE, frame.status().message())));
-    return false;
+// Logs and answers a request that is refused; false if the answer cannot be sent.
+bool ControlServer::refuse(int fd, const Caller& who, int err, const std::string& why) {
+  spdlog::warn("control: pid {} (uid {}): request rejected: {}", who.pid, who.uid, why);
+  return write_frame(fd, to_bytes(rejection(err, why))).is_ok();
+}
+
+// A frame that could not be read whole: answer if the peer may still be
+// listening; the connection closes either way.
+bool ControlServer::frame_failed(int fd, const Caller& who, const Status& st) {
+  if (st.err() == ENODATA) return false;  // the client hung up between requests
+  {
+    std::lock_guard g(mu_);
+    if (stopping_) return false;  // stop() shut the connection down
   }
-  auto reply = [&](const Json& j) { return write_frame(fd, to_bytes(j)).is_ok(); };
-  auto req = from_bytes(*frame);
-  if (!req || !req->is_object()) {
-    closer();
-    std::string msg = req ? "request is not a map" : req.status().message();
-    spdlog::warn("control: request from pid {}: {}", who.pid, msg);
-    return reply(rejection(EPROTO, msg));
+  bool stream_cut = st.err() == ECONNRESET || st.err() == EPIPE;
+  if (!stream_cut) {
+    spdlog::warn("control: pid {} (uid {}): bad frame, closing the connection: {}", who.pid, who.uid, st.message());
+    write_frame(fd, to_bytes(rejection(st.err() == EMSGSIZE ? EMSGSIZE : EPROTO, st.what())), {}, true);
+  } else {
+    spdlog::warn("control: pid {} (uid {}): connection lost: {}", who.pid, who.uid, st.message());
+  }
+  return false;
+}
+
+// One request; false when the connection must close.
+bool ControlServer::handle(int fd, const Caller& who) {
+  FrameLimits fl{limits_.max_frame_bytes, limits_.max_fds, limits_.frame_stall_ms};
+  auto frame = read_frame(fd, fl);
+  if (frame.is_ok()) {
+    if (int f = fault::check("control.recv")) {
+      close_all(frame->fds);
+      frame = Status::error(f, "receive a request (injected)");
+    }
+  }
+  if (!frame) return frame_failed(fd, who, frame.status());
+  std::vector<int> fds = std::move(frame->fds);
+  if (!frame->refused) return refuse(fd, who, frame->refused.err(), frame->refused.what());
+  auto req = from_bytes(frame->payload, max_request_items(limits_));
+  if (req && !req->is_object()) req = Status::error(EPROTO, "the request is not a MessagePack map");
+  if (!req) {
+    close_all(fds);
+    return refuse(fd, who, req.err(), req.status().what());
   }
   const Json& r = *req;
-  if (!r.contains("v") || r["v"] != protocol::kVersion) {
-    closer();
-    std::string msg = "unsupported protocol version (this daemon speaks " + std::to_string(protocol::kVersion) + ")";
-    spdlog::warn("control: request from pid {}: {}", who.pid, msg);
-    return reply(rejection(EPROTO, msg));
+  auto v = r.find("v");
+  if (v == r.end() || !v->is_number_integer() || *v != protocol::kVersion) {
+    close_all(fds);
+    std::string got = v == r.end() ? "none" : v->dump();
+    return refuse(fd, who, EPROTO, "unsupported protocol version " + got + " (this daemon speaks " +
+                                       std::to_string(protocol::kVersion) + ")");
   }
-  std::string type = r.contains("type") && r["type"].is_string() ? r["type"].get<std::string>() : "";
-  if (type == "hello") {
-    closer();
-    return reply({{"v", protocol::kVersion}, {"type", "hello"}, {"server", info_.version}, {"mount", info_.mount},
-                  {"store", info_.store},
-                  {"limits", {{"max_ops", limits_.max_ops}, {"max_inline_bytes", limits_.max_inline_bytes},
-                              {"max_frame_bytes", limits_.max_frame_bytes}, {"max_fds", limits_.max_fds}}}});
-  }
-  if (type != "compound") {
-    closer();
-    spdlog::warn("control: request from pid {}: unknown type '{}'", who.pid, type);
-    return reply(rejection(EINVAL, "unknown request type \"" + type + "\""));
-  }
-  auto c = decode_compound(r, limits_, fds.size());
+  auto t = r.find("type");
+  std::string type = t != r.end() && t->is_string() ? t->get<std::string>() : "";
+  if (type == "compound") return run_compound(fd, who, r, std::move(fds));
+  close_all(fds);
+  if (type != "hello") return refuse(fd, who, EINVAL, "unknown request type \"" + type + "\"");
+  Json lim = {{"max_ops", limits_.max_ops}, {"max_inline_bytes", limits_.max_inline_bytes},
+              {"max_frame_bytes", limits_.max_frame_bytes}, {"max_fds", limits_.max_fds}};
+  Json hello = {{"v", protocol::kVersion}, {"type", "hello"}, {"server", info_.version},
+                {"mount", info_.mount},    {"store", info_.store}, {"limits", lim}};
+  return write_frame(fd, to_bytes(hello)).is_ok();
+}
+
+bool ControlServer::run_compound(int fd, const Caller& who, const Json& req, std::vector<int> fds) {
+  auto c = decode_compound(req, limits_, fds.size());
   if (!c) {
-    closer();
-    spdlog::warn("control: compound from pid {} rejected: {}", who.pid, c.status().message());
-    return reply(rejection(c.err(), c.status().what()));
+    close_all(fds);
+    return refuse(fd, who, c.err(), c.status().what());
   }
-  c->fds = fds;
-  bool progress = r.contains("progress") && r["progress"] == true;
+  c->fds = std::move(fds);
+  auto p = req.find("progress");
+  bool want = p != req.end() && *p == true;
   bool alive = true;
-  size_t step = std::max<size_t>(1, c->ops.size() / 100);
-  CompoundReply out = exec_(*c, who, [&](size_t done, size_t total) {
-    if (progress && alive && (done % step == 0 || done == total))
-      alive = write_frame(fd, to_bytes(encode_progress(done, total))).is_ok();
-  });
-  closer();
-  return reply(encode_reply(out));
+  ProgressFn progress = [&](size_t done, size_t total) {
+    size_t step = std::max<size_t>(1, total / 100);
+    if (!want || !alive || (done % step != 0 && done != total)) return;
+    // Never wait for a client that does not read: skip the frame instead.
+    Status st = write_frame(fd, to_bytes(encode_progress(done, total)), {}, true);
+    if (!st && st.err() != EAGAIN) alive = false;
+  };
+  CompoundReply out = exec_->run(*c, who, progress);
+  close_all(c->fds);
+  if (out.outcome == Outcome::Rejected)
+    spdlog::warn("control: pid {} (uid {}): compound rejected: {}", who.pid, who.uid, out.message);
+  Status st = write_frame(fd, to_bytes(encode_reply(out)));
+  if (!st) spdlog::warn("control: pid {} (uid {}): reply lost ({}): {}", who.pid, who.uid, outcome_name(out.outcome), st.message());
+  return st.is_ok();
 }
 
 }  // namespace tcfs::control

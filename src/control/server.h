@@ -1,22 +1,32 @@
 // control/server.h — the compound server on <store>/control.sock.
 //
-// Contract: start() binds the socket (mode 0666; a stale socket file is
-// replaced, a live server on it is an EADDRINUSE error), accepts
-// connections on a thread of its own, and serves each connection on its own
-// thread (at most max_connections; more are answered with a rejection and
-// closed). Every request is decoded and checked (control/wire.h) before the
-// executor sees it; the caller is who the kernel says is on the other end
-// (SO_PEERCRED, SO_PEERGROUPS), never what the request claims. A bad frame
-// gets a "rejected" reply naming the problem when the stream still allows
-// one, and one log line; the connection is closed when the stream cannot be
-// resynchronized (oversized or cut frame). stop() stops accepting, shuts
-// every connection down and joins every thread; a compound already running
-// finishes first.
+// Contract:
+//  * start() binds the socket (mode 0666; a stale socket file is replaced,
+//    a live server answering on it is an EADDRINUSE error), accepts
+//    connections on a thread of its own and serves each connection on its
+//    own thread (at most max_connections at once; one more is answered with
+//    a rejection (EBUSY) and closed).
+//  * Every request is decoded and checked (control/wire.h) before the
+//    executor sees it. The caller is who the kernel says is on the other
+//    end (SO_PEERCRED, SO_PEERGROUPS), never what the request claims.
+//  * The descriptors a request passes are in Compound::fds while the
+//    executor runs; the server closes all of them when run() returns, and
+//    closes at once every descriptor of a request it refuses.
+//  * A bad frame gets a "rejected" reply naming the problem when the
+//    stream still allows one, and one log line naming the peer's pid; the
+//    connection is closed when the stream cannot be resynchronized (an
+//    oversized, cut or stalled frame). Other connections never notice.
+//  * stop() stops accepting, shuts every connection down (blocked reads and
+//    writes return), waits for compounds already running to finish, joins
+//    every thread and removes the socket file.
 //
-// Locks: mu_ protects conns_ and stopping_; it is never held while serving
-// a request.
+// This layer knows nothing of txn/, fuse/ or store/: the Executor below is
+// the seam.
 //
-// Thread-safety: start/stop from one thread; the executor is called from
+// Locks: mu_ protects conns_ and stopping_; it is never held while a
+// request is read or served.
+//
+// Thread-safety: start/stop from one thread; Executor::run is called from
 // many connection threads at once.
 #pragma once
 
@@ -28,26 +38,97 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <vector>
 
 #include "control/wire.h"
 #include "tcfs/compound.h"
-#include "txn/txn.h"
 
 namespace tcfs::control {
 
-using Executor = std::function<CompoundReply(const Compound&, const txn::Caller&, const txn::Progress&)>;
+// The process on the other end of a connection, from the kernel.
+struct Caller {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups
+};
+
+// Reports progress: `done` of `total` steps. Always callable (it does
+// nothing when the client did not ask for progress); never blocks on a
+// client that does not read.
+using ProgressFn = std::function<void(size_t done, size_t total)>;
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // Runs c as `who` and says what happened. c.fds holds the received
+  // descriptors (the server closes them after run returns). Called from
+  // several connection threads at once. Must not throw: an exception
+  // terminates the daemon (recovery at the next mount undoes the compound).
+  virtual CompoundReply run(const Compound& c, const Caller& who, const ProgressFn& progress) = 0;
+};
 
 struct ServerInfo {
   std::string version = "tcfs 0.1.0";
-  std::string mount;
-  std::string store;
+  std::string mount;  // the mountpoint
+  std::string store;  // the store directory
 };
+
+namespace detail {
+template <typename M>
+struct SecondArg;
+template <typename C, typename R, typename A, typename B, typename P>
+struct SecondArg<R (C::*)(A, B, P) const> {
+  using type = std::remove_cvref_t<B>;
+};
+template <typename C, typename R, typename A, typename B, typename P>
+struct SecondArg<R (C::*)(A, B, P)> {
+  using type = std::remove_cvref_t<B>;
+};
+
+// Transitional adapter for a callable (const Compound&, const Who&, const
+// ProgressFn&) whose Who has `pid` and `creds{uid, gid, groups}` (the
+// daemon's txn::Caller) — the form tools/tcfs passes today. New code
+// implements Executor.
+template <typename Fn>
+class FnExecutor final : public Executor {
+ public:
+  explicit FnExecutor(Fn fn) : fn_(std::move(fn)) {}
+  CompoundReply run(const Compound& c, const Caller& who, const ProgressFn& progress) override {
+    using Who = typename SecondArg<decltype(&Fn::operator())>::type;
+    if constexpr (std::is_same_v<Who, Caller>) {
+      return fn_(c, who, progress);
+    } else {
+      Who w{};
+      w.pid = who.pid;
+      w.creds.uid = who.uid;
+      w.creds.gid = who.gid;
+      w.creds.groups = who.groups;
+      return fn_(c, w, progress);
+    }
+  }
+
+ private:
+  Fn fn_;
+};
+}  // namespace detail
 
 class ControlServer {
  public:
-  static Result<std::unique_ptr<ControlServer>> start(const std::string& socket_path, Executor exec, Limits limits,
-                                                      ServerInfo info, unsigned max_connections = 64);
+  static Result<std::unique_ptr<ControlServer>> start(const std::string& socket_path, std::shared_ptr<Executor> exec,
+                                                      Limits limits, ServerInfo info, unsigned max_connections = 64);
+  // The same with a callable (see detail::FnExecutor).
+  template <typename Fn>
+    requires(!std::is_convertible_v<Fn, std::shared_ptr<Executor>>)
+  static Result<std::unique_ptr<ControlServer>> start(const std::string& socket_path, Fn fn, Limits limits,
+                                                      ServerInfo info, unsigned max_connections = 64) {
+    return start(socket_path, std::make_shared<detail::FnExecutor<Fn>>(std::move(fn)), limits, std::move(info),
+                 max_connections);
+  }
   ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
   void stop();
 
  private:
@@ -58,12 +139,16 @@ class ControlServer {
   };
   ControlServer() = default;
   void accept_loop();
+  void admit(int fd);
   void serve(Conn* c);
-  bool handle(int fd, const txn::Caller& who);
+  bool handle(int fd, const Caller& who);
+  bool frame_failed(int fd, const Caller& who, const Status& st);
+  bool refuse(int fd, const Caller& who, int err, const std::string& why);
+  bool run_compound(int fd, const Caller& who, const Json& req, std::vector<int> fds);
   void reap_locked();
 
   std::string path_;
-  Executor exec_;
+  std::shared_ptr<Executor> exec_;
   Limits limits_;
   ServerInfo info_;
   unsigned max_conns_ = 64;

@@ -1,20 +1,31 @@
 // control/wire.h — protocol v1 encoding (tcfs/protocol.h): frames, and
 // MessagePack maps <-> compounds, replies and progress.
 //
-// Contract: decode_compound() accepts exactly the documented request and
-// rejects anything else — unknown keys, mistyped fields, unknown ops, bad
-// paths, descriptors not passed, limits exceeded — with EINVAL / EPROTO /
-// E2BIG / EMSGSIZE and a message naming the op index and field. Frames are
-// a 4-byte little-endian length and the payload; read_frame() never reads
-// or allocates more than max_bytes, and collects every SCM_RIGHTS
-// descriptor that arrives with the frame (the caller owns them).
+// Contract:
+//  * decode_compound() accepts exactly the documented request and rejects
+//    anything else — unknown keys, fields that do not apply to the op's
+//    kind, mistyped or out-of-range fields, unknown ops, bad paths,
+//    descriptors not passed, limits exceeded — with EINVAL / EXDEV /
+//    ENAMETOOLONG / EBADF / E2BIG and a message naming the op index and the
+//    field ("op 3: field \"mode\" must be an integer").
+//  * from_bytes() checks the MessagePack structure before building anything
+//    (nesting at most kMaxDepth, at most max_items values, no trailing
+//    bytes), so a hostile frame cannot exhaust the stack or memory; EPROTO
+//    or E2BIG otherwise.
+//  * Frames are a 4-byte little-endian length and the payload. read_frame()
+//    never reads or allocates more than max_bytes, keeps at most max_fds of
+//    the SCM_RIGHTS descriptors that arrive with the frame (closing the
+//    rest), and closes every descriptor itself when it returns an error.
 //
-// Thread-safety: stateless functions.
+// Thread-safety: stateless functions; no shared state.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <limits>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tcfs/compound.h"
@@ -25,15 +36,23 @@ namespace tcfs::control {
 
 using Json = nlohmann::json;
 
+// The daemon's per-request limits (tcfs mount -o max_ops=... etc.).
 struct Limits {
   uint64_t max_ops = protocol::kDefaultMaxOps;
   uint64_t max_inline_bytes = protocol::kDefaultMaxInlineBytes;
   uint64_t max_frame_bytes = protocol::kDefaultMaxFrameBytes;
-  uint64_t max_fds = 1024;
+  uint64_t max_fds = protocol::kDefaultMaxFds;
+  // A client that stops sending in the middle of a frame for this long is
+  // disconnected (between requests a connection may idle forever).
+  int frame_stall_ms = 60000;
 };
 
+constexpr unsigned kMaxDepth = 16;  // MessagePack nesting accepted by from_bytes
+
 std::string to_bytes(const Json& j);
-Result<Json> from_bytes(std::string_view bytes);
+Result<Json> from_bytes(std::string_view bytes, uint64_t max_items = std::numeric_limits<uint64_t>::max());
+// Values a request may hold under `lim` (the max_items for from_bytes).
+uint64_t max_request_items(const Limits& lim);
 
 Json encode_compound(const Compound& c, bool progress);
 // nfds: descriptors that arrived with the request.
@@ -44,14 +63,37 @@ Json encode_progress(size_t done, size_t total);
 Json rejection(int err, const std::string& message);
 
 // Path rules of compound.h: relative, no empty / "." / ".." components, no
-// NUL, each name <= NAME_MAX and the whole <= PATH_MAX.
+// NUL, each name <= NAME_MAX and the whole < PATH_MAX.
 Status check_path(const std::string& p);
 
-// Frames. write_frame sends fds (at most kMaxFds per sendmsg, spread over
-// the first bytes of the frame). read_frame returns ENODATA at a clean
-// end of stream before a frame starts, EMSGSIZE for a frame over max_bytes
-// (its payload is not read), EPROTO for a stream cut inside a frame.
-Status write_frame(int sock, const std::string& payload, const std::vector<int>& fds = {});
-Result<std::string> read_frame(int sock, uint64_t max_bytes, std::vector<int>* fds);
+// Sends one frame. fds go as SCM_RIGHTS, at most kMaxFds per sendmsg, on
+// the first bytes of the frame (one byte per message while more than one
+// batch remains); E2BIG when they cannot all ride on the frame's bytes.
+// nonblocking: EAGAIN instead of waiting for room (use it for frames small
+// enough to go in one piece, such as progress, so a client that does not
+// read cannot stall the sender).
+Status write_frame(int sock, const std::string& payload, const std::vector<int>& fds = {},
+                   bool nonblocking = false);
+
+struct FrameLimits {
+  uint64_t max_bytes = protocol::kDefaultMaxFrameBytes;
+  uint64_t max_fds = 0;  // descriptors beyond this are closed and the frame is refused
+  int stall_ms = -1;     // give up when a started frame makes no progress this long (-1: never)
+};
+
+struct Frame {
+  std::string payload;
+  std::vector<int> fds;  // owned by the caller
+  // Set when the frame was read whole (the stream is still in step) but
+  // must be refused: too many descriptors (E2BIG) or more than kMaxFds in
+  // one message (ETOOMANYREFS). fds is then empty.
+  Status refused;
+};
+
+// Errors (the stream cannot be used further): ENODATA at a clean end of
+// stream before a frame starts; EMSGSIZE for a frame over max_bytes (its
+// payload is not read); EPROTO for a stream cut inside a frame; ETIMEDOUT
+// for a stalled frame; the recvmsg errno otherwise.
+Result<Frame> read_frame(int sock, const FrameLimits& lim);
 
 }  // namespace tcfs::control

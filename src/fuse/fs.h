@@ -8,11 +8,24 @@
 // created with the caller's credentials (creds.h). Each callback computes a
 // Result and hands it to reply() (reply.h), the one place replies are made.
 //
+// Isolation from compounds (DESIGN.md §5 invariant 7): every operation that
+// reads or changes backing inodes first takes their locks from the shared
+// txn::LockManager, all in one fuse_enter() call (so in the global order),
+// and holds them for its syscalls: Read on inodes it reads or changes in
+// place, NameWrite on directories whose names it changes. A lookup (or
+// readdirplus entry) also locks the child whose attributes it returns while
+// a compound runs. The guard is released *before* the reply goes to the
+// kernel (under()); the one exception is a spliced READ reply, which reads
+// the backing file itself while it is being sent. No operation calls the
+// kernel's notify API. While no compound runs the locks cost two atomic
+// operations (txn/locks.h, fast path).
+//
 // Thread-safety and locks: callbacks run on many libfuse workers at once.
 // Shared state is the InodeTable (its own leaf mutex) and per-handle state
 // (FileHandle, DirHandle), which the kernel never uses from two requests at
 // once for directories; FileHandle is immutable after open. Lock order:
-// DirHandle::mu -> InodeTable::mu_.
+// LockManager locks (FuseGuard) -> DirHandle::mu -> InodeTable::mu_ and
+// LockManager shard mutexes (leaves).
 #pragma once
 
 #include <fuse_lowlevel.h>
@@ -65,7 +78,7 @@ struct DirHandle {
 
 // What the daemon hooks into the FUSE layer.
 struct Hooks {
-  txn::LockManager* locks = nullptr;  // shared with compounds; required
+  txn::LockManager* locks = nullptr;  // shared with compounds (serve(): null = a private one)
   // Called before fsync/fsyncdir report success: makes committed sync-off
   // compounds durable, so no recovery can roll back what fsync promised.
   std::function<Status()> before_fsync_ack;
@@ -104,9 +117,9 @@ auto with_fd(Fs& fs, fuse_ino_t ino, F&& fn) -> decltype(fn(0)) {
   if (!p) return p.status();
   return fn(p->fd());
 }
-// Locks a FUSE operation holds for its whole duration (txn/locks.h): Read on
-// the inodes it reads or changes in place, NameWrite on directories whose
-// names it changes. Free while no compound runs.
+// Locks a FUSE operation holds for its syscalls (txn/locks.h): Read on the
+// inodes it reads or changes in place, NameWrite on directories whose names
+// it changes. Free while no compound runs.
 inline txn::LockKey key_of(const Inode& in) { return {in.src_dev, in.src_ino}; }
 inline txn::FuseGuard lock_read(Fs& fs, fuse_ino_t ino) {
   return fs.locks().fuse_enter({{key_of(fs.table().get(ino)), txn::LockMode::Read}});
@@ -116,6 +129,15 @@ inline txn::FuseGuard lock_names(Fs& fs, fuse_ino_t dir) {
 }
 inline txn::FuseGuard lock_two(Fs& fs, fuse_ino_t a, txn::LockMode ma, fuse_ino_t b, txn::LockMode mb) {
   return fs.locks().fuse_enter({{key_of(fs.table().get(a)), ma}, {key_of(fs.table().get(b)), mb}});
+}
+
+// Runs fn() holding g, and releases g before fn's result is returned: a
+// reply made from the result goes to the kernel with no lock held.
+//   reply(req, ctx, under(lock_read(fs, ino), [&] { return ...; }));
+template <typename F>
+auto under(txn::FuseGuard&& g, F&& fn) -> decltype(fn()) {
+  txn::FuseGuard held(std::move(g));  // destroyed once the result is built
+  return fn();
 }
 
 // "/proc/self/fd/N": a path that reaches an O_PATH fd's object for the

@@ -39,11 +39,13 @@ struct linux_dirent64 {
 };
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto lk = lock_read(fs_of(req), ino);
+  Fs& fs = fs_of(req);
   auto d = std::make_unique<DirHandle>();
-  Status st = with_fd(fs_of(req), ino, [&](int fd) {
-    d->fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    return d->fd < 0 ? Status::error(errno) : Status();
+  Status st = under(lock_read(fs, ino), [&] {
+    return with_fd(fs, ino, [&](int fd) {
+      d->fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      return d->fd < 0 ? Status::error(errno) : Status();
+    });
   });
   if (!st) return reply(req, {"opendir", ino}, Result<OpenReply>(st));
   d->buf.resize(kDentsBuf);
@@ -71,10 +73,40 @@ int next_entry(DirHandle& d, linux_dirent64** out) {
   return 1;
 }
 
+// How readdirplus looks its entries up. While a compound runs (the
+// directory's guard is locked()), each child is locked too, by fuse_try()
+// only: a child a compound holds is listed by name alone (node id 0: the
+// kernel makes no dentry and looks it up, waiting, when it needs it), so no
+// attributes of a half-changed object reach the kernel and no wait happens
+// out of order.
+Result<fuse_entry_param> plus_entry(Fs& fs, Inode& dir, DirHandle& d, const char* name, bool careful,
+                                    const struct stat& name_only) {
+  fuse_entry_param e{};
+  e.attr = name_only;
+  if (is_dot(name)) return e;
+  if (!careful) {
+    auto r = fs.lookup_entry(dir, name);
+    if (!r) return r.status();
+    return r.value().e;
+  }
+  struct stat st;
+  if (fstatat(d.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return Status::error(errno);
+  txn::LockKey k{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+  txn::FuseGuard child = fs.locks().fuse_try(k, txn::LockMode::Read);
+  if (!child.locked()) return e;
+  auto r = fs.lookup_entry(dir, name);
+  if (!r) return r.status();
+  if (key_of(fs.table().get(r.value().e.ino)) != k) {  // the name moved meanwhile
+    fs.table().forget(r.value().e.ino, 1);
+    return e;
+  }
+  return r.value().e;
+}
+
 // Adds one entry to out; returns its encoded size, or 0 if it did not fit
 // (nothing is added then, and no lookup reference is left behind).
-size_t add_entry(fuse_req_t req, Fs& fs, Inode& dir, bool plus, linux_dirent64* de, char* out, size_t room,
-                 bool* skip) {
+size_t add_entry(fuse_req_t req, Fs& fs, Inode& dir, DirHandle& d, bool plus, bool careful, linux_dirent64* de,
+                 char* out, size_t room, bool* skip) {
   struct stat st {};
   st.st_ino = de->d_ino;
   st.st_mode = static_cast<mode_t>(DTTOIF(de->d_type));
@@ -82,17 +114,12 @@ size_t add_entry(fuse_req_t req, Fs& fs, Inode& dir, bool plus, linux_dirent64* 
     size_t need = fuse_add_direntry(req, out, room, de->d_name, &st, de->d_off);
     return need > room ? 0 : need;
   }
-  fuse_entry_param e{};
-  if (is_dot(de->d_name)) {
-    e.attr = st;  // ino 0: the kernel makes no dentry for it
-  } else {
-    auto r = fs.lookup_entry(dir, de->d_name);
-    if (!r) {  // vanished since getdents: leave it out
-      *skip = true;
-      return 0;
-    }
-    e = r.value().e;
+  auto r = plus_entry(fs, dir, d, de->d_name, careful, st);
+  if (!r) {  // vanished since getdents: leave it out
+    *skip = true;
+    return 0;
   }
+  fuse_entry_param e = r.value();
   size_t need = fuse_add_direntry_plus(req, out, room, de->d_name, &e, de->d_off);
   if (need > room) {
     if (e.ino) fs.table().forget(e.ino, 1);
@@ -103,8 +130,8 @@ size_t add_entry(fuse_req_t req, Fs& fs, Inode& dir, bool plus, linux_dirent64* 
 
 // Fills out with entries from the handle's position; returns the bytes
 // used or the error (only when nothing could be listed). Caller holds d.mu.
-Result<size_t> fill_listing(fuse_req_t req, Fs& fs, Inode& dir, DirHandle& d, off_t off, bool plus, char* out,
-                            size_t size) {
+Result<size_t> fill_listing(fuse_req_t req, Fs& fs, Inode& dir, DirHandle& d, off_t off, bool plus, bool careful,
+                            char* out, size_t size) {
   if (off != d.pos) {
     if (lseek(d.fd, off, SEEK_SET) < 0) return Status::error(errno);
     d.buf_off = d.buf_len = 0;
@@ -117,7 +144,7 @@ Result<size_t> fill_listing(fuse_req_t req, Fs& fs, Inode& dir, DirHandle& d, of
     if (rc < 0 && used == 0) return Status::error(-rc);
     if (rc <= 0) break;
     bool skip = false;
-    size_t n = add_entry(req, fs, dir, plus, de, out + used, size - used, &skip);
+    size_t n = add_entry(req, fs, dir, d, plus, careful, de, out + used, size - used, &skip);
     if (n == 0 && !skip) break;
     used += n;
     d.pos = de->d_off;
@@ -132,21 +159,21 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
   std::unique_ptr<char[]> out(new char[size]);
   Result<size_t> used = Status::error(EIO);
   {
-    // The reply goes out only after d.mu is released: once the kernel has
-    // the reply it may release the handle on another worker at once.
+    // The reply goes out only after the directory's lock and d.mu are
+    // released: once the kernel has the reply it may release the handle on
+    // another worker at once.
+    txn::FuseGuard lk = lock_read(fs, ino);
     std::lock_guard<std::mutex> g(d.mu);
-    used = fill_listing(req, fs, fs.table().get(ino), d, off, plus, out.get(), size);
+    used = fill_listing(req, fs, fs.table().get(ino), d, off, plus, lk.locked(), out.get(), size);
   }
   if (!used) return reply(req, {"readdir", ino}, used.status());
   reply_buf(req, {"readdir", ino}, out.get(), used.value());
 }
 
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  auto lk = lock_read(fs_of(req), ino);
   do_readdir(req, ino, size, off, fi, false);
 }
 void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  auto lk = lock_read(fs_of(req), ino);
   do_readdir(req, ino, size, off, fi, true);
 }
 
@@ -156,10 +183,11 @@ void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 }
 
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
-  auto lk = lock_read(fs_of(req), ino);
   int fd = dh_of(fi)->fd;
-  int rc = datasync ? fdatasync(fd) : fsync(fd);
-  if (rc != 0) return reply(req, {"fsyncdir", ino}, Status::error(errno));
+  Status st = under(lock_read(fs_of(req), ino), [&] {
+    return (datasync ? fdatasync(fd) : fsync(fd)) == 0 ? Status() : Status::error(errno);
+  });
+  if (!st) return reply(req, {"fsyncdir", ino}, st);
   reply(req, {"fsyncdir", ino}, fs_of(req).before_fsync_ack());
 }
 

@@ -61,23 +61,25 @@ std::unique_ptr<FileHandle> new_handle(Inode& in, int fd, int flags) {
   return fh;
 }
 
-void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto lk = lock_read(fs_of(req), ino);
-  Fs& fs = fs_of(req);
+Result<OpenReply> do_open(Fs& fs, fuse_ino_t ino, fuse_file_info* fi) {
   int flags = backing_flags(fi->flags, fs.options().writeback_cache);
   auto r = with_fd(fs, ino, [&](int ifd) -> Result<int> {
     int fd = open(proc_path(ifd).c_str(), flags);
     if (fd < 0) return errno_status();
     return fd;
   });
-  if (!r) return reply(req, {"open", ino}, Result<OpenReply>(r.status()));
+  if (!r) return r.status();
   fill_open_reply(fs, fi, new_handle(fs.table().get(ino), r.value(), fi->flags));
-  reply(req, {"open", ino}, Result<OpenReply>(OpenReply{*fi}));
+  return OpenReply{*fi};
 }
 
-void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
-  auto lk = lock_names(fs_of(req), parent);
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
+  reply(req, {"open", ino}, under(lock_read(fs, ino), [&] { return do_open(fs, ino, fi); }));
+}
+
+Result<CreateReply> do_create(fuse_req_t req, Fs& fs, fuse_ino_t parent, const char* name, mode_t mode,
+                              fuse_file_info* fi) {
   int fd = -1;
   int flags = backing_flags(fi->flags, fs.options().writeback_cache) | O_CREAT | (fi->flags & O_EXCL);
   Status st = with_fd(fs, parent, [&](int dfd) {
@@ -86,14 +88,22 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
       return fd < 0 ? errno : 0;
     }));
   });
-  if (!st) return reply(req, {"create", parent, name}, Result<CreateReply>(st));
+  if (!st) return st;
   auto e = fs.lookup_entry(fs.table().get(parent), name);
   if (!e) {
     close(fd);
-    return reply(req, {"create", parent, name}, Result<CreateReply>(e.status()));
+    return e.status();
   }
   fill_open_reply(fs, fi, new_handle(fs.table().get(e.value().e.ino), fd, fi->flags));
-  reply(req, {"create", parent, name}, Result<CreateReply>(CreateReply{e.value().e, *fi}));
+  return CreateReply{e.value().e, *fi};
+}
+
+// The parent's NameWrite lock also covers the object an existing name opens
+// (O_CREAT without O_EXCL): a compound changing it holds Path on the parent.
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  Fs& fs = fs_of(req);
+  reply(req, {"create", parent, name},
+        under(lock_names(fs, parent), [&] { return do_create(req, fs, parent, name, mode, fi); }));
 }
 
 struct AlignedBuf {
@@ -104,10 +114,16 @@ struct AlignedBuf {
   ~AlignedBuf() { free(p); }
 };
 
+// Without a compound running (fast path) the reply is spliced straight from
+// the backing file: that splice *is* the read, so the guard (a count that
+// makes a starting compound wait, not a lock) is kept until it is sent; the
+// compound waiting for it holds no lock yet, so nothing can deadlock. With
+// O_DIRECT, or while a compound runs, the data is read into memory under
+// the lock and sent after it is released.
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  auto lk = lock_read(fs_of(req), ino);
   FileHandle* fh = fh_of(fi);
-  if (!fh->direct) {
+  txn::FuseGuard g = lock_read(fs_of(req), ino);
+  if (!fh->direct && !g.locked()) {
     fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
     buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
     buf.buf[0].fd = fh->fd;
@@ -117,7 +133,9 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
   AlignedBuf ab(size);
   if (!ab.p) return reply(req, {"read", ino}, Status::error(ENOMEM));
   ssize_t n = pread(fh->fd, ab.p, size, off);
-  if (n < 0) return reply(req, {"read", ino}, errno_status());
+  int err = errno;
+  g.release();
+  if (n < 0) return reply(req, {"read", ino}, Status::error(err));
   fuse_bufvec buf = FUSE_BUFVEC_INIT(static_cast<size_t>(n));
   buf.buf[0].mem = ab.p;
   reply_data(req, {"read", ino}, &buf);
@@ -136,17 +154,21 @@ Result<WriteReply> write_direct(FileHandle* fh, fuse_bufvec* in_buf, off_t off) 
   return WriteReply{static_cast<size_t>(n)};
 }
 
-void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fuse_file_info* fi) {
-  auto lk = lock_read(fs_of(req), ino);
-  FileHandle* fh = fh_of(fi);
-  if (fh->direct) return reply(req, {"write", ino}, write_direct(fh, in_buf, off));
+Result<WriteReply> write_buffered(FileHandle* fh, fuse_bufvec* in_buf, off_t off) {
   fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
   out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
   out.buf[0].fd = fh->fd;
   out.buf[0].pos = off;
   ssize_t n = fuse_buf_copy(&out, in_buf, static_cast<fuse_buf_copy_flags>(0));
-  reply(req, {"write", ino},
-        n < 0 ? Result<WriteReply>(Status::error(static_cast<int>(-n))) : Result<WriteReply>(WriteReply{size_t(n)}));
+  if (n < 0) return Status::error(static_cast<int>(-n));
+  return WriteReply{static_cast<size_t>(n)};
+}
+
+void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fuse_file_info* fi) {
+  FileHandle* fh = fh_of(fi);
+  reply(req, {"write", ino}, under(lock_read(fs_of(req), ino), [&] {
+          return fh->direct ? write_direct(fh, in_buf, off) : write_buffered(fh, in_buf, off);
+        }));
 }
 
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
@@ -156,38 +178,46 @@ void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   fuse_reply_err(req, 0);
 }
 
+// The inode lock covers the sync itself; making committed sync-off
+// compounds durable needs none (and takes the txn layer's own mutexes).
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
-  auto lk = lock_read(fs_of(req), ino);
   int fd = fh_of(fi)->fd;
-  int rc = datasync ? fdatasync(fd) : fsync(fd);
-  if (rc != 0) return reply(req, {"fsync", ino}, errno_status());
+  Status st = under(lock_read(fs_of(req), ino), [&] {
+    return (datasync ? fdatasync(fd) : fsync(fd)) == 0 ? Status() : errno_status();
+  });
+  if (!st) return reply(req, {"fsync", ino}, st);
   reply(req, {"fsync", ino}, fs_of(req).before_fsync_ack());
 }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info* fi) {
-  auto lk = lock_read(fs_of(req), ino);
-  int rc = fallocate(fh_of(fi)->fd, mode, off, len);
-  reply(req, {"fallocate", ino}, rc == 0 ? Status() : errno_status());
+  reply(req, {"fallocate", ino}, under(lock_read(fs_of(req), ino), [&] {
+          return fallocate(fh_of(fi)->fd, mode, off, len) == 0 ? Status() : errno_status();
+        }));
 }
 
 void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* fi_in, fuse_ino_t ino_out,
                         off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
-  auto lk = lock_two(fs_of(req), ino_in, txn::LockMode::Read, ino_out, txn::LockMode::Read);
-  // Server side: on XFS/btrfs the backing copy_file_range shares extents.
-  loff_t in = off_in, out = off_out;
-  ssize_t n = copy_file_range(fh_of(fi_in)->fd, &in, fh_of(fi_out)->fd, &out, len, static_cast<unsigned>(flags));
-  reply(req, {"copy_file_range", ino_in},
-        n < 0 ? Result<WriteReply>(errno_status()) : Result<WriteReply>(WriteReply{static_cast<size_t>(n)}));
+  auto g = lock_two(fs_of(req), ino_in, txn::LockMode::Read, ino_out, txn::LockMode::Read);
+  reply(req, {"copy_file_range", ino_in}, under(std::move(g), [&]() -> Result<WriteReply> {
+          // Server side: on XFS/btrfs the backing copy_file_range shares extents.
+          loff_t in = off_in, out = off_out;
+          ssize_t n =
+              copy_file_range(fh_of(fi_in)->fd, &in, fh_of(fi_out)->fd, &out, len, static_cast<unsigned>(flags));
+          if (n < 0) return errno_status();
+          return WriteReply{static_cast<size_t>(n)};
+        }));
 }
 
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi) {
-  auto lk = lock_read(fs_of(req), ino);
   // With the writeback cache the newest data may still be in the kernel's
   // page cache, where the store cannot see it: ENOSYS makes the kernel
   // answer SEEK_DATA/SEEK_HOLE itself from what it caches.
   if (fs_of(req).options().writeback_cache) return reply(req, {"lseek", ino}, Status::error(ENOSYS));
-  off_t r = lseek(fh_of(fi)->fd, off, whence);
-  reply(req, {"lseek", ino}, r < 0 ? Result<LseekReply>(errno_status()) : Result<LseekReply>(LseekReply{r}));
+  reply(req, {"lseek", ino}, under(lock_read(fs_of(req), ino), [&]() -> Result<LseekReply> {
+          off_t r = lseek(fh_of(fi)->fd, off, whence);
+          if (r < 0) return errno_status();
+          return LseekReply{r};
+        }));
 }
 
 }  // namespace

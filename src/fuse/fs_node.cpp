@@ -52,10 +52,38 @@ Result<EntryReply> create_node(fuse_req_t req, fuse_ino_t parent, const char* na
   return fs.lookup_entry(fs.table().get(parent), name);
 }
 
+// A lookup hands the kernel the child's attributes too, so while a compound
+// runs (the parent's guard is locked()) the child is locked as well: by
+// fuse_try() if it is free, else by waiting for both in the global order
+// with nothing held meanwhile. If the name meanwhile moved to another
+// object, again (a few times, then the parent's lock alone must do).
+constexpr int kLookupTries = 3;
+
+Result<EntryReply> lookup_locked(Fs& fs, fuse_ino_t parent, const char* name) {
+  Inode& dir = fs.table().get(parent);
+  txn::FuseGuard g = fs.locks().fuse_enter({{key_of(dir), txn::LockMode::Read}});
+  for (int i = 0; g.locked() && i < kLookupTries; ++i) {
+    struct stat st;
+    Status s = with_fd(fs, parent, [&](int fd) {
+      return fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? Status() : errno_status();
+    });
+    if (!s) return s;  // no such name, under the parent's lock
+    txn::LockKey k{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+    txn::FuseGuard child = fs.locks().fuse_try(k, txn::LockMode::Read);
+    if (!child.locked()) {
+      g.release();  // never wait while holding a lock out of order
+      g = fs.locks().fuse_enter({{key_of(dir), txn::LockMode::Read}, {k, txn::LockMode::Read}});
+    }
+    auto r = fs.lookup_entry(dir, name);
+    if (!r || key_of(fs.table().get(r.value().e.ino)) == k) return r;
+    fs.table().forget(r.value().e.ino, 1);
+  }
+  return fs.lookup_entry(dir, name);
+}
+
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  auto lk = lock_read(fs_of(req), parent);
   Fs& fs = fs_of(req);
-  auto r = fs.lookup_entry(fs.table().get(parent), name);
+  auto r = lookup_locked(fs, parent, name);
   if (!r && r.err() == ENOENT) r = negative_entry(fs.options());
   reply(req, {"lookup", parent, name}, r);
 }
@@ -72,8 +100,8 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 }
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto lk = lock_read(fs_of(req), ino);
-  reply(req, {"getattr", ino}, stat_inode(fs_of(req), ino, fi));
+  Fs& fs = fs_of(req);
+  reply(req, {"getattr", ino}, under(lock_read(fs, ino), [&] { return stat_inode(fs, ino, fi); }));
 }
 
 Status set_times(int ifd, fuse_file_info* fi, const struct stat* attr, int to_set) {
@@ -110,44 +138,45 @@ Status apply_setattr(int ifd, const struct stat* attr, int to_set, fuse_file_inf
 }
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
-  auto lk = lock_read(fs_of(req), ino);
   Fs& fs = fs_of(req);
-  Status st = with_fd(fs, ino, [&](int ifd) { return apply_setattr(ifd, attr, to_set, fi); });
-  if (!st) return reply(req, {"setattr", ino}, st);
-  reply(req, {"setattr", ino}, stat_inode(fs, ino, fi));
+  reply(req, {"setattr", ino}, under(lock_read(fs, ino), [&]() -> Result<AttrReply> {
+          TCFS_TRY(with_fd(fs, ino, [&](int ifd) { return apply_setattr(ifd, attr, to_set, fi); }));
+          return stat_inode(fs, ino, fi);
+        }));
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
-  auto lk = lock_read(fs_of(req), ino);
-  reply(req, {"readlink", ino}, with_fd(fs_of(req), ino, [&](int fd) -> Result<ReadlinkReply> {
-          char buf[PATH_MAX + 1];
-          ssize_t n = readlinkat(fd, "", buf, sizeof(buf) - 1);
-          if (n < 0) return errno_status();
-          return ReadlinkReply{std::string(buf, static_cast<size_t>(n))};
+  Fs& fs = fs_of(req);
+  reply(req, {"readlink", ino}, under(lock_read(fs, ino), [&] {
+          return with_fd(fs, ino, [&](int fd) -> Result<ReadlinkReply> {
+            char buf[PATH_MAX + 1];
+            ssize_t n = readlinkat(fd, "", buf, sizeof(buf) - 1);
+            if (n < 0) return errno_status();
+            return ReadlinkReply{std::string(buf, static_cast<size_t>(n))};
+          });
         }));
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  auto lk = lock_names(fs_of(req), parent);
-  reply(req, {"mknod", parent, name},
-        create_node(req, parent, name, mode, [&](int dfd) { return mknodat(dfd, name, mode, rdev); }));
+  reply(req, {"mknod", parent, name}, under(lock_names(fs_of(req), parent), [&] {
+          return create_node(req, parent, name, mode, [&](int dfd) { return mknodat(dfd, name, mode, rdev); });
+        }));
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  auto lk = lock_names(fs_of(req), parent);
-  reply(req, {"mkdir", parent, name},
-        create_node(req, parent, name, mode | S_IFDIR, [&](int dfd) { return mkdirat(dfd, name, mode); }));
+  reply(req, {"mkdir", parent, name}, under(lock_names(fs_of(req), parent), [&] {
+          return create_node(req, parent, name, mode | S_IFDIR, [&](int dfd) { return mkdirat(dfd, name, mode); });
+        }));
 }
 
 void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
-  auto lk = lock_names(fs_of(req), parent);
-  reply(req, {"symlink", parent, name},
-        create_node(req, parent, name, S_IFLNK | 0777, [&](int dfd) { return symlinkat(link, dfd, name); }));
+  reply(req, {"symlink", parent, name}, under(lock_names(fs_of(req), parent), [&] {
+          return create_node(req, parent, name, S_IFLNK | 0777,
+                             [&](int dfd) { return symlinkat(link, dfd, name); });
+        }));
 }
 
-void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
-  auto lk = lock_two(fs_of(req), ino, txn::LockMode::Read, newparent, txn::LockMode::NameWrite);
-  Fs& fs = fs_of(req);
+Result<EntryReply> do_link(Fs& fs, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
   Status st = with_fd(fs, ino, [&](int fd) {
     return with_fd(fs, newparent, [&](int dfd) {
       // AT_EMPTY_PATH links the object itself (needs CAP_DAC_READ_SEARCH,
@@ -158,31 +187,40 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
       return rc == 0 ? Status() : errno_status();
     });
   });
-  if (!st) return reply(req, {"link", newparent, newname}, st);
-  reply(req, {"link", newparent, newname}, fs.lookup_entry(fs.table().get(newparent), newname));
+  if (!st) return st;
+  return fs.lookup_entry(fs.table().get(newparent), newname);
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  Fs& fs = fs_of(req);
+  reply(req, {"link", newparent, newname},
+        under(lock_two(fs, ino, txn::LockMode::Read, newparent, txn::LockMode::NameWrite),
+              [&] { return do_link(fs, ino, newparent, newname); }));
+}
+
+Status remove_name(Fs& fs, fuse_ino_t parent, const char* name, int flags) {
+  return under(lock_names(fs, parent), [&] {
+    return with_fd(fs, parent, [&](int dfd) { return unlinkat(dfd, name, flags) == 0 ? Status() : errno_status(); });
+  });
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  auto lk = lock_names(fs_of(req), parent);
-  reply(req, {"unlink", parent, name}, with_fd(fs_of(req), parent, [&](int dfd) {
-          return unlinkat(dfd, name, 0) == 0 ? Status() : errno_status();
-        }));
+  reply(req, {"unlink", parent, name}, remove_name(fs_of(req), parent, name, 0));
 }
 
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  auto lk = lock_names(fs_of(req), parent);
-  reply(req, {"rmdir", parent, name}, with_fd(fs_of(req), parent, [&](int dfd) {
-          return unlinkat(dfd, name, AT_REMOVEDIR) == 0 ? Status() : errno_status();
-        }));
+  reply(req, {"rmdir", parent, name}, remove_name(fs_of(req), parent, name, AT_REMOVEDIR));
 }
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
                unsigned int flags) {
-  auto lk = lock_two(fs_of(req), parent, txn::LockMode::NameWrite, newparent, txn::LockMode::NameWrite);
   Fs& fs = fs_of(req);
-  reply(req, {"rename", parent, name}, with_fd(fs, parent, [&](int from) {
-          return with_fd(fs, newparent, [&](int to) {
-            return renameat2(from, name, to, newname, flags) == 0 ? Status() : errno_status();
+  reply(req, {"rename", parent, name},
+        under(lock_two(fs, parent, txn::LockMode::NameWrite, newparent, txn::LockMode::NameWrite), [&] {
+          return with_fd(fs, parent, [&](int from) {
+            return with_fd(fs, newparent, [&](int to) {
+              return renameat2(from, name, to, newname, flags) == 0 ? Status() : errno_status();
+            });
           });
         }));
 }
@@ -194,19 +232,23 @@ void op_statfs(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
-  auto lk = lock_read(fs_of(req), ino);
-  reply(req, {"access", ino}, with_fd(fs_of(req), ino, [&](int fd) {
-          std::string p = proc_path(fd);
-          return Status::code(
-              with_caller_creds(req, 0, [&] { return rc_errno(faccessat(AT_FDCWD, p.c_str(), mask, AT_EACCESS)); }));
+  Fs& fs = fs_of(req);
+  reply(req, {"access", ino}, under(lock_read(fs, ino), [&] {
+          return with_fd(fs, ino, [&](int fd) {
+            std::string p = proc_path(fd);
+            return Status::code(with_caller_creds(
+                req, 0, [&] { return rc_errno(faccessat(AT_FDCWD, p.c_str(), mask, AT_EACCESS)); }));
+          });
         }));
 }
 
 // xattrs go through /proc/self/fd/N: the *xattr(2) calls take no O_PATH fd.
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
-  auto lk = lock_read(fs_of(req), ino);
-  reply(req, {"setxattr", ino, name}, with_fd(fs_of(req), ino, [&](int fd) {
-          return setxattr(proc_path(fd).c_str(), name, value, size, flags) == 0 ? Status() : errno_status();
+  Fs& fs = fs_of(req);
+  reply(req, {"setxattr", ino, name}, under(lock_read(fs, ino), [&] {
+          return with_fd(fs, ino, [&](int fd) {
+            return setxattr(proc_path(fd).c_str(), name, value, size, flags) == 0 ? Status() : errno_status();
+          });
         }));
 }
 
@@ -232,21 +274,25 @@ ssize_t list_fn(const char* path, const char*, void* buf, size_t size) {
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  auto lk = lock_read(fs_of(req), ino);
-  reply(req, {"getxattr", ino, name},
-        with_fd(fs_of(req), ino, [&](int fd) { return read_xattr(&getxattr, proc_path(fd), name, size); }));
+  Fs& fs = fs_of(req);
+  reply(req, {"getxattr", ino, name}, under(lock_read(fs, ino), [&] {
+          return with_fd(fs, ino, [&](int fd) { return read_xattr(&getxattr, proc_path(fd), name, size); });
+        }));
 }
 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  auto lk = lock_read(fs_of(req), ino);
-  reply(req, {"listxattr", ino},
-        with_fd(fs_of(req), ino, [&](int fd) { return read_xattr(&list_fn, proc_path(fd), nullptr, size); }));
+  Fs& fs = fs_of(req);
+  reply(req, {"listxattr", ino}, under(lock_read(fs, ino), [&] {
+          return with_fd(fs, ino, [&](int fd) { return read_xattr(&list_fn, proc_path(fd), nullptr, size); });
+        }));
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
-  auto lk = lock_read(fs_of(req), ino);
-  reply(req, {"removexattr", ino, name}, with_fd(fs_of(req), ino, [&](int fd) {
-          return removexattr(proc_path(fd).c_str(), name) == 0 ? Status() : errno_status();
+  Fs& fs = fs_of(req);
+  reply(req, {"removexattr", ino, name}, under(lock_read(fs, ino), [&] {
+          return with_fd(fs, ino, [&](int fd) {
+            return removexattr(proc_path(fd).c_str(), name) == 0 ? Status() : errno_status();
+          });
         }));
 }
 

@@ -153,6 +153,8 @@ Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
   // directories, LMDB and the control socket.
   auto table = InodeTable::create(store.root_fd(), std::max<size_t>(256, fd_limit / 2));
   if (!table) return table.status();
+  txn::LockManager own_locks;  // when the caller shares none (no compounds then)
+  if (!hooks.locks) hooks.locks = &own_locks;
   Fs fs(store, std::move(table.value()), cfg.fs, std::move(hooks));
 
   std::string opts = "fsname=" + store.path() + ",subtype=tcfs";

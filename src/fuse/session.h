@@ -33,9 +33,13 @@ struct MountConfig {
 
 Status check_mountpoint(const std::string& mountpoint, bool allow_nonempty);
 Status check_dev_fuse();
-// on_mounted gets the kernel-cache invalidator of the live session (valid
-// until serve() returns); before_unmount runs when the session loop ends,
-// before the kernel mount goes away (stop feeding compounds there).
+// hooks.locks is the lock manager FUSE operations share with the compound
+// executor (the caller owns it and hands the same one to the executor);
+// null: the session uses a private one. on_mounted gets the kernel-cache
+// invalidator of the live session (a fuse/notify.h KernelNotifier, valid
+// until serve() returns: hand it to the executor there); before_unmount
+// runs when the session loop ends, before the kernel mount goes away (stop
+// feeding compounds there).
 Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
              const std::function<void(txn::Invalidator&)>& on_mounted,
              const std::function<void()>& before_unmount = {});

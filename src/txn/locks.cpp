@@ -2,6 +2,7 @@
 #include "txn/locks.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <thread>
 
 namespace tcfs::txn {
@@ -11,7 +12,7 @@ LockSet& LockSet::operator=(LockSet&& o) noexcept {
     release();
     m_ = std::exchange(o.m_, nullptr);
     compound_ = o.compound_;
-    held_ = std::move(o.held_);
+    held_ = std::exchange(o.held_, {});
   }
   return *this;
 }
@@ -26,8 +27,25 @@ void LockSet::release() {
   m_ = nullptr;
 }
 
-FuseGuard::~FuseGuard() {
-  if (m_) m_->fast_.fetch_sub(1, std::memory_order_seq_cst);
+void FuseGuard::take(FuseGuard& o) {
+  counted_ = std::exchange(o.counted_, nullptr);
+  m_ = std::exchange(o.m_, nullptr);
+  n_ = std::exchange(o.n_, 0);
+  held_ = o.held_;
+}
+
+FuseGuard& FuseGuard::operator=(FuseGuard&& o) noexcept {
+  if (this != &o) {
+    release();
+    take(o);
+  }
+  return *this;
+}
+
+void FuseGuard::release() {
+  if (counted_) std::exchange(counted_, nullptr)->fast_.fetch_sub(1, std::memory_order_seq_cst);
+  for (; n_ > 0; --n_) m_->unlock_one(held_[n_ - 1].first, held_[n_ - 1].second);
+  m_ = nullptr;
 }
 
 bool LockManager::grantable(const Entry& e, LockMode m) {
@@ -104,15 +122,18 @@ void LockManager::unlock_one(const LockKey& k, LockMode m) {
   s.cv.notify_all();
 }
 
+// Read adds nothing to a stronger mode; NameWrite + Path = Exclusive.
+LockMode LockManager::combine(LockMode a, LockMode b) {
+  LockMode hi = std::max(a, b), lo = std::min(a, b);
+  return lo == LockMode::Read || hi == lo ? hi : LockMode::Exclusive;
+}
+
 std::vector<std::pair<LockKey, LockMode>> LockManager::normalize(std::vector<std::pair<LockKey, LockMode>> want) {
   std::sort(want.begin(), want.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<std::pair<LockKey, LockMode>> out;
   for (const auto& [k, m] : want) {
     if (!out.empty() && out.back().first == k) {
-      LockMode& have = out.back().second;
-      LockMode hi = std::max(have, m), lo = std::min(have, m);
-      // Read adds nothing to a stronger mode; NameWrite + Path = Exclusive.
-      have = lo == LockMode::Read ? hi : hi == lo ? hi : LockMode::Exclusive;
+      out.back().second = combine(out.back().second, m);
       continue;
     }
     out.emplace_back(k, m);
@@ -166,18 +187,41 @@ FuseGuard LockManager::fuse_enter(std::initializer_list<std::pair<LockKey, LockM
   FuseGuard g;
   fast_.fetch_add(1, std::memory_order_seq_cst);
   if (compounds_.load(std::memory_order_seq_cst) == 0) {
-    g.m_ = this;  // fast path: no compound can start until we leave
+    g.counted_ = this;  // fast path: no compound can start until we leave
     return g;
   }
   fast_.fetch_sub(1, std::memory_order_seq_cst);
   // Slow path: real locks, not counted as a compound (FUSE locks never
-  // block each other, so they need no announcement).
-  std::vector<std::pair<LockKey, LockMode>> v(want);
-  for (const auto& [k, m] : normalize(std::move(v))) {
-    lock_one(k, m);
-    g.locks_.held_.emplace_back(k, m);
+  // block each other, so they need no announcement). Sorted and merged in
+  // the guard's own array: no allocation but the shard map's entries.
+  if (want.size() > FuseGuard::kMax) std::abort();
+  std::array<std::pair<LockKey, LockMode>, FuseGuard::kMax> keys{};
+  size_t n = 0;
+  for (const auto& w : want) {
+    size_t i = 0;
+    while (i < n && keys[i].first < w.first) ++i;
+    if (i < n && keys[i].first == w.first) {
+      keys[i].second = combine(keys[i].second, w.second);
+      continue;
+    }
+    for (size_t j = n; j > i; --j) keys[j] = keys[j - 1];
+    keys[i] = w;
+    ++n;
   }
-  g.locks_.m_ = this;
+  g.m_ = this;
+  for (size_t i = 0; i < n; ++i) {
+    lock_one(keys[i].first, keys[i].second);
+    g.held_[g.n_++] = keys[i];
+  }
+  return g;
+}
+
+FuseGuard LockManager::fuse_try(const LockKey& k, LockMode m) {
+  FuseGuard g;
+  if (!try_one(k, m)) return g;
+  g.m_ = this;
+  g.held_[0] = {k, m};
+  g.n_ = 1;
   return g;
 }
 

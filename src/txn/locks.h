@@ -17,20 +17,40 @@
 //    directories its paths pass through, until it has committed or undone.
 //  * Waiting Exclusive and Path requests block newcomers on that key that
 //    conflict with them (so compounds are not starved by streams of FUSE
-//    operations). No deadlock: a request waiting on key k holds only keys
-//    below k, and anything it waits for (a holder, or an earlier waiter that
-//    waits for holders) holds or waits on keys >= k, so every wait-for
-//    chain climbs the key order and cannot close a cycle.
+//    operations). No deadlock: every blocking request is taken in ascending
+//    key order, so a request waiting on key k holds only keys below k. What
+//    it waits for is either a holder of k, which (having k) can only be
+//    waiting on a key above k, or a waiter on k of a stronger mode
+//    (Read/NameWrite wait for waiting Path/Exclusive, Path for waiting
+//    Exclusive, Exclusive for holders only), and that chain ends at a holder
+//    of k after at most two steps. So every wait-for chain climbs the key
+//    order and cannot close a cycle. The preference adds edges only
+//    between waiters on the same key, in that fixed mode order; a lock
+//    taken out of order by fuse_try() belongs to an operation that waits
+//    for nothing more, so it ends every chain it is part of.
 //  * Fast path: while no compound holds or waits for any lock, FUSE
 //    operations take no lock at all (fuse_enter()/FuseGuard): a compound
 //    first announces itself and waits until the FUSE operations already past
 //    the fast-path check have finished, so none of them can overlap it.
+//    That wait cannot deadlock: the announcing compound holds no lock yet,
+//    and a fast-path operation waits for no lock. (acquire() and
+//    try_acquire() both make that wait; try_acquire() never waits for a
+//    lock.) A FUSE operation then costs two atomic operations on one
+//    counter and no allocation; while compounds run it takes real locks,
+//    still without allocating a LockSet (FuseGuard holds at most two).
+//  * fuse_try() is for a FUSE operation that already holds its locks (slow
+//    path) and needs one more out of order (a child found by a lookup): it
+//    never waits, so the order does not matter, and the operation must not
+//    wait for any other lock while it holds the result.
+//  * Memory: a key has an entry only while it is held or waited for.
 //
 // Locks: each shard's mutex protects its map; no other lock is taken while
 // holding one, and none is held across a wait except through the shard's
-// condition variable.
+// condition variable. Callers may hold their own mutexes around fuse_try()
+// (it only takes a shard mutex briefly) but not around a blocking call.
 //
-// Thread-safety: all members may be called from any thread.
+// Thread-safety: all members may be called from any thread; a LockSet or
+// FuseGuard belongs to one thread at a time (move it to hand it over).
 #pragma once
 
 #include <array>
@@ -38,6 +58,7 @@
 #include <compare>
 #include <condition_variable>
 #include <cstdint>
+#include <initializer_list>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -63,7 +84,7 @@ class LockSet {
  public:
   LockSet() = default;
   LockSet(LockSet&& o) noexcept
-      : m_(std::exchange(o.m_, nullptr)), compound_(o.compound_), held_(std::move(o.held_)) {}
+      : m_(std::exchange(o.m_, nullptr)), compound_(o.compound_), held_(std::exchange(o.held_, {})) {}
   LockSet& operator=(LockSet&& o) noexcept;
   ~LockSet() { release(); }
   void release();
@@ -77,18 +98,28 @@ class LockSet {
 };
 
 // Held by a FUSE operation for its whole duration: either nothing (fast
-// path) or its locks.
+// path: the operation is counted, so no compound can start) or its locks.
 class FuseGuard {
  public:
+  static constexpr size_t kMax = 2;  // keys a FUSE operation locks at once
+
   FuseGuard() = default;
-  FuseGuard(FuseGuard&& o) noexcept : m_(std::exchange(o.m_, nullptr)), locks_(std::move(o.locks_)) {}
-  FuseGuard& operator=(FuseGuard&&) = delete;
-  ~FuseGuard();
+  FuseGuard(FuseGuard&& o) noexcept { take(o); }
+  FuseGuard& operator=(FuseGuard&& o) noexcept;
+  ~FuseGuard() { release(); }
+  void release();
+  // True while real locks are held (a compound ran or waited when the
+  // operation began, or fuse_try() succeeded); false on the fast path and
+  // after release() or a failed fuse_try().
+  bool locked() const { return n_ > 0; }
 
  private:
   friend class LockManager;
-  LockManager* m_ = nullptr;  // set while on the fast path
-  LockSet locks_;
+  void take(FuseGuard& o);
+  LockManager* counted_ = nullptr;  // set while counted in LockManager::fast_
+  LockManager* m_ = nullptr;        // owner of held_[0, n_)
+  uint8_t n_ = 0;
+  std::array<std::pair<LockKey, LockMode>, kMax> held_{};
 };
 
 class LockManager {
@@ -102,10 +133,16 @@ class LockManager {
   LockSet acquire(std::vector<std::pair<LockKey, LockMode>> want);
   LockSet acquire(const std::vector<LockKey>& keys, LockMode mode);
   // Non-blocking: nullopt (holding nothing) if any lock is unavailable.
+  // (It does wait for FUSE operations already on the fast path; see above.)
   std::optional<LockSet> try_acquire(std::vector<std::pair<LockKey, LockMode>> want);
 
-  // FUSE operations: up to a few keys, Read or NameWrite.
+  // FUSE operations: at most FuseGuard::kMax keys (more abort), Read or
+  // NameWrite; a key listed twice gets the stronger mode. Blocks while a
+  // compound holds, or waits for, a conflicting lock on one of them.
   FuseGuard fuse_enter(std::initializer_list<std::pair<LockKey, LockMode>> want);
+  // One more lock for an operation whose guard is locked(): granted now or
+  // not at all (an unlocked guard). Never waits, so any order is safe.
+  FuseGuard fuse_try(const LockKey& k, LockMode m);
 
   // For tests: keys with an entry (held or waited for), and waiting requests.
   size_t entries();
@@ -133,6 +170,7 @@ class LockManager {
   void lock_one(const LockKey& k, LockMode m);
   bool try_one(const LockKey& k, LockMode m);
   void unlock_one(const LockKey& k, LockMode m);
+  static LockMode combine(LockMode a, LockMode b);
   static std::vector<std::pair<LockKey, LockMode>> normalize(std::vector<std::pair<LockKey, LockMode>> want);
   void compound_begin();
   void compound_end();

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <sys/xattr.h>
 
+#include <cstdio>
 #include <sstream>
 
 #include "ndjson.h"
@@ -78,4 +79,104 @@ not json
   }
   CHECK(r.errors[1].find("unknown op") != std::string::npos);
   CHECK(r.errors[3].find("unknown key \"colour\"") != std::string::npos);
+}
+
+namespace {
+// The single error reported for a one-line file (empty if accepted).
+std::string error_of(const std::string& line) {
+  auto r = parse(line + "\n");
+  if (r.errors.size() != 1) return r.errors.empty() ? "" : "several: " + r.errors[0];
+  return r.errors[0];
+}
+bool says(const std::string& line, const std::string& part) {
+  std::string e = error_of(line);
+  bool ok = e.rfind("1: ", 0) == 0 && e.find(part) != std::string::npos;
+  if (!ok) MESSAGE(line, " -> \"", e, "\" (expected \"", part, "\")");
+  return ok;
+}
+}  // namespace
+
+TEST_CASE("each error class names its cause") {
+  CHECK(says(R"({"op":"mkdir","path":"x","size":3})", "key \"size\" does not apply to mkdir"));
+  CHECK(says(R"({"op":"remove","path":"x","mode":"0644"})", "key \"mode\" does not apply to remove"));
+  CHECK(says(R"({"op":"mkdir","path":"x","fd_index":0})", "unknown key \"fd_index\""));
+  CHECK(says(R"({"op":"mkdir","path":""})", "empty \"path\""));
+  CHECK(says(R"({"op":"mkdir","path":7})", "\"path\" must be a string"));
+  CHECK(says(R"({"op":"mkdir","path":"x","mode":"0999"})", "octal string"));
+  CHECK(says(R"({"op":"mkdir","path":"x","mode":4096})", "at most 07777"));
+  CHECK(says(R"({"op":"mkdir","path":"x","mode":-1})", "must be a number or an octal string"));
+  CHECK(says(R"({"op":"mkdir","path":"x","parents":"yes"})", "\"parents\" must be true or false"));
+  CHECK(says(R"({"op":"write","path":"x","offset":-1})", "\"offset\" must be in 0.."));
+  CHECK(says(R"({"op":"write","path":"x","offset":2,"append":true})", "one of \"offset\", \"append\""));
+  CHECK(says(R"({"op":"write","path":"x","data":"a","data_base64":"YQ=="})", "one of \"data\", \"data_base64\""));
+  CHECK(says(R"({"op":"write","path":"x","data_base64":"###"})", "data_base64: not valid base64"));
+  CHECK(says(R"({"op":"write","path":"x","length":5})", "need \"from\""));
+  CHECK(says(R"({"op":"write","path":"x","from":""})", "empty \"from\""));
+  CHECK(says(R"({"op":"copy","path":"x","path2":"y","to":"z"})", "both \"path2\" and \"to\""));
+  CHECK(says(R"({"op":"link","path":"x"})", "missing \"path2\""));
+  CHECK(says(R"({"op":"copy","path":"x","to":"y","length":-2})", "\"length\" must be in -1.."));
+  CHECK(says(R"({"op":"truncate","path":"x","size":-1})", "\"size\" must be in 0.."));
+  CHECK(says(R"({"op":"truncate","path":"x","size":"big"})", "\"size\" must be an integer"));
+  CHECK(says(R"({"op":"setattr","path":"x","uid":-1})", "\"uid\" must be in 0..4294967295"));
+  CHECK(says(R"({"op":"setattr","path":"x","mtime":"yesterday"})", "\"mtime\" must be \"now\", seconds"));
+  CHECK(says(R"({"op":"setattr","path":"x","atime":{"sec":1,"nsec":1000000000}})", "nsec must be 0..999999999"));
+  CHECK(says(R"({"op":"setattr","path":"x","atime":{"sec":1,"usec":3}})", "\"atime\" must be"));
+  CHECK(says(R"({"op":"setxattr","path":"x","value":"v"})", "missing \"name\""));
+  CHECK(says(R"({"op":"setxattr","path":"x","name":"user.a","xattr_flags":"both"})", "\"create\" or \"replace\""));
+  CHECK(says(R"({"op":"setxattr","path":"x","name":"user.a","value":"a","value_base64":"YQ=="})", "one of \"value\""));
+  CHECK(says(R"({"op":"removexattr","path":"x","name":"user.a","value":"v"})", "key \"value\" does not apply"));
+  CHECK(says(R"({"op":"symlink","path":"x","target":""})", "empty \"target\""));
+  CHECK(says(R"({"op":"rename","path":"x","to":"y","flags":"noreplace"})", "\"flags\" must be a list"));
+  CHECK(says(R"({"op":"rename","path":"x","to":"y","flags":["noreplace","exchange"]})", "exclude each other"));
+  CHECK(says(R"({"op":"Mkdir","path":"x"})", "unknown op \"Mkdir\""));
+  CHECK(says(R"({"path":"x"})", "missing \"op\""));
+  CHECK(says(R"("mkdir x")", "each line must be a JSON object"));
+  CHECK(says(R"({"op":"mkdir","path":"x"} trailing)", "bad JSON"));
+  CHECK(says(R"({"op":"mkdir","path":"x")", "bad JSON"));
+}
+
+TEST_CASE("line numbers count every line; CRLF, blanks and comments are fine") {
+  auto r = parse("# header\r\n\r\n   \n{\"op\":\"mkdir\",\"path\":\"a\"}\r\n  # indented comment\n{\"op\":\"mkdir\"}\n");
+  REQUIRE(r.ops.size() == 1);
+  CHECK(r.ops[0].line == 4);
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].rfind("6: ", 0) == 0);
+}
+
+TEST_CASE("values are converted as documented") {
+  auto r = parse(R"({"op":"setattr","path":"a","atime":1.5,"mtime":{"sec":-3},"gid":4294967295}
+{"op":"write","path":"a","from":"big.bin","src_offset":4,"length":8,"truncate":true}
+{"op":"write","path":"a","data_base64":"AAEC/w==","append":true}
+{"op":"create","path":"b","mode":"755"}
+{"op":"copy","path":"a","path2":"c","offset":1,"src_offset":2,"length":3}
+{"op":"rename","path":"a","to":"b","flags":["exchange"]}
+{"op":"setxattr","path":"a","name":"user.k","value_base64":"AA==","xattr_flags":"replace"}
+{"op":"mkdir","path":"m"}
+)");
+  REQUIRE(r.errors.empty());
+  REQUIRE(r.ops.size() == 8);
+  const auto& s = r.ops[0].op;
+  CHECK(s.set_atime);
+  CHECK(s.atime.sec == 1);
+  CHECK(s.atime.nsec == 500000000u);
+  CHECK(s.mtime.sec == -3);
+  CHECK(s.set_gid);
+  CHECK(s.gid == 4294967295u);
+  CHECK(!s.set_mode);
+  CHECK(!s.set_uid);
+  CHECK(r.ops[1].from == "big.bin");
+  CHECK(r.ops[1].op.src_offset == 4);
+  CHECK(r.ops[1].op.length == 8);
+  CHECK(r.ops[1].op.truncate);
+  CHECK(r.ops[1].op.fd_index == -1);  // assigned when the file is opened
+  CHECK(r.ops[2].op.data == std::string("\0\1\2\xff", 4));
+  CHECK(r.ops[2].op.append);
+  CHECK(r.ops[3].op.mode == 0755);
+  CHECK(r.ops[4].op.offset == 1);
+  CHECK(r.ops[4].op.src_offset == 2);
+  CHECK(r.ops[4].op.length == 3);
+  CHECK(r.ops[5].op.rename_flags == RENAME_EXCHANGE);
+  CHECK(r.ops[6].op.value == std::string("\0", 1));
+  CHECK(r.ops[6].op.xattr_flags == XATTR_REPLACE);
+  CHECK(r.ops[7].op.mode == 0755);  // mkdir's default
 }

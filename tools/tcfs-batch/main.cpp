@@ -23,6 +23,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,7 +59,7 @@ std::string op_path(const Op& o) { return o.path2.empty() ? o.path : o.path + " 
 void print_table(const Compound& c, const tcfs::CompoundReply& r, bool all) {
   size_t n = c.ops.size();
   bool show_all = all || n <= 100;
-  if (show_all || r.failed_op >= 0) printf("%6s  %-11s  %-10s  %s\n", "#", "OP", "RESULT", "PATH");
+  if (show_all || r.failed_op >= 0) printf("%6s  %-11s  %-10s  %10s  %s\n", "#", "OP", "RESULT", "BYTES", "PATH");
   for (size_t i = 0; i < n; ++i) {
     bool failed = static_cast<int>(i) == r.failed_op;
     if (!show_all && !failed) continue;
@@ -67,9 +68,10 @@ void print_table(const Compound& c, const tcfs::CompoundReply& r, bool all) {
                       : !x || !x->ran ? "not run"
                       : r.outcome == tcfs::Outcome::RolledBack ? "undone"
                                                                : "ok";
-    std::string extra = x && x->bytes ? "  (" + std::to_string(x->bytes) + " bytes)" : "";
-    printf("%6zu  %-11s  %-10s  %s%s\n", i, tcfs::op_kind_name(c.ops[i].kind), res.c_str(), op_path(c.ops[i]).c_str(),
-           extra.c_str());
+    OpKind k = c.ops[i].kind;
+    std::string bytes = (k == OpKind::Write || k == OpKind::Copy) && x && x->ran ? std::to_string(x->bytes) : "-";
+    printf("%6zu  %-11s  %-10s  %10s  %s\n", i, tcfs::op_kind_name(k), res.c_str(), bytes.c_str(),
+           op_path(c.ops[i]).c_str());
   }
 }
 
@@ -108,7 +110,7 @@ class Progress {
   bool shown_ = false;
 };
 
-// Sends c over a client for `anchor` (a path in the mount); prints; exit code.
+// Sends c (closing its descriptors), prints the outcome, returns the exit code.
 int submit(tcfs::Client& cl, Compound& c, const Common& o) {
   c.options.txn = !o.no_txn;
   c.options.sync = !o.no_sync;
@@ -145,19 +147,46 @@ std::string with_dir(const Common& o, const std::string& p) {
   return tcfs::absolute_path(o.dir + "/" + p);
 }
 
+// Makes op's paths mount-relative; "" or the reason naming the path.
+std::string make_relative(const tcfs::Client& cl, Op& op, const Common& o) {
+  for (std::string* p : {&op.path, &op.path2}) {
+    if (p->empty()) continue;
+    auto rel = cl.relative(with_dir(o, *p));
+    if (!rel) return rel.status().what();
+    if (rel->empty()) return *p + " is the root of the mount " + cl.mount().mountpoint + " itself";
+    *p = *rel;
+  }
+  return {};
+}
+
+// The daemon takes at most max_fds descriptors per compound: say so before sending.
+std::string check_fds(tcfs::Client& cl, const Compound& c) {
+  if (c.fds.empty()) return {};
+  auto h = cl.hello();
+  if (!h) return h.status().message();
+  if (h->max_fds && c.fds.size() > h->max_fds)
+    return "this compound passes " + std::to_string(c.fds.size()) + " file descriptors (one per file over 1 MiB or " +
+           "\"from\" line), more than the daemon's limit of " + std::to_string(h->max_fds) +
+           " (mount option max_fds); split it into several runs";
+  return {};
+}
+
+void close_fds(Compound& c) {
+  for (int fd : c.fds) close(fd);
+  c.fds.clear();
+}
+
 // Connects for the first path and makes every op path mount-relative.
 int run_ops(Compound& c, const std::vector<std::string>& anchors, const Common& o) {
   if (anchors.empty()) return usage_error("no paths");
   auto cl = tcfs::Client::for_path(with_dir(o, anchors.front()));
-  if (!cl) return usage_error(cl.status().message());
-  for (auto& op : c.ops) {
-    for (std::string* p : {&op.path, &op.path2}) {
-      if (p->empty()) continue;
-      auto rel = cl->relative(with_dir(o, *p));
-      if (!rel) return usage_error(rel.status().message());
-      if (rel->empty()) return usage_error(*p + " is the mount's root itself");
-      *p = *rel;
-    }
+  std::string err = cl ? std::string() : cl.status().message();
+  for (auto& op : c.ops)
+    if (err.empty()) err = make_relative(*cl, op, o);
+  if (err.empty()) err = check_fds(*cl, c);
+  if (!err.empty()) {
+    close_fds(c);
+    return usage_error(err);
   }
   return submit(*cl, c, o);
 }
@@ -170,38 +199,78 @@ void raise_nofile() {
   }
 }
 
+std::string open_error(const std::string& path) {
+  std::string why = strerror(errno);
+  if (errno == EMFILE || errno == ENFILE) {
+    rlimit rl{};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    why += " (every file passed as a descriptor stays open until the compound is sent; the limit is " +
+           std::to_string(rl.rlim_cur) + ": raise `ulimit -n`, or split the batch)";
+  }
+  return "cannot open " + path + ": " + why;
+}
+
+// Resolves and opens what the parsed lines name; every problem as "FILE:LINE: reason".
+std::vector<std::string> build_from_lines(std::vector<tcfs::batch::ParsedOp>& parsed, const std::string& name,
+                                          const Common& o, std::optional<tcfs::Client>& cl, Compound& c) {
+  std::vector<std::string> errors;
+  auto at = [&](int line, const std::string& why) { errors.push_back(name + ":" + std::to_string(line) + ": " + why); };
+  auto first = tcfs::Client::for_path(with_dir(o, parsed.front().op.path));
+  if (!first) {
+    at(parsed.front().line, first.status().message());
+    return errors;
+  }
+  cl.emplace(std::move(first.value()));
+  for (auto& p : parsed) {
+    if (std::string e = make_relative(*cl, p.op, o); !e.empty()) at(p.line, e);
+    if (p.from.empty()) {
+      c.ops.push_back(std::move(p.op));
+      continue;
+    }
+    std::string local = with_dir(o, p.from);
+    int fd = open(local.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      at(p.line, open_error(p.from));
+      continue;
+    }
+    p.op.fd_index = static_cast<int32_t>(c.fds.size());
+    c.fds.push_back(fd);
+    c.ops.push_back(std::move(p.op));
+  }
+  return errors;
+}
+
 int cmd_run(const std::string& file, const Common& o) {
   std::ifstream f;
   std::istream* in = &std::cin;
+  std::string name = file == "-" ? "<stdin>" : file;
   if (file != "-") {
     f.open(file);
     if (!f) return usage_error("cannot open " + file + ": " + strerror(errno));
     in = &f;
   }
   auto parsed = tcfs::batch::parse_ndjson(*in);
-  for (const auto& e : parsed.errors) fprintf(stderr, "%s:%s\n", file == "-" ? "<stdin>" : file.c_str(), e.c_str());
-  if (!parsed.errors.empty()) {
-    fprintf(stderr, "tcfs-batch: %zu error(s) in %s; nothing was run\n", parsed.errors.size(), file.c_str());
-    return kUsage;
-  }
-  if (parsed.ops.empty()) return usage_error(file + " holds no operations");
+  if (parsed.errors.empty() && parsed.ops.empty()) return usage_error(name + " holds no operations");
   raise_nofile();
   Compound c;
-  std::vector<std::string> anchors;
-  for (auto& p : parsed.ops) {
-    if (!p.from.empty()) {
-      int fd = open(p.from.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) {
-        for (int x : c.fds) close(x);
-        return usage_error(file + ":" + std::to_string(p.line) + ": cannot open " + p.from + ": " + strerror(errno));
-      }
-      p.op.fd_index = static_cast<int32_t>(c.fds.size());
-      c.fds.push_back(fd);
-    }
-    anchors.push_back(p.op.path);
-    c.ops.push_back(std::move(p.op));
+  std::optional<tcfs::Client> cl;
+  // Every bad line, in line order: syntax and schema first, then paths and "from" files.
+  std::vector<std::pair<int, std::string>> bad;
+  for (const auto& e : parsed.errors) bad.emplace_back(std::atoi(e.c_str()), name + ":" + e);
+  if (!parsed.ops.empty())
+    for (auto& e : build_from_lines(parsed.ops, name, o, cl, c)) bad.emplace_back(std::atoi(e.c_str() + name.size() + 1), e);
+  std::stable_sort(bad.begin(), bad.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::string> errors;
+  for (auto& b : bad) errors.push_back(std::move(b.second));
+  if (errors.empty())
+    if (std::string e = check_fds(*cl, c); !e.empty()) errors.push_back(name + ": " + e);
+  if (!errors.empty()) {
+    close_fds(c);
+    for (const auto& e : errors) fprintf(stderr, "%s\n", e.c_str());
+    fprintf(stderr, "tcfs-batch: %zu error(s) in %s; nothing was run\n", errors.size(), name.c_str());
+    return kUsage;
   }
-  return run_ops(c, anchors, o);
+  return submit(*cl, c, o);
 }
 
 bool is_dir_in_mount(const std::string& p) {
@@ -252,7 +321,8 @@ bool add_local(Compound& c, const std::string& src, const std::string& dst, std:
   tcfs::Timestamp mt{st.st_mtim.tv_sec, static_cast<uint32_t>(st.st_mtim.tv_nsec), false};
   if (S_ISLNK(st.st_mode)) return add_symlink(c, src, dst, err);
   if (S_ISDIR(st.st_mode)) {
-    c.mkdir(dst, st.st_mode & 07777, true);
+    // Writable by its owner while it is filled; its own mode comes last.
+    c.mkdir(dst, (st.st_mode & 07777) | S_IRWXU, true);
     std::vector<std::string> names;
     if (!list_dir(src, &names, err)) return false;
     for (const auto& n : names)
@@ -265,9 +335,9 @@ bool add_local(Compound& c, const std::string& src, const std::string& dst, std:
     *err = src + ": only regular files, directories and symlinks can be put";
     return false;
   }
-  c.create(dst, st.st_mode & 07777, false, true);
+  c.create(dst, (st.st_mode & 07777) | S_IRUSR | S_IWUSR, false, true);
   int fd = open(src.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return *err = src + ": " + strerror(errno), false;
+  if (fd < 0) return *err = open_error(src), false;
   if (st.st_size > kInlineMax) {
     c.write_fd(dst, fd);
   } else {
@@ -291,8 +361,9 @@ int cmd_put(const std::vector<std::string>& args, const Common& o) {
   Compound c;
   std::string err;
   for (size_t i = 0; i + 1 < args.size(); ++i) {
-    if (!add_local(c, args[i], target_for(args[i], dest, many), &err)) {
-      for (int fd : c.fds) close(fd);
+    std::string src = with_dir(o, args[i]);
+    if (!add_local(c, src, target_for(src, dest, many), &err)) {
+      close_fds(c);
       return usage_error(err);
     }
   }
@@ -305,11 +376,12 @@ bool add_copy(Compound& c, const std::string& src, const std::string& dst, bool 
   if (lstat(src.c_str(), &st) != 0) return *err = src + ": " + strerror(errno), false;
   if (S_ISDIR(st.st_mode)) {
     if (!recursive) return *err = src + " is a directory (use -r)", false;
-    c.mkdir(dst, st.st_mode & 07777);
+    c.mkdir(dst, (st.st_mode & 07777) | S_IRWXU);
     std::vector<std::string> names;
     if (!list_dir(src, &names, err)) return false;
     for (const auto& n : names)
       if (!add_copy(c, src + "/" + n, dst + "/" + n, recursive, err)) return false;
+    if ((st.st_mode & S_IRWXU) != S_IRWXU) c.chmod(dst, st.st_mode & 07777);
     return true;
   }
   if (S_ISLNK(st.st_mode)) return add_symlink(c, src, dst, err);
@@ -329,7 +401,10 @@ int main(int argc, char** argv) {
   app.add_flag("--json", o.json, "print the reply as JSON");
   app.add_flag("-q,--quiet", o.quiet, "print nothing but errors");
   app.add_flag("-v,--verbose", o.verbose, "print every operation's row, however many");
-  app.add_option("-C,--directory", o.dir, "resolve relative paths against DIR instead of the current directory");
+  app.add_option("-C,--directory", o.dir, "resolve relative paths against DIR instead of the current directory")
+      ->option_text("DIR");
+  app.footer("Exit status: 0 committed; 1 rolled back (with --no-txn: stopped part way); 2 usage, NDJSON or\n"
+             "request error (nothing changed). The NDJSON schema and examples: man tcfs-batch.");
 
   std::string file;
   auto* run = app.add_subcommand("run", "run the compound in FILE (NDJSON, one operation per line; - = stdin)");

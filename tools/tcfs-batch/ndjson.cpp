@@ -4,9 +4,14 @@
 #include <openssl/evp.h>
 #include <sys/xattr.h>
 
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <climits>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <stdexcept>
 
 namespace tcfs::batch {
@@ -35,15 +40,47 @@ std::string base64(const std::string& s, const char* field) {
   return out;
 }
 
+// Keys each kind accepts besides "op" and "path" (aliases included).
+const std::vector<std::string>& keys_of(OpKind k) {
+  static const std::array<std::vector<std::string>, 12> table = {{
+      {"mode", "parents"},                                                                    // mkdir
+      {"mode", "exclusive", "truncate"},                                                      // create
+      {"offset", "append", "truncate", "data", "data_base64", "from", "src_offset", "length"},  // write
+      {"path2", "to", "src_offset", "offset", "length"},                                      // copy
+      {"size"},                                                                               // truncate
+      {"mode", "uid", "gid", "atime", "mtime"},                                               // setattr
+      {"name", "value", "value_base64", "xattr_flags"},                                       // setxattr
+      {"name"},                                                                               // removexattr
+      {"target"},                                                                             // symlink
+      {"path2", "to"},                                                                        // link
+      {"path2", "to", "flags"},                                                               // rename
+      {"recursive"},                                                                          // remove
+  }};
+  return table[static_cast<size_t>(k)];
+}
+
 class Line {
  public:
   explicit Line(const json& j) : j_(j) {}
-  const json* get(const char* k) {
-    seen_.insert(k);
+  const json* get(const char* k) const {
     auto it = j_.find(k);
     return it == j_.end() ? nullptr : &*it;
   }
-  std::string str(const char* k, bool required = false) {
+  bool has(const char* k) const { return get(k) != nullptr; }
+  // Every key is "op", "path" or one of kind k's.
+  void only_keys_of(OpKind k) const {
+    const auto& ok = keys_of(k);
+    for (auto it = j_.begin(); it != j_.end(); ++it) {
+      if (it.key() == "op" || it.key() == "path" || std::find(ok.begin(), ok.end(), it.key()) != ok.end()) continue;
+      for (size_t i = 0; i < 12; ++i) {
+        const auto& other = keys_of(static_cast<OpKind>(i));
+        if (std::find(other.begin(), other.end(), it.key()) != other.end())
+          bad("key \"" + it.key() + "\" does not apply to " + op_kind_name(k));
+      }
+      bad("unknown key \"" + it.key() + "\"");
+    }
+  }
+  std::string str(const char* k, bool required = false) const {
     const json* v = get(k);
     if (!v) {
       if (required) bad(std::string("missing \"") + k + "\"");
@@ -52,51 +89,53 @@ class Line {
     if (!v->is_string()) bad(std::string("\"") + k + "\" must be a string");
     return v->get<std::string>();
   }
-  bool flag(const char* k) {
+  bool flag(const char* k) const {
     const json* v = get(k);
     if (!v) return false;
     if (!v->is_boolean()) bad(std::string("\"") + k + "\" must be true or false");
     return v->get<bool>();
   }
-  int64_t integer(const char* k, int64_t dflt, bool required = false) {
+  int64_t integer(const char* k, int64_t dflt, int64_t lo, int64_t hi) const {
     const json* v = get(k);
-    if (!v) {
-      if (required) bad(std::string("missing \"") + k + "\"");
-      return dflt;
-    }
+    if (!v) return dflt;
     if (!v->is_number_integer()) bad(std::string("\"") + k + "\" must be an integer");
+    bool in = v->is_number_unsigned() ? v->get<uint64_t>() <= static_cast<uint64_t>(hi) && (lo <= 0 || v->get<uint64_t>() >= static_cast<uint64_t>(lo))
+                                      : v->get<int64_t>() >= lo && v->get<int64_t>() <= hi;
+    if (!in) bad(std::string("\"") + k + "\" must be in " + std::to_string(lo) + ".." + std::to_string(hi));
     return v->get<int64_t>();
   }
-  std::optional<uint32_t> mode(const char* k) {
+  std::optional<uint32_t> mode(const char* k) const {
     const json* v = get(k);
     if (!v) return std::nullopt;
     uint64_t m = 0;
-    if (v->is_number_unsigned()) m = v->get<uint64_t>();
-    else if (v->is_string()) {
+    if (v->is_number_unsigned()) {
+      m = v->get<uint64_t>();
+    } else if (v->is_string()) {
       const std::string s = v->get<std::string>();
-      size_t used = 0;
-      try {
-        m = std::stoull(s, &used, 8);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (s.empty() || used != s.size()) bad(std::string("\"") + k + "\" must be an octal string like \"0644\"");
+      bool octal = !s.empty() && s.size() <= 6 && s.find_first_not_of("01234567") == std::string::npos;
+      if (!octal) bad(std::string("\"") + k + "\" must be an octal string like \"0644\"");
+      m = std::stoull(s, nullptr, 8);
     } else {
-      bad(std::string("\"") + k + "\" must be a number or an octal string");
+      bad(std::string("\"") + k + "\" must be a number or an octal string like \"0644\"");
     }
     if (m > 07777) bad(std::string("\"") + k + "\" must be at most 07777");
     return static_cast<uint32_t>(m);
   }
-  std::optional<Timestamp> time(const char* k) {
+  std::optional<Timestamp> time(const char* k) const {
     const json* v = get(k);
     if (!v) return std::nullopt;
     Timestamp t;
-    if (v->is_string() && *v == "now") t.now = true;
-    else if (v->is_number()) {
+    if (v->is_string() && *v == "now") {
+      t.now = true;
+    } else if (v->is_number()) {
       double d = v->get<double>();
+      if (!std::isfinite(d) || std::fabs(d) > 9.2e18) bad(std::string("\"") + k + "\" is out of range");
       t.sec = static_cast<int64_t>(std::floor(d));
-      t.nsec = static_cast<uint32_t>(std::llround((d - std::floor(d)) * 1e9)) % 1000000000u;
-    } else if (v->is_object() && v->contains("sec") && (*v)["sec"].is_number_integer()) {
+      long ns = std::lround((d - std::floor(d)) * 1e9);
+      if (ns >= 1000000000L) ++t.sec, ns = 0;
+      t.nsec = static_cast<uint32_t>(ns);
+    } else if (v->is_object() && v->size() <= 2 && v->contains("sec") && (*v)["sec"].is_number_integer() &&
+               (v->size() == 1 || v->contains("nsec"))) {
       t.sec = (*v)["sec"].get<int64_t>();
       if (v->contains("nsec")) {
         if (!(*v)["nsec"].is_number_unsigned() || (*v)["nsec"].get<uint64_t>() > 999999999)
@@ -108,90 +147,128 @@ class Line {
     }
     return t;
   }
-  void no_unknown() {
-    for (auto it = j_.begin(); it != j_.end(); ++it)
-      if (!seen_.count(it.key())) bad("unknown key \"" + it.key() + "\"");
-  }
 
  private:
   const json& j_;
-  std::set<std::string> seen_;
 };
 
-// "path2", or its per-kind alias.
-std::string second_path(Line& l, OpKind k) {
-  std::string p2 = l.str("path2");
-  std::string to = l.str("to");
-  if (!p2.empty() && !to.empty()) bad("both \"path2\" and \"to\"");
-  if (p2.empty()) p2 = to;
-  bool needed = k == OpKind::Copy || k == OpKind::Link || k == OpKind::Rename;
-  if (needed && p2.empty()) bad(std::string("missing \"path2\" (or \"to\") for ") + op_kind_name(k));
+// "path2", or its alias "to" (required for copy, link and rename).
+std::string second_path(const Line& l) {
+  if (l.has("path2") && l.has("to")) bad("both \"path2\" and \"to\"");
+  std::string p2 = l.has("to") ? l.str("to", true) : l.str("path2", true);
+  if (p2.empty()) bad(std::string("empty \"") + (l.has("to") ? "to" : "path2") + "\"");
   return p2;
+}
+
+// One of text / base64 (the second key), or "" if neither.
+std::string bytes(const Line& l, const char* text, const char* b64) {
+  if (l.has(text) && l.has(b64)) bad(std::string("give one of \"") + text + "\", \"" + b64 + "\"");
+  return l.has(b64) ? base64(l.str(b64), b64) : l.str(text);
+}
+
+void parse_write(const Line& l, ParsedOp& p) {
+  Op& o = p.op;
+  o.append = l.flag("append");
+  o.truncate = l.flag("truncate");
+  o.offset = l.integer("offset", 0, 0, INT64_MAX);
+  if (o.append && l.has("offset")) bad("give one of \"offset\", \"append\"");
+  if (l.has("from") && (l.has("data") || l.has("data_base64")))
+    bad("give one of \"data\", \"data_base64\", \"from\"");
+  o.data = bytes(l, "data", "data_base64");
+  p.from = l.str("from");
+  if (l.has("from") && p.from.empty()) bad("empty \"from\"");
+  if (!l.has("from") && (l.has("src_offset") || l.has("length"))) bad("\"src_offset\" and \"length\" need \"from\"");
+  o.src_offset = l.integer("src_offset", 0, 0, INT64_MAX);
+  o.length = l.integer("length", -1, -1, INT64_MAX);
+}
+
+void parse_setattr(const Line& l, Op& o) {
+  if (auto m = l.mode("mode")) o.set_mode = true, o.mode = *m;
+  o.set_uid = l.has("uid");
+  o.uid = static_cast<uint32_t>(l.integer("uid", 0, 0, UINT32_MAX));
+  o.set_gid = l.has("gid");
+  o.gid = static_cast<uint32_t>(l.integer("gid", 0, 0, UINT32_MAX));
+  if (auto t = l.time("atime")) o.set_atime = true, o.atime = *t;
+  if (auto t = l.time("mtime")) o.set_mtime = true, o.mtime = *t;
+  if (!o.set_mode && !o.set_uid && !o.set_gid && !o.set_atime && !o.set_mtime)
+    bad("setattr needs at least one of \"mode\", \"uid\", \"gid\", \"atime\", \"mtime\"");
+}
+
+void parse_setxattr(const Line& l, Op& o) {
+  o.name = l.str("name", true);
+  if (o.name.empty()) bad("empty \"name\"");
+  if (o.kind == OpKind::Removexattr) return;
+  o.value = bytes(l, "value", "value_base64");
+  std::string xf = l.str("xattr_flags");
+  if (xf == "create") o.xattr_flags = XATTR_CREATE;
+  else if (xf == "replace") o.xattr_flags = XATTR_REPLACE;
+  else if (l.has("xattr_flags")) bad("\"xattr_flags\" must be \"create\" or \"replace\"");
+}
+
+void parse_rename_flags(const Line& l, Op& o) {
+  const json* f = l.get("flags");
+  if (!f) return;
+  if (!f->is_array()) bad("\"flags\" must be a list, e.g. [\"noreplace\"]");
+  for (const auto& x : *f) {
+    if (x == "noreplace") o.rename_flags |= RENAME_NOREPLACE;
+    else if (x == "exchange") o.rename_flags |= RENAME_EXCHANGE;
+    else bad("unknown rename flag " + x.dump() + " (noreplace, exchange)");
+  }
+  if (o.rename_flags == (RENAME_NOREPLACE | RENAME_EXCHANGE)) bad("\"noreplace\" and \"exchange\" exclude each other");
+}
+
+void parse_kind(const Line& l, ParsedOp& p) {
+  Op& o = p.op;
+  switch (o.kind) {
+    case OpKind::Mkdir:
+      o.mode = l.mode("mode").value_or(0755);
+      o.parents = l.flag("parents");
+      break;
+    case OpKind::Create:
+      o.mode = l.mode("mode").value_or(0644);
+      o.exclusive = l.flag("exclusive");
+      o.truncate = l.flag("truncate");
+      break;
+    case OpKind::Write: parse_write(l, p); break;
+    case OpKind::Copy:
+      o.path2 = second_path(l);
+      o.src_offset = l.integer("src_offset", 0, 0, INT64_MAX);
+      o.offset = l.integer("offset", 0, 0, INT64_MAX);
+      o.length = l.integer("length", -1, -1, INT64_MAX);
+      break;
+    case OpKind::Truncate:
+      if (!l.has("size")) bad("missing \"size\"");
+      o.size = static_cast<uint64_t>(l.integer("size", 0, 0, INT64_MAX));
+      break;
+    case OpKind::Setattr: parse_setattr(l, o); break;
+    case OpKind::Setxattr:
+    case OpKind::Removexattr: parse_setxattr(l, o); break;
+    case OpKind::Symlink:
+      o.target = l.str("target", true);
+      if (o.target.empty()) bad("empty \"target\"");
+      break;
+    case OpKind::Link: o.path2 = second_path(l); break;
+    case OpKind::Rename:
+      o.path2 = second_path(l);
+      parse_rename_flags(l, o);
+      break;
+    case OpKind::Remove: o.recursive = l.flag("recursive"); break;
+  }
 }
 
 ParsedOp parse_line(const json& j) {
   if (!j.is_object()) bad("each line must be a JSON object");
   Line l(j);
   ParsedOp p;
-  Op& o = p.op;
   std::string kind = l.str("op", true);
   auto k = op_kind_from_name(kind);
-  if (!k) bad("unknown op \"" + kind + "\"");
-  o.kind = *k;
-  o.path = l.str("path", true);
-  if (o.path.empty()) bad("empty \"path\"");
-  o.path2 = second_path(l, o.kind);
-  o.target = l.str("target", o.kind == OpKind::Symlink);
-  if (auto m = l.mode("mode")) {
-    o.mode = *m;
-    o.set_mode = o.kind == OpKind::Setattr;
-  } else {
-    o.mode = o.kind == OpKind::Mkdir ? 0755 : 0644;
-  }
-  o.exclusive = l.flag("exclusive");
-  o.truncate = l.flag("truncate");
-  o.parents = l.flag("parents");
-  o.recursive = l.flag("recursive");
-  o.append = l.flag("append");
-  o.offset = l.integer("offset", 0);
-  o.src_offset = l.integer("src_offset", 0);
-  o.length = l.integer("length", -1);
-  if (o.offset < 0 || o.src_offset < 0) bad("offsets must not be negative");
-  if (o.kind == OpKind::Truncate) {
-    int64_t s = l.integer("size", 0, true);
-    if (s < 0) bad("\"size\" must not be negative");
-    o.size = static_cast<uint64_t>(s);
-  }
-  std::string data = l.str("data"), data64 = l.str("data_base64");
-  p.from = l.str("from");
-  if ((!data.empty()) + (!data64.empty()) + (!p.from.empty()) > 1) bad("give one of \"data\", \"data_base64\", \"from\"");
-  o.data = data64.empty() ? data : base64(data64, "data_base64");
-  if (o.kind == OpKind::Setattr) {
-    if (const json* u = l.get("uid")) o.set_uid = u != nullptr, o.uid = static_cast<uint32_t>(l.integer("uid", 0));
-    if (const json* g = l.get("gid")) o.set_gid = g != nullptr, o.gid = static_cast<uint32_t>(l.integer("gid", 0));
-    if (auto t = l.time("atime")) o.set_atime = true, o.atime = *t;
-    if (auto t = l.time("mtime")) o.set_mtime = true, o.mtime = *t;
-    if (!o.set_mode && !o.set_uid && !o.set_gid && !o.set_atime && !o.set_mtime)
-      bad("setattr needs at least one of \"mode\", \"uid\", \"gid\", \"atime\", \"mtime\"");
-  }
-  bool xa = o.kind == OpKind::Setxattr || o.kind == OpKind::Removexattr;
-  o.name = l.str("name", xa);
-  std::string v = l.str("value"), v64 = l.str("value_base64");
-  if (!v.empty() && !v64.empty()) bad("give one of \"value\", \"value_base64\"");
-  o.value = v64.empty() ? v : base64(v64, "value_base64");
-  std::string xf = l.str("xattr_flags");
-  if (xf == "create") o.xattr_flags = XATTR_CREATE;
-  else if (xf == "replace") o.xattr_flags = XATTR_REPLACE;
-  else if (!xf.empty()) bad("\"xattr_flags\" must be \"create\" or \"replace\"");
-  if (const json* f = l.get("flags")) {
-    if (!f->is_array()) bad("\"flags\" must be a list, e.g. [\"noreplace\"]");
-    for (const auto& x : *f) {
-      if (x == "noreplace") o.rename_flags |= RENAME_NOREPLACE;
-      else if (x == "exchange") o.rename_flags |= RENAME_EXCHANGE;
-      else bad("unknown rename flag " + x.dump() + " (noreplace, exchange)");
-    }
-  }
-  l.no_unknown();
+  if (!k) bad("unknown op \"" + kind + "\" (mkdir, create, write, copy, truncate, setattr, setxattr, removexattr, "
+              "symlink, link, rename, remove)");
+  p.op.kind = *k;
+  l.only_keys_of(*k);
+  p.op.path = l.str("path", true);
+  if (p.op.path.empty()) bad("empty \"path\"");
+  parse_kind(l, p);
   return p;
 }
 
