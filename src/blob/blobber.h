@@ -1,0 +1,108 @@
+// blob/blobber.h — a blobber: one remote (or local) object endpoint.
+//
+// Contract:
+//  * Keys are relative object names: 1..512 bytes of [A-Za-z0-9._/-], no
+//    leading '/', no empty, "." or ".." component (check_key()). Every
+//    backend refuses other keys with EINVAL naming the key, before any I/O.
+//  * put(key, size, src) stores exactly `size` bytes pulled from `src`
+//    under key, replacing any object there. It is atomic and durable: when
+//    it returns OK a reader sees the whole new object (even after a power
+//    cut of the blobber's host); until then readers see the old object or
+//    none. src is pulled in chunks of at most a backend buffer, so a put
+//    never holds the whole object in memory. A src that ends early or fails
+//    aborts the put (EIO, or src's error) and leaves no object behind.
+//  * get(key, off, len, sink) streams bytes [off, off+len) in order to
+//    sink (len == kToEnd: to the object's end). ENOENT naming the key if
+//    the object is absent. A range past the end delivers the bytes that
+//    exist (possibly none): the caller checks the count. A sink error
+//    aborts the get and is returned.
+//  * head(key) returns the object's size; ENOENT if absent.
+//  * del(key) removes the object; an absent object is not an error.
+//  * list(prefix, token, max) returns up to `max` keys starting with
+//    prefix, in ascending byte order, and a continuation token (empty when
+//    the listing is complete); pass the token back to continue.
+//  * probe() checks that the blobber is usable now (reachable, the bucket or
+//    directory exists, credentials accepted, writable) and says what is
+//    wrong in a message meant for an operator.
+//  * Errors are Status values whose message names the blobber (url()) and
+//    the key. Transient failures (EAGAIN, ETIMEDOUT, ECONNREFUSED, EIO) are
+//    retried inside the backend where it has a notion of retry (S3); what
+//    comes out is final for this call.
+//  * Fault seam: every call first asks fault::check("blob.<op>") (op = put,
+//    get, head, del, list) and, for a blobber built with an index, also
+//    fault::check("blob<index>.<op>"); a non-zero errno is returned as the
+//    call's error without touching the backend.
+//
+// Thread-safety: every member may be called from many threads at once on
+// one Blobber.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tcfs/status.h"
+
+namespace tcfs::blob {
+
+constexpr uint64_t kToEnd = ~uint64_t{0};
+
+// Fills buf with up to n bytes (n > 0); returns how many (0 = no more).
+using Source = std::function<Result<size_t>(char* buf, size_t n)>;
+// Receives the next chunk of a get; a non-OK Status aborts the get.
+using Sink = std::function<Status(std::string_view chunk)>;
+
+struct ObjectInfo {
+  std::string key;
+  uint64_t size = 0;
+};
+
+struct ListPage {
+  std::vector<ObjectInfo> items;
+  std::string next;  // continuation token; empty = listing complete
+};
+
+// Options for open_blobber(). Fields a backend does not use are ignored.
+struct BlobberOptions {
+  int index = -1;  // position in the store's blobber set (fault sites "blob<index>.<op>"); -1 = none
+  // S3: endpoint URL (http://host:port), region, credentials. Empty fields
+  // fall back to AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION (then
+  // "us-east-1"), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+  // AWS_SESSION_TOKEN.
+  std::string endpoint, region, access_key, secret_key, session_token;
+  unsigned connect_timeout_ms = 5000;
+  unsigned request_timeout_ms = 120000;  // a whole request, body included
+  unsigned retries = 4;                  // extra attempts for transient failures
+  uint64_t multipart_threshold = 64ull << 20;  // S3: objects this big or bigger go multipart
+  uint64_t part_size = 16ull << 20;            // S3: multipart part size
+};
+
+class Blobber {
+ public:
+  virtual ~Blobber() = default;
+  virtual const std::string& url() const = 0;
+  virtual Status put(const std::string& key, uint64_t size, const Source& src) = 0;
+  virtual Status get(const std::string& key, uint64_t off, uint64_t len, const Sink& sink) = 0;
+  virtual Result<ObjectInfo> head(const std::string& key) = 0;
+  virtual Status del(const std::string& key) = 0;
+  virtual Result<ListPage> list(const std::string& prefix, const std::string& token, size_t max) = 0;
+  virtual Status probe() = 0;
+
+  // Conveniences over the above.
+  Status put_bytes(const std::string& key, std::string_view data);
+  Result<std::string> get_bytes(const std::string& key, uint64_t off = 0, uint64_t len = kToEnd);
+  // Every key under prefix, following continuation tokens.
+  Result<std::vector<ObjectInfo>> list_all(const std::string& prefix);
+};
+
+// EINVAL naming the key if it is not a valid object key (see above).
+Status check_key(const std::string& key);
+
+// "dir:///abs/path" (or "dir:/abs/path", or a plain absolute path) or
+// "s3://bucket[/prefix]". EINVAL naming the URL for anything else.
+Result<std::unique_ptr<Blobber>> open_blobber(const std::string& url, const BlobberOptions& opt = {});
+
+}  // namespace tcfs::blob

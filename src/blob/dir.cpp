@@ -1,0 +1,252 @@
+// blob/dir.cpp — the dir://PATH blobber: one file per object under PATH.
+//
+// Design note:
+//  1. An object KEY is the file PATH/KEY; the key's '/' components are
+//     directories, created on demand under PATH (never PATH itself: a
+//     blobber whose directory is gone is down, and says so).
+//  2. put writes PATH/~tmp/<unique>, fsyncs it, creates and fsyncs missing
+//     parent directories, renames it over PATH/KEY and fsyncs the parent:
+//     readers see the old object or the whole new one, and after OK the new
+//     one survives a power cut. '~' is outside the key alphabet, so ~tmp
+//     never collides with an object; list() skips it.
+//  3. list walks the tree in key order (a directory's entries sorted as
+//     "name/" for directories), skipping subtrees wholly at or before the
+//     continuation token (the last key of the previous page), so a page
+//     costs what it returns, not the whole tree.
+//  4. Buffers: one 256 KiB buffer per call in flight.
+//
+// Thread-safety: no shared mutable state besides an atomic counter for
+// temp names; every call may run on many threads at once.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
+#include "blob/backend.h"
+
+namespace tcfs::blob {
+namespace {
+
+constexpr size_t kBuf = 256 << 10;
+constexpr const char* kTmp = "~tmp";
+
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+};
+
+class DirBlobber final : public Blobber {
+ public:
+  DirBlobber(std::string root, int index) : root_(std::move(root)), url_("dir://" + root_), index_(index) {}
+  const std::string& url() const override { return url_; }
+
+  Status put(const std::string& key, uint64_t size, const Source& src) override;
+  Status get(const std::string& key, uint64_t off, uint64_t len, const Sink& sink) override;
+  Result<ObjectInfo> head(const std::string& key) override;
+  Status del(const std::string& key) override;
+  Result<ListPage> list(const std::string& prefix, const std::string& token, size_t max) override;
+  Status probe() override;
+
+ private:
+  Status err(const std::string& op, const std::string& key) const {
+    return Status::from_errno(url_ + ": " + op + " " + key);
+  }
+  Status make_parents(const std::string& key);
+  Status write_tmp(int fd, uint64_t size, const Source& src, const std::string& key);
+  // Appends keys > token under dir (relative "rel", "" = root) to out.
+  Status walk(const std::string& rel, const std::string& prefix, const std::string& token, size_t max,
+              std::vector<ObjectInfo>& out);
+
+  std::string root_, url_;
+  int index_;
+  std::atomic<uint64_t> seq_{0};
+};
+
+Status fsync_dir(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("open " + path);
+  int rc = ::fsync(fd);
+  ::close(fd);
+  return rc == 0 ? Status{} : Status::from_errno("fsync " + path);
+}
+
+std::string parent_of(const std::string& p) {
+  auto s = p.rfind('/');
+  return s == std::string::npos ? "" : p.substr(0, s);
+}
+
+Status DirBlobber::make_parents(const std::string& key) {
+  std::string dir = parent_of(key);
+  if (dir.empty()) return {};
+  struct stat st;
+  if (::stat((root_ + "/" + dir).c_str(), &st) == 0) return {};
+  TCFS_TRY(make_parents(dir));
+  if (::mkdir((root_ + "/" + dir).c_str(), 0755) != 0 && errno != EEXIST) return err("mkdir", dir);
+  std::string up = parent_of(dir);
+  return fsync_dir(up.empty() ? root_ : root_ + "/" + up);
+}
+
+Status DirBlobber::write_tmp(int fd, uint64_t size, const Source& src, const std::string& key) {
+  std::vector<char> buf(kBuf);
+  uint64_t done = 0;
+  while (done < size) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(kBuf, size - done));
+    auto got = src(buf.data(), want);
+    if (!got) return got.status();
+    if (*got == 0) return Status::error(EIO, url_ + ": put " + key + ": source ended at " + std::to_string(done) +
+                                                 " of " + std::to_string(size) + " bytes");
+    size_t n = std::min(*got, want);
+    for (size_t w = 0; w < n;) {
+      ssize_t r = ::write(fd, buf.data() + w, n - w);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return err("write", key);
+      w += static_cast<size_t>(r);
+    }
+    done += n;
+  }
+  if (::fsync(fd) != 0) return err("fsync", key);
+  return {};
+}
+
+Status DirBlobber::put(const std::string& key, uint64_t size, const Source& src) {
+  TCFS_TRY(injected("put", index_, url_, key));
+  TCFS_TRY(check_key(key));
+  std::string tmpdir = root_ + "/" + kTmp;
+  if (::mkdir(tmpdir.c_str(), 0700) != 0 && errno != EEXIST) return err("mkdir", kTmp);
+  std::string tmp = tmpdir + "/" + std::to_string(::getpid()) + "." + std::to_string(seq_++);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return err("create", key);
+  Status st = write_tmp(fd, size, src, key);
+  ::close(fd);
+  if (st) st = make_parents(key);
+  if (st && ::rename(tmp.c_str(), (root_ + "/" + key).c_str()) != 0) st = err("rename", key);
+  if (!st) {
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  std::string dir = parent_of(key);
+  return fsync_dir(dir.empty() ? root_ : root_ + "/" + dir);
+}
+
+Status DirBlobber::get(const std::string& key, uint64_t off, uint64_t len, const Sink& sink) {
+  TCFS_TRY(injected("get", index_, url_, key));
+  TCFS_TRY(check_key(key));
+  Fd f(::open((root_ + "/" + key).c_str(), O_RDONLY | O_CLOEXEC));
+  if (f.fd < 0) return err("get", key);
+  std::vector<char> buf(kBuf);
+  uint64_t left = len;
+  while (left > 0) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(kBuf, left));
+    ssize_t r = ::pread(f.fd, buf.data(), want, static_cast<off_t>(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return err("read", key);
+    if (r == 0) break;
+    TCFS_TRY(sink(std::string_view(buf.data(), static_cast<size_t>(r))));
+    off += static_cast<uint64_t>(r);
+    if (left != kToEnd) left -= static_cast<uint64_t>(r);
+  }
+  return {};
+}
+
+Result<ObjectInfo> DirBlobber::head(const std::string& key) {
+  TCFS_TRY(injected("head", index_, url_, key));
+  TCFS_TRY(check_key(key));
+  struct stat st;
+  if (::stat((root_ + "/" + key).c_str(), &st) != 0) return err("head", key);
+  if (!S_ISREG(st.st_mode)) return Status::error(ENOENT, url_ + ": head " + key + ": not an object");
+  return ObjectInfo{key, static_cast<uint64_t>(st.st_size)};
+}
+
+Status DirBlobber::del(const std::string& key) {
+  TCFS_TRY(injected("del", index_, url_, key));
+  TCFS_TRY(check_key(key));
+  if (::unlink((root_ + "/" + key).c_str()) != 0 && errno != ENOENT) return err("delete", key);
+  return {};
+}
+
+Status DirBlobber::walk(const std::string& rel, const std::string& prefix, const std::string& token, size_t max,
+                        std::vector<ObjectInfo>& out) {
+  std::string path = rel.empty() ? root_ : root_ + "/" + rel;
+  DIR* d = ::opendir(path.c_str());
+  if (!d) {
+    if (errno == ENOENT && !rel.empty()) return {};
+    return err("list", rel.empty() ? "/" : rel);
+  }
+  struct Entry {
+    std::string sortkey;  // key, plus '/' for a directory
+    bool dir;
+  };
+  std::vector<Entry> ents;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == ".." || (rel.empty() && name == kTmp)) continue;
+    std::string key = rel.empty() ? name : rel + "/" + name;
+    bool dir = e->d_type == DT_DIR;
+    if (e->d_type == DT_UNKNOWN) {
+      struct stat st;
+      if (::stat((root_ + "/" + key).c_str(), &st) != 0) continue;
+      dir = S_ISDIR(st.st_mode);
+    }
+    ents.push_back({dir ? key + "/" : key, dir});
+  }
+  ::closedir(d);
+  std::sort(ents.begin(), ents.end(), [](const Entry& a, const Entry& b) { return a.sortkey < b.sortkey; });
+  for (const auto& e : ents) {
+    if (out.size() >= max) break;
+    const std::string& k = e.sortkey;
+    if (e.dir) {
+      bool prefix_fits = k.rfind(prefix, 0) == 0 || prefix.rfind(k, 0) == 0;
+      bool after_token = token < k || token.rfind(k, 0) == 0;  // some key in the subtree is > token
+      if (prefix_fits && after_token) TCFS_TRY(walk(k.substr(0, k.size() - 1), prefix, token, max, out));
+      continue;
+    }
+    if (k.rfind(prefix, 0) != 0 || k <= token) continue;
+    struct stat st;
+    if (::stat((root_ + "/" + k).c_str(), &st) != 0) continue;  // deleted meanwhile
+    out.push_back({k, static_cast<uint64_t>(st.st_size)});
+  }
+  return {};
+}
+
+Result<ListPage> DirBlobber::list(const std::string& prefix, const std::string& token, size_t max) {
+  TCFS_TRY(injected("list", index_, url_, prefix));
+  ListPage page;
+  if (max == 0) max = 1000;
+  // One more than asked tells whether the listing goes on.
+  TCFS_TRY(walk("", prefix, token, max + 1, page.items));
+  if (page.items.size() > max) {
+    page.items.resize(max);
+    page.next = page.items.back().key;
+  }
+  return page;
+}
+
+Status DirBlobber::probe() {
+  struct stat st;
+  if (::stat(root_.c_str(), &st) != 0) return Status::from_errno("blobber " + url_);
+  if (!S_ISDIR(st.st_mode)) return Status::error(ENOTDIR, "blobber " + url_ + ": not a directory");
+  std::string key = "probe." + std::to_string(::getpid()) + "." + std::to_string(seq_++);
+  Status s = put_bytes(key, "tcfs probe");
+  if (!s) return Status::error(s.err(), "blobber " + url_ + ": cannot write: " + s.message());
+  return del(key);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Blobber>> open_dir(const std::string& path, const BlobberOptions& opt) {
+  if (path.empty() || path[0] != '/') return Status::error(EINVAL, "blobber dir://" + path + ": path must be absolute");
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return std::unique_ptr<Blobber>(new DirBlobber(p, opt.index));
+}
+
+}  // namespace tcfs::blob

@@ -1,0 +1,393 @@
+// blob/objects.cpp — erasure-coded objects over a blobber set (objects.h;
+// the numbered notes there are cited as "objects.h N").
+#include "blob/objects.h"
+
+#include <isa-l/crc.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+#include <set>
+#include <thread>
+
+#include "blob/hash.h"
+
+namespace tcfs::blob {
+namespace {
+
+constexpr char kMagic[8] = {'T', 'C', 'F', 'S', 'S', 'H', 'D', '1'};
+
+uint32_t crc32c(std::string_view s) {
+  return crc32_iscsi(reinterpret_cast<unsigned char*>(const_cast<char*>(s.data())), static_cast<int>(s.size()), 0);
+}
+
+void put_le(char* p, uint64_t v, int n) {
+  for (int i = 0; i < n; i++) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+uint64_t get_le(const char* p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; i++) v |= uint64_t{static_cast<uint8_t>(p[i])} << (8 * i);
+  return v;
+}
+
+struct Header {
+  unsigned k = 0, m = 0, index = 0;
+  uint64_t objlen = 0, shardlen = 0;
+  uint32_t crc = 0;
+};
+
+// Header layout (objects.h 2): 0 magic[8] | 8 version,k,m,index | 12 header
+// crc | 16 objlen | 24 shardlen | 32 payload crc | 36 reserved | 40 id[24].
+std::string encode_header(const std::string& name, const Header& h) {
+  std::string s(kShardHeader, '\0');
+  std::memcpy(s.data(), kMagic, 8);
+  s[8] = 1;
+  s[9] = static_cast<char>(h.k);
+  s[10] = static_cast<char>(h.m);
+  s[11] = static_cast<char>(h.index);
+  put_le(&s[16], h.objlen, 8);
+  put_le(&s[24], h.shardlen, 8);
+  put_le(&s[32], h.crc, 4);
+  Hash id = sha256(name);
+  std::memcpy(&s[40], id.b.data(), 24);
+  put_le(&s[12], crc32c(s), 4);
+  return s;
+}
+
+// Why the header is bad, or "" when it is right for (name, index, code).
+std::string check_header(const std::string& name, std::string_view s, unsigned k, unsigned m, unsigned index,
+                         Header& h) {
+  if (s.size() < kShardHeader) return "shorter than its header";
+  if (std::memcmp(s.data(), kMagic, 8) != 0 || s[8] != 1) return "not a tcfs shard";
+  std::string copy(s.substr(0, kShardHeader));
+  uint32_t want = static_cast<uint32_t>(get_le(&copy[12], 4));
+  put_le(&copy[12], 0, 4);
+  if (crc32c(copy) != want) return "header checksum mismatch";
+  h.k = static_cast<uint8_t>(s[9]);
+  h.m = static_cast<uint8_t>(s[10]);
+  h.index = static_cast<uint8_t>(s[11]);
+  h.objlen = get_le(&s[16], 8);
+  h.shardlen = get_le(&s[24], 8);
+  h.crc = static_cast<uint32_t>(get_le(&s[32], 4));
+  Hash id = sha256(name);
+  if (std::memcmp(&s[40], id.b.data(), 24) != 0) return "belongs to another object";
+  if (h.k != k || h.m != m || h.index != index) return "wrong code or shard index";
+  if (h.shardlen != (h.objlen + k - 1) / k) return "shard length does not fit the object length";
+  return "";
+}
+
+std::string shard_key(const std::string& name, unsigned i) { return name + "." + std::to_string(i); }
+
+}  // namespace
+
+void parallel_for(size_t n, const std::function<void(size_t)>& fn) {
+  if (n == 0) return;
+  std::vector<std::thread> ts;
+  ts.reserve(n - 1);
+  for (size_t i = 1; i < n; i++) ts.emplace_back([&fn, i] { fn(i); });
+  fn(0);
+  for (auto& t : ts) t.join();
+}
+
+enum class Shard { Unread, Good, Bad, Missing };
+
+struct ObjectStore::Whole {
+  uint64_t objlen = 0, shardlen = 0;
+  std::vector<std::string> payload;  // by shard index; valid where state == Good
+  std::vector<Shard> state;
+  std::vector<std::string> why;  // for Bad/Missing: what was wrong
+  std::string data;              // the object, once rebuilt
+};
+
+Result<std::unique_ptr<ObjectStore>> ObjectStore::make(std::vector<std::unique_ptr<Blobber>> blobbers, unsigned k,
+                                                       unsigned m) {
+  auto codec = Codec::make(k, m);
+  if (!codec) return codec.status();
+  if (blobbers.size() != size_t{k} + m)
+    return Status::error(EINVAL, "erasure code " + std::to_string(k) + "+" + std::to_string(m) + " needs " +
+                                     std::to_string(k + m) + " blobbers, " + std::to_string(blobbers.size()) +
+                                     " given");
+  return std::unique_ptr<ObjectStore>(new ObjectStore(std::move(blobbers), std::move(*codec)));
+}
+
+size_t ObjectStore::place(const std::string& name, unsigned i) const {
+  Hash h = sha256(name);
+  return (i + h.b[0]) % bl_.size();
+}
+
+Status ObjectStore::put_shards(const std::string& name, uint64_t len, const std::vector<std::string>& payloads,
+                               const std::vector<unsigned>& which) {
+  std::vector<Status> st(which.size());
+  parallel_for(which.size(), [&](size_t j) {
+    unsigned i = which[j];
+    Header h{k(), m(), i, len, payloads[i].size(), crc32c(payloads[i])};
+    std::string head = encode_header(name, h);
+    const std::string& body = payloads[i];
+    uint64_t total = head.size() + body.size(), pos = 0;
+    st[j] = bl_[place(name, i)]->put(shard_key(name, i), total, [&](char* buf, size_t n) -> Result<size_t> {
+      size_t done = 0;
+      while (done < n && pos < total) {
+        const std::string& part = pos < head.size() ? head : body;
+        uint64_t at = pos < head.size() ? pos : pos - head.size();
+        size_t take = static_cast<size_t>(std::min<uint64_t>(n - done, part.size() - at));
+        std::memcpy(buf + done, part.data() + at, take);
+        done += take;
+        pos += take;
+      }
+      return done;
+    });
+  });
+  std::string failed;
+  int err = 0;
+  for (size_t j = 0; j < which.size(); j++) {
+    if (st[j]) continue;
+    err = err ? err : st[j].err();
+    failed += (failed.empty() ? "" : "; ") + st[j].message();
+  }
+  if (err) return Status::error(err, "object " + name + ": " + failed);
+  stats_.bytes_put += len;
+  return {};
+}
+
+Status ObjectStore::put(const std::string& name, std::string_view data) {
+  TCFS_TRY(check_key(name));
+  const unsigned n = k() + m();
+  const uint64_t len = data.size();
+  const size_t S = static_cast<size_t>((len + k() - 1) / k());
+  std::vector<std::string> payloads(n);
+  for (unsigned i = 0; i < k(); i++) {
+    size_t at = std::min<size_t>(size_t{i} * S, data.size());
+    payloads[i] = std::string(data.substr(at, S));
+    payloads[i].resize(S, '\0');
+  }
+  std::vector<uint8_t*> dp(k()), pp(m());
+  for (unsigned i = 0; i < k(); i++) dp[i] = reinterpret_cast<uint8_t*>(payloads[i].data());
+  for (unsigned i = 0; i < m(); i++) {
+    payloads[k() + i].assign(S, '\0');
+    pp[i] = reinterpret_cast<uint8_t*>(payloads[k() + i].data());
+  }
+  codec_.encode(S, dp.data(), pp.data());
+  std::vector<unsigned> all(n);
+  for (unsigned i = 0; i < n; i++) all[i] = i;
+  return put_shards(name, len, payloads, all);  // objects.h 3: every shard or an error
+}
+
+Result<ObjectStore::Whole> ObjectStore::read_whole(const std::string& name, uint64_t objlen_hint) {
+  const unsigned n = k() + m();
+  Whole w;
+  w.payload.resize(n);
+  w.state.assign(n, Shard::Unread);
+  w.why.resize(n);
+  std::vector<Header> hdr(n);
+  auto fetch = [&](unsigned from, unsigned to) {
+    parallel_for(to - from, [&](size_t j) {
+      unsigned i = from + static_cast<unsigned>(j);
+      Blobber& b = *bl_[place(name, i)];
+      auto got = b.get_bytes(shard_key(name, i));
+      if (!got) {
+        w.state[i] = got.err() == ENOENT ? Shard::Missing : Shard::Bad;
+        w.why[i] = got.status().message();
+        return;
+      }
+      std::string why = check_header(name, *got, k(), m(), i, hdr[i]);
+      if (why.empty() && got->size() != kShardHeader + hdr[i].shardlen) why = "wrong size";
+      if (why.empty() && objlen_hint != kToEnd && hdr[i].objlen != objlen_hint) why = "wrong object length";
+      std::string_view body = std::string_view(*got).substr(std::min(got->size(), kShardHeader));
+      if (why.empty() && crc32c(body) != hdr[i].crc) why = "payload checksum mismatch";
+      if (!why.empty()) {
+        w.state[i] = Shard::Bad;
+        w.why[i] = b.url() + ": " + shard_key(name, i) + ": " + why;
+        return;
+      }
+      w.payload[i] = std::string(body);
+      w.state[i] = Shard::Good;
+    });
+  };
+  fetch(0, k());
+  auto good = [&] { return std::count(w.state.begin(), w.state.end(), Shard::Good); };
+  if (good() < k()) fetch(k(), n);  // objects.h 4: parity only when data is not enough
+  std::vector<unsigned> have;
+  for (unsigned i = 0; i < n; i++)
+    if (w.state[i] == Shard::Good) have.push_back(i);
+  // Shards of one object must agree on its length; a disagreeing minority is bad.
+  if (!have.empty()) {
+    uint64_t len = hdr[have[0]].objlen;
+    for (unsigned i : have)
+      if (hdr[i].objlen != len) return Status::error(EIO, "object " + name + ": shards disagree on its length");
+    w.objlen = len;
+    w.shardlen = hdr[have[0]].shardlen;
+  }
+  if (have.size() < k()) {
+    std::string failed;
+    for (unsigned i = 0; i < n; i++)
+      if (w.state[i] == Shard::Bad || w.state[i] == Shard::Missing) failed += (failed.empty() ? "" : "; ") + w.why[i];
+    spdlog::error("read {}: {} of {} shards usable, {} needed: {}", name, have.size(), n, k(), failed);
+    return Status::error(EIO, "object " + name + ": only " + std::to_string(have.size()) + " of " +
+                                  std::to_string(n) + " shards usable (" + std::to_string(k()) +
+                                  " needed): " + failed);
+  }
+  // Rebuild missing data shards from the first k good ones.
+  std::vector<unsigned> want;
+  for (unsigned i = 0; i < k(); i++)
+    if (w.state[i] != Shard::Good) want.push_back(i);
+  if (!want.empty()) {
+    have.resize(k());
+    std::vector<const uint8_t*> hp;
+    for (unsigned i : have) hp.push_back(reinterpret_cast<const uint8_t*>(w.payload[i].data()));
+    std::vector<std::string> out(want.size(), std::string(w.shardlen, '\0'));
+    std::vector<uint8_t*> op;
+    for (auto& o : out) op.push_back(reinterpret_cast<uint8_t*>(o.data()));
+    TCFS_TRY(codec_.rebuild(w.shardlen, have, hp.data(), want, op.data()));
+    for (size_t j = 0; j < want.size(); j++) w.payload[want[j]] = std::move(out[j]);
+  }
+  w.data.reserve(w.shardlen * k());
+  for (unsigned i = 0; i < k(); i++) w.data += w.payload[i];
+  w.data.resize(w.objlen);
+  return w;
+}
+
+void ObjectStore::repair(const std::string& name, Whole& w) {
+  const unsigned n = k() + m();
+  std::vector<unsigned> fix;
+  for (unsigned i = 0; i < n; i++)
+    if (w.state[i] == Shard::Bad || w.state[i] == Shard::Missing) fix.push_back(i);
+  if (fix.empty()) return;
+  // Every payload from the rebuilt data: data shards are slices, parity is re-encoded.
+  std::vector<std::string> payloads(n);
+  for (unsigned i = 0; i < k(); i++) {
+    payloads[i] = w.data.substr(std::min<size_t>(i * w.shardlen, w.data.size()), w.shardlen);
+    payloads[i].resize(w.shardlen, '\0');
+  }
+  std::vector<uint8_t*> dp(k()), pp(m());
+  for (unsigned i = 0; i < k(); i++) dp[i] = reinterpret_cast<uint8_t*>(payloads[i].data());
+  for (unsigned i = 0; i < m(); i++) {
+    payloads[k() + i].assign(w.shardlen, '\0');
+    pp[i] = reinterpret_cast<uint8_t*>(payloads[k() + i].data());
+  }
+  codec_.encode(w.shardlen, dp.data(), pp.data());
+  for (unsigned i : fix) {
+    Status st = put_shards(name, w.objlen, payloads, {i});
+    if (st) {
+      stats_.shards_repaired++;
+      w.state[i] = Shard::Good;
+      spdlog::warn("repair {}: rewrote shard {} on {} ({})", name, i, bl_[place(name, i)]->url(), w.why[i]);
+    } else {
+      stats_.repair_failures++;
+      spdlog::warn("repair {}: shard {} could not be rewritten: {}", name, i, st.message());
+    }
+  }
+}
+
+Result<std::string> ObjectStore::read(const std::string& name, uint64_t objlen, uint64_t off, uint64_t len,
+                                      const Verify& verify) {
+  TCFS_TRY(check_key(name));
+  if (off > objlen || len > objlen - off)
+    return Status::error(EINVAL, "object " + name + ": range " + std::to_string(off) + "+" + std::to_string(len) +
+                                     " outside its " + std::to_string(objlen) + " bytes");
+  if (len == 0) return std::string();
+  const uint64_t S = (objlen + k() - 1) / k();
+  const unsigned first = static_cast<unsigned>(off / S), last = static_cast<unsigned>((off + len - 1) / S);
+  std::vector<Result<std::string>> piece(last - first + 1, Status::error(EIO));
+  parallel_for(piece.size(), [&](size_t j) {
+    unsigned i = first + static_cast<unsigned>(j);
+    uint64_t a = std::max<uint64_t>(off, i * S) - i * S, b = std::min<uint64_t>(off + len, (i + 1) * S) - i * S;
+    piece[j] = bl_[place(name, i)]->get_bytes(shard_key(name, i), kShardHeader + a, b - a);
+    if (piece[j] && piece[j]->size() != b - a)
+      piece[j] = Status::error(EIO, bl_[place(name, i)]->url() + ": " + shard_key(name, i) + ": short read");
+  });
+  std::string out;
+  bool ok = true;
+  for (auto& p : piece) {
+    if (!p) {
+      ok = false;
+      break;
+    }
+    out += *p;
+  }
+  if (ok && (!verify || verify(out))) {
+    stats_.bytes_got += len;
+    return out;
+  }
+  stats_.degraded_reads++;
+  auto w = read_whole(name, objlen);  // objects.h 4: the fallback
+  if (!w) return w.status();
+  std::string range = w->data.substr(off, len);
+  if (verify && !verify(range)) {
+    spdlog::error("read {}: content does not match its hash even rebuilt from good shards", name);
+    return Status::error(EIO, "object " + name + ": content does not match its hash");
+  }
+  repair(name, *w);
+  stats_.bytes_got += len;
+  return range;
+}
+
+Result<std::string> ObjectStore::read_all(const std::string& name, const Verify& verify) {
+  TCFS_TRY(check_key(name));
+  auto w = read_whole(name, kToEnd);
+  if (!w) return w.status();
+  if (verify && !verify(w->data)) return Status::error(EIO, "object " + name + ": content does not match its hash");
+  repair(name, *w);
+  stats_.bytes_got += w->data.size();
+  return std::move(w->data);
+}
+
+Status ObjectStore::remove(const std::string& name) {
+  TCFS_TRY(check_key(name));
+  std::vector<Status> st(width());
+  parallel_for(width(), [&](size_t i) {
+    st[i] = bl_[place(name, static_cast<unsigned>(i))]->del(shard_key(name, static_cast<unsigned>(i)));
+  });
+  for (auto& s : st) TCFS_TRY(s);
+  return {};
+}
+
+Result<ScrubReport> ObjectStore::scrub(const std::string& name, const Verify& verify) {
+  TCFS_TRY(check_key(name));
+  ScrubReport rep;
+  auto w = read_whole(name, kToEnd);
+  // read_whole stops after the data shards when they are good: scrub checks
+  // parity too, by reading the object again through every shard.
+  if (!w) return w.status();  // fewer than K good shards: nothing to repair from
+  const unsigned n = k() + m();
+  for (unsigned i = k(); i < n; i++) {
+    if (w->state[i] != Shard::Unread) continue;
+    Blobber& b = *bl_[place(name, i)];
+    auto got = b.get_bytes(shard_key(name, i));
+    Header h;
+    std::string why = got ? check_header(name, *got, k(), m(), i, h) : got.status().message();
+    if (got && why.empty() && (got->size() != kShardHeader + h.shardlen || h.objlen != w->objlen)) why = "wrong size";
+    if (got && why.empty() && crc32c(std::string_view(*got).substr(kShardHeader)) != h.crc)
+      why = "payload checksum mismatch";
+    w->state[i] = why.empty() ? Shard::Good : (!got && got.err() == ENOENT ? Shard::Missing : Shard::Bad);
+    w->why[i] = why.empty() ? "" : b.url() + ": " + shard_key(name, i) + ": " + why;
+  }
+  for (auto s : w->state) {
+    rep.good += s == Shard::Good;
+    rep.bad += s == Shard::Bad;
+    rep.missing += s == Shard::Missing;
+  }
+  rep.readable = !verify || verify(w->data);
+  if (!rep.readable) return rep;
+  uint64_t before = stats_.shards_repaired;
+  repair(name, *w);
+  rep.repaired = static_cast<unsigned>(stats_.shards_repaired - before);
+  return rep;
+}
+
+Result<std::vector<std::string>> ObjectStore::list(const std::string& prefix) {
+  std::vector<Result<std::vector<ObjectInfo>>> per(width(), Status::error(EIO));
+  parallel_for(width(), [&](size_t i) { per[i] = bl_[i]->list_all(prefix); });
+  std::set<std::string> names;
+  for (auto& r : per) {
+    if (!r) return r.status();
+    for (auto& o : *r) {
+      auto dot = o.key.rfind('.');
+      if (dot == std::string::npos) continue;  // not a shard
+      names.insert(o.key.substr(0, dot));
+    }
+  }
+  return std::vector<std::string>(names.begin(), names.end());
+}
+
+}  // namespace tcfs::blob

@@ -1,0 +1,115 @@
+// blob/objects.h — named objects stored as K+M erasure-coded shards, one
+// shard per blobber.
+//
+// Design note (numbered; code asserts cite them as "objects.h N"):
+//  1. An object NAME (a blobber key, e.g. "b/ab/ab12...") of LEN bytes is
+//     cut into K contiguous data shards of S = ceil(LEN / K) bytes (the
+//     last zero-padded; S = 0 for an empty object) and M parity shards of S
+//     bytes (ec.h). Shard i is stored as key "NAME.i" on blobber
+//     (i + rot) mod N, N = K + M, rot = first byte of SHA-256(NAME) mod N,
+//     so parity load spreads over the blobbers.
+//  2. A shard object is a 64-byte header then the S payload bytes. The
+//     header carries a magic, the code (K, M), the shard's index, LEN, S,
+//     the payload's CRC32C, 24 bytes of SHA-256(NAME) (a shard copied under
+//     the wrong name is caught) and the header's own CRC32C. A shard whose
+//     header or payload CRC does not match, or whose size is not 64 + S, is
+//     bad: it is never used, and it is rewritten when repair is possible.
+//  3. put() succeeds only when all N shards are durable on their blobbers:
+//     a put with any blobber failing is an error (the caller retries later)
+//     and the remote image keeps full redundancy. Shards go out in
+//     parallel, one thread per blobber.
+//  4. read() of a range first reads just that range from the data shards
+//     that hold it (no decode) and checks it with the caller's verifier (a
+//     content hash). If a shard is missing, short, or the verifier refuses,
+//     the read falls back to the whole object: every shard read whole and
+//     CRC-checked, missing data rebuilt from any K good shards, the
+//     verifier asked again. Bad or missing shards found there are
+//     rewritten (repair) when their blobber accepts it; a failed rewrite is
+//     logged, not fatal. With fewer than K good shards the read fails with
+//     EIO naming the object and the blobbers that failed; wrong data is
+//     never returned when a verifier is given.
+//  5. Memory: a range read holds the range; a whole-object read holds the
+//     N shards (N * S bytes, S <= max object / K).
+//
+// Thread-safety: every member may be called from many threads at once; an
+// ObjectStore holds no mutable state besides its counters (atomics).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "blob/blobber.h"
+#include "blob/ec.h"
+
+namespace tcfs::blob {
+
+constexpr size_t kShardHeader = 64;
+
+// Says whether bytes read for an object are right (e.g. a SHA-256 check).
+using Verify = std::function<bool(std::string_view bytes)>;
+
+struct ObjectStats {
+  std::atomic<uint64_t> degraded_reads{0};  // reads that needed the fallback (4)
+  std::atomic<uint64_t> shards_repaired{0};
+  std::atomic<uint64_t> repair_failures{0};
+  std::atomic<uint64_t> bytes_put{0}, bytes_got{0};
+};
+
+// What scrub() found for one object.
+struct ScrubReport {
+  unsigned good = 0, bad = 0, missing = 0, repaired = 0;
+  bool readable = false;  // at least K good shards (and the verifier agreed)
+};
+
+class ObjectStore {
+ public:
+  // blobbers.size() must be k + m.
+  static Result<std::unique_ptr<ObjectStore>> make(std::vector<std::unique_ptr<Blobber>> blobbers, unsigned k,
+                                                   unsigned m);
+  unsigned k() const { return codec_.k(); }
+  unsigned m() const { return codec_.m(); }
+  size_t width() const { return bl_.size(); }
+  Blobber& blobber(size_t i) { return *bl_[i]; }
+
+  Status put(const std::string& name, std::string_view data);
+  // Bytes [off, off+len) of `name`, whose length is objlen (known from a
+  // manifest). verify may be empty (then only shard CRCs protect a
+  // fallback read; the fast range read is unchecked).
+  Result<std::string> read(const std::string& name, uint64_t objlen, uint64_t off, uint64_t len,
+                           const Verify& verify);
+  // The whole object, its length taken from the shard headers.
+  Result<std::string> read_all(const std::string& name, const Verify& verify);
+  // Removes every shard (absent ones are fine).
+  Status remove(const std::string& name);
+  // Reads every shard whole, rewrites bad or missing ones when it can.
+  Result<ScrubReport> scrub(const std::string& name, const Verify& verify);
+  // Names of the objects that have at least one shard under prefix on any
+  // blobber, sorted, each once.
+  Result<std::vector<std::string>> list(const std::string& prefix);
+
+  // Which blobber holds shard i of name (1).
+  size_t place(const std::string& name, unsigned i) const;
+  ObjectStats& stats() { return stats_; }
+
+ private:
+  ObjectStore(std::vector<std::unique_ptr<Blobber>> bl, Codec c) : bl_(std::move(bl)), codec_(std::move(c)) {}
+  struct Whole;  // all shards of one object read whole
+  Result<Whole> read_whole(const std::string& name, uint64_t objlen_hint);
+  Status put_shards(const std::string& name, uint64_t len, const std::vector<std::string>& payloads,
+                    const std::vector<unsigned>& which);
+  void repair(const std::string& name, Whole& w);
+
+  std::vector<std::unique_ptr<Blobber>> bl_;
+  Codec codec_;
+  ObjectStats stats_;
+};
+
+// Runs fn(0..n-1) on n threads (the caller's among them) and waits.
+void parallel_for(size_t n, const std::function<void(size_t)>& fn);
+
+}  // namespace tcfs::blob
