@@ -23,13 +23,21 @@ void LockSet::release() {
   // keys (which hold the low ones) moving first.
   for (auto it = held_.rbegin(); it != held_.rend(); ++it) m_->unlock_one(it->first, it->second);
   held_.clear();
-  if (compound_) m_->compound_end();
+  if (compound_) {
+    m_->world_leave();
+    m_->compound_end();
+  }
   m_ = nullptr;
+}
+
+void Freeze::release() {
+  if (m_) std::exchange(m_, nullptr)->unfreeze();
 }
 
 void FuseGuard::take(FuseGuard& o) {
   counted_ = std::exchange(o.counted_, nullptr);
   m_ = std::exchange(o.m_, nullptr);
+  world_ = std::exchange(o.world_, false);
   n_ = std::exchange(o.n_, 0);
   held_ = o.held_;
 }
@@ -45,6 +53,8 @@ FuseGuard& FuseGuard::operator=(FuseGuard&& o) noexcept {
 void FuseGuard::release() {
   if (counted_) std::exchange(counted_, nullptr)->fast_.fetch_sub(1, std::memory_order_seq_cst);
   for (; n_ > 0; --n_) m_->unlock_one(held_[n_ - 1].first, held_[n_ - 1].second);
+  if (world_) m_->world_leave();
+  world_ = false;
   m_ = nullptr;
 }
 
@@ -153,8 +163,43 @@ void LockManager::compound_begin() {
 
 void LockManager::compound_end() { compounds_.fetch_sub(1, std::memory_order_seq_cst); }
 
+void LockManager::world_enter() {
+  std::unique_lock g(world_mu_);
+  world_cv_.wait(g, [&] { return !frozen_ && freezers_waiting_ == 0; });
+  ++world_users_;
+}
+
+void LockManager::world_leave() {
+  std::lock_guard g(world_mu_);
+  if (--world_users_ == 0) world_cv_.notify_all();
+}
+
+Freeze LockManager::freeze() {
+  compound_begin();  // FUSE operations leave the fast path; those on it drain
+  {
+    std::unique_lock g(world_mu_);
+    ++freezers_waiting_;
+    world_cv_.wait(g, [&] { return world_users_ == 0 && !frozen_; });
+    --freezers_waiting_;
+    frozen_ = true;
+  }
+  Freeze f;
+  f.m_ = this;
+  return f;
+}
+
+void LockManager::unfreeze() {
+  {
+    std::lock_guard g(world_mu_);
+    frozen_ = false;
+  }
+  world_cv_.notify_all();
+  compound_end();
+}
+
 LockSet LockManager::acquire(std::vector<std::pair<LockKey, LockMode>> want) {
   compound_begin();
+  world_enter();
   LockSet set;
   set.m_ = this;
   set.compound_ = true;
@@ -173,6 +218,7 @@ LockSet LockManager::acquire(const std::vector<LockKey>& keys, LockMode mode) {
 
 std::optional<LockSet> LockManager::try_acquire(std::vector<std::pair<LockKey, LockMode>> want) {
   compound_begin();
+  world_enter();
   LockSet set;
   set.m_ = this;
   set.compound_ = true;
@@ -208,7 +254,9 @@ FuseGuard LockManager::fuse_enter(std::initializer_list<std::pair<LockKey, LockM
     keys[i] = w;
     ++n;
   }
+  world_enter();
   g.m_ = this;
+  g.world_ = true;
   for (size_t i = 0; i < n; ++i) {
     lock_one(keys[i].first, keys[i].second);
     g.held_[g.n_++] = keys[i];

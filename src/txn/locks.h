@@ -42,6 +42,15 @@
 //    path) and needs one more out of order (a child found by a lookup): it
 //    never waits, so the order does not matter, and the operation must not
 //    wait for any other lock while it holds the result.
+//  * freeze() stops the world for the sync layer's point-in-time capture
+//    (sync/sync.h): it announces itself like a compound (so FUSE operations
+//    leave the fast path), waits until no compound holds locks and no FUSE
+//    operation holds slow-path locks, and keeps new ones out until the
+//    Freeze is destroyed. Compounds and slow-path FUSE operations enter the
+//    "world" before their first lock and leave it after their last, and a
+//    waiting freeze keeps newcomers out (no starvation). No deadlock: a
+//    request blocked at the world gate holds no lock, and everything inside
+//    the world never waits for the gate again (fuse_try() does not enter).
 //  * Memory: a key has an entry only while it is held or waited for.
 //
 // Locks: each shard's mutex protects its map; no other lock is taken while
@@ -93,8 +102,22 @@ class LockSet {
  private:
   friend class LockManager;
   LockManager* m_ = nullptr;
-  bool compound_ = false;  // counted in LockManager::compounds_
+  bool compound_ = false;  // counted in LockManager::compounds_ and inside the world
   std::vector<std::pair<LockKey, LockMode>> held_;
+};
+
+// Held while the world is frozen (see freeze()).
+class Freeze {
+ public:
+  Freeze() = default;
+  Freeze(Freeze&& o) noexcept : m_(std::exchange(o.m_, nullptr)) {}
+  Freeze& operator=(Freeze&&) = delete;
+  ~Freeze() { release(); }
+  void release();
+
+ private:
+  friend class LockManager;
+  LockManager* m_ = nullptr;
 };
 
 // Held by a FUSE operation for its whole duration: either nothing (fast
@@ -118,6 +141,7 @@ class FuseGuard {
   void take(FuseGuard& o);
   LockManager* counted_ = nullptr;  // set while counted in LockManager::fast_
   LockManager* m_ = nullptr;        // owner of held_[0, n_)
+  bool world_ = false;              // inside m_'s world (a slow-path fuse_enter)
   uint8_t n_ = 0;
   std::array<std::pair<LockKey, LockMode>, kMax> held_{};
 };
@@ -144,6 +168,10 @@ class LockManager {
   // not at all (an unlocked guard). Never waits, so any order is safe.
   FuseGuard fuse_try(const LockKey& k, LockMode m);
 
+  // Stops the world (see the contract): returns once no compound and no
+  // slow-path FUSE operation is inside; none enters until the Freeze goes.
+  Freeze freeze();
+
   // For tests: keys with an entry (held or waited for), and waiting requests.
   size_t entries();
   size_t waiting();
@@ -151,6 +179,7 @@ class LockManager {
  private:
   friend class LockSet;
   friend class FuseGuard;
+  friend class Freeze;
   struct Entry {
     uint32_t read = 0, namew = 0, path = 0;
     bool excl = false;
@@ -174,6 +203,9 @@ class LockManager {
   static std::vector<std::pair<LockKey, LockMode>> normalize(std::vector<std::pair<LockKey, LockMode>> want);
   void compound_begin();
   void compound_end();
+  void world_enter();
+  void world_leave();
+  void unfreeze();
 
   std::array<Shard, kShards> shards_;
   // Fast path (see the contract): compounds_ counts compounds holding or
@@ -181,6 +213,13 @@ class LockManager {
   std::atomic<uint64_t> compounds_{0};
   std::atomic<uint64_t> fast_{0};
   std::atomic<uint64_t> waiting_{0};
+  // The world gate: world_mu_ protects the three counters; world_cv_ wakes
+  // freezers and gated requests. A leaf: no other lock is taken under it.
+  std::mutex world_mu_;
+  std::condition_variable world_cv_;
+  uint64_t world_users_ = 0;     // compounds and slow-path FUSE operations inside
+  uint32_t freezers_waiting_ = 0;
+  bool frozen_ = false;
 };
 
 }  // namespace tcfs::txn

@@ -295,3 +295,53 @@ TEST_CASE("random contention: no deadlock, mutual exclusion holds, memory is ret
   CHECK(m.entries() == 0);
   CHECK(m.waiting() == 0);
 }
+
+TEST_CASE("freeze: waits for compounds and FUSE operations inside, keeps new ones out until released") {
+  LockManager m;
+  // A compound holds a lock: the freeze waits for it.
+  auto held = std::make_unique<LockSet>(m.acquire({{A, LockMode::Exclusive}}));
+  std::atomic<bool> frozen{false};
+  std::thread freezer([&] {
+    Freeze f = m.freeze();
+    frozen = true;
+    // While frozen, neither a compound nor a slow-path FUSE operation gets in.
+    std::atomic<bool> compound_in{false}, fuse_in{false};
+    std::thread c([&] {
+      LockSet s = m.acquire({{B, LockMode::Exclusive}});
+      compound_in = true;
+    });
+    std::thread u([&] {
+      FuseGuard g = m.fuse_enter({{C, LockMode::Read}});
+      fuse_in = true;
+    });
+    std::this_thread::sleep_for(50ms);
+    CHECK(!compound_in);
+    CHECK(!fuse_in);
+    f.release();
+    c.join();
+    u.join();
+    CHECK(compound_in);
+    CHECK(fuse_in);
+  });
+  std::this_thread::sleep_for(50ms);
+  CHECK(!frozen);
+  held.reset();
+  freezer.join();
+  CHECK(frozen);
+  // A FUSE operation on the fast path is waited for too.
+  FuseGuard fast = m.fuse_enter({{A, LockMode::Read}});
+  CHECK(!fast.locked());
+  std::atomic<bool> got{false};
+  std::thread f2([&] {
+    Freeze f = m.freeze();
+    got = true;
+  });
+  std::this_thread::sleep_for(50ms);
+  CHECK(!got);
+  fast.release();
+  f2.join();
+  CHECK(got);
+  // Afterwards the fast path is back.
+  CHECK(!m.fuse_enter({{A, LockMode::Read}}).locked());
+  CHECK(m.entries() == 0);
+}
