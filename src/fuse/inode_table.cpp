@@ -5,22 +5,9 @@
 
 #include <cstring>
 
+#include "util/handle.h"
+
 namespace tcfs::fusefs {
-namespace {
-
-// name_to_handle_at for (dirfd, name) or, with name "", for dirfd itself.
-// Empty string when the filesystem gives no handles.
-std::string make_handle(int dirfd, const char* name) {
-  alignas(file_handle) char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
-  auto* fh = reinterpret_cast<file_handle*>(buf);
-  fh->handle_bytes = MAX_HANDLE_SZ;
-  int mount_id;
-  int flags = name[0] ? 0 : AT_EMPTY_PATH;
-  if (name_to_handle_at(dirfd, name, fh, &mount_id, flags) != 0) return {};
-  return std::string(buf, sizeof(file_handle) + fh->handle_bytes);
-}
-
-}  // namespace
 
 Inode::~Inode() {
   if (fd >= 0) close(fd);
@@ -74,8 +61,7 @@ Result<FdPin> InodeTable::pin(Inode& in) {
   std::unique_lock<std::mutex> g(mu_);
   if (in.fd < 0) {
     g.unlock();
-    auto* fh = reinterpret_cast<file_handle*>(const_cast<char*>(in.handle.data()));
-    int fd = open_by_handle_at(mount_fd_, fh, O_PATH | O_CLOEXEC);
+    int fd = open_handle(mount_fd_, in.handle, O_PATH);
     if (fd < 0) return Status::from_errno();
     g.lock();
     if (in.fd < 0) {

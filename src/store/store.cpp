@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include "sync/sync.h"
+
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/magic.h>
@@ -150,7 +152,8 @@ Status Store::open_dirs(bool create) {
 }
 
 Status Store::open_meta() {
-  auto env = meta::Env::open(path_ + "/meta", {"store", "rr"});
+  auto env = meta::Env::open(path_ + "/meta", {"store", "rr", sync::kFilesDb, sync::kIdsDb, sync::kEntriesDb,
+                                                sync::kBlocksDb, sync::kSyncDb});
   if (!env) return env.status();
   meta_ = std::move(env.value());
   auto txn = meta::Txn::begin(*meta_, true);

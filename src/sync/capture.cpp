@@ -1,0 +1,374 @@
+// sync/capture.cpp — point-in-time capture and rescan (capture.h; sync.h 2).
+#include "sync/capture.h"
+
+#include <dirent.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <deque>
+#include <set>
+#include <spdlog/spdlog.h>
+#include <unordered_map>
+
+#include "util/handle.h"
+
+namespace tcfs::sync {
+namespace {
+
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    std::swap(fd, o.fd);
+    return *this;
+  }
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// Names in a directory (not "." or ".."), from an fd the caller keeps.
+Result<std::vector<std::string>> list_dir(int dirfd) {
+  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("open directory");
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return Status::from_errno("fdopendir");
+  }
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Status read_xattrs(int fd, std::vector<std::pair<std::string, std::string>>& out) {
+  std::string path = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = ::listxattr(path.c_str(), nullptr, 0);
+  if (n < 0) return errno == ENOTSUP ? Status{} : Status::from_errno("listxattr");
+  std::string names(static_cast<size_t>(n), '\0');
+  n = ::listxattr(path.c_str(), names.data(), names.size());
+  if (n < 0) return Status::from_errno("listxattr");
+  names.resize(static_cast<size_t>(n));
+  for (size_t at = 0; at < names.size();) {
+    std::string name = names.c_str() + at;
+    at += name.size() + 1;
+    ssize_t v = ::getxattr(path.c_str(), name.c_str(), nullptr, 0);
+    if (v < 0) continue;  // removed meanwhile (cannot happen frozen) or unreadable
+    std::string value(static_cast<size_t>(v), '\0');
+    v = ::getxattr(path.c_str(), name.c_str(), value.data(), value.size());
+    if (v < 0) continue;
+    value.resize(static_cast<size_t>(v));
+    out.emplace_back(std::move(name), std::move(value));
+  }
+  std::sort(out.begin(), out.end());
+  return {};
+}
+
+// Clones (or copies) size bytes of src into a new stage file.
+Status stage_copy(const CaptureEnv& env, int src, const std::string& name, uint64_t size) {
+  Fd dst(::openat(env.stage_fd, name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (dst.fd < 0) return Status::from_errno("create sync stage file " + name);
+  if (env.reflink && ::ioctl(dst.fd, FICLONE, src) == 0) return {};
+  loff_t in = 0, out = 0;
+  while (static_cast<uint64_t>(in) < size) {
+    ssize_t n = ::copy_file_range(src, &in, dst.fd, &out, static_cast<size_t>(size - in), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::from_errno("copy to sync stage file " + name);
+    if (n == 0) break;  // the file is shorter than its size said (cannot happen frozen)
+  }
+  return {};
+}
+
+struct Known {
+  uint64_t id = 0;
+  std::string handle;
+  bool is_new = false;
+  std::optional<FileState> old;
+};
+
+class Capturer {
+ public:
+  Capturer(const CaptureEnv& env, State& st, meta::Txn& t, Capture& cap) : env_(env), st_(st), t_(t), cap_(cap) {}
+
+  Status run() {
+    struct stat rs;
+    if (::fstat(env_.root_fd, &rs) != 0) return Status::from_errno("stat store root");
+    root_ino_ = rs.st_ino;
+    auto root = lookup(root_ino_);
+    if (!root) return root.status();
+    if (!*root) {  // the first round: the root is id 1 (sync.h 4)
+      Known k{kRootId, make_handle(env_.root_fd, ""), true, std::nullopt};
+      if (k.handle.empty()) return Status::error(ENOTSUP, "store root: the filesystem gives no file handles");
+      known_[root_ino_] = k;
+      cap_.next_id = std::max(cap_.next_id, kRootId + 1);
+      want_[root_ino_] = false;
+    }
+    for (auto ino : cap_.marks.data) want_[ino] = true;
+    for (auto ino : cap_.marks.attr) want_.emplace(ino, false);
+    for (const auto& n : cap_.marks.names) work_.push_back(n);
+    TCFS_TRY(resolve_names());
+    for (const auto& [ino, data] : want_) TCFS_TRY(object(ino, data));
+    return {};
+  }
+
+ private:
+  Result<std::optional<Known>> lookup(uint64_t ino) {
+    if (auto it = known_.find(ino); it != known_.end()) return std::optional<Known>(it->second);
+    auto f = st_.file(t_, ino);
+    if (!f) return f.status();
+    if (!f->has_value()) return std::optional<Known>();
+    Known k{(*f)->id, (*f)->handle, false, std::move(**f)};
+    known_[ino] = k;
+    return std::optional<Known>(std::move(k));
+  }
+
+  // An O_PATH fd for a directory (cached for the capture); -1 if it is gone.
+  Result<int> dir_fd(uint64_t ino, const Known& k) {
+    if (ino == root_ino_) return env_.root_fd;
+    if (auto it = fds_.find(ino); it != fds_.end()) return it->second.fd;
+    int fd = open_handle(env_.root_fd, k.handle, O_PATH | O_DIRECTORY);
+    if (fd < 0 && (errno == ESTALE || errno == ENOENT || errno == ENOTDIR)) return -1;
+    if (fd < 0) return Status::from_errno("reopen directory " + std::to_string(k.id));
+    fds_[ino] = Fd(fd);
+    return fd;
+  }
+
+  // Name marks, parents first: one whose parent is not known yet waits for
+  // a pass that makes it known (a new directory); what stays unknown is
+  // not in the tree any more.
+  Status resolve_names() {
+    while (!work_.empty()) {
+      size_t before = work_.size();
+      std::deque<std::pair<uint64_t, std::string>> later;
+      while (!work_.empty()) {
+        auto n = std::move(work_.front());
+        work_.pop_front();
+        if (!done_.insert(n).second) continue;
+        auto r = entry(n.first, n.second);
+        if (!r) return r.status();
+        if (!*r) {
+          done_.erase(n);
+          later.push_back(std::move(n));
+        }
+      }
+      if (later.size() == before) break;  // no progress: the rest has no parent in the tree
+      work_ = std::move(later);
+    }
+    return {};
+  }
+
+  // false: the parent is not known (yet).
+  Result<bool> entry(uint64_t pino, const std::string& name) {
+    auto pk = lookup(pino);
+    if (!pk) return pk.status();
+    if (!*pk) return false;
+    auto pfd = dir_fd(pino, **pk);
+    if (!pfd) return pfd.status();
+    auto old = st_.entry(t_, (*pk)->id, name);
+    if (!old) return old.status();
+    struct stat sb;
+    if (*pfd < 0 || ::fstatat(*pfd, name.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (*pfd >= 0 && errno != ENOENT) return Status::from_errno("stat " + name);
+      if (old->has_value()) cap_.entries.push_back({(*pk)->id, name, 0});
+      return true;
+    }
+    uint64_t cino = sb.st_ino;
+    std::string h = make_handle(*pfd, name.c_str());
+    if (h.empty()) return Status::error(ENOTSUP, "file handle of " + name + ": not supported here");
+    auto ck = lookup(cino);
+    if (!ck) return ck.status();
+    uint64_t cid;
+    if (*ck && (*ck)->handle == h) {
+      cid = (*ck)->id;
+      want_.emplace(cino, false);  // a rename or link changes its ctime
+    } else {
+      // New, or a new object that reuses a gone one's inode number.
+      cid = cap_.next_id++;
+      known_[cino] = Known{cid, h, true, std::nullopt};
+      want_[cino] = true;
+      if (S_ISDIR(sb.st_mode)) TCFS_TRY(walk_new_dir(*pfd, name, cino));
+    }
+    if (!old->has_value() || **old != cid) cap_.entries.push_back({(*pk)->id, name, cid});
+    return true;
+  }
+
+  Status walk_new_dir(int pfd, const std::string& name, uint64_t ino) {
+    Fd d(::openat(pfd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (d.fd < 0) return Status::from_errno("open new directory " + name);
+    auto names = list_dir(d.fd);
+    if (!names) return Status::error(names.err(), "list new directory " + name + ": " + names.status().message());
+    for (auto& n : *names) work_.emplace_back(ino, std::move(n));
+    fds_[ino] = std::move(d);
+    return {};
+  }
+
+  Status object(uint64_t ino, bool data) {
+    auto k = lookup(ino);
+    if (!k) return k.status();
+    if (!*k) return {};  // never in the tree as far as a capture saw: nothing to send
+    Fd own;
+    int fd = env_.root_fd;
+    if (ino != root_ino_) {
+      own = Fd(open_handle(env_.root_fd, (*k)->handle, O_PATH | O_NOFOLLOW));
+      if (own.fd < 0 && (errno == ESTALE || errno == ENOENT)) return {};  // gone
+      if (own.fd < 0) return Status::from_errno("reopen object " + std::to_string((*k)->id));
+      fd = own.fd;
+    }
+    struct stat sb;
+    if (::fstat(fd, &sb) != 0) return Status::from_errno("stat object " + std::to_string((*k)->id));
+    if (sb.st_nlink == 0) return {};
+    CapturedObject o;
+    o.ino = ino;
+    o.is_new = (*k)->is_new;
+    o.state.id = (*k)->id;
+    o.state.handle = (*k)->handle;
+    o.state.ctime_sec = sb.st_ctim.tv_sec;
+    o.state.ctime_nsec = static_cast<uint32_t>(sb.st_ctim.tv_nsec);
+    InodeRec& r = o.state.rec;
+    r.id = (*k)->id;
+    r.mode = sb.st_mode;
+    r.uid = sb.st_uid;
+    r.gid = sb.st_gid;
+    r.size = S_ISREG(sb.st_mode) ? static_cast<uint64_t>(sb.st_size) : 0;
+    r.atime_sec = sb.st_atim.tv_sec;
+    r.atime_nsec = static_cast<uint32_t>(sb.st_atim.tv_nsec);
+    r.mtime_sec = sb.st_mtim.tv_sec;
+    r.mtime_nsec = static_cast<uint32_t>(sb.st_mtim.tv_nsec);
+    r.rdev = (S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode)) ? sb.st_rdev : 0;
+    if (S_ISLNK(sb.st_mode)) {
+      std::string t(static_cast<size_t>(sb.st_size) + 1, '\0');
+      ssize_t n = ::readlinkat(fd, "", t.data(), t.size());
+      if (n < 0) return Status::from_errno("readlink object " + std::to_string(r.id));
+      t.resize(static_cast<size_t>(n));
+      r.target = std::move(t);
+    } else if (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode)) {
+      TCFS_TRY(read_xattrs(fd, r.xattrs));
+    }
+    if (S_ISREG(sb.st_mode)) {
+      bool same = !data && (*k)->old && (*k)->old->rec.size == r.size;
+      if (same) {
+        r.blocks = (*k)->old->rec.blocks;
+      } else {
+        Fd src(open_handle(env_.root_fd, (*k)->handle, O_RDONLY | O_NOATIME));
+        if (src.fd < 0) return Status::from_errno("open object " + std::to_string(r.id) + " for capture");
+        o.stage = std::to_string(ino);
+        TCFS_TRY(stage_copy(env_, src.fd, o.stage, r.size));
+        o.has_data = true;
+        cap_.data_bytes += r.size;
+      }
+    }
+    cap_.objects.push_back(std::move(o));
+    return {};
+  }
+
+  const CaptureEnv& env_;
+  State& st_;
+  meta::Txn& t_;
+  Capture& cap_;
+  uint64_t root_ino_ = 0;
+  std::unordered_map<uint64_t, Known> known_;
+  std::unordered_map<uint64_t, Fd> fds_;
+  std::map<uint64_t, bool> want_;  // ino -> data changed
+  std::deque<std::pair<uint64_t, std::string>> work_;
+  std::set<std::pair<uint64_t, std::string>> done_;
+};
+
+}  // namespace
+
+Status capture(const CaptureEnv& env, State& st, Capture& cap) {
+  auto t = meta::Txn::begin(st.env(), false);
+  if (!t) return t.status();
+  Capturer c(env, st, *t, cap);
+  Status s = c.run();
+  if (!s) {
+    clear_stage(env.stage_fd);
+    cap.objects.clear();
+    cap.entries.clear();
+  }
+  return s;
+}
+
+void clear_stage(int stage_fd) {
+  auto names = list_dir(stage_fd);
+  if (!names) return;
+  for (const auto& n : *names) ::unlinkat(stage_fd, n.c_str(), 0);
+}
+
+namespace {
+
+class Rescanner {
+ public:
+  Rescanner(State& st, meta::Txn& t, Tracker& tr) : st_(st), t_(t), tr_(tr) {}
+
+  // dirfd: an fd of the directory (the caller keeps it); id: its remote id.
+  Status walk(int dirfd, uint64_t ino, uint64_t id) {
+    auto names = list_dir(dirfd);
+    if (!names) return names.status();
+    auto synced = st_.entries(t_, id);
+    if (!synced) return synced.status();
+    std::map<std::string, uint64_t> was(synced->begin(), synced->end());
+    for (const auto& name : *names) {
+      struct stat sb;
+      if (::fstatat(dirfd, name.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      auto f = st_.file(t_, sb.st_ino);
+      if (!f) return f.status();
+      auto it = was.find(name);
+      bool same = f->has_value() && it != was.end() && it->second == (*f)->id &&
+                  make_handle(dirfd, name.c_str()) == (*f)->handle;
+      if (!same) {
+        tr_.name(ino, name);
+      } else if ((*f)->ctime_sec != sb.st_ctim.tv_sec ||
+                 (*f)->ctime_nsec != static_cast<uint32_t>(sb.st_ctim.tv_nsec)) {
+        tr_.data(sb.st_ino);
+      }
+      if (it != was.end()) was.erase(it);
+      if (same && S_ISDIR(sb.st_mode)) {
+        Fd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (sub.fd < 0) return Status::from_errno("rescan: open " + name);
+        TCFS_TRY(walk(sub.fd, sb.st_ino, (*f)->id));
+      }
+    }
+    for (const auto& [name, child] : was) tr_.name(ino, name);  // gone from the directory
+    return {};
+  }
+
+ private:
+  State& st_;
+  meta::Txn& t_;
+  Tracker& tr_;
+};
+
+}  // namespace
+
+Status rescan(const CaptureEnv& env, State& st, Tracker& tracker) {
+  auto t = meta::Txn::begin(st.env(), false);
+  if (!t) return t.status();
+  struct stat rs;
+  if (::fstat(env.root_fd, &rs) != 0) return Status::from_errno("stat store root");
+  auto root = st.file(*t, rs.st_ino);
+  if (!root) return root.status();
+  if (!root->has_value()) {
+    // Never synced: every entry of the root is new (capture walks the rest).
+    auto names = list_dir(env.root_fd);
+    if (!names) return names.status();
+    tracker.attr(rs.st_ino);
+    for (const auto& n : *names) tracker.name(rs.st_ino, n);
+    return {};
+  }
+  if ((*root)->ctime_sec != rs.st_ctim.tv_sec || (*root)->ctime_nsec != static_cast<uint32_t>(rs.st_ctim.tv_nsec))
+    tracker.attr(rs.st_ino);
+  Rescanner r(st, *t, tracker);
+  return r.walk(env.root_fd, rs.st_ino, (*root)->id);
+}
+
+}  // namespace tcfs::sync

@@ -1,0 +1,61 @@
+// sync/sync.h — the sync layer's design note and shared constants.
+//
+// The local store is the fast tier; the blobbers (blob/) hold the durable
+// remote image. Numbered invariants (code asserts and comments cite them as
+// "sync.h N"):
+//
+//  1. Marks. Every change to the tree is marked in the Tracker by the code
+//     that makes it, while that code is still inside the lock manager's
+//     world (a FUSE operation before its guard goes, a compound before its
+//     locks go): data(ino), attr(ino), name(parent ino, name).
+//  2. Capture point. A sync round freezes the world (txn::LockManager::
+//     freeze), takes the marks and captures the state of everything they
+//     name: entries looked up, attributes, xattrs and symlink targets read,
+//     file data cloned (FICLONE; a copy where reflink is missing) into
+//     <store>/sync/stage/. Nothing changes while frozen, so the captured
+//     state is one state the tree was in, between whole compounds (a
+//     compound is either entirely before the freeze or entirely after).
+//  3. After the freeze, and before anything of the round is recorded as
+//     synced, the captured state is made locally durable (syncfs, and the
+//     retirement of committed sync-off compounds): the remote image never
+//     holds a state a local crash could take back.
+//  4. Identity. Objects are named on the blobbers by a 64-bit id, never by
+//     path or local inode number (the root is id 1). The local map inode ->
+//     id (with the file handle that reopens the inode) lives in LMDB; a
+//     restored store keeps the ids of its source.
+//  5. Remote journal. A round's records (full inode records with their
+//     block lists, entry sets and removals) form one record stream
+//     "n/j/<epoch>-<boot>-<attempt>" (stream.h): chunk objects, then an
+//     "end" object naming the chunks' hashes and the previous journal.
+//     THE REMOTE COMMIT POINT of a round is the put of its end object; a
+//     round whose end is absent never happened. Every block a record names
+//     is on the blobbers before the end is written.
+//  6. A journal name is never reused: a failed round retries with the next
+//     attempt number, a restarted daemon with the next boot number. A
+//     reader follows the chain from a snapshot's journal: at each epoch the
+//     candidate whose "prev" is the chain's head, highest (boot, attempt)
+//     first. So the remote image is always the state of some capture point.
+//  7. Local commit. After the end object is written, one synced LMDB
+//     transaction records the round as synced (the synced records, entries,
+//     block index, epoch and journal head). A crash between 5 and 7 leaves
+//     a remote epoch the store does not know: the next round uses the next
+//     boot number and the same prev, so readers prefer it (6).
+//  8. A failed round changes nothing locally but puts its marks back; the
+//     next round re-captures the (newer, still committed) state.
+//  9. Memory: blocks move through a bounded pool of upload workers; record
+//     streams are written and read a chunk at a time.
+#pragma once
+
+#include <cstdint>
+
+namespace tcfs::sync {
+
+constexpr uint64_t kRootId = 1;
+// LMDB databases of the sync layer, opened by the store with its own.
+constexpr const char* kFilesDb = "sync_files";      // ino(8, BE) -> FileState (state.h)
+constexpr const char* kIdsDb = "sync_ids";          // id(8, BE) -> ino(8, BE)
+constexpr const char* kEntriesDb = "sync_entries";  // parent id(8, BE) + name -> child id(8, BE)
+constexpr const char* kBlocksDb = "sync_blocks";    // sha256(32) -> BlockRef
+constexpr const char* kSyncDb = "sync_meta";        // "epoch", "head", "boot", "next_id", "config", ...
+
+}  // namespace tcfs::sync

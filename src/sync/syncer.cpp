@@ -1,0 +1,328 @@
+// sync/syncer.cpp — sync rounds (syncer.h; notes cited as "sync.h N").
+#include "sync/syncer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <cinttypes>
+#include <map>
+#include <set>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "sync/stream.h"
+
+namespace tcfs::sync {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct Syncer::Round {
+  Capture cap;
+  std::vector<std::vector<blob::BlockRef>> refs;  // per captured object with data
+  std::map<blob::Hash, blob::BlockRef> new_blocks;
+  std::string journal;
+  uint64_t bytes_uploaded = 0, blocks_uploaded = 0, blocks_dedup = 0;
+  double upload_s = 0;
+};
+
+Result<std::unique_ptr<Syncer>> Syncer::open(SyncEnv env, SyncOptions opt) {
+  std::unique_ptr<Syncer> s(new Syncer(std::move(env), opt));
+  auto t = meta::Txn::begin(*s->env_.meta, true);
+  if (!t) return t.status();
+  auto boot = s->state_.get_u64(*t, "boot", 0);
+  auto epoch = s->state_.get_u64(*t, "epoch", 0);
+  auto next = s->state_.get_u64(*t, "next_id", kRootId + 1);
+  auto head = s->state_.get(*t, "head");
+  auto clean = s->state_.get(*t, "clean");
+  for (const Status& st : {boot.status(), epoch.status(), next.status(), head.status(), clean.status()}) TCFS_TRY(st);
+  s->boot_ = *boot + 1;  // sync.h 6: never the same journal name twice
+  s->epoch_ = *epoch;
+  s->next_id_ = *next;
+  s->head_ = head->value_or("");
+  s->was_clean_ = clean->has_value() && **clean == "1";
+  TCFS_TRY(s->state_.put(*t, "boot", std::to_string(s->boot_)));
+  TCFS_TRY(t->del(s->env_.meta->db(kSyncDb), "clean"));  // a crash from here on is not clean
+  TCFS_TRY(t->commit());
+  s->stats_.epoch = s->epoch_;
+  s->stats_.head = s->head_;
+  clear_stage(s->env_.fs.stage_fd);
+  return s;
+}
+
+Syncer::~Syncer() { stop(); }
+
+Status Syncer::rescan() { return sync::rescan(env_.fs, state_, *env_.tracker); }
+
+Status Syncer::upload(Round& r) {
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < r.cap.objects.size(); i++)
+    if (r.cap.objects[i].has_data) todo.push_back(i);
+  r.refs.assign(r.cap.objects.size(), {});
+  blob::BlockWriter writer(*env_.objects, opt_.packs);
+  std::mutex mu;  // protects r.new_blocks, inflight, the counters and first_err
+  std::condition_variable done_cv;  // an inflight upload finished
+  std::set<blob::Hash> inflight;
+  Status first_err;
+  std::atomic<size_t> next{0};
+  auto t0 = Clock::now();
+  size_t nworkers = std::max<size_t>(1, std::min<size_t>(opt_.workers, todo.size()));
+  blob::parallel_for(nworkers, [&](size_t) {
+    auto t = meta::Txn::begin(*env_.meta, false);
+    std::string buf(blob::kMaxBlock, '\0');
+    for (size_t j; (j = next.fetch_add(1)) < todo.size();) {
+      {
+        std::lock_guard g(mu);
+        if (!first_err) return;
+      }
+      CapturedObject& o = r.cap.objects[todo[j]];
+      auto fail = [&](Status s) {
+        std::lock_guard g(mu);
+        if (first_err) first_err = s;
+      };
+      if (!t) return fail(t.status());
+      int fd = ::openat(env_.fs.stage_fd, o.stage.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return fail(Status::from_errno("open sync stage file " + o.stage));
+      std::vector<blob::BlockRef> refs;
+      uint64_t off = 0;
+      Status st;
+      while (st && off < o.state.rec.size) {
+        size_t want = static_cast<size_t>(std::min<uint64_t>(blob::kMaxBlock, o.state.rec.size - off));
+        ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
+        if (n <= 0) {
+          st = n < 0 ? Status::from_errno("read sync stage file " + o.stage)
+                     : Status::error(EIO, "sync stage file " + o.stage + " is shorter than captured");
+          break;
+        }
+        std::string_view block(buf.data(), static_cast<size_t>(n));
+        blob::Hash h = blob::sha256(block);
+        std::optional<blob::BlockRef> have;
+        {
+          // A block another worker is uploading right now is waited for, so
+          // identical blocks of one round are stored once.
+          std::unique_lock g(mu);
+          done_cv.wait(g, [&] { return !inflight.count(h); });
+          if (auto it = r.new_blocks.find(h); it != r.new_blocks.end()) have = it->second;
+          else inflight.insert(h);
+        }
+        bool uploaded = false;
+        if (!have) {
+          auto known = state_.block(*t, h);
+          if (known && !*known) {
+            auto ref = writer.put(block);
+            if (ref) known = std::optional<blob::BlockRef>(*ref);
+            else known = ref.status();
+            uploaded = ref.is_ok();
+          }
+          {
+            std::lock_guard g(mu);
+            inflight.erase(h);
+            if (uploaded) r.new_blocks.emplace(h, **known);
+          }
+          done_cv.notify_all();
+          if (!known) {
+            st = known.status();
+            break;
+          }
+          have = *known;
+        }
+        {
+          std::lock_guard g(mu);
+          if (uploaded) {
+            r.blocks_uploaded++;
+            r.bytes_uploaded += block.size();
+          } else {
+            r.blocks_dedup++;
+          }
+        }
+        refs.push_back(*have);
+        off += static_cast<uint64_t>(n);
+      }
+      ::close(fd);
+      if (!st) return fail(st);
+      r.refs[todo[j]] = std::move(refs);
+    }
+  });
+  TCFS_TRY(first_err);
+  TCFS_TRY(writer.flush());  // every pack is written before a record names it (sync.h 5)
+  // Refs into packs get their pack's length now (blocks.h 3).
+  for (auto& [h, ref] : r.new_blocks)
+    if (ref.objlen == 0) TCFS_TRY(writer.finish(ref));
+  for (auto& refs : r.refs)
+    for (auto& ref : refs)
+      if (ref.objlen == 0) TCFS_TRY(writer.finish(ref));
+  for (size_t i = 0; i < r.cap.objects.size(); i++)
+    if (r.cap.objects[i].has_data) r.cap.objects[i].state.rec.blocks = std::move(r.refs[i]);
+  r.upload_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  return {};
+}
+
+Status Syncer::write_journal(Round& r) {
+  char name[64];
+  snprintf(name, sizeof name, "n/j/%016" PRIx64 "-%08" PRIx64 "-%04x", epoch_ + 1, boot_, attempt_);
+  r.journal = name;
+  StreamWriter w(*env_.objects, r.journal);
+  for (const auto& o : r.cap.objects) TCFS_TRY(w.add(encode(o.state.rec)));
+  for (const auto& e : r.cap.entries) TCFS_TRY(w.add(encode(e)));
+  json info = {{"epoch", epoch_ + 1}, {"prev", head_},         {"boot", boot_},
+               {"attempt", attempt_}, {"time", ::time(nullptr)}, {"objects", r.cap.objects.size()},
+               {"entries", r.cap.entries.size()}};
+  return w.finish(info);  // THE REMOTE COMMIT POINT of this round (sync.h 5)
+}
+
+Status Syncer::commit_local(Round& r) {
+  auto t = meta::Txn::begin(*env_.meta, true);
+  if (!t) return t.status();
+  for (const auto& o : r.cap.objects) TCFS_TRY(state_.put_file(*t, o.ino, o.state));
+  for (const auto& e : r.cap.entries) {
+    if (e.child) TCFS_TRY(state_.put_entry(*t, e.parent, e.name, e.child));
+    else TCFS_TRY(state_.del_entry(*t, e.parent, e.name));
+  }
+  for (const auto& [h, ref] : r.new_blocks) TCFS_TRY(state_.put_block(*t, ref));
+  TCFS_TRY(state_.put(*t, "epoch", std::to_string(epoch_ + 1)));
+  TCFS_TRY(state_.put(*t, "head", r.journal));
+  TCFS_TRY(state_.put(*t, "next_id", std::to_string(r.cap.next_id)));
+  return t->commit();  // sync.h 7: the round is synced locally
+}
+
+Status Syncer::round() {
+  std::lock_guard rl(round_mu_);
+  Round r;
+  uint64_t ticket;
+  {
+    std::shared_ptr<void> frozen = env_.freeze ? env_.freeze() : nullptr;  // sync.h 2: the capture point
+    {
+      std::lock_guard g(mu_);
+      ticket = requested_;
+      stats_.running = true;
+    }
+    r.cap.marks = env_.tracker->take();
+    r.cap.next_id = next_id_;
+    if (!r.cap.marks.empty()) {
+      Status st = capture(env_.fs, state_, r.cap);
+      if (!st) {
+        env_.tracker->put_back(std::move(r.cap.marks));
+        std::lock_guard g(mu_);
+        stats_.running = false;
+        stats_.failures++;
+        stats_.last_error = st.message();
+        return st;
+      }
+    }
+  }
+  Status st;
+  bool empty = r.cap.objects.empty() && r.cap.entries.empty();
+  if (!empty) {
+    st = env_.make_durable ? env_.make_durable() : Status{};  // sync.h 3
+    if (st) st = upload(r);
+    if (st) st = write_journal(r);
+    if (st) st = commit_local(r);
+    clear_stage(env_.fs.stage_fd);
+  }
+  std::lock_guard g(mu_);
+  stats_.running = false;
+  stats_.rounds++;
+  if (!st) {
+    env_.tracker->put_back(std::move(r.cap.marks));  // sync.h 8
+    attempt_++;
+    stats_.failures++;
+    stats_.last_error = st.message();
+    return st;
+  }
+  if (!empty) {
+    epoch_++;
+    head_ = r.journal;
+    next_id_ = r.cap.next_id;
+    attempt_ = 0;
+    stats_.epoch = epoch_;
+    stats_.head = head_;
+    stats_.bytes_uploaded += r.bytes_uploaded;
+    stats_.blocks_uploaded += r.blocks_uploaded;
+    stats_.blocks_deduplicated += r.blocks_dedup;
+    stats_.objects_synced += r.cap.objects.size();
+    if (r.upload_s > 0) stats_.upload_rate = static_cast<double>(r.bytes_uploaded) / r.upload_s;
+    spdlog::info("sync: epoch {} ({}): {} objects, {} entries, {} blocks ({} bytes) uploaded, {} deduplicated", epoch_,
+                 head_, r.cap.objects.size(), r.cap.entries.size(), r.blocks_uploaded, r.bytes_uploaded,
+                 r.blocks_dedup);
+  }
+  stats_.last_error.clear();
+  covered_ = std::max(covered_, ticket);
+  cv_.notify_all();
+  return {};
+}
+
+void Syncer::start() {
+  std::lock_guard g(mu_);
+  if (bg_.joinable()) return;
+  stop_ = false;
+  bg_ = std::thread([this] { background(); });
+}
+
+void Syncer::background() {
+  auto delay = std::chrono::milliseconds(opt_.retry_ms);
+  auto not_before = Clock::now();
+  std::string last_logged;
+  std::unique_lock g(mu_);
+  while (!stop_) {
+    auto interval = std::chrono::milliseconds(opt_.interval_ms);
+    cv_.wait_for(g, interval / 4 + std::chrono::milliseconds(1), [&] { return stop_ || requested_ > covered_; });
+    if (stop_) break;
+    auto now = Clock::now();
+    if (now < not_before) continue;
+    auto oldest = env_.tracker->oldest();
+    bool due = requested_ > covered_ || (oldest != Clock::time_point{} && now - oldest >= interval);
+    if (!due) continue;
+    g.unlock();
+    Status st = round();
+    g.lock();
+    if (st) {
+      delay = std::chrono::milliseconds(opt_.retry_ms);
+      if (!last_logged.empty()) spdlog::warn("sync: caught up after failures (epoch {})", epoch_);
+      last_logged.clear();
+      continue;
+    }
+    if (st.message() != last_logged) spdlog::warn("sync: round failed, will retry: {}", st.message());
+    last_logged = st.message();
+    not_before = Clock::now() + delay;
+    delay = std::min<std::chrono::milliseconds>(delay * 2, std::chrono::seconds(60));
+  }
+}
+
+void Syncer::stop() {
+  {
+    std::lock_guard g(mu_);
+    if (!bg_.joinable()) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  bg_.join();
+  Status st = round();
+  if (st && env_.tracker->pending() == 0) {
+    auto t = meta::Txn::begin(*env_.meta, true);
+    if (t && state_.put(*t, "clean", "1") && t->commit()) return;
+  }
+  if (!st) spdlog::warn("sync: last round before stop failed ({}): the next mount rescans", st.message());
+}
+
+Status Syncer::wait_synced(std::chrono::milliseconds timeout) {
+  std::unique_lock g(mu_);
+  uint64_t ticket = ++requested_;
+  cv_.notify_all();
+  if (cv_.wait_for(g, timeout, [&] { return covered_ >= ticket; })) return {};
+  std::string msg = std::to_string(env_.tracker->pending()) + " changes not on the blobbers yet";
+  if (stats_.running) msg += ", a round is in progress";
+  if (!stats_.last_error.empty()) msg += "; last error: " + stats_.last_error;
+  return Status::error(ETIMEDOUT, msg);
+}
+
+SyncStatus Syncer::status() {
+  std::lock_guard g(mu_);
+  SyncStatus s = stats_;
+  s.pending = env_.tracker->pending();
+  auto oldest = env_.tracker->oldest();
+  s.oldest_pending_s = oldest == Clock::time_point{} ? 0 : std::chrono::duration<double>(Clock::now() - oldest).count();
+  return s;
+}
+
+}  // namespace tcfs::sync

@@ -1,0 +1,122 @@
+// sync/syncer.h — sync rounds: capture, upload, remote commit, local commit
+// (the numbered notes in sync.h).
+//
+// Contract:
+//  * open() loads the sync state and takes the next boot number (synced to
+//    LMDB before anything else, sync.h 6).
+//  * rescan() before the mount serves, when the last stop was not clean
+//    (was_clean() false): marks what differs from the synced state.
+//  * round() runs one round on the caller's thread: freeze, take marks,
+//    capture, unfreeze; make the capture durable; upload missing blocks
+//    (bounded parallelism, deduplicated by SHA-256), write the journal
+//    stream (its end object is the remote commit point), commit LMDB. On
+//    failure the marks go back (sync.h 8) and the error is returned. An
+//    empty round (no marks) writes nothing.
+//  * start() runs rounds in the background: one after `interval_ms` of
+//    pending changes, or at once when wait_synced() asks; failures retry
+//    with backoff (retry_ms doubling up to 60 s) and are logged once per
+//    change of error.
+//  * wait_synced(timeout) returns OK once a round that began after the call
+//    has committed (so everything committed before the call is on the
+//    blobbers), or ETIMEDOUT with a message saying what is pending and the
+//    last error.
+//  * stop() ends the background thread after a last round; a stop whose
+//    last round committed with nothing pending is recorded as clean.
+//
+// Locks: round_mu_ serializes rounds (held for a whole round, never while
+// waiting for a freeze... the freeze is taken inside it, and nothing that
+// holds world locks ever takes round_mu_). mu_ protects the counters,
+// status fields and the background thread's wake-up state; it is a leaf.
+//
+// Thread-safety: every member may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "blob/objects.h"
+#include "sync/capture.h"
+#include "sync/state.h"
+#include "sync/tracker.h"
+
+namespace tcfs::sync {
+
+struct SyncEnv {
+  CaptureEnv fs;                    // root, stage, reflink
+  meta::Env* meta = nullptr;
+  blob::ObjectStore* objects = nullptr;
+  Tracker* tracker = nullptr;
+  // Stops the world while the returned holder lives (sync.h 2).
+  std::function<std::shared_ptr<void>()> freeze;
+  // syncfs and retirement of committed sync-off compounds (sync.h 3).
+  std::function<Status()> make_durable;
+};
+
+struct SyncOptions {
+  unsigned interval_ms = 1000;
+  unsigned workers = 4;     // parallel block uploads
+  unsigned retry_ms = 1000;  // first retry delay after a failed round
+  blob::BlockWriterOptions packs;
+};
+
+struct SyncStatus {
+  uint64_t epoch = 0;        // last committed round
+  std::string head;          // its journal
+  size_t pending = 0;        // marks not yet in a committed round
+  double oldest_pending_s = 0;  // age of the oldest of them
+  uint64_t rounds = 0, failures = 0;
+  std::string last_error;    // of the last round, "" if it committed
+  uint64_t bytes_uploaded = 0, blocks_uploaded = 0, blocks_deduplicated = 0, objects_synced = 0;
+  double upload_rate = 0;    // bytes/s of the last round's uploads
+  bool running = false;      // a round in progress
+};
+
+class Syncer {
+ public:
+  static Result<std::unique_ptr<Syncer>> open(SyncEnv env, SyncOptions opt);
+  ~Syncer();
+  Syncer(const Syncer&) = delete;
+  Syncer& operator=(const Syncer&) = delete;
+
+  bool was_clean() const { return was_clean_; }
+  Status rescan();
+  Status round();
+  void start();
+  void stop();
+  Status wait_synced(std::chrono::milliseconds timeout);
+  SyncStatus status();
+
+ private:
+  Syncer(SyncEnv env, SyncOptions opt) : env_(std::move(env)), opt_(opt), state_(*env_.meta) {}
+  struct Round;
+  Status upload(Round& r);
+  Status write_journal(Round& r);
+  Status commit_local(Round& r);
+  void background();
+
+  SyncEnv env_;
+  SyncOptions opt_;
+  State state_;
+  bool was_clean_ = false;
+  uint64_t boot_ = 0;
+
+  std::mutex round_mu_;  // one round at a time; protects epoch_, head_, next_id_, attempt_
+  uint64_t epoch_ = 0, next_id_ = kRootId + 1;
+  std::string head_;
+  unsigned attempt_ = 0;
+
+  std::mutex mu_;  // protects everything below
+  std::condition_variable cv_;
+  uint64_t requested_ = 0, covered_ = 0;  // wait_synced() tickets; covered_ = the last committed round's
+  bool stop_ = false;
+  SyncStatus stats_;
+  std::thread bg_;
+};
+
+}  // namespace tcfs::sync

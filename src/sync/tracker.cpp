@@ -1,0 +1,64 @@
+// sync/tracker.cpp — change marks (tracker.h).
+#include "sync/tracker.h"
+
+#include <algorithm>
+
+namespace tcfs::sync {
+
+void Marks::merge(Marks&& o) {
+  data.merge(o.data);
+  attr.merge(o.attr);
+  names.merge(o.names);
+}
+
+void Tracker::touched() {
+  if (m_.empty()) oldest_ = std::chrono::steady_clock::now();
+}
+
+void Tracker::data(uint64_t ino) {
+  std::lock_guard g(mu_);
+  touched();
+  m_.data.insert(ino);
+}
+
+void Tracker::attr(uint64_t ino) {
+  std::lock_guard g(mu_);
+  touched();
+  m_.attr.insert(ino);
+}
+
+void Tracker::name(uint64_t parent, std::string_view name) {
+  std::lock_guard g(mu_);
+  touched();
+  m_.names.emplace(parent, std::string(name));
+  m_.attr.insert(parent);
+}
+
+Marks Tracker::take() {
+  std::lock_guard g(mu_);
+  Marks out = std::move(m_);
+  out.since = oldest_;
+  m_ = Marks{};
+  return out;
+}
+
+void Tracker::put_back(Marks m) {
+  if (m.empty()) return;
+  std::lock_guard g(mu_);
+  auto since = m.since;
+  bool was_empty = m_.empty();
+  m_.merge(std::move(m));
+  oldest_ = was_empty ? since : std::min(oldest_, since);
+}
+
+size_t Tracker::pending() const {
+  std::lock_guard g(mu_);
+  return m_.size();
+}
+
+std::chrono::steady_clock::time_point Tracker::oldest() const {
+  std::lock_guard g(mu_);
+  return m_.empty() ? std::chrono::steady_clock::time_point{} : oldest_;
+}
+
+}  // namespace tcfs::sync

@@ -1,0 +1,441 @@
+// Unit tests for sync/: marks, records, record streams, journal chains, and
+// whole sync rounds of a real directory tree to 2+1 dir blobbers, checked
+// by reading the remote image back and comparing it with the tree.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+
+#include "blob/blocks.h"
+#include "sync/chain.h"
+#include "sync/records.h"
+#include "sync/stream.h"
+#include "sync/syncer.h"
+#include "test_util.h"
+#include "util/fault.h"
+
+using namespace tcfs;
+using namespace tcfs::sync;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string random_bytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+void write_file(const std::string& p, const std::string& data) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f << data;
+}
+std::string read_file(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+struct Blobbers {
+  TempDir tmp;
+  std::unique_ptr<blob::ObjectStore> os;
+  explicit Blobbers(unsigned k = 2, unsigned m = 1) {
+    std::vector<std::unique_ptr<blob::Blobber>> bl;
+    for (unsigned i = 0; i < k + m; i++) {
+      std::string d = tmp / ("b" + std::to_string(i));
+      fs::create_directories(d);
+      blob::BlobberOptions o;
+      o.index = static_cast<int>(i);
+      bl.push_back(std::move(blob::open_blobber("dir://" + d, o).value()));
+    }
+    os = std::move(blob::ObjectStore::make(std::move(bl), k, m).value());
+  }
+};
+
+// The remote image, as a reader of the journal chain sees it.
+struct Image {
+  std::map<uint64_t, InodeRec> objs;
+  std::map<std::pair<uint64_t, std::string>, uint64_t> ents;
+  size_t journals = 0;
+};
+
+Image load_image(blob::ObjectStore& os) {
+  Image img;
+  auto ch = chain(os);
+  REQUIRE(ch.is_ok());
+  img.journals = ch->size();
+  for (const auto& base : *ch) {
+    auto r = StreamReader::open(os, base);
+    REQUIRE(r.is_ok());
+    for (;;) {
+      auto rec = r->next();
+      REQUIRE(rec.is_ok());
+      if (!rec->has_value()) break;
+      auto d = decode(**rec);
+      REQUIRE(d.is_ok());
+      if (auto* i = std::get_if<InodeRec>(&*d)) img.objs[i->id] = *i;
+      if (auto* e = std::get_if<EntryRec>(&*d)) {
+        if (e->child) img.ents[{e->parent, e->name}] = e->child;
+        else img.ents.erase({e->parent, e->name});
+      }
+    }
+  }
+  return img;
+}
+
+// Compares the tree under dir (remote id `id`) with the image; ino_to_id
+// checks that hard links are one object remotely too.
+void compare(blob::ObjectStore& os, const Image& img, const std::string& dir, uint64_t id,
+             std::map<ino_t, uint64_t>& ino_to_id) {
+  std::set<std::string> local, remote;
+  for (const auto& e : fs::directory_iterator(dir)) local.insert(e.path().filename());
+  for (auto it = img.ents.lower_bound({id, ""}); it != img.ents.end() && it->first.first == id; ++it)
+    remote.insert(it->first.second);
+  CHECK_MESSAGE(local == remote, dir);
+  for (const auto& name : local) {
+    if (!remote.count(name)) continue;
+    std::string p = dir + "/" + name;
+    uint64_t cid = img.ents.at({id, name});
+    REQUIRE_MESSAGE(img.objs.count(cid), p);
+    const InodeRec& r = img.objs.at(cid);
+    struct stat sb;
+    REQUIRE(lstat(p.c_str(), &sb) == 0);
+    CAPTURE(p);
+    auto [it, fresh] = ino_to_id.emplace(sb.st_ino, cid);
+    CHECK(it->second == cid);
+    CHECK(r.mode == sb.st_mode);
+    CHECK(r.uid == sb.st_uid);
+    CHECK(r.gid == sb.st_gid);
+    CHECK(r.mtime_sec == sb.st_mtim.tv_sec);
+    CHECK(r.mtime_nsec == static_cast<uint32_t>(sb.st_mtim.tv_nsec));
+    if (S_ISREG(sb.st_mode)) {
+      CHECK(r.size == static_cast<uint64_t>(sb.st_size));
+      std::string content;
+      for (const auto& ref : r.blocks) content += blob::read_block(os, ref).value();
+      CHECK(content == read_file(p));
+      char v[256];
+      ssize_t n = getxattr(p.c_str(), "user.tag", v, sizeof v);
+      std::string want = n >= 0 ? std::string(v, static_cast<size_t>(n)) : "";
+      std::string got;
+      for (const auto& [xn, xv] : r.xattrs)
+        if (xn == "user.tag") got = xv;
+      CHECK(got == want);
+    } else if (S_ISLNK(sb.st_mode)) {
+      CHECK(r.target == fs::read_symlink(p).string());
+    } else if (S_ISDIR(sb.st_mode) && fresh) {
+      compare(os, img, p, cid, ino_to_id);
+    }
+  }
+}
+
+void compare_tree(blob::ObjectStore& os, const std::string& root) {
+  Image img = load_image(os);
+  REQUIRE(img.objs.count(kRootId));
+  std::map<ino_t, uint64_t> seen;
+  compare(os, img, root, kRootId, seen);
+}
+
+// A local store-like layout: root/, stage/, meta/ in one temp dir.
+struct Local {
+  TempDir tmp;
+  int root_fd = -1, stage_fd = -1;
+  std::unique_ptr<meta::Env> env;
+  Tracker tracker;
+  Local() {
+    fs::create_directories(tmp / "root");
+    fs::create_directories(tmp / "stage");
+    fs::create_directories(tmp / "meta");
+    root_fd = open((tmp / "root").c_str(), O_RDONLY | O_DIRECTORY);
+    stage_fd = open((tmp / "stage").c_str(), O_RDONLY | O_DIRECTORY);
+    env = std::move(meta::Env::open(tmp / "meta", {kFilesDb, kIdsDb, kEntriesDb, kBlocksDb, kSyncDb}).value());
+  }
+  ~Local() {
+    close(root_fd);
+    close(stage_fd);
+  }
+  std::string root() { return tmp / "root"; }
+  uint64_t ino(const std::string& rel) {
+    struct stat sb;
+    REQUIRE(lstat((root() + "/" + rel).c_str(), &sb) == 0);
+    return sb.st_ino;
+  }
+  std::unique_ptr<Syncer> syncer(blob::ObjectStore& os, SyncOptions opt = {}) {
+    SyncEnv e;
+    e.fs = {root_fd, stage_fd, false};
+    e.meta = env.get();
+    e.objects = &os;
+    e.tracker = &tracker;
+    auto s = Syncer::open(e, opt);
+    REQUIRE(s.is_ok());
+    return std::move(s.value());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tracker: marks accumulate, take() empties, put_back() restores with the oldest time") {
+  Tracker t;
+  CHECK(t.pending() == 0);
+  t.data(5);
+  t.name(1, "a");
+  t.name(1, "a");
+  CHECK(t.pending() == 3);  // data 5, name (1,a), attr 1
+  auto first = t.oldest();
+  Marks m = t.take();
+  CHECK(t.pending() == 0);
+  CHECK(m.data.count(5));
+  CHECK(m.attr.count(1));
+  CHECK(m.names.size() == 1);
+  t.attr(9);
+  t.put_back(std::move(m));
+  CHECK(t.pending() == 4);
+  CHECK(t.oldest() == first);
+}
+
+TEST_CASE("records: every kind round-trips; malformed records are refused") {
+  InodeRec i;
+  i.id = 7;
+  i.mode = S_IFREG | 0640;
+  i.uid = 1000;
+  i.gid = 100;
+  i.size = 5;
+  i.mtime_sec = 1700000000;
+  i.mtime_nsec = 123;
+  i.xattrs = {{"user.a", std::string("v\0x", 3)}};
+  blob::BlockRef b;
+  b.hash = blob::sha256("hello");
+  b.len = 5;
+  b.obj = b.hash;
+  b.objlen = 5;
+  i.blocks = {b};
+  for (const Record& r : {Record(i), Record(EntryRec{1, "name with space", 7}), Record(EntryRec{1, "gone", 0}),
+                          Record(DropRec{7})}) {
+    auto d = decode(encode(r));
+    REQUIRE(d.is_ok());
+    CHECK(d.value() == r);
+  }
+  CHECK(decode("garbage").err() == EINVAL);
+  CHECK(decode(encode(EntryRec{1, "..", 2})).err() == EINVAL);
+  CHECK(decode(encode(EntryRec{1, "a/b", 2})).err() == EINVAL);
+  InodeRec bad = i;
+  bad.size = 6;  // blocks do not add up
+  CHECK(decode(encode(bad)).err() == EINVAL);
+}
+
+TEST_CASE("streams: many chunks read back in order; a damaged chunk or a missing end is an error") {
+  Blobbers b(2, 1);
+  StreamWriter w(*b.os, "n/s/test", 10000);
+  std::vector<std::string> recs;
+  for (int i = 0; i < 3000; i++) {
+    recs.push_back(random_bytes(static_cast<size_t>(i % 97), static_cast<uint32_t>(i)) + std::to_string(i));
+    REQUIRE(w.add(recs.back()).is_ok());
+  }
+  REQUIRE(w.finish({{"hello", 1}}).is_ok());
+  auto chunks = b.os->list("n/s/test/");
+  REQUIRE(chunks.is_ok());
+  CHECK(chunks->size() > 5);
+  auto r = StreamReader::open(*b.os, "n/s/test");
+  REQUIRE(r.is_ok());
+  CHECK(r->info()["hello"] == 1);
+  CHECK(r->records() == 3000);
+  for (const auto& want : recs) {
+    auto got = r->next();
+    REQUIRE(got.is_ok());
+    REQUIRE(got->has_value());
+    CHECK(**got == want);
+  }
+  CHECK(!r->next().value().has_value());
+  // Overwrite chunk 2 with another valid object: its hash no longer matches.
+  REQUIRE(b.os->put(chunk_name("n/s/test", 2), "not the chunk").is_ok());
+  auto r2 = StreamReader::open(*b.os, "n/s/test");
+  REQUIRE(r2.is_ok());
+  Status st;
+  for (;;) {
+    auto got = r2->next();
+    if (!got) {
+      st = got.status();
+      break;
+    }
+    if (!got->has_value()) break;
+  }
+  CHECK(st.err() == EIO);
+  // A stream without its end does not exist.
+  StreamWriter w2(*b.os, "n/s/unfinished", 100);
+  for (int i = 0; i < 50; i++) REQUIRE(w2.add(recs[static_cast<size_t>(i)]).is_ok());
+  CHECK(!StreamReader::open(*b.os, "n/s/unfinished").is_ok());
+}
+
+TEST_CASE("sync: a tree goes out whole, then its changes, and the image matches the tree each time") {
+  Blobbers b;
+  Local l;
+  std::string R = l.root();
+  fs::create_directories(R + "/a/b/c");
+  write_file(R + "/a/small", "small file");
+  write_file(R + "/a/b/big", random_bytes(9 * 1024 * 1024 + 17, 1));  // three blocks
+  write_file(R + "/empty", "");
+  for (int i = 0; i < 200; i++) write_file(R + "/a/b/c/f" + std::to_string(i), random_bytes(4096, 100 + i));
+  fs::create_symlink("../a/small", R + "/a/b/link");
+  fs::create_hard_link(R + "/a/small", R + "/hard");
+  REQUIRE(setxattr((R + "/a/small").c_str(), "user.tag", "v1", 2, 0) == 0);
+  chmod((R + "/a/b").c_str(), 0711);
+
+  auto s = l.syncer(*b.os);
+  CHECK(!s->was_clean());
+  REQUIRE(s->rescan().is_ok());
+  CHECK(l.tracker.pending() > 0);
+  REQUIRE(s->round().is_ok());
+  CHECK(l.tracker.pending() == 0);
+  CHECK(s->status().epoch == 1);
+  compare_tree(*b.os, R);
+  // 200 small files went into packs, not 200 objects.
+  CHECK(b.os->list("p/").value().size() <= 2);
+  CHECK(b.os->list("b/").value().size() == 3);
+  // Nothing marked: an empty round writes nothing.
+  REQUIRE(s->round().is_ok());
+  CHECK(load_image(*b.os).journals == 1);
+
+  // Changes, marked as the FUSE layer marks them.
+  uint64_t root = l.ino(""), a = l.ino("a");
+  fs::rename(R + "/a/b", R + "/moved");
+  l.tracker.name(a, "b");
+  l.tracker.name(root, "moved");
+  fs::remove(R + "/hard");
+  l.tracker.name(root, "hard");
+  write_file(R + "/a/small", "rewritten");
+  l.tracker.data(l.ino("a/small"));
+  write_file(R + "/moved/c/new", "new file in a moved directory");
+  l.tracker.name(l.ino("moved/c"), "new");
+  chmod((R + "/moved/c/f7").c_str(), 0600);
+  l.tracker.attr(l.ino("moved/c/f7"));
+  REQUIRE(setxattr((R + "/a/small").c_str(), "user.tag", "v2", 2, 0) == 0);
+  fs::create_directories(R + "/fresh/deep/er");
+  write_file(R + "/fresh/deep/er/x", "x");
+  l.tracker.name(root, "fresh");  // one mark: the new tree is walked whole
+  // The same 4 MiB twice: stored once.
+  std::string dup = random_bytes(4 * 1024 * 1024, 9);
+  write_file(R + "/dup1", dup);
+  write_file(R + "/dup2", dup);
+  l.tracker.name(root, "dup1");
+  l.tracker.name(root, "dup2");
+  REQUIRE(s->round().is_ok());
+  CHECK(s->status().epoch == 2);
+  CHECK(s->status().blocks_deduplicated >= 1);
+  compare_tree(*b.os, R);
+  CHECK(load_image(*b.os).journals == 2);
+}
+
+TEST_CASE("sync: a failed round changes nothing, keeps its marks, and the next one catches up") {
+  Blobbers b;
+  Local l;
+  std::string R = l.root();
+  write_file(R + "/f", "one");
+  auto s = l.syncer(*b.os);
+  REQUIRE(s->rescan().is_ok());
+  REQUIRE(s->round().is_ok());
+  write_file(R + "/f", "two");
+  write_file(R + "/g", random_bytes(2 << 20, 3));
+  l.tracker.data(l.ino("f"));
+  l.tracker.name(l.ino(""), "g");
+  fault::arm("blob1.put", EIO, 1, 0);  // blobber 1 refuses everything
+  auto st = s->round();
+  CHECK(st.err() == EIO);
+  CHECK(l.tracker.pending() > 0);
+  CHECK(s->status().epoch == 1);
+  CHECK(s->status().failures == 1);
+  CHECK(!s->status().last_error.empty());
+  CHECK(load_image(*b.os).journals == 1);  // the remote image is still epoch 1
+  CHECK(fs::is_empty(l.tmp / "stage"));
+  fault::reset();
+  REQUIRE(s->round().is_ok());
+  CHECK(s->status().epoch == 2);
+  compare_tree(*b.os, R);
+}
+
+TEST_CASE("sync: rescan after an unclean stop finds what changed, and only that") {
+  Blobbers b;
+  Local l;
+  std::string R = l.root();
+  fs::create_directories(R + "/d");
+  write_file(R + "/d/keep", "keep");
+  write_file(R + "/d/change", "before");
+  write_file(R + "/gone", "gone");
+  {
+    auto s = l.syncer(*b.os);
+    REQUIRE(s->rescan().is_ok());
+    REQUIRE(s->round().is_ok());
+  }
+  // Changes made while nobody marked them (a crash lost the marks).
+  write_file(R + "/d/change", "after!");
+  fs::remove(R + "/gone");
+  write_file(R + "/added", "added");
+  auto s = l.syncer(*b.os);
+  CHECK(!s->was_clean());
+  REQUIRE(s->rescan().is_ok());
+  Marks m = l.tracker.take();
+  CHECK(m.data.count(l.ino("d/change")));
+  CHECK(!m.data.count(l.ino("d/keep")));
+  CHECK(m.names.count({l.ino(""), "gone"}));
+  CHECK(m.names.count({l.ino(""), "added"}));
+  l.tracker.put_back(std::move(m));
+  REQUIRE(s->round().is_ok());
+  compare_tree(*b.os, R);
+}
+
+TEST_CASE("sync: background rounds, wait_synced, and a clean stop") {
+  Blobbers b;
+  Local l;
+  std::string R = l.root();
+  {
+    SyncOptions o;
+    o.interval_ms = 60000;  // only wait_synced() starts a round here
+    auto s = l.syncer(*b.os, o);
+    REQUIRE(s->rescan().is_ok());
+    s->start();
+    write_file(R + "/x", "x");
+    l.tracker.name(l.ino(""), "x");
+    REQUIRE(s->wait_synced(std::chrono::seconds(30)).is_ok());
+    compare_tree(*b.os, R);
+    fault::arm("blob.put", EIO, 1, 0);
+    write_file(R + "/y", "y");
+    l.tracker.name(l.ino(""), "y");
+    auto st = s->wait_synced(std::chrono::milliseconds(300));
+    CHECK(st.err() == ETIMEDOUT);
+    CHECK(st.what().find("not on the blobbers") != std::string::npos);
+    fault::reset();
+    REQUIRE(s->wait_synced(std::chrono::seconds(30)).is_ok());
+    compare_tree(*b.os, R);
+    s->stop();
+  }
+  auto s2 = l.syncer(*b.os);
+  CHECK(s2->was_clean());
+}
+
+TEST_CASE("chain: the highest (boot, attempt) with the right prev wins; strays are ignored") {
+  Blobbers b;
+  auto journal = [&](const std::string& base, const std::string& prev, uint64_t epoch) {
+    StreamWriter w(*b.os, base);
+    REQUIRE(w.add(encode(EntryRec{1, base.substr(4), 2})).is_ok());
+    REQUIRE(w.finish({{"epoch", epoch}, {"prev", prev}}).is_ok());
+  };
+  journal("n/j/0000000000000001-00000001-0000", "", 1);
+  journal("n/j/0000000000000002-00000001-0000", "n/j/0000000000000001-00000001-0000", 2);  // orphan of a crash
+  journal("n/j/0000000000000002-00000002-0000", "n/j/0000000000000001-00000001-0000", 2);  // after restart
+  journal("n/j/0000000000000002-00000003-0000", "n/j/0000000000000009-00000001-0000", 2);  // wrong prev
+  journal("n/j/0000000000000003-00000002-0001", "n/j/0000000000000002-00000002-0000", 3);
+  journal("n/j/0000000000000005-00000002-0000", "n/j/0000000000000004-00000002-0000", 5);  // after a gap
+  StreamWriter unfinished(*b.os, "n/j/0000000000000004-00000002-0000");
+  REQUIRE(unfinished.add("x").is_ok());
+  auto c = chain(*b.os);
+  REQUIRE(c.is_ok());
+  CHECK(*c == std::vector<std::string>{"n/j/0000000000000001-00000001-0000", "n/j/0000000000000002-00000002-0000",
+                                       "n/j/0000000000000003-00000002-0001"});
+  auto from2 = chain(*b.os, "n/j/0000000000000002-00000002-0000");
+  CHECK(from2.value() == std::vector<std::string>{"n/j/0000000000000003-00000002-0001"});
+}
