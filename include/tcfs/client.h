@@ -63,6 +63,12 @@ class Client {
   Result<std::string> relative(const std::string& path) const;
   Result<ServerHello> hello();
   Result<CompoundReply> submit(const Compound& c, const std::function<void(size_t, size_t)>& progress = {});
+  // Waits until everything committed before the call is on the blobbers
+  // (the daemon's answer: ETIMEDOUT naming what is pending, ENOTSUP for a
+  // store without blobbers). timeout_ms 0: the daemon's default (a day).
+  Status sync(uint64_t timeout_ms = 0);
+  // The daemon's status figures as a JSON text (tcfs(8) lists the fields).
+  Result<std::string> status_json();
 
  private:
   Client(MountInfo m, int fd) : m_(std::move(m)), fd_(fd) {}

@@ -24,6 +24,13 @@
 //          {"v":1,"type":"reply","outcome":"committed"|"rolled_back"|"partial"|"rejected",
 //           "failed_op":-1|i,"errno":0|E,"error":"EACCES","message":"...","txn":id,
 //           "results":[{"errno":0,"bytes":N,"ran":true}, ...]}
+//   {"v":1,"type":"sync","timeout_ms":N}      (timeout optional: a day)
+//       -> {"v":1,"type":"synced","errno":0|E,"message":"..."}: 0 once everything
+//          committed before the request is on the blobbers; ETIMEDOUT (what is
+//          pending), ENOTSUP (no blobbers) or the sync layer's error otherwise
+//   {"v":1,"type":"status"}
+//       -> {"v":1,"type":"status","mount":..,"store":..,"status":{...}} figures for
+//          `tcfs status` (see tcfs(8))
 // Operation maps use the field names of tcfs::Op (compound.h) with "op" the
 // kind's name (op_kind_name); absent fields take Op's defaults. Each kind
 // takes only its own fields ("path" always):

@@ -224,6 +224,29 @@ Result<ServerHello> Client::hello() {
   }
 }
 
+Status Client::sync(uint64_t timeout_ms) {
+  control::Json req = {{"v", protocol::kVersion}, {"type", "sync"}};
+  if (timeout_ms) req["timeout_ms"] = timeout_ms;
+  TCFS_TRY(control::write_frame(fd_, control::to_bytes(req)));
+  auto j = next_frame(fd_, m_.mountpoint);
+  if (!j) return j.status();
+  if (j->value("type", "") == "reply") {
+    auto r = control::decode_reply(*j);
+    if (!r) return r.status();
+    return Status::error(r->err ? r->err : EPROTO, "the tcfs daemon refused sync: " + r->message);
+  }
+  int err = j->value("errno", 0);
+  return err ? Status::error(err, j->value("message", std::string())) : Status{};
+}
+
+Result<std::string> Client::status_json() {
+  TCFS_TRY(control::write_frame(fd_, control::to_bytes({{"v", protocol::kVersion}, {"type", "status"}})));
+  auto j = next_frame(fd_, m_.mountpoint);
+  if (!j) return j.status();
+  if (j->value("type", "") != "status") return Status::error(EPROTO, "the tcfs daemon refused status");
+  return j->dump();
+}
+
 Result<CompoundReply> Client::submit(const Compound& c, const std::function<void(size_t, size_t)>& progress) {
   std::string req = control::to_bytes(control::encode_compound(c, static_cast<bool>(progress)));
   TCFS_TRY(control::write_frame(fd_, req, c.fds));

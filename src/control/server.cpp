@@ -229,12 +229,27 @@ bool ControlServer::handle(int fd, const Caller& who) {
   std::string type = t != r.end() && t->is_string() ? t->get<std::string>() : "";
   if (type == "compound") return run_compound(fd, who, r, std::move(fds));
   close_all(fds);
+  if (type == "sync") return run_sync(fd, who, r);
+  if (type == "status") {
+    Json st = {{"v", protocol::kVersion}, {"type", "status"}, {"mount", info_.mount}, {"store", info_.store},
+               {"status", exec_->status()}};
+    return write_frame(fd, to_bytes(st)).is_ok();
+  }
   if (type != "hello") return refuse(fd, who, EINVAL, "unknown request type \"" + type + "\"");
   Json lim = {{"max_ops", limits_.max_ops}, {"max_inline_bytes", limits_.max_inline_bytes},
               {"max_frame_bytes", limits_.max_frame_bytes}, {"max_fds", limits_.max_fds}};
   Json hello = {{"v", protocol::kVersion}, {"type", "hello"}, {"server", info_.version},
                 {"mount", info_.mount},    {"store", info_.store}, {"limits", lim}};
   return write_frame(fd, to_bytes(hello)).is_ok();
+}
+
+bool ControlServer::run_sync(int fd, const Caller& who, const Json& req) {
+  auto t = req.find("timeout_ms");
+  if (t != req.end() && !t->is_number_unsigned()) return refuse(fd, who, EINVAL, "sync: timeout_ms must be a number");
+  uint64_t timeout = t == req.end() ? uint64_t{24} * 3600 * 1000 : t->get<uint64_t>();
+  Status st = exec_->sync(timeout);
+  Json rep = {{"v", protocol::kVersion}, {"type", "synced"}, {"errno", st.err()}, {"message", st.what()}};
+  return write_frame(fd, to_bytes(rep)).is_ok();
 }
 
 bool ControlServer::run_compound(int fd, const Caller& who, const Json& req, std::vector<int> fds) {

@@ -67,6 +67,15 @@ class Executor {
   // several connection threads at once. Must not throw: an exception
   // terminates the daemon (recovery at the next mount undoes the compound).
   virtual CompoundReply run(const Compound& c, const Caller& who, const ProgressFn& progress) = 0;
+  // "sync": returns once everything committed before the call is on the
+  // blobbers, or an error saying what is pending (ETIMEDOUT after
+  // timeout_ms). ENOTSUP when the store has no blobbers.
+  virtual Status sync(uint64_t timeout_ms) {
+    (void)timeout_ms;
+    return Status::error(ENOTSUP, "this store has no blobbers");
+  }
+  // "status": a map of figures for `tcfs status` (sync, cache, blobbers).
+  virtual Json status() { return Json::object(); }
 };
 
 struct ServerInfo {
@@ -145,6 +154,7 @@ class ControlServer {
   bool frame_failed(int fd, const Caller& who, const Status& st);
   bool refuse(int fd, const Caller& who, int err, const std::string& why);
   bool run_compound(int fd, const Caller& who, const Json& req, std::vector<int> fds);
+  bool run_sync(int fd, const Caller& who, const Json& req);
   void reap_locked();
 
   std::string path_;

@@ -39,6 +39,7 @@
 #include "fuse/inode_table.h"
 #include "fuse/reply.h"
 #include "store/store.h"
+#include "sync/tracker.h"
 #include "txn/locks.h"
 
 namespace tcfs::fusefs {
@@ -82,6 +83,9 @@ struct Hooks {
   // Called before fsync/fsyncdir report success: makes committed sync-off
   // compounds durable, so no recovery can roll back what fsync promised.
   std::function<Status()> before_fsync_ack;
+  // Change marks for the sync layer (sync/sync.h 1); null: no blobbers.
+  // Marks are made while the operation still holds its guard.
+  sync::Tracker* tracker = nullptr;
 };
 
 class Fs {
@@ -95,6 +99,16 @@ class Fs {
   store::Store& store() { return store_; }
   txn::LockManager& locks() { return *hooks_.locks; }
   Status before_fsync_ack() { return hooks_.before_fsync_ack ? hooks_.before_fsync_ack() : Status(); }
+  // Sync marks (no-ops without blobbers); call them under the op's guard.
+  void mark_data(fuse_ino_t ino) {
+    if (hooks_.tracker) hooks_.tracker->data(table_->get(ino).src_ino);
+  }
+  void mark_attr(fuse_ino_t ino) {
+    if (hooks_.tracker) hooks_.tracker->attr(table_->get(ino).src_ino);
+  }
+  void mark_name(fuse_ino_t parent, const char* name) {
+    if (hooks_.tracker) hooks_.tracker->name(table_->get(parent).src_ino, name);
+  }
 
   // Entry for an object just looked up or created (one kernel reference).
   Result<EntryReply> lookup_entry(Inode& parent, const char* name);

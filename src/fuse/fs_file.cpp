@@ -75,7 +75,10 @@ Result<OpenReply> do_open(Fs& fs, fuse_ino_t ino, fuse_file_info* fi) {
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
-  reply(req, {"open", ino}, under(lock_read(fs, ino), [&] { return do_open(fs, ino, fi); }));
+  reply(req, {"open", ino}, under(lock_read(fs, ino), [&] {
+          if (fi->flags & O_TRUNC) fs.mark_data(ino);
+          return do_open(fs, ino, fi);
+        }));
 }
 
 Result<CreateReply> do_create(fuse_req_t req, Fs& fs, fuse_ino_t parent, const char* name, mode_t mode,
@@ -103,7 +106,12 @@ Result<CreateReply> do_create(fuse_req_t req, Fs& fs, fuse_ino_t parent, const c
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
   reply(req, {"create", parent, name},
-        under(lock_names(fs, parent), [&] { return do_create(req, fs, parent, name, mode, fi); }));
+        under(lock_names(fs, parent), [&] {
+          fs.mark_name(parent, name);
+          auto r = do_create(req, fs, parent, name, mode, fi);
+          if (r && (fi->flags & O_TRUNC)) fs.mark_data(r.value().e.ino);
+          return r;
+        }));
 }
 
 struct AlignedBuf {
@@ -167,6 +175,7 @@ Result<WriteReply> write_buffered(FileHandle* fh, fuse_bufvec* in_buf, off_t off
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fuse_file_info* fi) {
   FileHandle* fh = fh_of(fi);
   reply(req, {"write", ino}, under(lock_read(fs_of(req), ino), [&] {
+          fs_of(req).mark_data(ino);
           return fh->direct ? write_direct(fh, in_buf, off) : write_buffered(fh, in_buf, off);
         }));
 }
@@ -191,6 +200,7 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) 
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info* fi) {
   reply(req, {"fallocate", ino}, under(lock_read(fs_of(req), ino), [&] {
+          fs_of(req).mark_data(ino);
           return fallocate(fh_of(fi)->fd, mode, off, len) == 0 ? Status() : errno_status();
         }));
 }
@@ -199,6 +209,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
                         off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
   auto g = lock_two(fs_of(req), ino_in, txn::LockMode::Read, ino_out, txn::LockMode::Read);
   reply(req, {"copy_file_range", ino_in}, under(std::move(g), [&]() -> Result<WriteReply> {
+          fs_of(req).mark_data(ino_out);
           // Server side: on XFS/btrfs the backing copy_file_range shares extents.
           loff_t in = off_in, out = off_out;
           ssize_t n =

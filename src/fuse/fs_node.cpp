@@ -140,6 +140,8 @@ Status apply_setattr(int ifd, const struct stat* attr, int to_set, fuse_file_inf
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
   reply(req, {"setattr", ino}, under(lock_read(fs, ino), [&]() -> Result<AttrReply> {
+          if (to_set & FUSE_SET_ATTR_SIZE) fs.mark_data(ino);
+          else fs.mark_attr(ino);
           TCFS_TRY(with_fd(fs, ino, [&](int ifd) { return apply_setattr(ifd, attr, to_set, fi); }));
           return stat_inode(fs, ino, fi);
         }));
@@ -159,18 +161,21 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
   reply(req, {"mknod", parent, name}, under(lock_names(fs_of(req), parent), [&] {
+          fs_of(req).mark_name(parent, name);
           return create_node(req, parent, name, mode, [&](int dfd) { return mknodat(dfd, name, mode, rdev); });
         }));
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   reply(req, {"mkdir", parent, name}, under(lock_names(fs_of(req), parent), [&] {
+          fs_of(req).mark_name(parent, name);
           return create_node(req, parent, name, mode | S_IFDIR, [&](int dfd) { return mkdirat(dfd, name, mode); });
         }));
 }
 
 void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
   reply(req, {"symlink", parent, name}, under(lock_names(fs_of(req), parent), [&] {
+          fs_of(req).mark_name(parent, name);
           return create_node(req, parent, name, S_IFLNK | 0777,
                              [&](int dfd) { return symlinkat(link, dfd, name); });
         }));
@@ -195,11 +200,16 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
   Fs& fs = fs_of(req);
   reply(req, {"link", newparent, newname},
         under(lock_two(fs, ino, txn::LockMode::Read, newparent, txn::LockMode::NameWrite),
-              [&] { return do_link(fs, ino, newparent, newname); }));
+              [&] {
+                fs.mark_attr(ino);
+                fs.mark_name(newparent, newname);
+                return do_link(fs, ino, newparent, newname);
+              }));
 }
 
 Status remove_name(Fs& fs, fuse_ino_t parent, const char* name, int flags) {
   return under(lock_names(fs, parent), [&] {
+    fs.mark_name(parent, name);
     return with_fd(fs, parent, [&](int dfd) { return unlinkat(dfd, name, flags) == 0 ? Status() : errno_status(); });
   });
 }
@@ -217,6 +227,8 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   Fs& fs = fs_of(req);
   reply(req, {"rename", parent, name},
         under(lock_two(fs, parent, txn::LockMode::NameWrite, newparent, txn::LockMode::NameWrite), [&] {
+          fs.mark_name(parent, name);
+          fs.mark_name(newparent, newname);
           return with_fd(fs, parent, [&](int from) {
             return with_fd(fs, newparent, [&](int to) {
               return renameat2(from, name, to, newname, flags) == 0 ? Status() : errno_status();
@@ -246,6 +258,7 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
   Fs& fs = fs_of(req);
   reply(req, {"setxattr", ino, name}, under(lock_read(fs, ino), [&] {
+          fs.mark_attr(ino);
           return with_fd(fs, ino, [&](int fd) {
             return setxattr(proc_path(fd).c_str(), name, value, size, flags) == 0 ? Status() : errno_status();
           });
@@ -290,6 +303,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   Fs& fs = fs_of(req);
   reply(req, {"removexattr", ino, name}, under(lock_read(fs, ino), [&] {
+          fs.mark_attr(ino);
           return with_fd(fs, ino, [&](int fd) {
             return removexattr(proc_path(fd).c_str(), name) == 0 ? Status() : errno_status();
           });

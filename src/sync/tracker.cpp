@@ -56,6 +56,11 @@ size_t Tracker::pending() const {
   return m_.size();
 }
 
+size_t Tracker::dirty_files() const {
+  std::lock_guard g(mu_);
+  return m_.data.size();
+}
+
 std::chrono::steady_clock::time_point Tracker::oldest() const {
   std::lock_guard g(mu_);
   return m_.empty() ? std::chrono::steady_clock::time_point{} : oldest_;

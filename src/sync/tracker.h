@@ -44,6 +44,7 @@ class Tracker {
   // Marks now held, and when the oldest of them was made (steady clock;
   // nullopt-like zero when there are none).
   size_t pending() const;
+  size_t dirty_files() const;  // objects whose content changed
   std::chrono::steady_clock::time_point oldest() const;
 
  private:

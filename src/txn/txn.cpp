@@ -130,6 +130,15 @@ void TxnManager::invalidate_attrs(const Plan& p) {
   for (const auto& k : p.attrs) inv->attrs(k);
 }
 
+void TxnManager::mark(const Plan& p) {
+  sync::Tracker* t = tracker_.load();
+  if (!t) return;
+  for (const auto& [k, name] : p.entries)
+    if (k.ino) t->name(k.ino, name);
+  for (const auto& k : p.attrs) t->attr(k.ino);
+  for (const auto& k : p.data) t->data(k.ino);
+}
+
 void TxnManager::invalidate_rest(const Plan& p) {
   Invalidator* inv = inv_.load();
   if (!inv) return;
@@ -148,6 +157,7 @@ CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progre
   if (!held) return rejected(held.err(), held.status().message());
   TCFS_CRASH_POINT("txn.after_lock");
   reply = c.options.txn ? run_txn(c, who, p, progress) : run_plain(c, who, p, progress);
+  mark(p);               // sync.h 1: inside the world, before the locks go
   invalidate_attrs(p);  // safe under the locks: takes no page or inode lock
   held->release();
   invalidate_rest(p);

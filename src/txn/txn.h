@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "store/store.h"
+#include "sync/tracker.h"
 #include "tcfs/compound.h"
 #include "txn/invalidate.h"
 #include "txn/locks.h"
@@ -70,6 +71,9 @@ class TxnManager {
 
   // The kernel-cache invalidator of the live mount (null: none).
   void set_invalidator(Invalidator* inv) { inv_.store(inv); }
+  // Change marks for the sync layer (sync/sync.h 1): every compound marks
+  // what its plan touches, committed or undone, before its locks go.
+  void set_tracker(sync::Tracker* t) { tracker_.store(t); }
 
   // Undoes every pending recovery record (newest first) and removes undo
   // images no record names. Must run before the mount serves requests
@@ -95,6 +99,7 @@ class TxnManager {
   CompoundReply run_plain(const Compound& c, const Caller& who, struct Plan& plan, const Progress& progress);
   Status make_images(uint64_t id, struct Plan& plan, const Caller& who, int* txn_fd, int* progress_fd);
   void invalidate_attrs(const struct Plan& plan);
+  void mark(const struct Plan& plan);
   void invalidate_rest(const struct Plan& plan);
   Result<uint64_t> new_id();
   void reclaim_later(uint64_t id);
@@ -103,6 +108,7 @@ class TxnManager {
   store::Store& store_;
   LockManager& locks_;
   std::atomic<Invalidator*> inv_;
+  std::atomic<sync::Tracker*> tracker_{nullptr};
 
   std::mutex id_mu_;  // protects next_id_, id_limit_
   uint64_t next_id_ = 0, id_limit_ = 0;

@@ -1,12 +1,16 @@
 // tcfs — the daemon and its command line.
 //
 //   tcfs mount [--store DIR] [-f] [-o OPT[,OPT...]] MOUNTPOINT
+//   tcfs init [--store DIR] --blobber URL... [--ec K+M]
+//   tcfs sync MOUNTPOINT [--timeout S]
+//   tcfs status MOUNTPOINT [--json]
 //
 // Exit codes: 0 success (mounted, or the foreground daemon unmounted
 // cleanly); 1 an error the message names (store, mountpoint, FUSE);
 // 2 a usage error.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +23,8 @@
 #include "control/server.h"
 #include "fuse/session.h"
 #include "store/store.h"
+#include "sync/syncer.h"
+#include "tools/tcfs/remote.h"
 #include "txn/txn.h"
 #include "util/log.h"
 
@@ -111,6 +117,116 @@ void detach_stdio() {
   if (fd > 2) close(fd);
 }
 
+// The store's link to its blobbers while mounted (absent: local only).
+struct Remote {
+  tcfs::cli::RemoteConfig cfg;
+  std::unique_ptr<tcfs::blob::ObjectStore> objects;
+  tcfs::sync::Tracker tracker;
+  std::unique_ptr<tcfs::sync::Syncer> syncer;
+  int stage_fd = -1;
+  ~Remote() {
+    syncer.reset();
+    if (stage_fd >= 0) close(stage_fd);
+  }
+};
+
+// Opens the blobber set, the sync state, and rescans after an unclean stop
+// (before the mount serves: nothing else runs yet).
+tcfs::Result<std::unique_ptr<Remote>> open_remote(tcfs::store::Store& s, tcfs::txn::LockManager& locks,
+                                                  tcfs::txn::TxnManager& tm) {
+  auto cfg = tcfs::cli::load_config(s.meta());
+  if (!cfg) return cfg.status();
+  if (!cfg->has_value()) return std::unique_ptr<Remote>();
+  auto r = std::make_unique<Remote>();
+  r->cfg = **cfg;
+  std::vector<std::string> down;
+  auto os = tcfs::cli::open_objects(r->cfg, &down);
+  if (!os) return os.status();
+  r->objects = std::move(*os);
+  for (const auto& d : down) {
+    fprintf(stderr, "tcfs: warning: %s (changes queue locally until it is back)\n", d.c_str());
+    spdlog::warn("mount: blobber down: {}", d);
+  }
+  auto stage = tcfs::cli::open_stage(s);
+  if (!stage) return stage.status();
+  r->stage_fd = *stage;
+  tcfs::sync::SyncEnv env;
+  env.fs = {s.root_fd(), r->stage_fd, s.reflink()};
+  env.meta = &s.meta();
+  env.objects = r->objects.get();
+  env.tracker = &r->tracker;
+  env.freeze = [&locks] { return std::make_shared<tcfs::txn::Freeze>(locks.freeze()); };
+  int root = s.root_fd();
+  env.make_durable = [&tm, root] {
+    if (syncfs(root) != 0) return tcfs::Status::from_errno("syncfs");
+    return tm.has_lazy() ? tm.make_durable() : tcfs::Status();
+  };
+  auto syncer = tcfs::sync::Syncer::open(std::move(env), {});
+  if (!syncer) return syncer.status();
+  r->syncer = std::move(*syncer);
+  if (!r->syncer->was_clean()) {
+    spdlog::info("mount: the last stop was not clean: rescanning {}", s.path());
+    if (auto st = r->syncer->rescan(); !st) return tcfs::Status::error(st.err(), "rescan: " + st.message());
+  }
+  return r;
+}
+
+class DaemonExecutor final : public tcfs::control::Executor {
+ public:
+  DaemonExecutor(tcfs::txn::TxnManager& tm, Remote* r, std::string store) : tm_(tm), r_(r), store_(std::move(store)) {}
+  tcfs::CompoundReply run(const tcfs::Compound& c, const tcfs::control::Caller& who,
+                          const tcfs::control::ProgressFn& progress) override {
+    tcfs::txn::Caller w;
+    w.pid = who.pid;
+    w.creds.uid = who.uid;
+    w.creds.gid = who.gid;
+    w.creds.groups = who.groups;
+    return tm_.run(c, w, progress);
+  }
+  tcfs::Status sync(uint64_t timeout_ms) override {
+    if (!r_) return Executor::sync(timeout_ms);
+    return r_->syncer->wait_synced(std::chrono::milliseconds(timeout_ms));
+  }
+  tcfs::control::Json status() override;
+
+ private:
+  tcfs::txn::TxnManager& tm_;
+  Remote* r_;
+  std::string store_;
+};
+
+tcfs::control::Json DaemonExecutor::status() {
+  tcfs::control::Json j = tcfs::control::Json::object();
+  struct statvfs v;
+  if (statvfs(store_.c_str(), &v) == 0)
+    j["cache"] = {{"used_bytes", (uint64_t{v.f_blocks} - v.f_bfree) * v.f_frsize},
+                  {"free_bytes", uint64_t{v.f_bavail} * v.f_frsize}};
+  if (!r_) return j;
+  j["ec"] = r_->cfg.ec();
+  auto bl = tcfs::control::Json::array();
+  for (size_t i = 0; i < r_->objects->width(); i++) {
+    tcfs::Status p = r_->objects->blobber(i).probe();
+    bl.push_back({{"url", r_->objects->blobber(i).url()}, {"health", p ? "ok" : "DOWN: " + p.message()}});
+  }
+  j["blobbers"] = bl;
+  auto st = r_->syncer->status();
+  j["sync"] = {{"epoch", st.epoch},
+               {"head", st.head},
+               {"pending", st.pending},
+               {"dirty_files", r_->tracker.dirty_files()},
+               {"oldest_pending_s", st.oldest_pending_s},
+               {"rounds", st.rounds},
+               {"failures", st.failures},
+               {"last_error", st.last_error},
+               {"bytes_uploaded", st.bytes_uploaded},
+               {"blocks_uploaded", st.blocks_uploaded},
+               {"blocks_deduplicated", st.blocks_deduplicated},
+               {"objects_synced", st.objects_synced},
+               {"upload_rate", st.upload_rate},
+               {"running", st.running}};
+  return j;
+}
+
 int run_mount(const std::string& store_dir, const std::string& mountpoint, bool foreground,
               const std::vector<std::string>& opts) {
   DaemonConfig dc;
@@ -142,22 +258,31 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   st = tm.recover([](const std::string& line) { spdlog::warn("recovery: {}", line); });
   if (!st) return fail(tcfs::Status::error(st.err(), "recovery of store " + s.path() + ": " + st.message()));
 
+  auto remote = open_remote(s, locks, tm);
+  if (!remote) return fail(tcfs::Status::error(remote.err(), "blobbers of store " + s.path() + ": " +
+                                                            remote.status().message()));
+  Remote* rem = remote->get();
+
   tcfs::fusefs::Hooks hooks;
   hooks.locks = &locks;
+  if (rem) {
+    hooks.tracker = &rem->tracker;
+    tm.set_tracker(&rem->tracker);
+  }
   hooks.before_fsync_ack = [&tm] { return tm.has_lazy() ? tm.make_durable() : tcfs::Status(); };
   std::unique_ptr<tcfs::control::ControlServer> control;
   auto stop_control = [&] {
     if (control) control->stop();
+    if (rem) rem->syncer->stop();  // a last round: what the mount committed goes out
     tm.set_invalidator(nullptr);
     tm.stop_background();
   };
   st = tcfs::fusefs::serve(s, cfg, hooks, [&](tcfs::txn::Invalidator& inv) {
     tm.set_invalidator(&inv);
     tm.start_background();
+    if (rem) rem->syncer->start();
     tcfs::control::ServerInfo info{"tcfs 0.1.0", cfg.mountpoint, s.path()};
-    auto exec = [&tm](const tcfs::Compound& c, const tcfs::txn::Caller& who, const tcfs::txn::Progress& p) {
-      return tm.run(c, who, p);
-    };
+    auto exec = std::make_shared<DaemonExecutor>(tm, rem, s.path());
     auto srv = tcfs::control::ControlServer::start(s.path() + "/control.sock", exec, dc.limits, info);
     if (srv) control = std::move(srv.value());
     else spdlog::error("compounds unavailable on {}: {}", cfg.mountpoint, srv.status().message());
@@ -182,7 +307,8 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
 // mount.fuse3); rewrite that form to `tcfs mount --store STORE ... MOUNTPOINT`.
 std::vector<std::string> helper_form(int argc, char** argv) {
   std::vector<std::string> a(argv, argv + argc);
-  if (a.size() >= 3 && a[1].rfind('-', 0) != 0 && a[1] != "mount" && a[2].rfind('-', 0) != 0) {
+  bool subcommand = a.size() >= 2 && (a[1] == "mount" || a[1] == "init" || a[1] == "sync" || a[1] == "status");
+  if (a.size() >= 3 && a[1].rfind('-', 0) != 0 && !subcommand && a[2].rfind('-', 0) != 0) {
     std::vector<std::string> out = {a[0], "mount", "--store", a[1]};
     out.insert(out.end(), a.begin() + 3, a.end());
     out.push_back(a[2]);
@@ -218,6 +344,30 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   mount->add_option("MOUNTPOINT", mountpoint, "an existing, empty directory")->required();
 
+  std::vector<std::string> blobbers;
+  std::string ec;
+  CLI::App* init = app.add_subcommand("init", "record the blobbers that back a store (the store is created if needed)");
+  init->add_option("--store", store_dir, "store directory")->default_str(default_store());
+  init->add_option("--blobber", blobbers,
+                   "a blobber URL: dir:///ABSOLUTE/PATH or s3://BUCKET[/PREFIX] (endpoint, region and "
+                   "credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); "
+                   "repeat for several")
+      ->required();
+  init->add_option("--ec", ec,
+                   "erasure code K+M over the K+M blobbers: any K of them rebuild the data "
+                   "(default: 1+0 for one blobber, N-1+1 for N)");
+
+  double timeout_s = 0;
+  std::string target;
+  CLI::App* sync = app.add_subcommand("sync", "wait until everything committed on a mount is on its blobbers");
+  sync->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
+  sync->add_option("--timeout", timeout_s, "give up after S seconds (exit 1, saying what is pending)");
+
+  bool as_json = false;
+  CLI::App* status = app.add_subcommand("status", "show a mount's sync state, blobber health and cache use");
+  status->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
+  status->add_flag("--json", as_json, "print the daemon's figures as JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -225,5 +375,8 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : kExitUsage;
   }
   if (*mount) return run_mount(store_dir, mountpoint, foreground, opts);
+  if (*init) return tcfs::cli::cmd_init(store_dir, blobbers, ec);
+  if (*sync) return tcfs::cli::cmd_sync(target, timeout_s);
+  if (*status) return tcfs::cli::cmd_status(target, as_json);
   return kExitUsage;
 }

@@ -1,0 +1,195 @@
+// tools/tcfs/remote.cpp — blobber set configuration and the sync/status
+// commands (remote.h).
+#include "tools/tcfs/remote.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "store/store.h"
+#include "sync/state.h"
+#include "tcfs/client.h"
+
+namespace tcfs::cli {
+namespace {
+
+using json = nlohmann::json;
+constexpr int kExitError = 1, kExitUsage = 2;
+
+int fail(const Status& st) {
+  fprintf(stderr, "tcfs: error: %s\n", st.message().c_str());
+  return kExitError;
+}
+
+Result<RemoteConfig> parse_ec(const std::vector<std::string>& urls, const std::string& ec) {
+  RemoteConfig c;
+  c.urls = urls;
+  size_t n = urls.size();
+  if (n == 0) return Status::error(EINVAL, "no blobber given (--blobber URL)");
+  if (ec.empty()) {
+    c.m = n >= 2 ? 1 : 0;
+    c.k = static_cast<unsigned>(n) - c.m;
+    return c;
+  }
+  unsigned k = 0, m = 0;
+  int used = 0;
+  if (sscanf(ec.c_str(), "%u+%u%n", &k, &m, &used) != 2 || static_cast<size_t>(used) != ec.size() || k == 0)
+    return Status::error(EINVAL, "--ec " + ec + ": expected K+M with K >= 1 (e.g. 2+1)");
+  if (size_t{k} + m != n)
+    return Status::error(EINVAL, "--ec " + ec + " needs " + std::to_string(k + m) + " blobbers, " +
+                                     std::to_string(n) + " given");
+  c.k = k;
+  c.m = m;
+  return c;
+}
+
+json to_json(const RemoteConfig& c) { return {{"blobbers", c.urls}, {"k", c.k}, {"m", c.m}}; }
+
+}  // namespace
+
+Result<int> open_stage(store::Store& s) {
+  for (const char* d : {"sync", "sync/stage"})
+    if (mkdirat(s.dir_fd(), d, 0700) != 0 && errno != EEXIST)
+      return Status::from_errno("create " + s.path() + "/" + d);
+  int fd = openat(s.dir_fd(), "sync/stage", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("open " + s.path() + "/sync/stage");
+  return fd;
+}
+
+Result<std::optional<RemoteConfig>> load_config(meta::Env& env) {
+  auto t = meta::Txn::begin(env, false);
+  if (!t) return t.status();
+  sync::State st(env);
+  auto v = st.get(*t, "config");
+  if (!v) return v.status();
+  if (!v->has_value()) return std::optional<RemoteConfig>();
+  json j = json::parse(**v, nullptr, false);
+  if (j.is_discarded() || !j.contains("blobbers") || !j["blobbers"].is_array())
+    return Status::error(EIO, "the store's blobber configuration is damaged");
+  RemoteConfig c;
+  for (const auto& u : j["blobbers"]) c.urls.push_back(u.get<std::string>());
+  c.k = j.value("k", 1u);
+  c.m = j.value("m", 0u);
+  return std::optional<RemoteConfig>(std::move(c));
+}
+
+Result<std::unique_ptr<blob::ObjectStore>> open_objects(const RemoteConfig& c, std::vector<std::string>* down) {
+  std::vector<std::unique_ptr<blob::Blobber>> bl;
+  for (size_t i = 0; i < c.urls.size(); i++) {
+    blob::BlobberOptions o;
+    o.index = static_cast<int>(i);
+    auto b = blob::open_blobber(c.urls[i], o);
+    if (!b) return b.status();
+    if (down) {
+      Status p = (*b)->probe();
+      if (!p) down->push_back(p.message());
+    }
+    bl.push_back(std::move(*b));
+  }
+  return blob::ObjectStore::make(std::move(bl), c.k, c.m);
+}
+
+int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec) {
+  auto cfg = parse_ec(urls, ec);
+  if (!cfg) {
+    fprintf(stderr, "tcfs: error: %s\n", cfg.status().message().c_str());
+    return kExitUsage;
+  }
+  std::vector<std::string> down;
+  auto os = open_objects(*cfg, &down);
+  if (!os) return fail(os.status());
+  if (!down.empty()) {
+    for (const auto& d : down) fprintf(stderr, "tcfs: error: %s\n", d.c_str());
+    return kExitError;
+  }
+  auto store = store::Store::open(store_dir);
+  if (!store) return fail(store.status());
+  auto& s = **store;
+  auto have = load_config(s.meta());
+  if (!have) return fail(have.status());
+  if (have->has_value()) {
+    if (to_json(**have) == to_json(*cfg)) {
+      printf("tcfs: store %s already uses these blobbers (%s)\n", s.path().c_str(), cfg->ec().c_str());
+      return 0;
+    }
+    return fail(Status::error(EEXIST, "store " + s.path() + " already has another blobber set (" +
+                                          (*have)->ec() + " over " + std::to_string((*have)->urls.size()) +
+                                          " blobbers)"));
+  }
+  auto existing = (*os)->list("n/j/");
+  if (!existing) return fail(existing.status());
+  if (!existing->empty())
+    return fail(Status::error(EEXIST, "the blobbers already hold a tcfs tree (" + std::to_string(existing->size()) +
+                                          " journal objects): they belong to another store"));
+  auto stage = open_stage(s);
+  if (!stage) return fail(stage.status());
+  close(*stage);
+  auto t = meta::Txn::begin(s.meta(), true);
+  if (!t) return fail(t.status());
+  sync::State state(s.meta());
+  if (Status st = state.put(*t, "config", to_json(*cfg).dump()); !st) return fail(st);
+  if (Status st = t->commit(); !st) return fail(st);
+  printf("tcfs: store %s: %zu blobber(s), erasure code %s\n", s.path().c_str(), cfg->urls.size(), cfg->ec().c_str());
+  for (const auto& u : cfg->urls) printf("  %s\n", u.c_str());
+  return 0;
+}
+
+int cmd_sync(const std::string& mountpoint, double timeout_s) {
+  auto c = Client::for_path(mountpoint);
+  if (!c) return fail(c.status());
+  uint64_t ms = timeout_s > 0 ? static_cast<uint64_t>(timeout_s * 1000) : 0;
+  Status st = c->sync(ms);
+  if (!st) {
+    fprintf(stderr, "tcfs: sync %s: %s\n", mountpoint.c_str(), st.message().c_str());
+    return kExitError;
+  }
+  printf("tcfs: %s: everything committed is on the blobbers\n", mountpoint.c_str());
+  return 0;
+}
+
+int cmd_status(const std::string& mountpoint, bool as_json) {
+  auto c = Client::for_path(mountpoint);
+  if (!c) return fail(c.status());
+  auto text = c->status_json();
+  if (!text) return fail(text.status());
+  json j = json::parse(*text, nullptr, false);
+  if (as_json) {
+    printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  const json& s = j["status"];
+  printf("mount:      %s\nstore:      %s\n", j.value("mount", "").c_str(), j.value("store", "").c_str());
+  if (!s.contains("sync")) {
+    printf("blobbers:   none (local store only; see tcfs init --blobber)\n");
+    return 0;
+  }
+  const json& y = s["sync"];
+  printf("blobbers:   %s erasure code\n", s.value("ec", "").c_str());
+  for (const auto& b : s["blobbers"])
+    printf("  %-40s %s\n", b.value("url", "").c_str(), b.value("health", "").c_str());
+  printf("synced:     epoch %llu (%s)\n", static_cast<unsigned long long>(y.value("epoch", 0ull)),
+         y.value("head", std::string("nothing yet")).c_str());
+  printf("pending:    %llu dirty files, %llu changes, %llu bytes; oldest unsynced change %.1f s ago\n",
+         static_cast<unsigned long long>(y.value("dirty_files", 0ull)),
+         static_cast<unsigned long long>(y.value("pending", 0ull)),
+         static_cast<unsigned long long>(y.value("dirty_bytes", 0ull)), y.value("oldest_pending_s", 0.0));
+  printf("uploads:    %llu bytes in %llu blocks (%llu deduplicated), last rate %.1f MiB/s\n",
+         static_cast<unsigned long long>(y.value("bytes_uploaded", 0ull)),
+         static_cast<unsigned long long>(y.value("blocks_uploaded", 0ull)),
+         static_cast<unsigned long long>(y.value("blocks_deduplicated", 0ull)),
+         y.value("upload_rate", 0.0) / (1 << 20));
+  printf("rounds:     %llu (%llu failed)%s%s\n", static_cast<unsigned long long>(y.value("rounds", 0ull)),
+         static_cast<unsigned long long>(y.value("failures", 0ull)), y.value("last_error", "").empty() ? "" : "; last error: ",
+         y.value("last_error", "").c_str());
+  if (s.contains("cache"))
+    printf("cache:      %llu bytes used of the store's filesystem, %llu free\n",
+           static_cast<unsigned long long>(s["cache"].value("used_bytes", 0ull)),
+           static_cast<unsigned long long>(s["cache"].value("free_bytes", 0ull)));
+  return 0;
+}
+
+}  // namespace tcfs::cli

@@ -1,0 +1,45 @@
+// tools/tcfs/remote.h — the store's blobber set: `tcfs init`, opening the
+// set at mount, and the `tcfs sync` / `tcfs status` client commands.
+//
+// Contract:
+//  * The set (URLs and the K+M code) is recorded in the store's LMDB
+//    (sync_meta "config", JSON) by init and read by mount; credentials are
+//    never recorded (they come from the AWS_* environment at mount).
+//  * init refuses, changing nothing, when: K+M differs from the number of
+//    blobbers, a blobber fails its probe (message names it and why), the
+//    store already has a different set, or the blobbers already hold a
+//    tree (journals) — that tree belongs to another store.
+//
+// Thread-safety: called from main() only.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "blob/objects.h"
+#include "meta/env.h"
+#include "store/store.h"
+
+namespace tcfs::cli {
+
+struct RemoteConfig {
+  std::vector<std::string> urls;
+  unsigned k = 1, m = 0;
+  std::string ec() const { return std::to_string(k) + "+" + std::to_string(m); }
+};
+
+Result<std::optional<RemoteConfig>> load_config(meta::Env& env);
+// Opens every blobber of the set; probe: check each one now (init: any
+// failure is an error; mount: failures are returned in *down).
+Result<std::unique_ptr<blob::ObjectStore>> open_objects(const RemoteConfig& c, std::vector<std::string>* down);
+
+// Creates <store>/sync/stage if needed and opens it (sync's capture stage).
+Result<int> open_stage(store::Store& s);
+
+int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec);
+int cmd_sync(const std::string& mountpoint, double timeout_s);
+int cmd_status(const std::string& mountpoint, bool json);
+
+}  // namespace tcfs::cli
