@@ -100,6 +100,11 @@ Status Txn::del(MDB_dbi db, std::string_view key) {
   return {};
 }
 
+Status Txn::clear(MDB_dbi db) {
+  int rc = mdb_drop(txn_, db, 0);
+  return rc ? lmdb_status(rc, "mdb_drop") : Status{};
+}
+
 Status Txn::commit() {
   if (int f = fault::check("meta.commit")) {
     mdb_txn_abort(txn_);

@@ -63,6 +63,8 @@ class Txn {
   // order, until fn returns false.
   template <typename Fn>
   Status scan(MDB_dbi db, std::string_view prefix, Fn&& fn);
+  // Deletes every entry of db.
+  Status clear(MDB_dbi db);
   Status commit();
   MDB_txn* raw() const { return txn_; }
 

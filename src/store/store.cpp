@@ -153,7 +153,7 @@ Status Store::open_dirs(bool create) {
 
 Status Store::open_meta() {
   auto env = meta::Env::open(path_ + "/meta", {"store", "rr", sync::kFilesDb, sync::kIdsDb, sync::kEntriesDb,
-                                                sync::kBlocksDb, sync::kSyncDb});
+                                                sync::kBlocksDb, sync::kSyncDb, sync::kRestoreDb});
   if (!env) return env.status();
   meta_ = std::move(env.value());
   auto txn = meta::Txn::begin(*meta_, true);

@@ -258,7 +258,12 @@ class Capturer {
       bool same = !data && (*k)->old && (*k)->old->rec.size == r.size;
       if (same) {
         r.blocks = (*k)->old->rec.blocks;
+        o.state.stub = (*k)->old->stub;  // still only on the blobbers
       } else {
+        // A stub's local bytes are holes: its content changes only after a
+        // fetch made it whole (fetch.h), so this is a round to retry.
+        if ((*k)->old && (*k)->old->stub)
+          return Status::error(EAGAIN, "object " + std::to_string(r.id) + " changed while still a stub");
         Fd src(open_handle(env_.root_fd, (*k)->handle, O_RDONLY | O_NOATIME));
         if (src.fd < 0) return Status::from_errno("open object " + std::to_string(r.id) + " for capture");
         o.stage = std::to_string(ino);

@@ -28,6 +28,7 @@ std::string encode_state(const FileState& f) {
             {"cs", f.ctime_sec},
             {"cn", f.ctime_nsec},
             {"r", json::binary(std::vector<uint8_t>(r.begin(), r.end()))}};
+  if (f.stub) j["stub"] = true;
   auto v = json::to_msgpack(j);
   return std::string(v.begin(), v.end());
 }
@@ -41,6 +42,7 @@ Result<FileState> decode_state(std::string_view b) {
   if (j.contains("h") && j["h"].is_binary()) f.handle.assign(j["h"].get_binary().begin(), j["h"].get_binary().end());
   f.ctime_sec = j.value("cs", int64_t{0});
   f.ctime_nsec = j.value("cn", uint32_t{0});
+  f.stub = j.value("stub", false);
   const auto& r = j["r"].get_binary();
   auto rec = decode_inode(std::string_view(reinterpret_cast<const char*>(r.data()), r.size()));
   if (!rec) return rec.status();

@@ -30,6 +30,7 @@ struct FileState {
   int64_t ctime_sec = 0;       // local ctime when captured
   uint32_t ctime_nsec = 0;
   InodeRec rec;                // as on the blobbers
+  bool stub = false;           // content not local: fetched from the blobbers on use
 };
 
 std::string be64(uint64_t v);

@@ -174,7 +174,19 @@ Status Syncer::write_journal(Round& r) {
 Status Syncer::commit_local(Round& r) {
   auto t = meta::Txn::begin(*env_.meta, true);
   if (!t) return t.status();
-  for (const auto& o : r.cap.objects) TCFS_TRY(state_.put_file(*t, o.ino, o.state));
+  for (const auto& o : r.cap.objects) {
+    FileState f = o.state;
+    if (f.stub) {  // captured as a stub: a fetch may have finished since (fetch.h 3)
+      auto cur = state_.file(*t, o.ino);
+      if (!cur) return cur.status();
+      if (cur->has_value() && !(*cur)->stub) {
+        f.stub = false;
+        f.ctime_sec = (*cur)->ctime_sec;
+        f.ctime_nsec = (*cur)->ctime_nsec;
+      }
+    }
+    TCFS_TRY(state_.put_file(*t, o.ino, f));
+  }
   for (const auto& e : r.cap.entries) {
     if (e.child) TCFS_TRY(state_.put_entry(*t, e.parent, e.name, e.child));
     else TCFS_TRY(state_.del_entry(*t, e.parent, e.name));

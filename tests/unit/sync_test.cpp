@@ -12,9 +12,13 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
+#include <thread>
 
 #include "blob/blocks.h"
 #include "sync/chain.h"
+#include "sync/fetch.h"
+#include "sync/restore.h"
 #include "sync/records.h"
 #include "sync/stream.h"
 #include "sync/syncer.h"
@@ -154,7 +158,7 @@ struct Local {
     fs::create_directories(tmp / "meta");
     root_fd = open((tmp / "root").c_str(), O_RDONLY | O_DIRECTORY);
     stage_fd = open((tmp / "stage").c_str(), O_RDONLY | O_DIRECTORY);
-    env = std::move(meta::Env::open(tmp / "meta", {kFilesDb, kIdsDb, kEntriesDb, kBlocksDb, kSyncDb}).value());
+    env = std::move(meta::Env::open(tmp / "meta", {kFilesDb, kIdsDb, kEntriesDb, kBlocksDb, kSyncDb, kRestoreDb}).value());
   }
   ~Local() {
     close(root_fd);
@@ -438,4 +442,160 @@ TEST_CASE("chain: the highest (boot, attempt) with the right prev wins; strays a
                                        "n/j/0000000000000003-00000002-0001"});
   auto from2 = chain(*b.os, "n/j/0000000000000002-00000002-0000");
   CHECK(from2.value() == std::vector<std::string>{"n/j/0000000000000003-00000002-0001"});
+}
+
+namespace {
+
+// Two trees are the same: names, types, modes, owners, mtimes, sizes,
+// symlink targets, user xattrs, hard links, and contents (read_content
+// brings a file's bytes local first, e.g. a stub fetch).
+void same_tree(const std::string& a, const std::string& b, const std::function<void(const std::string&)>& fetch,
+               std::map<ino_t, ino_t>& links) {
+  std::set<std::string> na, nb;
+  for (const auto& e : fs::directory_iterator(a)) na.insert(e.path().filename());
+  for (const auto& e : fs::directory_iterator(b)) nb.insert(e.path().filename());
+  REQUIRE_MESSAGE(na == nb, a);
+  for (const auto& n : na) {
+    std::string pa = a + "/" + n, pb = b + "/" + n;
+    CAPTURE(pa);
+    struct stat sa, sb;
+    REQUIRE(lstat(pa.c_str(), &sa) == 0);
+    REQUIRE(lstat(pb.c_str(), &sb) == 0);
+    CHECK(sa.st_mode == sb.st_mode);
+    CHECK(sa.st_uid == sb.st_uid);
+    CHECK(sa.st_gid == sb.st_gid);
+    CHECK(sa.st_nlink == sb.st_nlink);
+    if (!S_ISDIR(sa.st_mode)) {
+      CHECK(sa.st_mtim.tv_sec == sb.st_mtim.tv_sec);
+      CHECK(sa.st_mtim.tv_nsec == sb.st_mtim.tv_nsec);
+    }
+    auto [it, fresh] = links.emplace(sa.st_ino, sb.st_ino);
+    CHECK(it->second == sb.st_ino);  // hard links stay one object
+    if (S_ISREG(sa.st_mode)) {
+      CHECK(sa.st_size == sb.st_size);
+      fetch(pb);
+      CHECK(read_file(pa) == read_file(pb));
+      char va[64], vb[64];
+      ssize_t xa = getxattr(pa.c_str(), "user.tag", va, sizeof va), xb = getxattr(pb.c_str(), "user.tag", vb, sizeof vb);
+      CHECK(xa == xb);
+      if (xa > 0 && xa == xb) CHECK(std::string(va, static_cast<size_t>(xa)) == std::string(vb, static_cast<size_t>(xb)));
+    } else if (S_ISLNK(sa.st_mode)) {
+      CHECK(fs::read_symlink(pa) == fs::read_symlink(pb));
+    } else if (S_ISDIR(sa.st_mode) && fresh) {
+      same_tree(pa, pb, fetch, links);
+      CHECK(sa.st_mtim.tv_sec == sb.st_mtim.tv_sec);  // after its entries were made
+      CHECK(sa.st_mtim.tv_nsec == sb.st_mtim.tv_nsec);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("restore: the tree comes back as stubs, fetches verify, and the new store carries the image on") {
+  Blobbers b;
+  Local src;
+  std::string R = src.root();
+  fs::create_directories(R + "/a/b");
+  write_file(R + "/a/small", "small file");
+  std::string big = random_bytes(9 * 1024 * 1024 + 17, 1);
+  write_file(R + "/a/b/big", big);
+  write_file(R + "/empty", "");
+  for (int i = 0; i < 50; i++) write_file(R + "/a/f" + std::to_string(i), random_bytes(3000, 200 + i));
+  fs::create_symlink("../a/small", R + "/a/b/link");
+  fs::create_hard_link(R + "/a/small", R + "/hard");
+  REQUIRE(mkfifo((R + "/fifo").c_str(), 0640) == 0);
+  REQUIRE(setxattr((R + "/a/small").c_str(), "user.tag", "v1", 2, 0) == 0);
+  chmod((R + "/a/b").c_str(), 0750);
+  REQUIRE(chown((R + "/a/f3").c_str(), 1234, 5678) == 0);
+  {
+    auto s = src.syncer(*b.os);
+    REQUIRE(s->rescan().is_ok());
+    REQUIRE(s->round().is_ok());
+  }
+  Local dst;
+  State st(*dst.env);
+  auto rep = restore(*b.os, dst.root_fd, st);
+  REQUIRE(rep.is_ok());
+  CHECK(rep->journals == 1);
+  CHECK(rep->links == 1);
+  CHECK(rep->files == 53);
+  // Stubs: the right size, no data blocks yet.
+  struct stat sb;
+  REQUIRE(stat((dst.root() + "/a/b/big").c_str(), &sb) == 0);
+  CHECK(sb.st_size == static_cast<off_t>(big.size()));
+  CHECK(sb.st_blocks == 0);
+  Fetcher f(dst.root_fd, *dst.env, *b.os);
+  REQUIRE(f.load().is_ok());
+  CHECK(f.stubs() == 52);  // every non-empty file
+  // The first bytes arrive without the whole file.
+  REQUIRE(f.ensure(sb.st_ino, 0, 100).is_ok());
+  CHECK(read_file(dst.root() + "/a/b/big").substr(0, 100) == big.substr(0, 100));
+  std::map<ino_t, ino_t> links;
+  same_tree(R, dst.root(), [&](const std::string& p) {
+    struct stat x;
+    REQUIRE(lstat(p.c_str(), &x) == 0);
+    REQUIRE(f.ensure_all(x.st_ino).is_ok());
+  }, links);
+  CHECK(f.bytes_fetched() >= big.size());
+  for (int i = 0; i < 200 && f.stubs() > 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(f.stubs() == 0);
+
+  // The restored store syncs on: its journal continues the chain and outranks the old writer.
+  auto s2 = dst.syncer(*b.os);
+  CHECK(s2->was_clean());
+  write_file(dst.root() + "/after-restore", "new");
+  dst.tracker.name(dst.ino(""), "after-restore");
+  REQUIRE(s2->round().is_ok());
+  CHECK(s2->status().epoch == 2);
+  CHECK(s2->status().head.find("-00000002-") != std::string::npos);
+  Local third;
+  State st3(*third.env);
+  REQUIRE(restore(*b.os, third.root_fd, st3).is_ok());
+  Fetcher f3(third.root_fd, *third.env, *b.os);
+  REQUIRE(f3.load().is_ok());
+  std::map<ino_t, ino_t> links3;
+  same_tree(dst.root(), third.root(), [&](const std::string& p) {
+    struct stat x;
+    REQUIRE(lstat(p.c_str(), &x) == 0);
+    REQUIRE(f3.ensure_all(x.st_ino).is_ok());
+  }, links3);
+  // Restoring into a tree that is not empty is refused.
+  State st4(*third.env);
+  CHECK(restore(*b.os, third.root_fd, st4).err() == ENOTEMPTY);
+}
+
+TEST_CASE("fetch: a damaged shard is repaired on the way; too many lost shards give EIO, never wrong data") {
+  Blobbers b;
+  Local src;
+  std::string data = random_bytes(6 * 1024 * 1024, 5);
+  write_file(src.root() + "/f", data);
+  {
+    auto s = src.syncer(*b.os);
+    REQUIRE(s->rescan().is_ok());
+    REQUIRE(s->round().is_ok());
+  }
+  Local dst;
+  State st(*dst.env);
+  REQUIRE(restore(*b.os, dst.root_fd, st).is_ok());
+  // Lose every shard on blobber 0, then every shard on blobber 1 as well.
+  fs::remove_all(b.tmp / "b0/b");
+  fs::create_directories(b.tmp / "b0/b");
+  {
+    Fetcher f(dst.root_fd, *dst.env, *b.os);
+    REQUIRE(f.load().is_ok());
+    uint64_t ino = dst.ino("f");
+    REQUIRE(f.ensure_all(ino).is_ok());
+    CHECK(read_file(dst.root() + "/f") == data);
+  }
+  Local again;
+  State st2(*again.env);
+  REQUIRE(restore(*b.os, again.root_fd, st2).is_ok());
+  fs::remove_all(b.tmp / "b1/b");
+  fs::remove_all(b.tmp / "b2/b");
+  Fetcher f(again.root_fd, *again.env, *b.os);
+  REQUIRE(f.load().is_ok());
+  auto e = f.ensure_all(again.ino("f"));
+  CHECK(e.err() == EIO);
+  CHECK(e.what().find("shards usable") != std::string::npos);
+  CHECK(f.is_stub(again.ino("f")));  // still a stub: the next use tries again
 }

@@ -1,0 +1,167 @@
+// sync/fetch.cpp — stub fetch jobs (fetch.h; notes cited as "fetch.h N").
+#include "sync/fetch.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "util/handle.h"
+
+namespace tcfs::sync {
+
+Fetcher::~Fetcher() {
+  std::unique_lock g(mu_);
+  stopping_ = true;
+  cv_.notify_all();
+  cv_.wait(g, [&] { return jobs_.empty(); });
+}
+
+Status Fetcher::load() {
+  auto t = meta::Txn::begin(state_.env(), false);
+  if (!t) return t.status();
+  std::vector<uint64_t> inos;
+  TCFS_TRY(t->scan(state_.env().db(kFilesDb), "", [&](std::string_view k, std::string_view) {
+    inos.push_back(from_be64(k));
+    return true;
+  }));
+  std::unordered_set<uint64_t> stubs;
+  for (uint64_t ino : inos) {
+    auto f = state_.file(*t, ino);
+    if (!f) return f.status();
+    if (f->has_value() && (*f)->stub) stubs.insert(ino);
+  }
+  std::lock_guard g(mu_);
+  stubs_ = std::move(stubs);
+  return {};
+}
+
+bool Fetcher::is_stub(uint64_t ino) {
+  std::lock_guard g(mu_);
+  return stubs_.count(ino) != 0;
+}
+
+void Fetcher::add_stub(uint64_t ino) {
+  std::lock_guard g(mu_);
+  stubs_.insert(ino);
+}
+
+size_t Fetcher::stubs() {
+  std::lock_guard g(mu_);
+  return stubs_.size();
+}
+
+Status Fetcher::ensure(uint64_t ino, uint64_t off, uint64_t len) {
+  std::unique_lock g(mu_);
+  if (!stubs_.count(ino)) return {};
+  std::shared_ptr<Job> job;
+  if (auto it = jobs_.find(ino); it != jobs_.end()) {
+    job = it->second;
+  } else {
+    g.unlock();
+    auto t = meta::Txn::begin(state_.env(), false);
+    if (!t) return t.status();
+    auto f = state_.file(*t, ino);
+    if (!f) return f.status();
+    if (!f->has_value()) return Status::error(EIO, "stub inode " + std::to_string(ino) + " has no sync record");
+    auto fresh = std::make_shared<Job>();
+    fresh->blocks = (*f)->rec.blocks;
+    uint64_t at = 0;
+    for (const auto& b : fresh->blocks) {
+      fresh->offs.push_back(at);
+      at += b.len;
+    }
+    fresh->done.assign(fresh->blocks.size(), false);
+    g.lock();
+    if (!stubs_.count(ino)) return {};  // fetched meanwhile
+    if (stopping_) return Status::error(ESHUTDOWN, "fetch of object " + std::to_string((*f)->id) + ": stopping");
+    auto [slot, inserted] = jobs_.emplace(ino, fresh);
+    job = slot->second;
+    if (inserted) {
+      FileState fs = std::move(**f);
+      std::thread([this, ino, job, fs = std::move(fs)]() mutable {
+        int fd = open_handle(root_, fs.handle, O_WRONLY);
+        Status st = fd < 0 ? Status::from_errno("open stub " + std::to_string(fs.rec.id)) : fetch_all(ino, *job, fd, fs);
+        if (st) {  // the writes moved the times: they are the object's again
+          struct timespec ts[2] = {{fs.rec.atime_sec, fs.rec.atime_nsec}, {fs.rec.mtime_sec, fs.rec.mtime_nsec}};
+          if (::futimens(fd, ts) != 0) st = Status::from_errno("restore times of fetched object");
+        }
+        if (st) st = complete(ino, fd);
+        if (fd >= 0) ::close(fd);
+        if (!st) spdlog::error("fetch of object {} (inode {}): {}", fs.rec.id, ino, st.message());
+        std::lock_guard l(mu_);
+        job->err = st;
+        job->finished = true;
+        if (st) stubs_.erase(ino);  // fetch.h 3: an ordinary file from here on
+        jobs_.erase(ino);
+        cv_.notify_all();
+      }).detach();
+    }
+  }
+  if (len == 0) return {};
+  // The blocks under [off, off+len): wanted first (fetch.h 2).
+  std::vector<size_t> need;
+  for (size_t i = 0; i < job->blocks.size(); i++) {
+    uint64_t a = job->offs[i], b = a + job->blocks[i].len;
+    if (b > off && (len == ~uint64_t{0} || a < off + len) && !job->done[i]) need.push_back(i);
+  }
+  if (need.empty()) return {};
+  job->wanted.insert(job->wanted.end(), need.begin(), need.end());
+  cv_.notify_all();
+  cv_.wait(g, [&] {
+    if (job->finished) return true;
+    for (size_t i : need)
+      if (!job->done[i]) return false;
+    return true;
+  });
+  for (size_t i : need)
+    if (!job->done[i])
+      return Status::error(job->err ? EIO : job->err.err(), "fetch from the blobbers: " + job->err.message());
+  return {};
+}
+
+Status Fetcher::fetch_all(uint64_t, Job& job, int fd, const FileState& f) {
+  for (;;) {
+    size_t i;
+    {
+      std::lock_guard g(mu_);
+      if (stopping_) return Status::error(ESHUTDOWN, "stopping");
+      while (!job.wanted.empty() && job.done[job.wanted.front()]) job.wanted.erase(job.wanted.begin());
+      while (job.next < job.done.size() && job.done[job.next]) job.next++;
+      if (!job.wanted.empty()) i = job.wanted.front();
+      else if (job.next < job.done.size()) i = job.next;
+      else return {};
+    }
+    auto data = blob::read_block(os_, job.blocks[i]);  // fetch.h 4: verified, or an error
+    if (!data) return Status::error(EIO, "object " + std::to_string(f.rec.id) + ": " + data.status().message());
+    for (size_t w = 0; w < data->size();) {
+      ssize_t n = ::pwrite(fd, data->data() + w, data->size() - w, static_cast<off_t>(job.offs[i] + w));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Status::from_errno("write fetched data of object " + std::to_string(f.rec.id));
+      w += static_cast<size_t>(n);
+    }
+    fetched_ += data->size();
+    std::lock_guard g(mu_);
+    job.done[i] = true;
+    cv_.notify_all();
+  }
+}
+
+Status Fetcher::complete(uint64_t ino, int fd) {
+  if (::fdatasync(fd) != 0) return Status::from_errno("fdatasync fetched file");
+  struct stat sb;
+  if (::fstat(fd, &sb) != 0) return Status::from_errno("stat fetched file");
+  auto t = meta::Txn::begin(state_.env(), true);
+  if (!t) return t.status();
+  auto f = state_.file(*t, ino);
+  if (!f) return f.status();
+  if (!f->has_value()) return Status::error(EIO, "fetched inode " + std::to_string(ino) + " lost its sync record");
+  (*f)->stub = false;
+  (*f)->ctime_sec = sb.st_ctim.tv_sec;
+  (*f)->ctime_nsec = static_cast<uint32_t>(sb.st_ctim.tv_nsec);
+  TCFS_TRY(state_.put_file(*t, ino, **f));
+  return t->commit();  // fetch.h 3
+}
+
+}  // namespace tcfs::sync

@@ -1,0 +1,87 @@
+// sync/fetch.h — bringing a stub's content back from the blobbers.
+//
+// Design note (cited as "fetch.h N"):
+//  1. A stub is a regular file of the right size whose bytes are holes; its
+//     FileState (state.h) says stub and holds the block list. The set of
+//     stub inodes is kept in memory (loaded from LMDB at start), so asking
+//     is_stub() costs a hash lookup under a mutex.
+//  2. The first use of a stub starts its fetch job: one thread per job
+//     writes the file's blocks, each verified by its SHA-256, into the
+//     backing file at their offsets, in file order (so a sequential reader
+//     is always just behind it: read-ahead) except that a block a reader
+//     waits for is taken next. ensure(off, len) returns as soon as the
+//     blocks under that range are written, so the first bytes reach a
+//     reader before the whole file has arrived.
+//  3. When every block is written the file is fdatasync'ed, then one LMDB
+//     transaction clears the stub flag and records the new ctime: from then
+//     on the file is an ordinary clean file. Until then nothing else writes
+//     to it: writers call ensure_all() first.
+//  4. A job that fails (fewer than K shards, a bad hash) ends; its waiters
+//     get EIO naming the file's id and the reason, and the next use starts
+//     a new job. Wrong data is never written.
+//  5. Memory: one block buffer per running job.
+//
+// Thread-safety: every member may be called from any thread. mu_ protects
+// stubs_ and jobs_ (and every Job's progress fields); cv_ is signalled
+// when a job makes progress or ends. mu_ is a leaf: no I/O under it.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "blob/objects.h"
+#include "sync/state.h"
+
+namespace tcfs::sync {
+
+class Fetcher {
+ public:
+  Fetcher(int root_fd, meta::Env& env, blob::ObjectStore& os) : root_(root_fd), state_(env), os_(os) {}
+  ~Fetcher();
+  Fetcher(const Fetcher&) = delete;
+  Fetcher& operator=(const Fetcher&) = delete;
+
+  Status load();
+  bool is_stub(uint64_t ino);
+  // Bytes [off, off+len) of ino are local when this returns OK (at once
+  // for a file that is not a stub). len 0: start the fetch, do not wait.
+  Status ensure(uint64_t ino, uint64_t off, uint64_t len);
+  Status ensure_all(uint64_t ino) { return ensure(ino, 0, ~uint64_t{0}); }
+  // A file just made a stub (eviction).
+  void add_stub(uint64_t ino);
+  size_t stubs();
+  uint64_t bytes_fetched() const { return fetched_; }
+
+ private:
+  struct Job {
+    std::vector<blob::BlockRef> blocks;
+    std::vector<uint64_t> offs;  // start of each block in the file
+    std::vector<bool> done;
+    size_t next = 0;             // the next block in file order
+    std::vector<size_t> wanted;  // blocks readers wait for, taken first
+    bool finished = false;
+    Status err;
+  };
+  void run(uint64_t ino, std::shared_ptr<Job> job);
+  Status fetch_all(uint64_t ino, Job& job, int fd, const FileState& f);
+  Status complete(uint64_t ino, int fd);
+
+  int root_;
+  State state_;
+  blob::ObjectStore& os_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::unordered_set<uint64_t> stubs_;
+  std::map<uint64_t, std::shared_ptr<Job>> jobs_;
+  std::vector<std::thread> threads_;
+  bool stopping_ = false;
+  std::atomic<uint64_t> fetched_{0};
+};
+
+}  // namespace tcfs::sync

@@ -1,0 +1,270 @@
+// sync/restore.cpp — rebuild a tree from the remote image (restore.h).
+#include "sync/restore.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <set>
+#include <spdlog/spdlog.h>
+
+#include "sync/chain.h"
+#include "sync/stream.h"
+#include "util/handle.h"
+
+namespace tcfs::sync {
+namespace {
+
+constexpr size_t kBatch = 20000;  // records per LMDB transaction while loading
+
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+};
+
+class Restorer {
+ public:
+  Restorer(blob::ObjectStore& os, int root_fd, State& st) : os_(os), root_(root_fd), st_(st) {}
+
+  Result<RestoreReport> run() {
+    auto ch = chain(os_);
+    if (!ch) return ch.status();
+    if (ch->empty()) return Status::error(ENOENT, "the blobbers hold no tcfs tree (no journal)");
+    TCFS_TRY(check_empty());
+    for (const auto& base : *ch) TCFS_TRY(load(base));
+    TCFS_TRY(flush());
+    rep_.journals = ch->size();
+    rep_.head = ch->back();
+    auto t = meta::Txn::begin(st_.env(), true);
+    if (!t) return t.status();
+    TCFS_TRY(build(*t));
+    TCFS_TRY(finish(*t));
+    TCFS_TRY(t->commit());
+    return rep_;
+  }
+
+ private:
+  Status check_empty() {
+    Fd d(::openat(root_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    DIR* dir = ::fdopendir(::dup(d.fd));
+    if (!dir) return Status::from_errno("open store root");
+    bool empty = true;
+    while (dirent* e = ::readdir(dir))
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") empty = false;
+    ::closedir(dir);
+    if (!empty) return Status::error(ENOTEMPTY, "the store's tree is not empty: restore needs a new store");
+    return {};
+  }
+
+  // Journal records go into LMDB: objects into the restore db, entries into
+  // the entries db (sync.h: the entries db ends up as on the blobbers).
+  Status load(const std::string& base) {
+    auto r = StreamReader::open(os_, base);
+    if (!r) return r.status();
+    if (uint64_t b = r->info().value("boot", uint64_t{0}); b > max_boot_) max_boot_ = b;
+    rep_.epoch = r->info().value("epoch", rep_.epoch + 1);
+    for (;;) {
+      auto rec = r->next();
+      if (!rec) return rec.status();
+      if (!rec->has_value()) break;
+      auto d = decode(**rec);
+      if (!d) return Status::error(EIO, "journal " + base + ": " + d.status().message());
+      TCFS_TRY(apply(*d));
+      rep_.records++;
+    }
+    return {};
+  }
+
+  Status apply(const Record& rec) {
+    if (!batch_) {
+      auto t = meta::Txn::begin(st_.env(), true);
+      if (!t) return t.status();
+      batch_.emplace(std::move(*t));
+    }
+    meta::Txn& t = *batch_;
+    if (auto* i = std::get_if<InodeRec>(&rec)) {
+      max_id_ = std::max(max_id_, i->id);
+      TCFS_TRY(t.put(st_.env().db(kRestoreDb), be64(i->id), encode_inode(*i)));
+    } else if (auto* e = std::get_if<EntryRec>(&rec)) {
+      if (e->child) TCFS_TRY(st_.put_entry(t, e->parent, e->name, e->child));
+      else TCFS_TRY(st_.del_entry(t, e->parent, e->name));
+    }
+    if (++in_batch_ >= kBatch) return flush();
+    return {};
+  }
+
+  Status flush() {
+    in_batch_ = 0;
+    if (!batch_) return {};
+    Status s = batch_->commit();
+    batch_.reset();
+    return s;
+  }
+
+  Result<InodeRec> record(meta::Txn& t, uint64_t id) {
+    auto v = t.get(st_.env().db(kRestoreDb), be64(id));
+    if (!v) return v.status();
+    if (!v->has_value()) return Status::error(EIO, "the remote image names object " + std::to_string(id) +
+                                                       " but holds no record of it");
+    return decode_inode(**v);
+  }
+
+  Status set_attrs(int dirfd, const std::string& name, const InodeRec& r) {
+    const char* n = name.empty() ? "" : name.c_str();
+    int fl = AT_SYMLINK_NOFOLLOW | (name.empty() ? AT_EMPTY_PATH : 0);
+    if (::fchownat(dirfd, n, r.uid, r.gid, fl) != 0) return Status::from_errno("chown " + name);
+    if (!S_ISLNK(r.mode)) {
+      if (::fchmodat(dirfd, name.empty() ? "." : n, r.mode & 07777, 0) != 0) return Status::from_errno("chmod " + name);
+      Fd f(::openat(dirfd, name.empty() ? "." : n, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+      std::string p = "/proc/self/fd/" + std::to_string(f.fd);
+      for (const auto& [xn, xv] : r.xattrs)
+        if (::setxattr(p.c_str(), xn.c_str(), xv.data(), xv.size(), 0) != 0)
+          spdlog::warn("restore: setxattr {} on {}: {}", xn, name, std::strerror(errno));
+    }
+    return {};
+  }
+
+  Status set_times(int dirfd, const std::string& name, const InodeRec& r) {
+    struct timespec ts[2] = {{r.atime_sec, r.atime_nsec}, {r.mtime_sec, r.mtime_nsec}};
+    int rc = name.empty() ? ::futimens(dirfd, ts) : ::utimensat(dirfd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+    if (rc != 0) return Status::from_errno("set times of " + name);
+    return {};
+  }
+
+  // Creates (dirfd, name) as object r; false if it already exists elsewhere (a hard link: linked).
+  Status create(meta::Txn& t, int dirfd, const std::string& name, const InodeRec& r) {
+    auto have = st_.ino_of(t, r.id);
+    if (!have) return have.status();
+    if (have->has_value()) {  // another name of an object made already
+      auto f = st_.file(t, **have);
+      if (!f) return f.status();
+      Fd o(open_handle(root_, (*f)->handle, O_PATH));
+      if (o.fd < 0 || ::linkat(o.fd, "", dirfd, name.c_str(), AT_EMPTY_PATH) != 0)
+        return Status::from_errno("link " + name);
+      rep_.links++;
+      return {};
+    }
+    const char* n = name.c_str();
+    mode_t type = r.mode & S_IFMT;
+    int rc = 0;
+    if (type == S_IFDIR) {
+      rc = ::mkdirat(dirfd, n, 0700);
+      rep_.dirs++;
+    } else if (type == S_IFREG) {
+      int fd = ::openat(dirfd, n, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      rc = fd < 0 ? -1 : ::ftruncate(fd, static_cast<off_t>(r.size));  // a stub: holes of the right size
+      if (fd >= 0) ::close(fd);
+      rep_.files++;
+      rep_.stub_bytes += r.size;
+    } else if (type == S_IFLNK) {
+      rc = ::symlinkat(r.target.c_str(), dirfd, n);
+      rep_.symlinks++;
+    } else {
+      rc = ::mknodat(dirfd, n, r.mode, static_cast<dev_t>(r.rdev));
+      rep_.others++;
+    }
+    if (rc != 0) return Status::from_errno("create " + name);
+    TCFS_TRY(set_attrs(dirfd, name, r));
+    FileState f;
+    f.id = r.id;
+    f.handle = make_handle(dirfd, n);
+    if (f.handle.empty()) return Status::error(ENOTSUP, "file handle of " + name + ": not supported here");
+    f.rec = r;
+    f.stub = type == S_IFREG && r.size > 0;
+    struct stat sb;
+    if (::fstatat(dirfd, n, &sb, AT_SYMLINK_NOFOLLOW) != 0) return Status::from_errno("stat " + name);
+    inos_.emplace_back(sb.st_ino);
+    return st_.put_file(t, sb.st_ino, f);
+  }
+
+  // Depth first; a directory's times are set after its entries exist.
+  Status walk(meta::Txn& t, int dirfd, uint64_t id, int depth) {
+    if (depth > 4096) return Status::error(ELOOP, "the remote image nests deeper than 4096 directories");
+    auto ents = st_.entries(t, id);
+    if (!ents) return ents.status();
+    for (const auto& [name, child] : *ents) {
+      auto r = record(t, child);
+      if (!r) return r.status();
+      TCFS_TRY(create(t, dirfd, name, *r));
+      if (S_ISDIR(r->mode) && !walked_.count(child)) {
+        walked_.insert(child);
+        Fd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (sub.fd < 0) return Status::from_errno("open " + name);
+        TCFS_TRY(walk(t, sub.fd, child, depth + 1));
+      }
+      TCFS_TRY(set_times(dirfd, name, *r));  // a directory's after its entries
+    }
+    return {};
+  }
+
+  Status build(meta::Txn& t) {
+    auto root = record(t, kRootId);
+    if (!root) return root.status();
+    walked_.insert(kRootId);
+    TCFS_TRY(walk(t, root_, kRootId, 0));
+    TCFS_TRY(set_attrs(root_, "", *root));
+    TCFS_TRY(set_times(root_, "", *root));
+    FileState f;
+    f.id = kRootId;
+    f.handle = make_handle(root_, "");
+    f.rec = *root;
+    struct stat sb;
+    if (::fstat(root_, &sb) != 0) return Status::from_errno("stat store root");
+    inos_.emplace_back(sb.st_ino);
+    return st_.put_file(t, sb.st_ino, f);
+  }
+
+  // Final ctimes (links and children changed them while building), the
+  // block index, and where the chain stands.
+  Status finish(meta::Txn& t) {
+    for (uint64_t ino : inos_) {
+      auto f = st_.file(t, ino);
+      if (!f) return f.status();
+      if (!f->has_value()) continue;
+      Fd o(ino == inos_.back() ? ::dup(root_) : open_handle(root_, (*f)->handle, O_PATH));
+      struct stat sb;
+      if (o.fd < 0 || ::fstat(o.fd, &sb) != 0) return Status::from_errno("stat restored object");
+      (*f)->ctime_sec = sb.st_ctim.tv_sec;
+      (*f)->ctime_nsec = static_cast<uint32_t>(sb.st_ctim.tv_nsec);
+      for (const auto& b : (*f)->rec.blocks) TCFS_TRY(st_.put_block(t, b));
+      TCFS_TRY(st_.put_file(t, ino, **f));
+    }
+    TCFS_TRY(st_.put(t, "epoch", std::to_string(rep_.epoch)));
+    TCFS_TRY(st_.put(t, "head", rep_.head));
+    TCFS_TRY(st_.put(t, "next_id", std::to_string(max_id_ + 1)));
+    TCFS_TRY(st_.put(t, "boot", std::to_string(max_boot_)));  // the next mount outranks every earlier writer
+    TCFS_TRY(st_.put(t, "clean", "1"));
+    return t.clear(st_.env().db(kRestoreDb));
+  }
+
+  blob::ObjectStore& os_;
+  int root_;
+  State& st_;
+  RestoreReport rep_;
+  std::optional<meta::Txn> batch_;
+  size_t in_batch_ = 0;
+  uint64_t max_id_ = kRootId, max_boot_ = 0;
+  std::set<uint64_t> walked_;
+  std::vector<uint64_t> inos_;  // restored objects (the root last)
+};
+
+}  // namespace
+
+Result<RestoreReport> restore(blob::ObjectStore& os, int root_fd, State& st) {
+  Restorer r(os, root_fd, st);
+  return r.run();
+}
+
+}  // namespace tcfs::sync
