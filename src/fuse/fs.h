@@ -39,6 +39,7 @@
 #include "fuse/inode_table.h"
 #include "fuse/reply.h"
 #include "store/store.h"
+#include "sync/fetch.h"
 #include "sync/tracker.h"
 #include "txn/locks.h"
 
@@ -86,6 +87,9 @@ struct Hooks {
   // Change marks for the sync layer (sync/sync.h 1); null: no blobbers.
   // Marks are made while the operation still holds its guard.
   sync::Tracker* tracker = nullptr;
+  // Brings stubs' content back from the blobbers (sync/fetch.h); null: no
+  // blobbers. Reads wait for their range, writers for the whole file.
+  sync::Fetcher* fetcher = nullptr;
 };
 
 class Fs {
@@ -105,6 +109,15 @@ class Fs {
   }
   void mark_attr(fuse_ino_t ino) {
     if (hooks_.tracker) hooks_.tracker->attr(table_->get(ino).src_ino);
+  }
+  // Stub content (a no-op for ordinary files): the range [off, off+len)
+  // local before a read, len 0 starts a fetch, ensure_all before a change.
+  Status ensure(fuse_ino_t ino, uint64_t off, uint64_t len) {
+    return hooks_.fetcher ? hooks_.fetcher->ensure(table_->get(ino).src_ino, off, len) : Status();
+  }
+  Status ensure_all(fuse_ino_t ino) { return ensure(ino, 0, ~uint64_t{0}); }
+  Status ensure_backing(uint64_t src_ino) {
+    return hooks_.fetcher ? hooks_.fetcher->ensure_all(src_ino) : Status();
   }
   void mark_name(fuse_ino_t parent, const char* name) {
     if (hooks_.tracker) hooks_.tracker->name(table_->get(parent).src_ino, name);

@@ -75,6 +75,8 @@ Result<OpenReply> do_open(Fs& fs, fuse_ino_t ino, fuse_file_info* fi) {
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
+  bool writes = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+  if (Status st = writes ? fs.ensure_all(ino) : fs.ensure(ino, 0, 0); !st) return reply(req, {"open", ino}, st);
   reply(req, {"open", ino}, under(lock_read(fs, ino), [&] {
           if (fi->flags & O_TRUNC) fs.mark_data(ino);
           return do_open(fs, ino, fi);
@@ -86,6 +88,9 @@ Result<CreateReply> do_create(fuse_req_t req, Fs& fs, fuse_ino_t parent, const c
   int fd = -1;
   int flags = backing_flags(fi->flags, fs.options().writeback_cache) | O_CREAT | (fi->flags & O_EXCL);
   Status st = with_fd(fs, parent, [&](int dfd) {
+    struct stat sb;  // an existing stub is opened for writing: its content first
+    if (!(fi->flags & O_EXCL) && fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode))
+      TCFS_TRY(fs.ensure_backing(sb.st_ino));
     return Status::code(with_caller_creds(req, mode, [&] {
       fd = openat(dfd, name, flags, mode);
       return fd < 0 ? errno : 0;
@@ -130,6 +135,7 @@ struct AlignedBuf {
 // the lock and sent after it is released.
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   FileHandle* fh = fh_of(fi);
+  if (Status st = fs_of(req).ensure(ino, static_cast<uint64_t>(off), size); !st) return reply(req, {"read", ino}, st);
   txn::FuseGuard g = lock_read(fs_of(req), ino);
   if (!fh->direct && !g.locked()) {
     fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
@@ -201,6 +207,7 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info* fi) {
   reply(req, {"fallocate", ino}, under(lock_read(fs_of(req), ino), [&] {
           fs_of(req).mark_data(ino);
+          TCFS_TRY(fs_of(req).ensure_all(ino));
           return fallocate(fh_of(fi)->fd, mode, off, len) == 0 ? Status() : errno_status();
         }));
 }
@@ -210,6 +217,8 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
   auto g = lock_two(fs_of(req), ino_in, txn::LockMode::Read, ino_out, txn::LockMode::Read);
   reply(req, {"copy_file_range", ino_in}, under(std::move(g), [&]() -> Result<WriteReply> {
           fs_of(req).mark_data(ino_out);
+          TCFS_TRY(fs_of(req).ensure(ino_in, static_cast<uint64_t>(off_in), len));
+          TCFS_TRY(fs_of(req).ensure_all(ino_out));
           // Server side: on XFS/btrfs the backing copy_file_range shares extents.
           loff_t in = off_in, out = off_out;
           ssize_t n =

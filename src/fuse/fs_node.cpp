@@ -142,6 +142,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   reply(req, {"setattr", ino}, under(lock_read(fs, ino), [&]() -> Result<AttrReply> {
           if (to_set & FUSE_SET_ATTR_SIZE) fs.mark_data(ino);
           else fs.mark_attr(ino);
+          TCFS_TRY(fs.ensure_all(ino));  // a stub's fetch restores times: let it finish first
           TCFS_TRY(with_fd(fs, ino, [&](int ifd) { return apply_setattr(ifd, attr, to_set, fi); }));
           return stat_inode(fs, ino, fi);
         }));

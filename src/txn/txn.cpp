@@ -155,6 +155,10 @@ CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progre
   Plan p;
   auto held = lock_plan(c, p);
   if (!held) return rejected(held.err(), held.status().message());
+  if (sync::Fetcher* f = fetcher_.load())
+    for (const auto& k : p.exclusive)
+      if (Status st = f->ensure_all(k.ino); !st)
+        return rejected(st.err(), "content of a file the compound changes: " + st.message());
   TCFS_CRASH_POINT("txn.after_lock");
   reply = c.options.txn ? run_txn(c, who, p, progress) : run_plain(c, who, p, progress);
   mark(p);               // sync.h 1: inside the world, before the locks go

@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "store/store.h"
+#include "sync/fetch.h"
 #include "sync/tracker.h"
 #include "tcfs/compound.h"
 #include "txn/invalidate.h"
@@ -74,6 +75,8 @@ class TxnManager {
   // Change marks for the sync layer (sync/sync.h 1): every compound marks
   // what its plan touches, committed or undone, before its locks go.
   void set_tracker(sync::Tracker* t) { tracker_.store(t); }
+  // Stubs a compound changes are fetched whole first, under its locks.
+  void set_fetcher(sync::Fetcher* f) { fetcher_.store(f); }
 
   // Undoes every pending recovery record (newest first) and removes undo
   // images no record names. Must run before the mount serves requests
@@ -109,6 +112,7 @@ class TxnManager {
   LockManager& locks_;
   std::atomic<Invalidator*> inv_;
   std::atomic<sync::Tracker*> tracker_{nullptr};
+  std::atomic<sync::Fetcher*> fetcher_{nullptr};
 
   std::mutex id_mu_;  // protects next_id_, id_limit_
   uint64_t next_id_ = 0, id_limit_ = 0;

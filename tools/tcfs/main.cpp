@@ -123,9 +123,11 @@ struct Remote {
   std::unique_ptr<tcfs::blob::ObjectStore> objects;
   tcfs::sync::Tracker tracker;
   std::unique_ptr<tcfs::sync::Syncer> syncer;
+  std::unique_ptr<tcfs::sync::Fetcher> fetcher;
   int stage_fd = -1;
   ~Remote() {
     syncer.reset();
+    fetcher.reset();
     if (stage_fd >= 0) close(stage_fd);
   }
 };
@@ -164,6 +166,8 @@ tcfs::Result<std::unique_ptr<Remote>> open_remote(tcfs::store::Store& s, tcfs::t
   auto syncer = tcfs::sync::Syncer::open(std::move(env), {});
   if (!syncer) return syncer.status();
   r->syncer = std::move(*syncer);
+  r->fetcher = std::make_unique<tcfs::sync::Fetcher>(s.root_fd(), s.meta(), *r->objects);
+  if (auto st = r->fetcher->load(); !st) return st;
   if (!r->syncer->was_clean()) {
     spdlog::info("mount: the last stop was not clean: rescanning {}", s.path());
     if (auto st = r->syncer->rescan(); !st) return tcfs::Status::error(st.err(), "rescan: " + st.message());
@@ -267,7 +271,9 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   hooks.locks = &locks;
   if (rem) {
     hooks.tracker = &rem->tracker;
+    hooks.fetcher = rem->fetcher.get();
     tm.set_tracker(&rem->tracker);
+    tm.set_fetcher(rem->fetcher.get());
   }
   hooks.before_fsync_ack = [&tm] { return tm.has_lazy() ? tm.make_durable() : tcfs::Status(); };
   std::unique_ptr<tcfs::control::ControlServer> control;
@@ -352,7 +358,11 @@ int main(int argc, char** argv) {
                    "a blobber URL: dir:///ABSOLUTE/PATH or s3://BUCKET[/PREFIX] (endpoint, region and "
                    "credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); "
                    "repeat for several")
-      ->required();
+      ;
+  std::vector<std::string> from;
+  init->add_option("--from-blobbers", from,
+                   "restore: rebuild the tree these blobbers hold into a new, empty store (as stubs whose "
+                   "content is fetched on first use), then keep syncing to them");
   init->add_option("--ec", ec,
                    "erasure code K+M over the K+M blobbers: any K of them rebuild the data "
                    "(default: 1+0 for one blobber, N-1+1 for N)");
@@ -375,7 +385,17 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : kExitUsage;
   }
   if (*mount) return run_mount(store_dir, mountpoint, foreground, opts);
-  if (*init) return tcfs::cli::cmd_init(store_dir, blobbers, ec);
+  if (*init) {
+    if (!from.empty() && !blobbers.empty()) {
+      fprintf(stderr, "tcfs: error: give either --blobber (a new set) or --from-blobbers (restore), not both\n");
+      return kExitUsage;
+    }
+    if (from.empty() && blobbers.empty()) {
+      fprintf(stderr, "tcfs: error: init needs --blobber URL... or --from-blobbers URL...\n");
+      return kExitUsage;
+    }
+    return tcfs::cli::cmd_init(store_dir, from.empty() ? blobbers : from, ec, !from.empty());
+  }
   if (*sync) return tcfs::cli::cmd_sync(target, timeout_s);
   if (*status) return tcfs::cli::cmd_status(target, as_json);
   return kExitUsage;

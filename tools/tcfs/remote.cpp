@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/store.h"
+#include "sync/restore.h"
 #include "sync/state.h"
 #include "tcfs/client.h"
 
@@ -93,7 +94,7 @@ Result<std::unique_ptr<blob::ObjectStore>> open_objects(const RemoteConfig& c, s
   return blob::ObjectStore::make(std::move(bl), c.k, c.m);
 }
 
-int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec) {
+int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore) {
   auto cfg = parse_ec(urls, ec);
   if (!cfg) {
     fprintf(stderr, "tcfs: error: %s\n", cfg.status().message().c_str());
@@ -122,9 +123,21 @@ int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls,
   }
   auto existing = (*os)->list("n/j/");
   if (!existing) return fail(existing.status());
-  if (!existing->empty())
+  if (!restore && !existing->empty())
     return fail(Status::error(EEXIST, "the blobbers already hold a tcfs tree (" + std::to_string(existing->size()) +
-                                          " journal objects): they belong to another store"));
+                                          " journal objects): they belong to another store; "
+                                          "--from-blobbers restores it into a new store"));
+  if (restore) {
+    sync::State rs(s.meta());
+    auto rep = sync::restore(**os, s.root_fd(), rs);
+    if (!rep) return fail(Status::error(rep.err(), "restore into " + s.path() + ": " + rep.status().message()));
+    printf("tcfs: restored %llu directories, %llu files (%llu bytes, fetched on first use), %llu symlinks, "
+           "%llu other, %llu hard links from %llu journal(s), epoch %llu\n",
+           static_cast<unsigned long long>(rep->dirs), static_cast<unsigned long long>(rep->files),
+           static_cast<unsigned long long>(rep->stub_bytes), static_cast<unsigned long long>(rep->symlinks),
+           static_cast<unsigned long long>(rep->others), static_cast<unsigned long long>(rep->links),
+           static_cast<unsigned long long>(rep->journals), static_cast<unsigned long long>(rep->epoch));
+  }
   auto stage = open_stage(s);
   if (!stage) return fail(stage.status());
   close(*stage);

@@ -8,7 +8,10 @@
 //  * init refuses, changing nothing, when: K+M differs from the number of
 //    blobbers, a blobber fails its probe (message names it and why), the
 //    store already has a different set, or the blobbers already hold a
-//    tree (journals) — that tree belongs to another store.
+//    tree (journals) — that tree belongs to another store. With restore
+//    (--from-blobbers) it is the other way round: the blobbers must hold a
+//    tree and the store's must be empty; the tree is rebuilt as stubs
+//    (sync/restore.h) before the set is recorded.
 //
 // Thread-safety: called from main() only.
 #pragma once
@@ -38,7 +41,8 @@ Result<std::unique_ptr<blob::ObjectStore>> open_objects(const RemoteConfig& c, s
 // Creates <store>/sync/stage if needed and opens it (sync's capture stage).
 Result<int> open_stage(store::Store& s);
 
-int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec);
+// restore: --from-blobbers (the store's tree must be empty; the blobbers must hold one).
+int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore);
 int cmd_sync(const std::string& mountpoint, double timeout_s);
 int cmd_status(const std::string& mountpoint, bool json);
 
