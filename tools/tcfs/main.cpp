@@ -44,6 +44,7 @@ std::string default_store() {
 struct DaemonConfig {
   tcfs::fusefs::MountConfig mount;
   tcfs::control::Limits limits;
+  tcfs::sync::SyncOptions sync;
 };
 
 // "max_ops=N" etc.: true and *out set when `o` is name=<number>.
@@ -76,6 +77,8 @@ void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
       } else if (number_opt(o, "max_inline", &dc.limits.max_inline_bytes)) {
         dc.limits.max_frame_bytes = std::max(dc.limits.max_frame_bytes, dc.limits.max_inline_bytes + (64u << 20));
       } else if (number_opt(o, "max_fds", &dc.limits.max_fds)) {
+      } else if (uint64_t v = 0; number_opt(o, "sync_interval", &v)) {
+        dc.sync.interval_ms = static_cast<unsigned>(std::min<uint64_t>(v, 86400000));
       } else cfg.fuse_opts.push_back(o);
     }
   }
@@ -135,7 +138,7 @@ struct Remote {
 // Opens the blobber set, the sync state, and rescans after an unclean stop
 // (before the mount serves: nothing else runs yet).
 tcfs::Result<std::unique_ptr<Remote>> open_remote(tcfs::store::Store& s, tcfs::txn::LockManager& locks,
-                                                  tcfs::txn::TxnManager& tm) {
+                                                  tcfs::txn::TxnManager& tm, const tcfs::sync::SyncOptions& opt) {
   auto cfg = tcfs::cli::load_config(s.meta());
   if (!cfg) return cfg.status();
   if (!cfg->has_value()) return std::unique_ptr<Remote>();
@@ -163,7 +166,7 @@ tcfs::Result<std::unique_ptr<Remote>> open_remote(tcfs::store::Store& s, tcfs::t
     if (syncfs(root) != 0) return tcfs::Status::from_errno("syncfs");
     return tm.has_lazy() ? tm.make_durable() : tcfs::Status();
   };
-  auto syncer = tcfs::sync::Syncer::open(std::move(env), {});
+  auto syncer = tcfs::sync::Syncer::open(std::move(env), opt);
   if (!syncer) return syncer.status();
   r->syncer = std::move(*syncer);
   r->fetcher = std::make_unique<tcfs::sync::Fetcher>(s.root_fd(), s.meta(), *r->objects);
@@ -262,7 +265,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   st = tm.recover([](const std::string& line) { spdlog::warn("recovery: {}", line); });
   if (!st) return fail(tcfs::Status::error(st.err(), "recovery of store " + s.path() + ": " + st.message()));
 
-  auto remote = open_remote(s, locks, tm);
+  auto remote = open_remote(s, locks, tm, dc.sync);
   if (!remote) return fail(tcfs::Status::error(remote.err(), "blobbers of store " + s.path() + ": " +
                                                             remote.status().message()));
   Remote* rem = remote->get();
@@ -346,7 +349,8 @@ int main(int argc, char** argv) {
   mount->add_option("-o", opts,
                     "mount options, comma separated: nonempty (allow a non-empty mountpoint), "
                     "writeback (kernel writeback cache), max_ops=N, max_inline=BYTES, max_fds=N "
-                    "(compound limits), or any FUSE option (e.g. ro, max_read=N)")
+                    "(compound limits), sync_interval=MS (a sync round this long after a change; default "
+                    "1000), or any FUSE option (e.g. ro, max_read=N)")
       ->allow_extra_args(false);
   mount->add_option("MOUNTPOINT", mountpoint, "an existing, empty directory")->required();
 
