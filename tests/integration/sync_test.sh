@@ -172,7 +172,8 @@ stop "$m3"
 
 # --- a corrupted shard: detected, read right, rewritten ----------------------
 restore_to "$fs/R4" || die "restore R4"
-shard=$(find "$fs/b0/b" -type f -size +1M | head -1)
+shard=$(find "$fs"/b?/b -type f -size +1M -name '*.0' | head -1)  # a data shard: plain reads use it
+[[ -n $shard ]] || die "no data shard of the large file found"
 cp "$shard" "$work/shard.orig"
 printf '\xff\xff\xff\xff' | dd of="$shard" bs=1 seek=5000 conv=notrunc status=none
 m4=$work/m4

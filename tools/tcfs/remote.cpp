@@ -107,26 +107,34 @@ int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls,
     for (const auto& d : down) fprintf(stderr, "tcfs: error: %s\n", d.c_str());
     return kExitError;
   }
-  auto store = store::Store::open(store_dir);
-  if (!store) return fail(store.status());
-  auto& s = **store;
-  auto have = load_config(s.meta());
-  if (!have) return fail(have.status());
-  if (have->has_value()) {
-    if (to_json(**have) == to_json(*cfg)) {
-      printf("tcfs: store %s already uses these blobbers (%s)\n", s.path().c_str(), cfg->ec().c_str());
-      return 0;
+  // A store that has its set already: the same set is fine (init is
+  // idempotent), another one is refused. Nothing is created to find out.
+  if (auto peek = store::Store::open(store_dir, store::OpenOptions{false}); peek) {
+    auto have = load_config((*peek)->meta());
+    if (!have) return fail(have.status());
+    if (have->has_value()) {
+      if (to_json(**have) == to_json(*cfg)) {
+        printf("tcfs: store %s already uses these blobbers (%s)\n", (*peek)->path().c_str(), cfg->ec().c_str());
+        return 0;
+      }
+      return fail(Status::error(EEXIST, "store " + (*peek)->path() + " already has another blobber set (" +
+                                            (*have)->ec() + " over " + std::to_string((*have)->urls.size()) +
+                                            " blobbers)"));
     }
-    return fail(Status::error(EEXIST, "store " + s.path() + " already has another blobber set (" +
-                                          (*have)->ec() + " over " + std::to_string((*have)->urls.size()) +
-                                          " blobbers)"));
+  } else if (peek.err() == EBUSY) {
+    return fail(peek.status());
   }
   auto existing = (*os)->list("n/j/");
   if (!existing) return fail(existing.status());
+  if (restore && existing->empty())
+    return fail(Status::error(ENOENT, "the blobbers hold no tcfs tree to restore"));
   if (!restore && !existing->empty())
     return fail(Status::error(EEXIST, "the blobbers already hold a tcfs tree (" + std::to_string(existing->size()) +
                                           " journal objects): they belong to another store; "
                                           "--from-blobbers restores it into a new store"));
+  auto store = store::Store::open(store_dir);
+  if (!store) return fail(store.status());
+  auto& s = **store;
   if (restore) {
     sync::State rs(s.meta());
     auto rep = sync::restore(**os, s.root_fd(), rs);
