@@ -118,7 +118,7 @@ class Capturer {
     for (const auto& n : cap_.marks.names) work_.push_back(n);
     TCFS_TRY(resolve_names());
     for (const auto& [ino, data] : want_) TCFS_TRY(object(ino, data));
-    return {};
+    return drops();
   }
 
  private:
@@ -179,7 +179,10 @@ class Capturer {
     struct stat sb;
     if (*pfd < 0 || ::fstatat(*pfd, name.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) {
       if (*pfd >= 0 && errno != ENOENT) return Status::from_errno("stat " + name);
-      if (old->has_value()) cap_.entries.push_back({(*pk)->id, name, 0});
+      if (old->has_value()) {
+        cap_.entries.push_back({(*pk)->id, name, 0});
+        gone_.insert(**old);
+      }
       return true;
     }
     uint64_t cino = sb.st_ino;
@@ -199,6 +202,7 @@ class Capturer {
       if (S_ISDIR(sb.st_mode)) TCFS_TRY(walk_new_dir(*pfd, name, cino));
     }
     if (!old->has_value() || **old != cid) cap_.entries.push_back({(*pk)->id, name, cid});
+    if (old->has_value() && **old != cid) gone_.insert(**old);
     return true;
   }
 
@@ -276,10 +280,32 @@ class Capturer {
     return {};
   }
 
+  // Objects that lost a name this round and are not in the tree any more
+  // (their handle is stale, or no link is left) are dropped.
+  Status drops() {
+    std::set<uint64_t> alive;
+    for (const auto& o : cap_.objects) alive.insert(o.state.id);
+    for (uint64_t id : gone_) {
+      if (alive.count(id)) continue;
+      auto ino = st_.ino_of(t_, id);
+      if (!ino) return ino.status();
+      if (!ino->has_value()) continue;
+      auto f = st_.file(t_, **ino);
+      if (!f) return f.status();
+      if (!f->has_value() || (*f)->id != id) continue;
+      Fd o(open_handle(env_.root_fd, (*f)->handle, O_PATH));
+      struct stat sb;
+      bool gone = o.fd < 0 ? (errno == ESTALE || errno == ENOENT) : (::fstat(o.fd, &sb) == 0 && sb.st_nlink == 0);
+      if (gone) cap_.drops.emplace_back(id, **ino);
+    }
+    return {};
+  }
+
   const CaptureEnv& env_;
   State& st_;
   meta::Txn& t_;
   Capture& cap_;
+  std::set<uint64_t> gone_;  // ids whose entry was removed or rebound
   uint64_t root_ino_ = 0;
   std::unordered_map<uint64_t, Known> known_;
   std::unordered_map<uint64_t, Fd> fds_;

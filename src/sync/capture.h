@@ -8,8 +8,9 @@
 //    is missed), objects are opened by their file handle, their attributes,
 //    xattrs and symlink targets read, and file data that changed is cloned
 //    into the stage directory (FICLONE, or a copy). Objects no longer in
-//    the tree (ESTALE, no links) are left out. New objects get ids from
-//    next_id. It changes nothing in the tree or in LMDB.
+//    the tree (ESTALE, no links) are left out, and an object whose last
+//    entry went is dropped. New objects get ids from next_id. It changes
+//    nothing in the tree or in LMDB.
 //  * rescan() walks the whole tree (before the mount serves, nothing else
 //    running) and marks what differs from the synced state: entries added,
 //    removed or rebound, objects whose ctime moved. A store that never
@@ -42,6 +43,7 @@ struct Capture {
   Marks marks;  // what was taken (put back if the round fails, sync.h 8)
   std::vector<CapturedObject> objects;
   std::vector<EntryRec> entries;  // child 0 = removed
+  std::vector<std::pair<uint64_t, uint64_t>> drops;  // (id, ino) of objects with no name left
   uint64_t next_id = 0;           // after the ids handed out here
   uint64_t data_bytes = 0;        // bytes of cloned data
 };

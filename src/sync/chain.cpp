@@ -10,8 +10,10 @@
 
 namespace tcfs::sync {
 
-Result<std::vector<JournalName>> journals(blob::ObjectStore& os) {
-  auto names = os.list("n/j/");
+namespace {
+
+Result<std::vector<JournalName>> streams(blob::ObjectStore& os, const std::string& dir) {
+  auto names = os.list(dir);
   if (!names) return names.status();
   std::vector<JournalName> out;
   for (const auto& n : *names) {
@@ -22,8 +24,8 @@ Result<std::vector<JournalName>> journals(blob::ObjectStore& os) {
     uint64_t e = 0, b = 0;
     unsigned a = 0;
     int used = 0;
-    if (sscanf(j.base.c_str(), "n/j/%16" SCNx64 "-%8" SCNx64 "-%4x%n", &e, &b, &a, &used) != 3 ||
-        static_cast<size_t>(used) != j.base.size())
+    if (sscanf(j.base.c_str() + dir.size(), "%16" SCNx64 "-%8" SCNx64 "-%4x%n", &e, &b, &a, &used) != 3 ||
+        static_cast<size_t>(used) != j.base.size() - dir.size())
       continue;  // not a journal of ours
     j.epoch = e;
     j.boot = b;
@@ -31,6 +33,19 @@ Result<std::vector<JournalName>> journals(blob::ObjectStore& os) {
     out.push_back(std::move(j));
   }
   return out;
+}
+
+}  // namespace
+
+Result<std::vector<JournalName>> journals(blob::ObjectStore& os) { return streams(os, "n/j/"); }
+
+Result<std::vector<JournalName>> snapshots(blob::ObjectStore& os) {
+  auto s = streams(os, "n/s/");
+  if (!s) return s.status();
+  std::sort(s->begin(), s->end(), [](const JournalName& a, const JournalName& b) {
+    return std::tie(a.epoch, a.boot, a.attempt) > std::tie(b.epoch, b.boot, b.attempt);
+  });
+  return s;
 }
 
 Result<std::vector<std::string>> chain(blob::ObjectStore& os, const std::string& from) {

@@ -25,6 +25,9 @@ struct JournalName {
 };
 
 Result<std::vector<JournalName>> journals(blob::ObjectStore& os);
+// Snapshot streams ("n/s/<epoch>-<boot>-<attempt>") with an end object,
+// newest (epoch, boot, attempt) first.
+Result<std::vector<JournalName>> snapshots(blob::ObjectStore& os);
 Result<std::vector<std::string>> chain(blob::ObjectStore& os, const std::string& from = "");
 
 }  // namespace tcfs::sync

@@ -83,10 +83,6 @@ Status Fetcher::ensure(uint64_t ino, uint64_t off, uint64_t len) {
       std::thread([this, ino, job, fs = std::move(fs)]() mutable {
         int fd = open_handle(root_, fs.handle, O_WRONLY);
         Status st = fd < 0 ? Status::from_errno("open stub " + std::to_string(fs.rec.id)) : fetch_all(ino, *job, fd, fs);
-        if (st) {  // the writes moved the times: they are the object's again
-          struct timespec ts[2] = {{fs.rec.atime_sec, fs.rec.atime_nsec}, {fs.rec.mtime_sec, fs.rec.mtime_nsec}};
-          if (::futimens(fd, ts) != 0) st = Status::from_errno("restore times of fetched object");
-        }
         if (st) st = complete(ino, fd);
         if (fd >= 0) ::close(fd);
         if (!st) spdlog::error("fetch of object {} (inode {}): {}", fs.rec.id, ino, st.message());
@@ -141,6 +137,10 @@ Status Fetcher::fetch_all(uint64_t, Job& job, int fd, const FileState& f) {
       if (n < 0) return Status::from_errno("write fetched data of object " + std::to_string(f.rec.id));
       w += static_cast<size_t>(n);
     }
+    // The writes moved the file's times: a reader woken now must see the
+    // object's own (fetch.h 2).
+    struct timespec ts[2] = {{f.rec.atime_sec, f.rec.atime_nsec}, {f.rec.mtime_sec, f.rec.mtime_nsec}};
+    if (::futimens(fd, ts) != 0) return Status::from_errno("restore times of fetched object " + std::to_string(f.rec.id));
     fetched_ += data->size();
     std::lock_guard g(mu_);
     job.done[i] = true;

@@ -39,14 +39,30 @@ class Restorer {
   Restorer(blob::ObjectStore& os, int root_fd, State& st) : os_(os), root_(root_fd), st_(st) {}
 
   Result<RestoreReport> run() {
-    auto ch = chain(os_);
-    if (!ch) return ch.status();
-    if (ch->empty()) return Status::error(ENOENT, "the blobbers hold no tcfs tree (no journal)");
     TCFS_TRY(check_empty());
+    // The newest snapshot that reads back whole, then the journals after it.
+    std::string from;
+    auto snaps = snapshots(os_);
+    if (!snaps) return snaps.status();
+    for (const auto& snap : *snaps) {
+      std::string head;
+      Status st = load(snap.base, &head);
+      if (st) st = flush();
+      if (st) {
+        from = head;
+        rep_.snapshot = snap.base;
+        break;
+      }
+      spdlog::warn("restore: snapshot {} unusable ({}); trying an older one", snap.base, st.message());
+      TCFS_TRY(reset());
+    }
+    auto ch = chain(os_, from);
+    if (!ch) return ch.status();
+    if (from.empty() && ch->empty()) return Status::error(ENOENT, "the blobbers hold no tcfs tree (no journal)");
     for (const auto& base : *ch) TCFS_TRY(load(base));
     TCFS_TRY(flush());
     rep_.journals = ch->size();
-    rep_.head = ch->back();
+    rep_.head = ch->empty() ? from : ch->back();
     auto t = meta::Txn::begin(st_.env(), true);
     if (!t) return t.status();
     TCFS_TRY(build(*t));
@@ -70,9 +86,10 @@ class Restorer {
 
   // Journal records go into LMDB: objects into the restore db, entries into
   // the entries db (sync.h: the entries db ends up as on the blobbers).
-  Status load(const std::string& base) {
+  Status load(const std::string& base, std::string* snapshot_head = nullptr) {
     auto r = StreamReader::open(os_, base);
     if (!r) return r.status();
+    if (snapshot_head) *snapshot_head = r->info().value("head", std::string());
     if (uint64_t b = r->info().value("boot", uint64_t{0}); b > max_boot_) max_boot_ = b;
     rep_.epoch = r->info().value("epoch", rep_.epoch + 1);
     for (;;) {
@@ -100,9 +117,24 @@ class Restorer {
     } else if (auto* e = std::get_if<EntryRec>(&rec)) {
       if (e->child) TCFS_TRY(st_.put_entry(t, e->parent, e->name, e->child));
       else TCFS_TRY(st_.del_entry(t, e->parent, e->name));
+    } else {
+      TCFS_TRY(t.del(st_.env().db(kRestoreDb), be64(std::get<DropRec>(rec).id)));
     }
     if (++in_batch_ >= kBatch) return flush();
     return {};
+  }
+
+  // Forgets what a failed snapshot load left.
+  Status reset() {
+    batch_.reset();
+    in_batch_ = 0;
+    auto t = meta::Txn::begin(st_.env(), true);
+    if (!t) return t.status();
+    TCFS_TRY(t->clear(st_.env().db(kRestoreDb)));
+    TCFS_TRY(t->clear(st_.env().db(kEntriesDb)));
+    max_id_ = kRootId;
+    rep_ = RestoreReport{};
+    return t->commit();
   }
 
   Status flush() {

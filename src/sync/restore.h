@@ -1,6 +1,7 @@
 // sync/restore.h — rebuilding a store from its blobbers alone.
 //
-// Contract: restore() reads the remote image (the journal chain, chain.h)
+// Contract: restore() reads the remote image (the newest snapshot that
+// reads back whole, then the journal chain after it, chain.h)
 // and rebuilds it under root_fd, which must be an empty directory: every
 // directory, symlink, device node and hard link as it was, with its mode,
 // owner, xattrs and times; every non-empty regular file as a stub (a
@@ -25,6 +26,7 @@ namespace tcfs::sync {
 struct RestoreReport {
   uint64_t epoch = 0;
   std::string head;
+  std::string snapshot;  // the snapshot it started from ("" = the first journal)
   uint64_t journals = 0, records = 0;
   uint64_t dirs = 0, files = 0, symlinks = 0, others = 0, links = 0, stub_bytes = 0;
 };

@@ -102,14 +102,16 @@ Result<std::vector<std::pair<std::string, uint64_t>>> State::entries(meta::Txn& 
   return out;
 }
 
-Result<bool> State::referenced(meta::Txn& t, uint64_t child) {
-  bool found = false;
-  std::string want = be64(child);
-  TCFS_TRY(t.scan(env_.db(kEntriesDb), "", [&](std::string_view, std::string_view v) {
-    found = v == want;
-    return !found;
-  }));
-  return found;
+Status State::drop(meta::Txn& t, uint64_t ino, uint64_t id) {
+  // The inode number may belong to a new object already (reuse): keep that.
+  auto f = file(t, ino);
+  if (!f) return f.status();
+  if (f->has_value() && (*f)->id == id) TCFS_TRY(t.del(env_.db(kFilesDb), be64(ino)));
+  TCFS_TRY(t.del(env_.db(kIdsDb), be64(id)));
+  auto ents = entries(t, id);
+  if (!ents) return ents.status();
+  for (const auto& [name, child] : *ents) TCFS_TRY(del_entry(t, id, name));
+  return {};
 }
 
 Result<std::optional<blob::BlockRef>> State::block(meta::Txn& t, const blob::Hash& h) {

@@ -45,14 +45,15 @@ class State {
   Status put_file(meta::Txn& t, uint64_t ino, const FileState& f);
   Status del_file(meta::Txn& t, uint64_t ino, uint64_t id);
   Result<std::optional<uint64_t>> ino_of(meta::Txn& t, uint64_t id);
+  // Forgets a dropped object: its file record, its id, and (a directory)
+  // any entries left under it.
+  Status drop(meta::Txn& t, uint64_t ino, uint64_t id);
 
   Result<std::optional<uint64_t>> entry(meta::Txn& t, uint64_t parent, const std::string& name);
   Status put_entry(meta::Txn& t, uint64_t parent, const std::string& name, uint64_t child);
   Status del_entry(meta::Txn& t, uint64_t parent, const std::string& name);
   // Every (name, child) of parent, in name order.
   Result<std::vector<std::pair<std::string, uint64_t>>> entries(meta::Txn& t, uint64_t parent);
-  // True if some entry names child (a linear scan: used only on removal paths).
-  Result<bool> referenced(meta::Txn& t, uint64_t child);
 
   Result<std::optional<blob::BlockRef>> block(meta::Txn& t, const blob::Hash& h);
   Status put_block(meta::Txn& t, const blob::BlockRef& r);

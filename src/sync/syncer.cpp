@@ -165,6 +165,7 @@ Status Syncer::write_journal(Round& r) {
   StreamWriter w(*env_.objects, r.journal);
   for (const auto& o : r.cap.objects) TCFS_TRY(w.add(encode(o.state.rec)));
   for (const auto& e : r.cap.entries) TCFS_TRY(w.add(encode(e)));
+  for (const auto& [id, ino] : r.cap.drops) TCFS_TRY(w.add(encode(DropRec{id})));
   json info = {{"epoch", epoch_ + 1}, {"prev", head_},         {"boot", boot_},
                {"attempt", attempt_}, {"time", ::time(nullptr)}, {"objects", r.cap.objects.size()},
                {"entries", r.cap.entries.size()}};
@@ -192,10 +193,37 @@ Status Syncer::commit_local(Round& r) {
     else TCFS_TRY(state_.del_entry(*t, e.parent, e.name));
   }
   for (const auto& [h, ref] : r.new_blocks) TCFS_TRY(state_.put_block(*t, ref));
+  for (const auto& [id, ino] : r.cap.drops) TCFS_TRY(state_.drop(*t, ino, id));
   TCFS_TRY(state_.put(*t, "epoch", std::to_string(epoch_ + 1)));
   TCFS_TRY(state_.put(*t, "head", r.journal));
   TCFS_TRY(state_.put(*t, "next_id", std::to_string(r.cap.next_id)));
   return t->commit();  // sync.h 7: the round is synced locally
+}
+
+// A snapshot: every synced object and entry as of `epoch` (whose journal is
+// `head`), from one LMDB read transaction (a consistent view), streamed.
+Status Syncer::write_snapshot(uint64_t epoch, const std::string& head) {
+  auto t = meta::Txn::begin(*env_.meta, false);
+  if (!t) return t.status();
+  char name[64];
+  snprintf(name, sizeof name, "n/s/%016" PRIx64 "-%08" PRIx64 "-%04x", epoch, boot_, snap_attempt_++);
+  StreamWriter w(*env_.objects, name);
+  Status err;
+  TCFS_TRY(t->scan(env_.meta->db(kFilesDb), "", [&](std::string_view k, std::string_view) {
+    auto f = state_.file(*t, from_be64(k));
+    err = f ? (f->has_value() ? w.add(encode((*f)->rec)) : Status{}) : f.status();
+    return err.is_ok();
+  }));
+  TCFS_TRY(err);
+  TCFS_TRY(t->scan(env_.meta->db(kEntriesDb), "", [&](std::string_view k, std::string_view v) {
+    err = w.add(encode(EntryRec{from_be64(k.substr(0, 8)), std::string(k.substr(8)), from_be64(v)}));
+    return err.is_ok();
+  }));
+  TCFS_TRY(err);
+  json info = {{"epoch", epoch}, {"head", head}, {"boot", boot_}, {"time", ::time(nullptr)}, {"kind", "snapshot"}};
+  TCFS_TRY(w.finish(info));
+  spdlog::info("sync: snapshot {} of epoch {}: {} records", name, epoch, w.records());
+  return {};
 }
 
 Status Syncer::round() {
@@ -224,13 +252,19 @@ Status Syncer::round() {
     }
   }
   Status st;
-  bool empty = r.cap.objects.empty() && r.cap.entries.empty();
+  bool empty = r.cap.objects.empty() && r.cap.entries.empty() && r.cap.drops.empty();
   if (!empty) {
     st = env_.make_durable ? env_.make_durable() : Status{};  // sync.h 3
     if (st) st = upload(r);
     if (st) st = write_journal(r);
     if (st) st = commit_local(r);
     clear_stage(env_.fs.stage_fd);
+    if (st && opt_.snapshot_every && (epoch_ + 1) % opt_.snapshot_every == 0) snapshot_due_ = true;
+    if (st && snapshot_due_) {
+      Status s = write_snapshot(epoch_ + 1, r.journal);
+      if (s) snapshot_due_ = false;
+      else spdlog::warn("sync: snapshot of epoch {} failed, will retry: {}", epoch_ + 1, s.message());
+    }
   }
   std::lock_guard g(mu_);
   stats_.running = false;

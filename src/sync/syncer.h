@@ -11,7 +11,9 @@
 //    (bounded parallelism, deduplicated by SHA-256), write the journal
 //    stream (its end object is the remote commit point), commit LMDB. On
 //    failure the marks go back (sync.h 8) and the error is returned. An
-//    empty round (no marks) writes nothing.
+//    empty round (no marks) writes nothing. Every snapshot_every epochs a
+//    snapshot of the synced state follows (chain.h); a failed snapshot is
+//    logged and tried again after the next round.
 //  * start() runs rounds in the background: one after `interval_ms` of
 //    pending changes, or at once when wait_synced() asks; failures retry
 //    with backoff (retry_ms doubling up to 60 s) and are logged once per
@@ -62,6 +64,7 @@ struct SyncOptions {
   unsigned interval_ms = 1000;
   unsigned workers = 4;     // parallel block uploads
   unsigned retry_ms = 1000;  // first retry delay after a failed round
+  unsigned snapshot_every = 64;  // epochs between snapshots (0: never)
   blob::BlockWriterOptions packs;
 };
 
@@ -98,6 +101,7 @@ class Syncer {
   Status upload(Round& r);
   Status write_journal(Round& r);
   Status commit_local(Round& r);
+  Status write_snapshot(uint64_t epoch, const std::string& head);
   void background();
 
   SyncEnv env_;
@@ -109,7 +113,8 @@ class Syncer {
   std::mutex round_mu_;  // one round at a time; protects epoch_, head_, next_id_, attempt_
   uint64_t epoch_ = 0, next_id_ = kRootId + 1;
   std::string head_;
-  unsigned attempt_ = 0;
+  unsigned attempt_ = 0, snap_attempt_ = 0;
+  bool snapshot_due_ = false;
 
   std::mutex mu_;  // protects everything below
   std::condition_variable cv_;

@@ -67,7 +67,7 @@ struct Blobbers {
 struct Image {
   std::map<uint64_t, InodeRec> objs;
   std::map<std::pair<uint64_t, std::string>, uint64_t> ents;
-  size_t journals = 0;
+  size_t journals = 0, drops = 0;
 };
 
 Image load_image(blob::ObjectStore& os) {
@@ -88,6 +88,10 @@ Image load_image(blob::ObjectStore& os) {
       if (auto* e = std::get_if<EntryRec>(&*d)) {
         if (e->child) img.ents[{e->parent, e->name}] = e->child;
         else img.ents.erase({e->parent, e->name});
+      }
+      if (auto* dr = std::get_if<DropRec>(&*d)) {
+        img.objs.erase(dr->id);
+        img.drops++;
       }
     }
   }
@@ -598,4 +602,68 @@ TEST_CASE("fetch: a damaged shard is repaired on the way; too many lost shards g
   CHECK(e.err() == EIO);
   CHECK(e.what().find("shards usable") != std::string::npos);
   CHECK(f.is_stub(again.ino("f")));  // still a stub: the next use tries again
+}
+
+TEST_CASE("snapshots: restore starts from the newest whole one; a damaged one falls back; removed objects are dropped") {
+  Blobbers b;
+  Local src;
+  std::string R = src.root();
+  SyncOptions o;
+  o.snapshot_every = 2;
+  auto s = src.syncer(*b.os, o);
+  fs::create_directories(R + "/d");
+  write_file(R + "/d/one", "one");
+  write_file(R + "/gone", random_bytes(5000, 1));
+  REQUIRE(s->rescan().is_ok());
+  REQUIRE(s->round().is_ok());  // epoch 1
+  uint64_t gone_id = 0;
+  {
+    auto t = meta::Txn::begin(*src.env, false);
+    State st(*src.env);
+    gone_id = st.file(*t, src.ino("gone")).value()->id;
+  }
+  fs::remove(R + "/gone");
+  src.tracker.name(src.ino(""), "gone");
+  write_file(R + "/d/two", "two");
+  src.tracker.name(src.ino("d"), "two");
+  REQUIRE(s->round().is_ok());  // epoch 2: a snapshot follows
+  CHECK(load_image(*b.os).drops == 1);
+  {
+    auto t = meta::Txn::begin(*src.env, false);
+    State st(*src.env);
+    CHECK(!st.ino_of(*t, gone_id).value().has_value());  // (its inode number may be reused already)
+  }
+  auto snaps = snapshots(*b.os);
+  REQUIRE(snaps.is_ok());
+  REQUIRE(snaps->size() == 1);
+  CHECK(snaps->front().epoch == 2);
+  write_file(R + "/three", "three");
+  src.tracker.name(src.ino(""), "three");
+  REQUIRE(s->round().is_ok());  // epoch 3, after the snapshot
+  auto check = [&](bool want_snapshot) {
+    Local dst;
+    State st(*dst.env);
+    auto rep = restore(*b.os, dst.root_fd, st);
+    REQUIRE(rep.is_ok());
+    CHECK(rep->epoch == 3);
+    if (want_snapshot) {
+      CHECK(rep->snapshot == snaps->front().base);
+      CHECK(rep->journals == 1);
+    } else {
+      CHECK(rep->snapshot.empty());
+      CHECK(rep->journals == 3);
+    }
+    Fetcher f(dst.root_fd, *dst.env, *b.os);
+    REQUIRE(f.load().is_ok());
+    std::map<ino_t, ino_t> links;
+    same_tree(R, dst.root(), [&](const std::string& p) {
+      struct stat x;
+      REQUIRE(lstat(p.c_str(), &x) == 0);
+      REQUIRE(f.ensure_all(x.st_ino).is_ok());
+    }, links);
+  };
+  check(true);
+  // Damage the snapshot's only chunk: restore falls back to the whole chain.
+  REQUIRE(b.os->put(chunk_name(snaps->front().base, 0), "not a chunk").is_ok());
+  check(false);
 }
