@@ -28,6 +28,8 @@
 //       -> {"v":1,"type":"synced","errno":0|E,"message":"..."}: 0 once everything
 //          committed before the request is on the blobbers; ETIMEDOUT (what is
 //          pending), ENOTSUP (no blobbers) or the sync layer's error otherwise
+//   {"v":1,"type":"maintain","what":"gc"|"scrub"}   (root only: EPERM otherwise)
+//       -> {"v":1,"type":"maintained","errno":0|E,"message":"...","report":{...}}
 //   {"v":1,"type":"status"}
 //       -> {"v":1,"type":"status","mount":..,"store":..,"status":{...}} figures for
 //          `tcfs status` (see tcfs(8))

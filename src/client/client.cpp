@@ -247,6 +247,20 @@ Result<std::string> Client::status_json() {
   return j->dump();
 }
 
+Result<std::string> Client::maintain(const std::string& what) {
+  TCFS_TRY(control::write_frame(fd_, control::to_bytes({{"v", protocol::kVersion}, {"type", "maintain"}, {"what", what}})));
+  auto j = next_frame(fd_, m_.mountpoint);
+  if (!j) return j.status();
+  if (j->value("type", "") == "reply") {
+    auto r = control::decode_reply(*j);
+    if (!r) return r.status();
+    return Status::error(r->err ? r->err : EPROTO, r->message);
+  }
+  int err = j->value("errno", 0);
+  if (err) return Status::error(err, j->value("message", std::string()));
+  return (*j)["report"].dump();
+}
+
 Result<CompoundReply> Client::submit(const Compound& c, const std::function<void(size_t, size_t)>& progress) {
   std::string req = control::to_bytes(control::encode_compound(c, static_cast<bool>(progress)));
   TCFS_TRY(control::write_frame(fd_, req, c.fds));

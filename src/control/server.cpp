@@ -230,6 +230,16 @@ bool ControlServer::handle(int fd, const Caller& who) {
   if (type == "compound") return run_compound(fd, who, r, std::move(fds));
   close_all(fds);
   if (type == "sync") return run_sync(fd, who, r);
+  if (type == "maintain") {
+    auto w = r.find("what");
+    std::string what = w != r.end() && w->is_string() ? w->get<std::string>() : "";
+    if (what != "gc" && what != "scrub") return refuse(fd, who, EINVAL, "maintain: what must be \"gc\" or \"scrub\"");
+    if (who.uid != 0) return refuse(fd, who, EPERM, "maintain " + what + ": only root may run it");
+    auto rep = exec_->maintain(what);
+    Json m = {{"v", protocol::kVersion}, {"type", "maintained"}, {"errno", rep.err()},
+              {"message", rep ? "" : rep.status().what()}, {"report", rep ? *rep : Json::object()}};
+    return write_frame(fd, to_bytes(m)).is_ok();
+  }
   if (type == "status") {
     Json st = {{"v", protocol::kVersion}, {"type", "status"}, {"mount", info_.mount}, {"store", info_.store},
                {"status", exec_->status()}};

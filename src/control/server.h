@@ -76,6 +76,10 @@ class Executor {
   }
   // "status": a map of figures for `tcfs status` (sync, cache, blobbers).
   virtual Json status() { return Json::object(); }
+  // "maintain": "gc" or "scrub" of the blobbers; a report map, or an error.
+  virtual Result<Json> maintain(const std::string& what) {
+    return Status::error(ENOTSUP, what + ": this store has no blobbers");
+  }
 };
 
 struct ServerInfo {

@@ -56,6 +56,7 @@ class StreamReader {
   Result<std::optional<std::string>> next();
   const nlohmann::json& info() const { return info_; }
   uint64_t records() const { return total_; }
+  size_t chunks() const { return chunks_.size(); }
 
  private:
   StreamReader(blob::ObjectStore& os, std::string base) : os_(&os), base_(std::move(base)) {}

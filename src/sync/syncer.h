@@ -37,6 +37,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
+#include <set>
+#include <vector>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -68,6 +71,15 @@ struct SyncOptions {
   blob::BlockWriterOptions packs;
 };
 
+// What gc() or scrub() did.
+struct MaintenanceReport {
+  uint64_t objects = 0;      // looked at
+  uint64_t deleted = 0;      // gc: objects removed (blocks, packs, old journals/snapshots)
+  uint64_t index_dropped = 0;  // gc: dedup entries that named removed objects
+  uint64_t good = 0, repaired = 0, unrecoverable = 0;  // scrub: objects
+  std::vector<std::string> problems;  // scrub: one line per object it could not make whole
+};
+
 struct SyncStatus {
   uint64_t epoch = 0;        // last committed round
   std::string head;          // its journal
@@ -94,6 +106,13 @@ class Syncer {
   void stop();
   Status wait_synced(std::chrono::milliseconds timeout);
   SyncStatus status();
+  // Removes what no synced state needs: blocks and packs no synced object
+  // names (and their dedup entries), journals and snapshots before the
+  // newest snapshot, stray journals of failed rounds. Runs between rounds.
+  Result<MaintenanceReport> gc();
+  // Reads every shard of every object the synced state needs, rewrites
+  // bad or missing shards, and reports objects it cannot make whole.
+  Result<MaintenanceReport> scrub();
 
  private:
   Syncer(SyncEnv env, SyncOptions opt) : env_(std::move(env)), opt_(opt), state_(*env_.meta) {}
@@ -103,6 +122,7 @@ class Syncer {
   Status commit_local(Round& r);
   Status write_snapshot(uint64_t epoch, const std::string& head);
   void background();
+  Result<std::set<std::string>> live_objects(std::map<std::string, blob::Hash>* blocks);
 
   SyncEnv env_;
   SyncOptions opt_;

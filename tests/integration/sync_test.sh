@@ -232,7 +232,31 @@ m6=$work/m6
 start "$fs/R6" "$m6"
 snap "$m6" > "$work/r6.snap"
 ok 'diff "$work/r5.snap" "$work/r6.snap" > "$work/diff6"' "after kill -9 and resync the restored tree matches: $(head -5 "$work/diff6")"
+
+# --- gc and scrub -----------------------------------------------------------
+head -c $((9 << 20)) /dev/urandom > "$m6/data/big.bin"   # the old blocks become garbage
+"$T" sync "$m6" --timeout 60 > /dev/null || die "sync before gc"
+out=$("$T" gc "$m6"); rc=$?
+removed=$(sed -n 's/.* \([0-9]*\) removed.*/\1/p' <<< "$out")
+ok '[[ $rc == 0 && ${removed:-0} -ge 3 ]]' "gc removes the replaced blocks and old journals: rc $rc: $out"
+out=$("$T" scrub "$m6"); rc=$?
+ok '[[ $rc == 0 && $out == *" 0 not whole"* ]]' "scrub after gc: rc $rc: $out"
+snap "$m6" > "$work/r6b.snap"
 stop "$m6"
+restore_to "$fs/R7" || die "restore R7 after gc"
+m7=$work/m7
+start "$fs/R7" "$m7"
+snap "$m7" > "$work/r7.snap"
+ok 'diff "$work/r6b.snap" "$work/r7.snap" > "$work/diff7"' "restore after gc matches: $(head -5 "$work/diff7")"
+if ((s3 == 0)); then
+  shard=$(find "$fs"/b?/b -type f -name '*.2' | head -1)  # a parity shard: only scrub reads it
+  printf 'XXXX' | dd of="$shard" bs=1 seek=100 conv=notrunc status=none
+  out=$("$T" scrub "$m7"); rc=$?
+  ok '[[ $rc == 0 && $out == *" 1 repaired"* ]]' "scrub repairs a damaged parity shard: rc $rc: $out"
+fi
+out=$(su nobody -s /bin/sh -c "$T gc $m7" 2>&1); rc=$?
+ok '[[ $rc == 1 && ($out == *"only root"* || $out == *"Permission denied"*) ]]' "gc by an unprivileged user is refused: $out"
+stop "$m7"
 
 echo "sync_test: $checks checks, $fails failed"
 ((fails == 0))

@@ -4,6 +4,7 @@
 //   tcfs init [--store DIR] --blobber URL... [--ec K+M]
 //   tcfs sync MOUNTPOINT [--timeout S]
 //   tcfs status MOUNTPOINT [--json]
+//   tcfs gc MOUNTPOINT | tcfs scrub MOUNTPOINT
 //
 // Exit codes: 0 success (mounted, or the foreground daemon unmounted
 // cleanly); 1 an error the message names (store, mountpoint, FUSE);
@@ -195,6 +196,15 @@ class DaemonExecutor final : public tcfs::control::Executor {
     return r_->syncer->wait_synced(std::chrono::milliseconds(timeout_ms));
   }
   tcfs::control::Json status() override;
+  tcfs::Result<tcfs::control::Json> maintain(const std::string& what) override {
+    if (!r_) return Executor::maintain(what);
+    auto rep = what == "gc" ? r_->syncer->gc() : r_->syncer->scrub();
+    if (!rep) return rep.status();
+    return tcfs::control::Json{{"objects", rep->objects},        {"deleted", rep->deleted},
+                               {"index_dropped", rep->index_dropped}, {"good", rep->good},
+                               {"repaired", rep->repaired},      {"unrecoverable", rep->unrecoverable},
+                               {"problems", rep->problems}};
+  }
 
  private:
   tcfs::txn::TxnManager& tm_;
@@ -316,7 +326,8 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
 // mount.fuse3); rewrite that form to `tcfs mount --store STORE ... MOUNTPOINT`.
 std::vector<std::string> helper_form(int argc, char** argv) {
   std::vector<std::string> a(argv, argv + argc);
-  bool subcommand = a.size() >= 2 && (a[1] == "mount" || a[1] == "init" || a[1] == "sync" || a[1] == "status");
+  bool subcommand = a.size() >= 2 && (a[1] == "mount" || a[1] == "init" || a[1] == "sync" ||
+                                     a[1] == "status" || a[1] == "gc" || a[1] == "scrub");
   if (a.size() >= 3 && a[1].rfind('-', 0) != 0 && !subcommand && a[2].rfind('-', 0) != 0) {
     std::vector<std::string> out = {a[0], "mount", "--store", a[1]};
     out.insert(out.end(), a.begin() + 3, a.end());
@@ -377,6 +388,11 @@ int main(int argc, char** argv) {
   sync->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
   sync->add_option("--timeout", timeout_s, "give up after S seconds (exit 1, saying what is pending)");
 
+  CLI::App* gc = app.add_subcommand("gc", "remove from the blobbers what no synced state needs");
+  gc->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
+  CLI::App* scrub = app.add_subcommand("scrub", "check every shard on the blobbers and repair what it can");
+  scrub->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
+
   bool as_json = false;
   CLI::App* status = app.add_subcommand("status", "show a mount's sync state, blobber health and cache use");
   status->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
@@ -402,5 +418,7 @@ int main(int argc, char** argv) {
   }
   if (*sync) return tcfs::cli::cmd_sync(target, timeout_s);
   if (*status) return tcfs::cli::cmd_status(target, as_json);
+  if (*gc) return tcfs::cli::cmd_maintain(target, "gc");
+  if (*scrub) return tcfs::cli::cmd_maintain(target, "scrub");
   return kExitUsage;
 }

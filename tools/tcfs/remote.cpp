@@ -172,6 +172,29 @@ int cmd_sync(const std::string& mountpoint, double timeout_s) {
   return 0;
 }
 
+int cmd_maintain(const std::string& mountpoint, const std::string& what) {
+  auto c = Client::for_path(mountpoint);
+  if (!c) return fail(c.status());
+  auto text = c->maintain(what);
+  if (!text) {
+    fprintf(stderr, "tcfs: %s %s: %s\n", what.c_str(), mountpoint.c_str(), text.status().message().c_str());
+    return kExitError;
+  }
+  json r = json::parse(*text, nullptr, false);
+  if (what == "gc") {
+    printf("tcfs gc: %llu objects on the blobbers, %llu removed, %llu dedup entries dropped\n",
+           static_cast<unsigned long long>(r.value("objects", 0ull)), static_cast<unsigned long long>(r.value("deleted", 0ull)),
+           static_cast<unsigned long long>(r.value("index_dropped", 0ull)));
+    return 0;
+  }
+  printf("tcfs scrub: %llu objects: %llu good, %llu repaired, %llu not whole\n",
+         static_cast<unsigned long long>(r.value("objects", 0ull)), static_cast<unsigned long long>(r.value("good", 0ull)),
+         static_cast<unsigned long long>(r.value("repaired", 0ull)),
+         static_cast<unsigned long long>(r.value("unrecoverable", 0ull)));
+  for (const auto& p : r["problems"]) printf("  %s\n", p.get<std::string>().c_str());
+  return r.value("unrecoverable", 0ull) ? kExitError : 0;
+}
+
 int cmd_status(const std::string& mountpoint, bool as_json) {
   auto c = Client::for_path(mountpoint);
   if (!c) return fail(c.status());

@@ -45,5 +45,7 @@ Result<int> open_stage(store::Store& s);
 int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore);
 int cmd_sync(const std::string& mountpoint, double timeout_s);
 int cmd_status(const std::string& mountpoint, bool json);
+// gc or scrub through the daemon; exit 1 when scrub finds objects it cannot make whole.
+int cmd_maintain(const std::string& mountpoint, const std::string& what);
 
 }  // namespace tcfs::cli
