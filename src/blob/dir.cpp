@@ -27,22 +27,13 @@
 #include <vector>
 
 #include "blob/backend.h"
+#include "util/fd.h"
 
 namespace tcfs::blob {
 namespace {
 
 constexpr size_t kBuf = 256 << 10;
 constexpr const char* kTmp = "~tmp";
-
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
 
 class DirBlobber final : public Blobber {
  public:
@@ -141,12 +132,12 @@ Status DirBlobber::get(const std::string& key, uint64_t off, uint64_t len, const
   TCFS_TRY(injected("get", index_, url_, key));
   TCFS_TRY(check_key(key));
   Fd f(::open((root_ + "/" + key).c_str(), O_RDONLY | O_CLOEXEC));
-  if (f.fd < 0) return err("get", key);
+  if (f.get() < 0) return err("get", key);
   std::vector<char> buf(kBuf);
   uint64_t left = len;
   while (left > 0) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(kBuf, left));
-    ssize_t r = ::pread(f.fd, buf.data(), want, static_cast<off_t>(off));
+    ssize_t r = ::pread(f.get(), buf.data(), want, static_cast<off_t>(off));
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) return err("read", key);
     if (r == 0) break;

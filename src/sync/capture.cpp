@@ -13,24 +13,11 @@
 #include <spdlog/spdlog.h>
 #include <unordered_map>
 
+#include "util/fd.h"
 #include "util/handle.h"
 
 namespace tcfs::sync {
 namespace {
-
-struct Fd {
-  int fd = -1;
-  Fd() = default;
-  explicit Fd(int f) : fd(f) {}
-  Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd, o.fd);
-    return *this;
-  }
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 // Names in a directory (not "." or ".."), from an fd the caller keeps.
 Result<std::vector<std::string>> list_dir(int dirfd) {
@@ -77,11 +64,11 @@ Status read_xattrs(int fd, std::vector<std::pair<std::string, std::string>>& out
 // Clones (or copies) size bytes of src into a new stage file.
 Status stage_copy(const CaptureEnv& env, int src, const std::string& name, uint64_t size) {
   Fd dst(::openat(env.stage_fd, name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (dst.fd < 0) return Status::from_errno("create sync stage file " + name);
-  if (env.reflink && ::ioctl(dst.fd, FICLONE, src) == 0) return {};
+  if (dst.get() < 0) return Status::from_errno("create sync stage file " + name);
+  if (env.reflink && ::ioctl(dst.get(), FICLONE, src) == 0) return {};
   loff_t in = 0, out = 0;
   while (static_cast<uint64_t>(in) < size) {
-    ssize_t n = ::copy_file_range(src, &in, dst.fd, &out, static_cast<size_t>(size - in), 0);
+    ssize_t n = ::copy_file_range(src, &in, dst.get(), &out, static_cast<size_t>(size - in), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Status::from_errno("copy to sync stage file " + name);
     if (n == 0) break;  // the file is shorter than its size said (cannot happen frozen)
@@ -135,7 +122,7 @@ class Capturer {
   // An O_PATH fd for a directory (cached for the capture); -1 if it is gone.
   Result<int> dir_fd(uint64_t ino, const Known& k) {
     if (ino == root_ino_) return env_.root_fd;
-    if (auto it = fds_.find(ino); it != fds_.end()) return it->second.fd;
+    if (auto it = fds_.find(ino); it != fds_.end()) return it->second.get();
     int fd = open_handle(env_.root_fd, k.handle, O_PATH | O_DIRECTORY);
     if (fd < 0 && (errno == ESTALE || errno == ENOENT || errno == ENOTDIR)) return -1;
     if (fd < 0) return Status::from_errno("reopen directory " + std::to_string(k.id));
@@ -208,8 +195,8 @@ class Capturer {
 
   Status walk_new_dir(int pfd, const std::string& name, uint64_t ino) {
     Fd d(::openat(pfd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (d.fd < 0) return Status::from_errno("open new directory " + name);
-    auto names = list_dir(d.fd);
+    if (d.get() < 0) return Status::from_errno("open new directory " + name);
+    auto names = list_dir(d.get());
     if (!names) return Status::error(names.err(), "list new directory " + name + ": " + names.status().message());
     for (auto& n : *names) work_.emplace_back(ino, std::move(n));
     fds_[ino] = std::move(d);
@@ -224,9 +211,9 @@ class Capturer {
     int fd = env_.root_fd;
     if (ino != root_ino_) {
       own = Fd(open_handle(env_.root_fd, (*k)->handle, O_PATH | O_NOFOLLOW));
-      if (own.fd < 0 && (errno == ESTALE || errno == ENOENT)) return {};  // gone
-      if (own.fd < 0) return Status::from_errno("reopen object " + std::to_string((*k)->id));
-      fd = own.fd;
+      if (own.get() < 0 && (errno == ESTALE || errno == ENOENT)) return {};  // gone
+      if (own.get() < 0) return Status::from_errno("reopen object " + std::to_string((*k)->id));
+      fd = own.get();
     }
     struct stat sb;
     if (::fstat(fd, &sb) != 0) return Status::from_errno("stat object " + std::to_string((*k)->id));
@@ -269,9 +256,9 @@ class Capturer {
         if ((*k)->old && (*k)->old->stub)
           return Status::error(EAGAIN, "object " + std::to_string(r.id) + " changed while still a stub");
         Fd src(open_handle(env_.root_fd, (*k)->handle, O_RDONLY | O_NOATIME));
-        if (src.fd < 0) return Status::from_errno("open object " + std::to_string(r.id) + " for capture");
+        if (src.get() < 0) return Status::from_errno("open object " + std::to_string(r.id) + " for capture");
         o.stage = std::to_string(ino);
-        TCFS_TRY(stage_copy(env_, src.fd, o.stage, r.size));
+        TCFS_TRY(stage_copy(env_, src.get(), o.stage, r.size));
         o.has_data = true;
         cap_.data_bytes += r.size;
       }
@@ -295,7 +282,7 @@ class Capturer {
       if (!f->has_value() || (*f)->id != id) continue;
       Fd o(open_handle(env_.root_fd, (*f)->handle, O_PATH));
       struct stat sb;
-      bool gone = o.fd < 0 ? (errno == ESTALE || errno == ENOENT) : (::fstat(o.fd, &sb) == 0 && sb.st_nlink == 0);
+      bool gone = o.get() < 0 ? (errno == ESTALE || errno == ENOENT) : (::fstat(o.get(), &sb) == 0 && sb.st_nlink == 0);
       if (gone) cap_.drops.emplace_back(id, **ino);
     }
     return {};
@@ -365,8 +352,8 @@ class Rescanner {
       if (it != was.end()) was.erase(it);
       if (same && S_ISDIR(sb.st_mode)) {
         Fd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (sub.fd < 0) return Status::from_errno("rescan: open " + name);
-        TCFS_TRY(walk(sub.fd, sb.st_ino, (*f)->id));
+        if (sub.get() < 0) return Status::from_errno("rescan: open " + name);
+        TCFS_TRY(walk(sub.get(), sb.st_ino, (*f)->id));
       }
     }
     for (const auto& [name, child] : was) tr_.name(ino, name);  // gone from the directory

@@ -17,22 +17,13 @@
 
 #include "sync/chain.h"
 #include "sync/stream.h"
+#include "util/fd.h"
 #include "util/handle.h"
 
 namespace tcfs::sync {
 namespace {
 
 constexpr size_t kBatch = 20000;  // records per LMDB transaction while loading
-
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
 
 class Restorer {
  public:
@@ -74,7 +65,7 @@ class Restorer {
  private:
   Status check_empty() {
     Fd d(::openat(root_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    DIR* dir = ::fdopendir(::dup(d.fd));
+    DIR* dir = ::fdopendir(::dup(d.get()));
     if (!dir) return Status::from_errno("open store root");
     bool empty = true;
     while (dirent* e = ::readdir(dir))
@@ -160,7 +151,7 @@ class Restorer {
     if (!S_ISLNK(r.mode)) {
       if (::fchmodat(dirfd, name.empty() ? "." : n, r.mode & 07777, 0) != 0) return Status::from_errno("chmod " + name);
       Fd f(::openat(dirfd, name.empty() ? "." : n, O_PATH | O_NOFOLLOW | O_CLOEXEC));
-      std::string p = "/proc/self/fd/" + std::to_string(f.fd);
+      std::string p = "/proc/self/fd/" + std::to_string(f.get());
       for (const auto& [xn, xv] : r.xattrs)
         if (::setxattr(p.c_str(), xn.c_str(), xv.data(), xv.size(), 0) != 0)
           spdlog::warn("restore: setxattr {} on {}: {}", xn, name, std::strerror(errno));
@@ -183,7 +174,7 @@ class Restorer {
       auto f = st_.file(t, **have);
       if (!f) return f.status();
       Fd o(open_handle(root_, (*f)->handle, O_PATH));
-      if (o.fd < 0 || ::linkat(o.fd, "", dirfd, name.c_str(), AT_EMPTY_PATH) != 0)
+      if (o.get() < 0 || ::linkat(o.get(), "", dirfd, name.c_str(), AT_EMPTY_PATH) != 0)
         return Status::from_errno("link " + name);
       rep_.links++;
       return {};
@@ -233,8 +224,8 @@ class Restorer {
       if (S_ISDIR(r->mode) && !walked_.count(child)) {
         walked_.insert(child);
         Fd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (sub.fd < 0) return Status::from_errno("open " + name);
-        TCFS_TRY(walk(t, sub.fd, child, depth + 1));
+        if (sub.get() < 0) return Status::from_errno("open " + name);
+        TCFS_TRY(walk(t, sub.get(), child, depth + 1));
       }
       TCFS_TRY(set_times(dirfd, name, *r));  // a directory's after its entries
     }
@@ -267,7 +258,7 @@ class Restorer {
       if (!f->has_value()) continue;
       Fd o(ino == inos_.back() ? ::dup(root_) : open_handle(root_, (*f)->handle, O_PATH));
       struct stat sb;
-      if (o.fd < 0 || ::fstat(o.fd, &sb) != 0) return Status::from_errno("stat restored object");
+      if (o.get() < 0 || ::fstat(o.get(), &sb) != 0) return Status::from_errno("stat restored object");
       (*f)->ctime_sec = sb.st_ctim.tv_sec;
       (*f)->ctime_nsec = static_cast<uint32_t>(sb.st_ctim.tv_nsec);
       for (const auto& b : (*f)->rec.blocks) TCFS_TRY(st_.put_block(t, b));

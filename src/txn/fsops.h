@@ -16,33 +16,11 @@
 #include <utility>
 
 #include "tcfs/status.h"
+#include "util/fd.h"
 
 namespace tcfs::txn {
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  explicit operator bool() const { return fd_ >= 0; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+using tcfs::Fd;  // util/fd.h
 
 Result<Fd> open_beneath(int root_fd, const std::string& path, int flags, unsigned mode = 0, bool no_symlinks = true);
 // "a/b/c" -> ("a/b", "c"); "c" -> ("", "c").

@@ -135,6 +135,15 @@ check() {  # label expected-file actual-file
   fi
 }
 
+# The client got no answer: wait (bounded) until the daemon that is dying at
+# its crash point is gone, so nothing mistakes it for a live one.
+await_crash() {
+  for _ in $(seq 200); do
+    [[ $(ps -o stat= -p "$daemon_pid" 2>/dev/null) == Z* || -z $(ps -o stat= -p "$daemon_pid" 2>/dev/null) ]] && break
+    sleep 0.05
+  done
+}
+
 # trial POINT NTH RECOVERY(undo|remount) -> 0 crashed and checked, 1 no crash
 trial() {
   local point=$1 nth=$2 how=$3 committed=0
@@ -147,7 +156,7 @@ trial() {
     return 1
   fi
   # No answer: the daemon must be dying at the crash point.
-  for _ in $(seq 200); do [[ $(ps -o stat= -p "$daemon_pid" 2>/dev/null) == Z* || -z $(ps -o stat= -p "$daemon_pid" 2>/dev/null) ]] && break; sleep 0.05; done
+  await_crash
   wait "$daemon_pid"; local drc=$?
   ((drc == 137)) || { echo "daemon exit status $drc after $point:$nth (expected a kill -9)" >&2; fail=$((fail + 1)); }
   stop_daemon
@@ -184,6 +193,7 @@ for point in undo.before_step undo.after_step undo.after_inodes undo.after_sync 
     "$TREESNAP" --ino --times --root-times "$store/root" > "$work/pre"
     start_daemon "txn.after_exec:1"
     run_compound
+    await_crash
     stop_daemon
     TCFS_CRASH_AT="$point:$nth" "$TCFS_UNDO" "$store" >> "$work/undo.log" 2>&1
     rc=$?
