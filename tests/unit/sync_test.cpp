@@ -31,22 +31,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string random_bytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
-void write_file(const std::string& p, const std::string& data) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f << data;
-}
-std::string read_file(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
 struct Blobbers {
   TempDir tmp;
   std::unique_ptr<blob::ObjectStore> os;
