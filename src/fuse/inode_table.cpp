@@ -145,7 +145,17 @@ Result<Inode*> InodeTable::lookup(Inode& parent, const char* name, struct stat* 
   if (fstatat(pp->fd(), name, st, AT_SYMLINK_NOFOLLOW) != 0) return Status::from_errno();
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (Inode* in = ref_locked({st->st_dev, st->st_ino})) return in;
+    Key k{st->st_dev, st->st_ino};
+    if (Inode* in = ref_locked(k)) {
+      if (in->type == (st->st_mode & S_IFMT)) return in;
+      // The inode number names another object now (the one the kernel
+      // still holds is gone): that Inode leaves the map and lives on, for
+      // the kernel's references only, until they are forgotten.
+      --in->nlookup;
+      auto it = map_.find(k);
+      detached_.emplace(it->second.get(), std::move(it->second));
+      map_.erase(it);
+    }
   }
   return create_inode(pp->fd(), name, st);
 }
@@ -161,11 +171,17 @@ void InodeTable::forget(fuse_ino_t ino, uint64_t n) {
       return;
     }
     auto it = map_.find({in.src_dev, in.src_ino});
-    if (it == map_.end()) return;
+    if (it != map_.end() && it->second.get() == &in) {
+      dead = std::move(it->second);
+      map_.erase(it);
+    } else if (auto d = detached_.find(&in); d != detached_.end()) {
+      dead = std::move(d->second);
+      detached_.erase(d);
+    } else {
+      return;
+    }
     if (in.is_linked()) lru_.erase(lru_.iterator_to(in));
     if (in.fd >= 0) --open_fds_;
-    dead = std::move(it->second);
-    map_.erase(it);
   }
 }
 

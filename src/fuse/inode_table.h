@@ -5,7 +5,8 @@
 //  * Each Inode names one backing object by its (st_dev, st_ino) identity
 //    and by a kernel file handle (name_to_handle_at), so renames and
 //    unlinks behind a name never make it point at another object. Two names
-//    of one object (hard links) share one Inode.
+//    of one object (hard links) share one Inode. An inode number reused by
+//    an object of another type gets a new Inode; the old one is detached.
 //  * An Inode's O_PATH fd is a cache: opened on first use (pin()), closed
 //    again, least recently used first, when more than `fd_budget` inode fds
 //    are open, so the number of objects the kernel may remember is not
@@ -18,7 +19,7 @@
 //    its requests is in flight, so a pinned Inode is never destroyed.
 //
 // Lock order: InodeTable::mu_ is a leaf lock: nothing else is acquired
-// while it is held. mu_ protects map_, lru_, open_fds_ and every Inode's
+// while it is held. mu_ protects map_, detached_, lru_, open_fds_ and every Inode's
 // fd, nlookup, pins and opens.
 //
 // Thread-safety: all members are safe to call from any FUSE worker.
@@ -123,6 +124,9 @@ class InodeTable {
 
   std::mutex mu_;
   std::unordered_map<Key, std::unique_ptr<Inode>, KeyHash> map_;
+  // Inodes whose (dev, ino) was reused by another object while the kernel
+  // still held them: out of map_, freed when forgotten.
+  std::unordered_map<Inode*, std::unique_ptr<Inode>> detached_;
   Lru lru_;  // inodes whose fd may be closed, least recently used first
   size_t open_fds_ = 0;
   size_t fd_budget_ = 4096;
