@@ -199,15 +199,27 @@ Result<std::string> Client::relative(const std::string& path) const {
   return abs.substr(m_.mountpoint == "/" ? 1 : m_.mountpoint.size() + 1);
 }
 
-Result<ServerHello> Client::hello() {
-  TCFS_TRY(control::write_frame(fd_, control::to_bytes({{"v", protocol::kVersion}, {"type", "hello"}})));
-  auto j = next_frame(fd_, m_.mountpoint);
+namespace {
+
+// One request and its answer; a "reply" frame (the daemon refused the
+// request) becomes an error naming what was asked.
+Result<control::Json> request(int fd, const std::string& mountpoint, const control::Json& req, const std::string& what) {
+  TCFS_TRY(control::write_frame(fd, control::to_bytes(req)));
+  auto j = next_frame(fd, mountpoint);
   if (!j) return j.status();
   if (j->value("type", "") == "reply") {
     auto r = control::decode_reply(*j);
     if (!r) return r.status();
-    return Status::error(r->err ? r->err : EPROTO, "the tcfs daemon refused hello: " + r->message);
+    return Status::error(r->err ? r->err : EPROTO, "the tcfs daemon refused " + what + ": " + r->message);
   }
+  return j;
+}
+
+}  // namespace
+
+Result<ServerHello> Client::hello() {
+  auto j = request(fd_, m_.mountpoint, {{"v", protocol::kVersion}, {"type", "hello"}}, "hello");
+  if (!j) return j.status();
   try {
     ServerHello h;
     h.server = j->at("server");
@@ -227,35 +239,22 @@ Result<ServerHello> Client::hello() {
 Status Client::sync(uint64_t timeout_ms) {
   control::Json req = {{"v", protocol::kVersion}, {"type", "sync"}};
   if (timeout_ms) req["timeout_ms"] = timeout_ms;
-  TCFS_TRY(control::write_frame(fd_, control::to_bytes(req)));
-  auto j = next_frame(fd_, m_.mountpoint);
+  auto j = request(fd_, m_.mountpoint, req, "sync");
   if (!j) return j.status();
-  if (j->value("type", "") == "reply") {
-    auto r = control::decode_reply(*j);
-    if (!r) return r.status();
-    return Status::error(r->err ? r->err : EPROTO, "the tcfs daemon refused sync: " + r->message);
-  }
   int err = j->value("errno", 0);
   return err ? Status::error(err, j->value("message", std::string())) : Status{};
 }
 
 Result<std::string> Client::status_json() {
-  TCFS_TRY(control::write_frame(fd_, control::to_bytes({{"v", protocol::kVersion}, {"type", "status"}})));
-  auto j = next_frame(fd_, m_.mountpoint);
+  auto j = request(fd_, m_.mountpoint, {{"v", protocol::kVersion}, {"type", "status"}}, "status");
   if (!j) return j.status();
   if (j->value("type", "") != "status") return Status::error(EPROTO, "the tcfs daemon refused status");
   return j->dump();
 }
 
 Result<std::string> Client::maintain(const std::string& what) {
-  TCFS_TRY(control::write_frame(fd_, control::to_bytes({{"v", protocol::kVersion}, {"type", "maintain"}, {"what", what}})));
-  auto j = next_frame(fd_, m_.mountpoint);
+  auto j = request(fd_, m_.mountpoint, {{"v", protocol::kVersion}, {"type", "maintain"}, {"what", what}}, what);
   if (!j) return j.status();
-  if (j->value("type", "") == "reply") {
-    auto r = control::decode_reply(*j);
-    if (!r) return r.status();
-    return Status::error(r->err ? r->err : EPROTO, r->message);
-  }
   int err = j->value("errno", 0);
   if (err) return Status::error(err, j->value("message", std::string()));
   return (*j)["report"].dump();
