@@ -113,6 +113,13 @@ class Syncer {
   // Reads every shard of every object the synced state needs, rewrites
   // bad or missing shards, and reports objects it cannot make whole.
   Result<MaintenanceReport> scrub();
+  // Runs fn between rounds (holding round_mu_): no round is capturing,
+  // uploading or committing meanwhile, so the synced state in LMDB and the
+  // marks in the Tracker together say what is on the blobbers (evict.h).
+  Status between_rounds(const std::function<Status()>& fn) {
+    std::lock_guard g(round_mu_);
+    return fn();
+  }
 
  private:
   Syncer(SyncEnv env, SyncOptions opt) : env_(std::move(env)), opt_(opt), state_(*env_.meta) {}
