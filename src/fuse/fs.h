@@ -39,6 +39,7 @@
 #include "fuse/inode_table.h"
 #include "fuse/reply.h"
 #include "store/store.h"
+#include "sync/evict.h"
 #include "sync/fetch.h"
 #include "sync/tracker.h"
 #include "txn/locks.h"
@@ -90,6 +91,9 @@ struct Hooks {
   // Brings stubs' content back from the blobbers (sync/fetch.h); null: no
   // blobbers. Reads wait for their range, writers for the whole file.
   sync::Fetcher* fetcher = nullptr;
+  // Keeps the store under its cache size (sync/evict.h); null: no cap.
+  // Told of every open (LRU) and asks the inode table what is open.
+  sync::Evictor* evictor = nullptr;
 };
 
 class Fs {
@@ -104,8 +108,8 @@ class Fs {
   txn::LockManager& locks() { return *hooks_.locks; }
   Status before_fsync_ack() { return hooks_.before_fsync_ack ? hooks_.before_fsync_ack() : Status(); }
   // Sync marks (no-ops without blobbers); call them under the op's guard.
-  void mark_data(fuse_ino_t ino) {
-    if (hooks_.tracker) hooks_.tracker->data(table_->get(ino).src_ino);
+  void mark_data(fuse_ino_t ino, uint64_t bytes = 0) {
+    if (hooks_.tracker) hooks_.tracker->data(table_->get(ino).src_ino, bytes);
   }
   void mark_attr(fuse_ino_t ino) {
     if (hooks_.tracker) hooks_.tracker->attr(table_->get(ino).src_ino);
@@ -116,6 +120,22 @@ class Fs {
     return hooks_.fetcher ? hooks_.fetcher->ensure(table_->get(ino).src_ino, off, len) : Status();
   }
   Status ensure_all(fuse_ino_t ino) { return ensure(ino, 0, ~uint64_t{0}); }
+  // Whether [off, off+len) of ino is local now; asked under a guard after
+  // ensure(): false when an eviction came in between (sync/evict.h 3).
+  bool is_local(fuse_ino_t ino, uint64_t off, uint64_t len) {
+    return !hooks_.fetcher || hooks_.fetcher->is_local(table_->get(ino).src_ino, off, len);
+  }
+  // A stub's bytes are holes locally, but it is not sparse: report the
+  // blocks it takes once fetched, so tools that trust st_blocks (cp, tar
+  // --sparse, du) treat it as the whole file it is.
+  void stub_blocks(struct stat& st) const {
+    if (hooks_.fetcher && S_ISREG(st.st_mode) && hooks_.fetcher->is_stub(st.st_ino))
+      st.st_blocks = std::max<blkcnt_t>(st.st_blocks, (st.st_size + 511) / 512);
+  }
+  // An open of the backing inode (least recently used order for eviction).
+  void opened(uint64_t src_ino) {
+    if (hooks_.evictor) hooks_.evictor->touch(src_ino);
+  }
   Status ensure_backing(uint64_t src_ino) {
     return hooks_.fetcher ? hooks_.fetcher->ensure_all(src_ino) : Status();
   }
@@ -156,6 +176,19 @@ inline txn::FuseGuard lock_names(Fs& fs, fuse_ino_t dir) {
 }
 inline txn::FuseGuard lock_two(Fs& fs, fuse_ino_t a, txn::LockMode ma, fuse_ino_t b, txn::LockMode mb) {
   return fs.locks().fuse_enter({{key_of(fs.table().get(a)), ma}, {key_of(fs.table().get(b)), mb}});
+}
+
+// The guard lock() makes, taken once [off, off+len) of ino is local: a
+// stub's bytes are fetched first (without a guard held, so a slow fetch
+// stalls no compound or sync round), then checked again under the guard,
+// and fetched again if an eviction came in between (sync/evict.h 3).
+template <typename L>
+Result<txn::FuseGuard> guard_local(Fs& fs, fuse_ino_t ino, uint64_t off, uint64_t len, L&& lock) {
+  for (;;) {
+    TCFS_TRY(fs.ensure(ino, off, len));
+    txn::FuseGuard g = lock();
+    if (fs.is_local(ino, off, len)) return g;
+  }
 }
 
 // Runs fn() holding g, and releases g before fn's result is returned: a

@@ -45,6 +45,7 @@ int backing_flags(int flags, bool writeback) {
 
 void fill_open_reply(Fs& fs, fuse_file_info* fi, std::unique_ptr<FileHandle> fh) {
   fs.table().opened(*fh->inode);
+  fs.opened(fh->inode->src_ino);
   fi->direct_io = fh->direct ? 1 : 0;
   // The daemon is the only writer of the store, so cached pages stay valid
   // across opens.
@@ -73,11 +74,14 @@ Result<OpenReply> do_open(Fs& fs, fuse_ino_t ino, fuse_file_info* fi) {
   return OpenReply{*fi};
 }
 
+// A writer waits for a stub's whole content (under the guard it is still
+// local: sync/evict.h 3); a reader only starts its fetch.
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
   bool writes = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
-  if (Status st = writes ? fs.ensure_all(ino) : fs.ensure(ino, 0, 0); !st) return reply(req, {"open", ino}, st);
-  reply(req, {"open", ino}, under(lock_read(fs, ino), [&] {
+  auto g = guard_local(fs, ino, 0, writes ? ~uint64_t{0} : 0, [&] { return lock_read(fs, ino); });
+  if (!g) return reply(req, {"open", ino}, g.status());
+  reply(req, {"open", ino}, under(std::move(g.value()), [&] {
           if (fi->flags & O_TRUNC) fs.mark_data(ino);
           return do_open(fs, ino, fi);
         }));
@@ -135,8 +139,9 @@ struct AlignedBuf {
 // the lock and sent after it is released.
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   FileHandle* fh = fh_of(fi);
-  if (Status st = fs_of(req).ensure(ino, static_cast<uint64_t>(off), size); !st) return reply(req, {"read", ino}, st);
-  txn::FuseGuard g = lock_read(fs_of(req), ino);
+  auto gl = guard_local(fs_of(req), ino, static_cast<uint64_t>(off), size, [&] { return lock_read(fs_of(req), ino); });
+  if (!gl) return reply(req, {"read", ino}, gl.status());
+  txn::FuseGuard g = std::move(gl.value());
   if (!fh->direct && !g.locked()) {
     fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
     buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
@@ -181,7 +186,7 @@ Result<WriteReply> write_buffered(FileHandle* fh, fuse_bufvec* in_buf, off_t off
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fuse_file_info* fi) {
   FileHandle* fh = fh_of(fi);
   reply(req, {"write", ino}, under(lock_read(fs_of(req), ino), [&] {
-          fs_of(req).mark_data(ino);
+          fs_of(req).mark_data(ino, fuse_buf_size(in_buf));
           return fh->direct ? write_direct(fh, in_buf, off) : write_buffered(fh, in_buf, off);
         }));
 }
@@ -233,7 +238,13 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_i
   // page cache, where the store cannot see it: ENOSYS makes the kernel
   // answer SEEK_DATA/SEEK_HOLE itself from what it caches.
   if (fs_of(req).options().writeback_cache) return reply(req, {"lseek", ino}, Status::error(ENOSYS));
-  reply(req, {"lseek", ino}, under(lock_read(fs_of(req), ino), [&]() -> Result<LseekReply> {
+  // A stub's local bytes are holes: SEEK_DATA/SEEK_HOLE answer for its
+  // content, so the rest of it is fetched first.
+  bool holes = (whence == SEEK_DATA || whence == SEEK_HOLE) && off >= 0;
+  auto g = guard_local(fs_of(req), ino, holes ? static_cast<uint64_t>(off) : 0, holes ? ~uint64_t{0} : 0,
+                       [&] { return lock_read(fs_of(req), ino); });
+  if (!g) return reply(req, {"lseek", ino}, g.status());
+  reply(req, {"lseek", ino}, under(std::move(g.value()), [&]() -> Result<LseekReply> {
           off_t r = lseek(fh_of(fi)->fd, off, whence);
           if (r < 0) return errno_status();
           return LseekReply{r};

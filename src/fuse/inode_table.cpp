@@ -96,6 +96,12 @@ void InodeTable::released(Inode& in) {
   evict_locked();
 }
 
+bool InodeTable::in_use(ino_t ino) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = map_.find(Key{root_->src_dev, ino});
+  return it != map_.end() && it->second->opens > 0;
+}
+
 fuse_ino_t InodeTable::find_id(dev_t dev, ino_t ino) {
   if (dev == root_->src_dev && ino == root_->src_ino) return FUSE_ROOT_ID;
   std::lock_guard<std::mutex> g(mu_);

@@ -101,6 +101,10 @@ class InodeTable {
   // kernel's notify calls tolerate (an unknown id is ignored).
   fuse_ino_t find_id(dev_t dev, ino_t ino);
 
+  // Whether the backing object `ino` of the store's filesystem has files
+  // open through the mount (sync/evict.h 2).
+  bool in_use(ino_t ino);
+
   size_t size();
   size_t open_fds();
 

@@ -155,7 +155,17 @@ Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
   if (!table) return table.status();
   txn::LockManager own_locks;  // when the caller shares none (no compounds then)
   if (!hooks.locks) hooks.locks = &own_locks;
+  sync::Evictor* evictor = hooks.evictor;
   Fs fs(store, std::move(table.value()), cfg.fs, std::move(hooks));
+  // The evictor asks the table what is open while the table lives
+  // (sync/evict.h 2); it evicts nothing before or after.
+  struct InUse {
+    sync::Evictor* ev;
+    ~InUse() {
+      if (ev) ev->set_in_use(nullptr);
+    }
+  } in_use{evictor};
+  if (evictor) evictor->set_in_use([t = &fs.table()](uint64_t ino) { return t->in_use(ino); });
 
   std::string opts = "fsname=" + store.path() + ",subtype=tcfs";
   // As root, serve every user with the kernel's own permission checks.

@@ -347,7 +347,8 @@ class Rescanner {
         tr_.name(ino, name);
       } else if ((*f)->ctime_sec != sb.st_ctim.tv_sec ||
                  (*f)->ctime_nsec != static_cast<uint32_t>(sb.st_ctim.tv_nsec)) {
-        tr_.data(sb.st_ino);
+        if ((*f)->stub) TCFS_TRY(stub_moved(dirfd, name, **f));
+        else tr_.data(sb.st_ino);
       }
       if (it != was.end()) was.erase(it);
       if (same && S_ISDIR(sb.st_mode)) {
@@ -361,6 +362,21 @@ class Rescanner {
   }
 
  private:
+  // A stub's content cannot change before a fetch makes it whole (writers
+  // fetch first), so a moved ctime is an attribute change or an eviction
+  // cut short by the crash (evict.h 4), whose hole punch may have moved
+  // the times: they are put back to the synced ones, never sent as new.
+  Status stub_moved(int dirfd, const std::string& name, const FileState& f) {
+    struct timespec ts[2] = {{f.rec.atime_sec, static_cast<long>(f.rec.atime_nsec)},
+                             {f.rec.mtime_sec, static_cast<long>(f.rec.mtime_nsec)}};
+    if (::utimensat(dirfd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0)
+      return Status::from_errno("rescan: put back the times of stub " + name);
+    struct stat sb;
+    if (::fstatat(dirfd, name.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) return Status::from_errno("rescan: stat " + name);
+    tr_.attr(sb.st_ino);
+    return {};
+  }
+
   State& st_;
   meta::Txn& t_;
   Tracker& tr_;

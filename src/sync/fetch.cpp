@@ -97,11 +97,7 @@ Status Fetcher::ensure(uint64_t ino, uint64_t off, uint64_t len) {
   }
   if (len == 0) return {};
   // The blocks under [off, off+len): wanted first (fetch.h 2).
-  std::vector<size_t> need;
-  for (size_t i = 0; i < job->blocks.size(); i++) {
-    uint64_t a = job->offs[i], b = a + job->blocks[i].len;
-    if (b > off && (len == ~uint64_t{0} || a < off + len) && !job->done[i]) need.push_back(i);
-  }
+  std::vector<size_t> need = missing(*job, off, len);
   if (need.empty()) return {};
   job->wanted.insert(job->wanted.end(), need.begin(), need.end());
   cv_.notify_all();
@@ -115,6 +111,23 @@ Status Fetcher::ensure(uint64_t ino, uint64_t off, uint64_t len) {
     if (!job->done[i])
       return Status::error(job->err ? EIO : job->err.err(), "fetch from the blobbers: " + job->err.message());
   return {};
+}
+
+std::vector<size_t> Fetcher::missing(const Job& job, uint64_t off, uint64_t len) {
+  std::vector<size_t> need;
+  for (size_t i = 0; i < job.blocks.size(); i++) {
+    uint64_t a = job.offs[i], b = a + job.blocks[i].len;
+    if (b > off && (len == ~uint64_t{0} || a < off + len) && !job.done[i]) need.push_back(i);
+  }
+  return need;
+}
+
+bool Fetcher::is_local(uint64_t ino, uint64_t off, uint64_t len) {
+  std::lock_guard g(mu_);
+  if (!stubs_.count(ino)) return true;
+  if (len == 0) return true;
+  auto it = jobs_.find(ino);
+  return it != jobs_.end() && missing(*it->second, off, len).empty();
 }
 
 Status Fetcher::fetch_all(uint64_t, Job& job, int fd, const FileState& f) {

@@ -53,6 +53,10 @@ class Fetcher {
   // for a file that is not a stub). len 0: start the fetch, do not wait.
   Status ensure(uint64_t ino, uint64_t off, uint64_t len);
   Status ensure_all(uint64_t ino) { return ensure(ino, 0, ~uint64_t{0}); }
+  // Whether bytes [off, off+len) of ino are local now (no waiting). Asked
+  // under a FUSE guard after ensure(): an eviction in between (evict.h 3)
+  // makes it false, and the caller fetches again.
+  bool is_local(uint64_t ino, uint64_t off, uint64_t len);
   // A file just made a stub (eviction).
   void add_stub(uint64_t ino);
   size_t stubs();
@@ -69,6 +73,8 @@ class Fetcher {
     Status err;
   };
   void run(uint64_t ino, std::shared_ptr<Job> job);
+  // Blocks of job under [off, off+len) not written yet; caller holds mu_.
+  static std::vector<size_t> missing(const Job& job, uint64_t off, uint64_t len);
   Status fetch_all(uint64_t ino, Job& job, int fd, const FileState& f);
   Status complete(uint64_t ino, int fd);
 

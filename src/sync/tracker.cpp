@@ -9,16 +9,23 @@ void Marks::merge(Marks&& o) {
   data.merge(o.data);
   attr.merge(o.attr);
   names.merge(o.names);
+  bytes += o.bytes;
 }
 
 void Tracker::touched() {
   if (m_.empty()) oldest_ = std::chrono::steady_clock::now();
 }
 
-void Tracker::data(uint64_t ino) {
+void Tracker::data(uint64_t ino, uint64_t bytes) {
   std::lock_guard g(mu_);
   touched();
   m_.data.insert(ino);
+  m_.bytes += bytes;
+}
+
+void Tracker::bytes(uint64_t n) {
+  std::lock_guard g(mu_);
+  m_.bytes += n;
 }
 
 void Tracker::attr(uint64_t ino) {
@@ -59,6 +66,16 @@ size_t Tracker::pending() const {
 size_t Tracker::dirty_files() const {
   std::lock_guard g(mu_);
   return m_.data.size();
+}
+
+uint64_t Tracker::dirty_bytes() const {
+  std::lock_guard g(mu_);
+  return m_.bytes;
+}
+
+bool Tracker::marked(uint64_t ino) const {
+  std::lock_guard g(mu_);
+  return m_.data.count(ino) || m_.attr.count(ino);
 }
 
 std::chrono::steady_clock::time_point Tracker::oldest() const {

@@ -27,6 +27,7 @@ namespace tcfs::sync {
 struct Marks {
   std::unordered_set<uint64_t> data, attr;
   std::set<std::pair<uint64_t, std::string>> names;
+  uint64_t bytes = 0;  // bytes written or cut by the marked data changes (an upper bound)
   std::chrono::steady_clock::time_point since{};  // when the oldest mark was made
   bool empty() const { return data.empty() && attr.empty() && names.empty(); }
   size_t size() const { return data.size() + attr.size() + names.size(); }
@@ -35,7 +36,10 @@ struct Marks {
 
 class Tracker {
  public:
-  void data(uint64_t ino);
+  // bytes: how many bytes the change wrote or cut, when known.
+  void data(uint64_t ino, uint64_t bytes = 0);
+  // Adds to the bytes of a data change already marked.
+  void bytes(uint64_t n);
   void attr(uint64_t ino);
   void name(uint64_t parent, std::string_view name);
 
@@ -45,6 +49,9 @@ class Tracker {
   // nullopt-like zero when there are none).
   size_t pending() const;
   size_t dirty_files() const;  // objects whose content changed
+  uint64_t dirty_bytes() const;  // bytes those changes wrote (an upper bound: a rewrite counts twice)
+  // Whether ino has a data or attribute mark (evict.h 2).
+  bool marked(uint64_t ino) const;
   std::chrono::steady_clock::time_point oldest() const;
 
  private:

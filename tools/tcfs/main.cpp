@@ -24,6 +24,7 @@
 #include "control/server.h"
 #include "fuse/session.h"
 #include "store/store.h"
+#include "sync/evict.h"
 #include "sync/syncer.h"
 #include "tools/tcfs/remote.h"
 #include "txn/txn.h"
@@ -46,7 +47,20 @@ struct DaemonConfig {
   tcfs::fusefs::MountConfig mount;
   tcfs::control::Limits limits;
   tcfs::sync::SyncOptions sync;
+  tcfs::sync::EvictOptions evict;
+  bool reserve_set = false;  // cache_reserve given (else 5% of the filesystem, at most 1 GiB)
 };
+
+// "cache_size=64G" etc.: true and *out set when `o` is name=<size>.
+bool size_opt(const std::string& o, const char* name, uint64_t* out, bool zero_ok) {
+  std::string prefix = std::string(name) + "=";
+  if (o.compare(0, prefix.size(), prefix) != 0) return false;
+  std::string v = o.substr(prefix.size());
+  *out = tcfs::sync::parse_size(v);
+  if (*out == 0 && !(zero_ok && v == "0"))
+    throw CLI::ValidationError("-o", "bad size in '" + o + "' (a number of bytes, or with K, M, G or T)");
+  return true;
+}
 
 // "max_ops=N" etc.: true and *out set when `o` is name=<number>.
 bool number_opt(const std::string& o, const char* name, uint64_t* out) {
@@ -80,6 +94,9 @@ void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
       } else if (number_opt(o, "max_fds", &dc.limits.max_fds)) {
       } else if (uint64_t v = 0; number_opt(o, "sync_interval", &v)) {
         dc.sync.interval_ms = static_cast<unsigned>(std::min<uint64_t>(v, 86400000));
+      } else if (size_opt(o, "cache_size", &dc.evict.cache_bytes, false)) {
+      } else if (size_opt(o, "cache_reserve", &dc.evict.reserve_bytes, true)) {
+        dc.reserve_set = true;
       } else cfg.fuse_opts.push_back(o);
     }
   }
@@ -128,18 +145,41 @@ struct Remote {
   tcfs::sync::Tracker tracker;
   std::unique_ptr<tcfs::sync::Syncer> syncer;
   std::unique_ptr<tcfs::sync::Fetcher> fetcher;
+  std::unique_ptr<tcfs::sync::Evictor> evictor;
   int stage_fd = -1;
   ~Remote() {
+    evictor.reset();
     syncer.reset();
     fetcher.reset();
     if (stage_fd >= 0) close(stage_fd);
   }
 };
 
+// The evictor (sync/evict.h): the cap from cache_size, and a reserve of
+// free space (5% of the store's filesystem, at most 1 GiB, unless given).
+std::unique_ptr<tcfs::sync::Evictor> open_evictor(tcfs::store::Store& s, tcfs::txn::LockManager& locks, Remote& r,
+                                                  const DaemonConfig& dc) {
+  tcfs::sync::EvictOptions eo = dc.evict;
+  struct statvfs v;
+  if (!dc.reserve_set && fstatvfs(s.root_fd(), &v) == 0)
+    eo.reserve_bytes = std::min<uint64_t>(uint64_t{1} << 30, uint64_t{v.f_blocks} * v.f_frsize / 20);
+  tcfs::sync::EvictEnv env;
+  env.root_fd = s.root_fd();
+  env.meta = &s.meta();
+  env.fetcher = r.fetcher.get();
+  env.tracker = &r.tracker;
+  env.freeze = [&locks] { return std::make_shared<tcfs::txn::Freeze>(locks.freeze()); };
+  tcfs::sync::Syncer* syncer = r.syncer.get();
+  env.between_rounds = [syncer](const std::function<tcfs::Status()>& fn) { return syncer->between_rounds(fn); };
+  env.want_sync = [syncer] { (void)syncer->wait_synced(std::chrono::milliseconds(0)); };
+  return std::make_unique<tcfs::sync::Evictor>(std::move(env), eo);
+}
+
 // Opens the blobber set, the sync state, and rescans after an unclean stop
 // (before the mount serves: nothing else runs yet).
 tcfs::Result<std::unique_ptr<Remote>> open_remote(tcfs::store::Store& s, tcfs::txn::LockManager& locks,
-                                                  tcfs::txn::TxnManager& tm, const tcfs::sync::SyncOptions& opt) {
+                                                  tcfs::txn::TxnManager& tm, const DaemonConfig& dc) {
+  const tcfs::sync::SyncOptions& opt = dc.sync;
   auto cfg = tcfs::cli::load_config(s.meta());
   if (!cfg) return cfg.status();
   if (!cfg->has_value()) return std::unique_ptr<Remote>();
@@ -176,6 +216,7 @@ tcfs::Result<std::unique_ptr<Remote>> open_remote(tcfs::store::Store& s, tcfs::t
     spdlog::info("mount: the last stop was not clean: rescanning {}", s.path());
     if (auto st = r->syncer->rescan(); !st) return tcfs::Status::error(st.err(), "rescan: " + st.message());
   }
+  r->evictor = open_evictor(s, locks, *r, dc);
   return r;
 }
 
@@ -219,6 +260,15 @@ tcfs::control::Json DaemonExecutor::status() {
     j["cache"] = {{"used_bytes", (uint64_t{v.f_blocks} - v.f_bfree) * v.f_frsize},
                   {"free_bytes", uint64_t{v.f_bavail} * v.f_frsize}};
   if (!r_) return j;
+  auto ev = r_->evictor->stats();
+  j["cache"]["cap_bytes"] = ev.cap;
+  j["cache"]["reserve_bytes"] = ev.reserve;
+  j["cache"]["store_bytes"] = ev.used;
+  j["cache"]["stubs"] = r_->fetcher->stubs();
+  j["cache"]["evicted_files"] = ev.files_evicted;
+  j["cache"]["evicted_bytes"] = ev.bytes_evicted;
+  j["cache"]["fetched_bytes"] = r_->fetcher->bytes_fetched();
+  if (!ev.last_error.empty()) j["cache"]["last_error"] = ev.last_error;
   j["ec"] = r_->cfg.ec();
   auto bl = tcfs::control::Json::array();
   for (size_t i = 0; i < r_->objects->width(); i++) {
@@ -231,6 +281,7 @@ tcfs::control::Json DaemonExecutor::status() {
                {"head", st.head},
                {"pending", st.pending},
                {"dirty_files", r_->tracker.dirty_files()},
+               {"dirty_bytes", r_->tracker.dirty_bytes()},
                {"oldest_pending_s", st.oldest_pending_s},
                {"rounds", st.rounds},
                {"failures", st.failures},
@@ -275,7 +326,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   st = tm.recover([](const std::string& line) { spdlog::warn("recovery: {}", line); });
   if (!st) return fail(tcfs::Status::error(st.err(), "recovery of store " + s.path() + ": " + st.message()));
 
-  auto remote = open_remote(s, locks, tm, dc.sync);
+  auto remote = open_remote(s, locks, tm, dc);
   if (!remote) return fail(tcfs::Status::error(remote.err(), "blobbers of store " + s.path() + ": " +
                                                             remote.status().message()));
   Remote* rem = remote->get();
@@ -285,6 +336,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   if (rem) {
     hooks.tracker = &rem->tracker;
     hooks.fetcher = rem->fetcher.get();
+    hooks.evictor = rem->evictor.get();
     tm.set_tracker(&rem->tracker);
     tm.set_fetcher(rem->fetcher.get());
   }
@@ -292,6 +344,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   std::unique_ptr<tcfs::control::ControlServer> control;
   auto stop_control = [&] {
     if (control) control->stop();
+    if (rem) rem->evictor->stop();
     if (rem) rem->syncer->stop();  // a last round: what the mount committed goes out
     tm.set_invalidator(nullptr);
     tm.stop_background();
@@ -300,6 +353,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
     tm.set_invalidator(&inv);
     tm.start_background();
     if (rem) rem->syncer->start();
+    if (rem) rem->evictor->start();
     tcfs::control::ServerInfo info{"tcfs 0.1.0", cfg.mountpoint, s.path()};
     auto exec = std::make_shared<DaemonExecutor>(tm, rem, s.path());
     auto srv = tcfs::control::ControlServer::start(s.path() + "/control.sock", exec, dc.limits, info);
@@ -357,11 +411,17 @@ int main(int argc, char** argv) {
   mount->add_option("--store", store_dir, "store directory (created on first mount)")
       ->default_str(default_store());
   mount->add_flag("-f,--foreground", foreground, "stay in the foreground, log to stderr");
+  std::string cache_size;
+  mount->add_option("--cache-size", cache_size,
+                    "keep the store's files under SIZE (e.g. 20G): clean files, least recently used first, "
+                    "become stubs fetched back from the blobbers on use (same as -o cache_size=SIZE)");
   mount->add_option("-o", opts,
                     "mount options, comma separated: nonempty (allow a non-empty mountpoint), "
                     "writeback (kernel writeback cache), max_ops=N, max_inline=BYTES, max_fds=N "
                     "(compound limits), sync_interval=MS (a sync round this long after a change; default "
-                    "1000), or any FUSE option (e.g. ro, max_read=N)")
+                    "1000), cache_size=SIZE (see --cache-size), cache_reserve=SIZE (free space kept on the "
+                    "store's filesystem by evicting clean files; default 5% of it, at most 1G; 0: none), "
+                    "or any FUSE option (e.g. ro, max_read=N)")
       ->allow_extra_args(false);
   mount->add_option("MOUNTPOINT", mountpoint, "an existing, empty directory")->required();
 
@@ -404,7 +464,10 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
   }
-  if (*mount) return run_mount(store_dir, mountpoint, foreground, opts);
+  if (*mount) {
+    if (!cache_size.empty()) opts.push_back("cache_size=" + cache_size);
+    return run_mount(store_dir, mountpoint, foreground, opts);
+  }
   if (*init) {
     if (!from.empty() && !blobbers.empty()) {
       fprintf(stderr, "tcfs: error: give either --blobber (a new set) or --from-blobbers (restore), not both\n");

@@ -229,10 +229,19 @@ int cmd_status(const std::string& mountpoint, bool as_json) {
   printf("rounds:     %llu (%llu failed)%s%s\n", static_cast<unsigned long long>(y.value("rounds", 0ull)),
          static_cast<unsigned long long>(y.value("failures", 0ull)), y.value("last_error", "").empty() ? "" : "; last error: ",
          y.value("last_error", "").c_str());
-  if (s.contains("cache"))
-    printf("cache:      %llu bytes used of the store's filesystem, %llu free\n",
-           static_cast<unsigned long long>(s["cache"].value("used_bytes", 0ull)),
-           static_cast<unsigned long long>(s["cache"].value("free_bytes", 0ull)));
+  if (s.contains("cache")) {
+    const json& c = s["cache"];
+    auto u = [&](const char* k) { return static_cast<unsigned long long>(c.value(k, 0ull)); };
+    if (u("cap_bytes"))
+      printf("cache:      store files %llu bytes, cap %llu\n", u("store_bytes"), u("cap_bytes"));
+    else
+      printf("cache:      no cap (tcfs mount --cache-size)\n");
+    printf("            %llu stubs; %llu files (%llu bytes) evicted, %llu bytes fetched back\n", u("stubs"),
+           u("evicted_files"), u("evicted_bytes"), u("fetched_bytes"));
+    printf("            filesystem: %llu bytes used, %llu free, %llu kept free by evicting\n", u("used_bytes"),
+           u("free_bytes"), u("reserve_bytes"));
+    if (c.contains("last_error")) printf("            last eviction error: %s\n", c.value("last_error", "").c_str());
+  }
   return 0;
 }
 

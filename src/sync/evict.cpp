@@ -1,0 +1,323 @@
+// sync/evict.cpp — eviction of clean files to stubs (evict.h; notes cited
+// as "evict.h N").
+#include "sync/evict.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cassert>
+#include <spdlog/spdlog.h>
+
+#include "util/fault.h"
+#include "util/fd.h"
+#include "util/handle.h"
+
+namespace tcfs::sync {
+namespace {
+
+constexpr size_t kMaxTouched = size_t{1} << 20;  // last-open times kept (then the older half goes)
+constexpr unsigned kMaxDepth = 4096;
+
+int64_t ns_of(const struct timespec& ts) { return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec; }
+
+int64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ns_of(ts);
+}
+
+bool same_ctime(const FileState& f, const struct stat& sb) {
+  return f.ctime_sec == sb.st_ctim.tv_sec && f.ctime_nsec == static_cast<uint32_t>(sb.st_ctim.tv_nsec);
+}
+
+}  // namespace
+
+uint64_t parse_size(const std::string& s) {
+  if (s.empty()) return 0;
+  size_t used = 0;
+  uint64_t v = 0;
+  try {
+    v = std::stoull(s, &used);
+  } catch (const std::exception&) {
+    return 0;
+  }
+  std::string unit = s.substr(used);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (!unit.empty() && (unit.back() == 'i')) unit.pop_back();
+  unsigned shift = 0;
+  if (unit.empty()) shift = 0;
+  else if (unit == "K" || unit == "k") shift = 10;
+  else if (unit == "M" || unit == "m") shift = 20;
+  else if (unit == "G" || unit == "g") shift = 30;
+  else if (unit == "T" || unit == "t") shift = 40;
+  else return 0;
+  if (shift && v > (~uint64_t{0} >> shift)) return 0;
+  return v << shift;
+}
+
+Evictor::Evictor(EvictEnv env, EvictOptions opt) : env_(std::move(env)), opt_(opt), state_(*env_.meta) {
+  stats_.cap = opt_.cache_bytes;
+  stats_.reserve = opt_.reserve_bytes;
+}
+
+Evictor::~Evictor() { stop(); }
+
+void Evictor::set_in_use(std::function<bool(uint64_t)> f) {
+  std::lock_guard g(mu_);
+  in_use_ = std::move(f);
+}
+
+void Evictor::touch(uint64_t ino) {
+  std::lock_guard g(mu_);
+  touched_[ino] = now_ns();
+  if (touched_.size() <= kMaxTouched) return;
+  std::vector<int64_t> times;
+  times.reserve(touched_.size());
+  for (const auto& [i, t] : touched_) times.push_back(t);
+  std::nth_element(times.begin(), times.begin() + static_cast<long>(times.size() / 2), times.end());
+  int64_t median = times[times.size() / 2];
+  std::erase_if(touched_, [&](const auto& kv) { return kv.second < median; });
+}
+
+uint64_t Evictor::fs_used() {
+  struct statvfs v;
+  if (::fstatvfs(env_.root_fd, &v) != 0) return 0;
+  return (uint64_t{v.f_blocks} - v.f_bfree) * v.f_frsize;
+}
+
+uint64_t Evictor::fs_free() {
+  struct statvfs v;
+  if (::fstatvfs(env_.root_fd, &v) != 0) return ~uint64_t{0};
+  return uint64_t{v.f_bavail} * v.f_frsize;
+}
+
+// evict.h 2: a clean file, kept if it is among the least recently used.
+void Evictor::consider(const struct stat& sb, meta::Txn& t, Scan& s) {
+  if (sb.st_blocks == 0 || sb.st_size == 0) return;
+  if (env_.fetcher && env_.fetcher->is_stub(sb.st_ino)) return;
+  if (env_.tracker && env_.tracker->marked(sb.st_ino)) return;
+  auto f = state_.file(t, sb.st_ino);
+  if (!f || !f->has_value()) return;
+  const FileState& fs = **f;
+  if (fs.stub || !same_ctime(fs, sb) || fs.rec.size != static_cast<uint64_t>(sb.st_size)) return;
+  int64_t last = std::max(ns_of(sb.st_atim), ns_of(sb.st_mtim));
+  {
+    std::lock_guard g(mu_);
+    if (in_use_ && in_use_(sb.st_ino)) return;
+    if (auto it = touched_.find(sb.st_ino); it != touched_.end()) last = std::max(last, it->second);
+  }
+  Candidate c{last, sb.st_ino, static_cast<uint64_t>(sb.st_blocks) * 512};
+  if (s.heap.size() < opt_.max_candidates) {
+    s.heap.push_back(c);
+    std::push_heap(s.heap.begin(), s.heap.end());
+  } else if (!s.heap.empty() && c < s.heap.front()) {
+    std::pop_heap(s.heap.begin(), s.heap.end());
+    s.heap.back() = c;
+    std::push_heap(s.heap.begin(), s.heap.end());
+  }
+}
+
+// evict.h 1: measures every regular file under dirfd.
+Status Evictor::scan_dir(int dirfd, meta::Txn& t, Scan& s, unsigned depth) {
+  if (depth > kMaxDepth) return {};
+  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("evict: open a directory to scan");
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return Status::from_errno("evict: fdopendir");
+  }
+  Status st;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_type != DT_UNKNOWN && e->d_type != DT_DIR && e->d_type != DT_REG) continue;
+    std::string_view n = e->d_name;
+    if (n == "." || n == "..") continue;
+    struct stat sb;
+    if (::fstatat(::dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
+    if (S_ISDIR(sb.st_mode)) {
+      Fd sub(::openat(::dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (sub.get() < 0) continue;
+      if (!(st = scan_dir(sub.get(), t, s, depth + 1))) break;
+      continue;
+    }
+    if (!S_ISREG(sb.st_mode)) continue;
+    if (sb.st_nlink > 1 && !s.linked.emplace(sb.st_ino, true).second) continue;
+    s.used += static_cast<uint64_t>(sb.st_blocks) * 512;
+    consider(sb, t, s);
+  }
+  ::closedir(d);
+  return st;
+}
+
+// Re-checked under the freeze, between rounds (evict.h 3).
+bool Evictor::clean_now(uint64_t ino, const FileState& f, const struct stat& sb) {
+  if (sb.st_ino != ino || sb.st_nlink == 0 || !S_ISREG(sb.st_mode)) return false;
+  if (f.stub || !same_ctime(f, sb) || f.rec.size != static_cast<uint64_t>(sb.st_size)) return false;
+  if (env_.tracker && env_.tracker->marked(ino)) return false;
+  if (env_.fetcher && env_.fetcher->is_stub(ino)) return false;
+  std::lock_guard g(mu_);
+  return in_use_ && !in_use_(ino);
+}
+
+// Evicts what of `batch` is still clean (evict.h 4); returns bytes freed.
+Result<uint64_t> Evictor::evict_batch(const std::vector<Candidate>& batch, uint64_t* files) {
+  struct Victim {
+    uint64_t ino;
+    FileState f;
+    Fd fd;
+    struct stat sb;
+  };
+  std::vector<Victim> vs;
+  {
+    auto t = meta::Txn::begin(*env_.meta, true);
+    if (!t) return t.status();
+    for (const Candidate& c : batch) {
+      auto f = state_.file(*t, c.ino);
+      if (!f) return f.status();
+      if (!f->has_value()) continue;
+      Fd fd(open_handle(env_.root_fd, (*f)->handle, O_WRONLY | O_NOATIME));
+      if (fd.get() < 0) continue;  // gone, or not writable: not evicted
+      struct stat sb;
+      if (::fstat(fd.get(), &sb) != 0 || !clean_now(c.ino, **f, sb)) continue;
+      (*f)->stub = true;
+      TCFS_TRY(state_.put_file(*t, c.ino, **f));
+      vs.push_back({c.ino, std::move(**f), std::move(fd), sb});
+    }
+    if (vs.empty()) return uint64_t{0};
+    TCFS_TRY(t->commit());  // evict.h 4a: stubs from here on, whatever happens next
+  }
+  for (const auto& v : vs) env_.fetcher->add_stub(v.ino);
+  TCFS_CRASH_POINT("evict.after_intent");
+  uint64_t freed = 0;
+  for (auto& v : vs) {
+    if (int e = fault::check("evict.punch"); e != 0) return Status::error(e, "evict: punch a file's blocks (injected)");
+    if (::fallocate(v.fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, v.sb.st_size) != 0)
+      return Status::from_errno("evict: punch the blocks of object " + std::to_string(v.f.id));
+    struct timespec ts[2] = {v.sb.st_atim, v.sb.st_mtim};
+    if (::futimens(v.fd.get(), ts) != 0)
+      return Status::from_errno("evict: put back the times of object " + std::to_string(v.f.id));
+    TCFS_CRASH_POINT("evict.after_punch");
+    struct stat after;
+    if (::fstat(v.fd.get(), &after) != 0) return Status::from_errno("evict: stat object " + std::to_string(v.f.id));
+    v.f.ctime_sec = after.st_ctim.tv_sec;
+    v.f.ctime_nsec = static_cast<uint32_t>(after.st_ctim.tv_nsec);
+    uint64_t was = static_cast<uint64_t>(v.sb.st_blocks) * 512, now = static_cast<uint64_t>(after.st_blocks) * 512;
+    freed += was > now ? was - now : 0;
+  }
+  auto t = meta::Txn::begin(*env_.meta, true);
+  if (!t) return t.status();
+  for (const auto& v : vs) TCFS_TRY(state_.put_file(*t, v.ino, v.f));
+  TCFS_TRY(t->commit());  // evict.h 4c
+  *files += vs.size();
+  return freed;
+}
+
+Result<EvictReport> Evictor::pass(uint64_t target) {
+  EvictReport rep;
+  Scan s;
+  {
+    auto t = meta::Txn::begin(*env_.meta, false);
+    if (!t) return t.status();
+    TCFS_TRY(scan_dir(env_.root_fd, *t, s, 0));
+  }
+  rep.used_before = s.used;
+  rep.candidates = s.heap.size();
+  if (target == 0) {
+    target = opt_.cache_bytes ? opt_.cache_bytes / 100 * opt_.low_percent : s.used;
+    uint64_t free = fs_free();
+    if (opt_.reserve_bytes && free < opt_.reserve_bytes) {  // evict.h 1: the reserve
+      uint64_t short_by = opt_.reserve_bytes - free + opt_.reserve_bytes / 10;
+      target = std::min(target, s.used > short_by ? s.used - short_by : 0);
+    }
+  }
+  std::sort_heap(s.heap.begin(), s.heap.end());  // oldest first
+  uint64_t used = s.used;
+  for (size_t at = 0; at < s.heap.size() && used > target;) {
+    std::vector<Candidate> batch;
+    uint64_t planned = 0;
+    while (at < s.heap.size() && batch.size() < opt_.batch && used > target + planned) {
+      planned += s.heap[at].bytes;
+      batch.push_back(s.heap[at++]);
+    }
+    uint64_t files = 0;
+    Result<uint64_t> freed = uint64_t{0};
+    auto body = [&]() -> Status {
+      std::shared_ptr<void> frozen = env_.freeze ? env_.freeze() : nullptr;  // evict.h 3
+      freed = evict_batch(batch, &files);
+      return freed.status();
+    };
+    Status st = env_.between_rounds ? env_.between_rounds(body) : body();
+    if (!st) return st;
+    used -= std::min(used, *freed);
+    rep.files += files;
+    rep.bytes += *freed;
+  }
+  rep.used_after = used;
+  rep.still_over = used > target;
+  uint64_t fsu = fs_used();
+  std::lock_guard g(mu_);
+  scan_used_ = used;
+  scan_fs_used_ = fsu;
+  scanned_ = true;
+  stats_.used = used;
+  stats_.passes++;
+  stats_.files_evicted += rep.files;
+  stats_.bytes_evicted += rep.bytes;
+  return rep;
+}
+
+void Evictor::start() {
+  std::lock_guard g(mu_);
+  if (bg_.joinable() || (opt_.cache_bytes == 0 && opt_.reserve_bytes == 0)) return;
+  stop_ = false;
+  bg_ = std::thread([this] { background(); });
+}
+
+void Evictor::stop() {
+  {
+    std::lock_guard g(mu_);
+    if (!bg_.joinable()) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  bg_.join();
+}
+
+void Evictor::background() {
+  std::string last_logged;
+  std::unique_lock g(mu_);
+  while (!stop_) {
+    cv_.wait_for(g, std::chrono::milliseconds(opt_.check_ms), [&] { return stop_; });
+    if (stop_ || !in_use_) continue;
+    uint64_t fsu = fs_used();
+    uint64_t estimate = scan_used_ + (fsu > scan_fs_used_ ? fsu - scan_fs_used_ : 0);
+    if (!scanned_) estimate = ~uint64_t{0};
+    stats_.used = scanned_ ? estimate : 0;
+    bool over = opt_.cache_bytes && estimate > opt_.cache_bytes;
+    bool tight = opt_.reserve_bytes && fs_free() < opt_.reserve_bytes;
+    if (!over && !tight) continue;
+    g.unlock();
+    auto rep = pass();
+    if (rep && rep->files)
+      spdlog::info("evict: {} files ({} bytes) to stubs; cache use {} of {} bytes", rep->files, rep->bytes,
+                   rep->used_after, opt_.cache_bytes);
+    if (rep && rep->still_over && env_.tracker && env_.tracker->dirty_files() && env_.want_sync)
+      env_.want_sync();  // evict.h 5: dirty files become clean once synced
+    g.lock();
+    std::string err = rep ? std::string() : rep.status().message();
+    if (!err.empty() && err != last_logged) spdlog::warn("evict: pass failed, will retry: {}", err);
+    last_logged = err;
+    stats_.last_error = err;
+  }
+}
+
+EvictStats Evictor::stats() {
+  std::lock_guard g(mu_);
+  return stats_;
+}
+
+}  // namespace tcfs::sync
