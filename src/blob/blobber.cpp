@@ -41,14 +41,17 @@ Status injected(const char* op, int index, const std::string& url, const std::st
   return Status::error(err, url + ": " + op + " " + key + " (injected at " + site + ")");
 }
 
-Status Blobber::put_bytes(const std::string& key, std::string_view data) {
+Status Blobber::put_bytes(const std::string& key, std::string_view data, Durability d) {
   size_t pos = 0;
-  return put(key, data.size(), [&](char* buf, size_t n) -> Result<size_t> {
-    size_t take = std::min(n, data.size() - pos);
-    std::memcpy(buf, data.data() + pos, take);
-    pos += take;
-    return take;
-  });
+  return put(
+      key, data.size(),
+      [&](char* buf, size_t n) -> Result<size_t> {
+        size_t take = std::min(n, data.size() - pos);
+        std::memcpy(buf, data.data() + pos, take);
+        pos += take;
+        return take;
+      },
+      d);
 }
 
 Result<std::string> Blobber::get_bytes(const std::string& key, uint64_t off, uint64_t len) {

@@ -11,6 +11,21 @@
 //    none. src is pulled in chunks of at most a backend buffer, so a put
 //    never holds the whole object in memory. A src that ends early or fails
 //    aborts the put (EIO, or src's error) and leaves no object behind.
+//  * put(key, size, src, Durability::batched) is the same put, atomic for
+//    readers, but durable only once a later flush() returns OK. Until then
+//    a power cut may leave the old object, none, or a new one that is
+//    empty, short or holds garbage: callers must not rely on its content
+//    before the flush (objects.h 2 and 3 say how shards are checked).
+//    A backend whose put is durable when acknowledged (s3) ignores the
+//    difference.
+//  * flush() is the barrier: every batched put that returned OK before
+//    flush() was called is durable when it returns OK. A failed flush
+//    leaves unknown which of them are: the caller must put again every
+//    object it needs (a failed sync round retries whole, sync.h 8). dir://:
+//    one syncfs of the blobber's filesystem (through a descriptor held
+//    since the first batched put, so writeback errors since then are
+//    reported) and an fsync of every directory batched puts changed. s3://:
+//    nothing to do.
 //  * get(key, off, len, sink) streams bytes [off, off+len) in order to
 //    sink (len == kToEnd: to the object's end). ENOENT naming the key if
 //    the object is absent. A range past the end delivers the bytes that
@@ -29,7 +44,7 @@
 //    retried inside the backend where it has a notion of retry (S3); what
 //    comes out is final for this call.
 //  * Fault seam: every call first asks fault::check("blob.<op>") (op = put,
-//    get, head, del, list) and, for a blobber built with an index, also
+//    get, head, del, list, flush) and, for a blobber built with an index, also
 //    fault::check("blob<index>.<op>"); a non-zero errno is returned as the
 //    call's error without touching the backend.
 //
@@ -49,6 +64,12 @@
 namespace tcfs::blob {
 
 constexpr uint64_t kToEnd = ~uint64_t{0};
+
+// When a put is durable (see the contract above).
+enum class Durability {
+  now,      // when put() returns OK
+  batched,  // when a later flush() returns OK
+};
 
 // Fills buf with up to n bytes (n > 0); returns how many (0 = no more).
 using Source = std::function<Result<size_t>(char* buf, size_t n)>;
@@ -84,7 +105,9 @@ class Blobber {
  public:
   virtual ~Blobber() = default;
   virtual const std::string& url() const = 0;
-  virtual Status put(const std::string& key, uint64_t size, const Source& src) = 0;
+  virtual Status put(const std::string& key, uint64_t size, const Source& src,
+                     Durability d = Durability::now) = 0;
+  virtual Status flush() = 0;
   virtual Status get(const std::string& key, uint64_t off, uint64_t len, const Sink& sink) = 0;
   virtual Result<ObjectInfo> head(const std::string& key) = 0;
   virtual Status del(const std::string& key) = 0;
@@ -92,7 +115,7 @@ class Blobber {
   virtual Status probe() = 0;
 
   // Conveniences over the above.
-  Status put_bytes(const std::string& key, std::string_view data);
+  Status put_bytes(const std::string& key, std::string_view data, Durability d = Durability::now);
   Result<std::string> get_bytes(const std::string& key, uint64_t off = 0, uint64_t len = kToEnd);
   // Every key under prefix, following continuation tokens.
   Result<std::vector<ObjectInfo>> list_all(const std::string& prefix);

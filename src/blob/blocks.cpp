@@ -79,7 +79,7 @@ Result<BlockRef> BlockWriter::put(std::string_view data) {
   if (data.size() >= opt_.pack_threshold) {  // blocks.h 1: its own object
     r.obj = r.hash;
     r.objlen = r.len;
-    TCFS_TRY(os_.put(block_object_name(r.hash), data));
+    TCFS_TRY(os_.put(block_object_name(r.hash), data, Durability::batched));  // blocks.h 3
     return r;
   }
   Pack full;
@@ -106,7 +106,7 @@ Result<BlockRef> BlockWriter::put(std::string_view data) {
 }
 
 Status BlockWriter::write_pack(Pack p) {
-  Status st = os_.put(pack_object_name(p.id), p.bytes);
+  Status st = os_.put(pack_object_name(p.id), p.bytes, Durability::batched);  // blocks.h 3
   std::lock_guard<std::mutex> g(mu_);
   if (st) {
     packs_written_++;

@@ -16,6 +16,10 @@
 //     packed ref (which fills in the pack's final length), and records refs
 //     only when flush() (and every put()) returned OK. A failed pack write is sticky:
 //     flush() reports it and the caller retries the whole round.
+//     Blocks and packs are batched puts (objects.h 3): they are durable
+//     only after ObjectStore::flush(), the barrier, which the caller runs
+//     before anything durable names them (sync.h 5). BlockWriter::flush()
+//     writes the open pack; it is not that barrier.
 //  4. Every read verifies the block's SHA-256 (objects.h 4 falls back to
 //     the redundancy, and repairs, when it does not match).
 //

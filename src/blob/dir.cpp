@@ -4,19 +4,33 @@
 //  1. An object KEY is the file PATH/KEY; the key's '/' components are
 //     directories, created on demand under PATH (never PATH itself: a
 //     blobber whose directory is gone is down, and says so).
-//  2. put writes PATH/~tmp/<unique>, fsyncs it, creates and fsyncs missing
-//     parent directories, renames it over PATH/KEY and fsyncs the parent:
-//     readers see the old object or the whole new one, and after OK the new
-//     one survives a power cut. '~' is outside the key alphabet, so ~tmp
-//     never collides with an object; list() skips it.
-//  3. list walks the tree in key order (a directory's entries sorted as
+//  2. A durable put (Durability::now) writes PATH/~tmp/<unique>, fsyncs
+//     it, creates and fsyncs missing parent directories, renames it over
+//     PATH/KEY and fsyncs the parent, and every ancestor directory that a
+//     batched put changed since the last flush (3): readers see the old
+//     object or the whole new one, and after OK the new one survives a
+//     power cut. '~' is outside the key alphabet, so ~tmp never collides
+//     with an object; list() skips it.
+//  3. A batched put (Durability::batched, blobber.h) does the same with no
+//     fsync: it starts the temp file's writeback (sync_file_range, no
+//     wait, so the disk works while the caller computes the next shard),
+//     renames, and records every directory whose entries it changed (the
+//     key's parent, the parent of each directory it created). flush() is
+//     one syncfs through a descriptor of PATH opened before the first
+//     batched put wrote anything (syncfs reports writeback errors seen
+//     since that open), then an fsync of each recorded directory. A failed
+//     flush keeps the directories recorded; which puts it made durable is
+//     unknown (blobber.h).
+//  4. list walks the tree in key order (a directory's entries sorted as
 //     "name/" for directories), skipping subtrees wholly at or before the
 //     continuation token (the last key of the previous page), so a page
 //     costs what it returns, not the whole tree.
-//  4. Buffers: one 256 KiB buffer per call in flight.
+//  5. Buffers: one 256 KiB buffer per call in flight.
 //
-// Thread-safety: no shared mutable state besides an atomic counter for
-// temp names; every call may run on many threads at once.
+// Thread-safety: mu_ protects the root descriptor and the recorded
+// directories (a leaf lock, no I/O under it but the descriptor's open);
+// an atomic counter names temp files; every call may run on many threads
+// at once.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -24,6 +38,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
+#include <set>
 #include <vector>
 
 #include "blob/backend.h"
@@ -40,7 +56,8 @@ class DirBlobber final : public Blobber {
   DirBlobber(std::string root, int index) : root_(std::move(root)), url_("dir://" + root_), index_(index) {}
   const std::string& url() const override { return url_; }
 
-  Status put(const std::string& key, uint64_t size, const Source& src) override;
+  Status put(const std::string& key, uint64_t size, const Source& src, Durability d) override;
+  Status flush() override;
   Status get(const std::string& key, uint64_t off, uint64_t len, const Sink& sink) override;
   Result<ObjectInfo> head(const std::string& key) override;
   Status del(const std::string& key) override;
@@ -51,8 +68,15 @@ class DirBlobber final : public Blobber {
   Status err(const std::string& op, const std::string& key) const {
     return Status::from_errno(url_ + ": " + op + " " + key);
   }
-  Status make_parents(const std::string& key);
-  Status write_tmp(int fd, uint64_t size, const Source& src, const std::string& key);
+  Status make_parents(const std::string& key, Durability d);
+  Status write_tmp(int fd, uint64_t size, const Source& src, const std::string& key, Durability d);
+  // Opens root_fd_ if needed (3).
+  Status watch();
+  // Records dir (relative, "" = PATH) as changed by a batched put (3).
+  void changed(const std::string& dir);
+  // fsyncs every ancestor of key recorded by changed() (2).
+  Status sync_ancestors(const std::string& key);
+  std::string abs(const std::string& rel) const { return rel.empty() ? root_ : root_ + "/" + rel; }
   // Appends keys > token under dir (relative "rel", "" = root) to out.
   Status walk(const std::string& rel, const std::string& prefix, const std::string& token, size_t max,
               std::vector<ObjectInfo>& out);
@@ -60,6 +84,9 @@ class DirBlobber final : public Blobber {
   std::string root_, url_;
   int index_;
   std::atomic<uint64_t> seq_{0};
+  std::mutex mu_;  // protects root_fd_, dirty_
+  Fd root_fd_;
+  std::set<std::string> dirty_;  // directories batched puts changed since the last flush
 };
 
 Status fsync_dir(const std::string& path) {
@@ -75,18 +102,21 @@ std::string parent_of(const std::string& p) {
   return s == std::string::npos ? "" : p.substr(0, s);
 }
 
-Status DirBlobber::make_parents(const std::string& key) {
+Status DirBlobber::make_parents(const std::string& key, Durability d) {
   std::string dir = parent_of(key);
   if (dir.empty()) return {};
   struct stat st;
   if (::stat((root_ + "/" + dir).c_str(), &st) == 0) return {};
-  TCFS_TRY(make_parents(dir));
+  TCFS_TRY(make_parents(dir, d));
   if (::mkdir((root_ + "/" + dir).c_str(), 0755) != 0 && errno != EEXIST) return err("mkdir", dir);
-  std::string up = parent_of(dir);
-  return fsync_dir(up.empty() ? root_ : root_ + "/" + up);
+  if (d == Durability::batched) {
+    changed(parent_of(dir));
+    return {};
+  }
+  return fsync_dir(abs(parent_of(dir)));
 }
 
-Status DirBlobber::write_tmp(int fd, uint64_t size, const Source& src, const std::string& key) {
+Status DirBlobber::write_tmp(int fd, uint64_t size, const Source& src, const std::string& key, Durability d) {
   std::vector<char> buf(kBuf);
   uint64_t done = 0;
   while (done < size) {
@@ -104,28 +134,84 @@ Status DirBlobber::write_tmp(int fd, uint64_t size, const Source& src, const std
     }
     done += n;
   }
+  if (d == Durability::batched) {
+    // Writeback starts now; flush() waits for it (3). Only a hint.
+    (void)::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    return {};
+  }
   if (::fsync(fd) != 0) return err("fsync", key);
   return {};
 }
 
-Status DirBlobber::put(const std::string& key, uint64_t size, const Source& src) {
+Status DirBlobber::watch() {
+  std::lock_guard g(mu_);
+  if (root_fd_.get() >= 0) return {};
+  root_fd_ = Fd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (root_fd_.get() < 0) return Status::from_errno("blobber " + url_);
+  return {};
+}
+
+void DirBlobber::changed(const std::string& dir) {
+  std::lock_guard g(mu_);
+  dirty_.insert(dir);
+}
+
+Status DirBlobber::sync_ancestors(const std::string& key) {
+  std::vector<std::string> todo;
+  {
+    std::lock_guard g(mu_);
+    if (dirty_.empty()) return {};
+    for (std::string d = parent_of(key); !d.empty();) {
+      d = parent_of(d);
+      if (dirty_.count(d)) todo.push_back(d);
+    }
+  }
+  for (const auto& d : todo) TCFS_TRY(fsync_dir(abs(d)));
+  return {};
+}
+
+Status DirBlobber::put(const std::string& key, uint64_t size, const Source& src, Durability d) {
   TCFS_TRY(injected("put", index_, url_, key));
   TCFS_TRY(check_key(key));
+  if (d == Durability::batched) TCFS_TRY(watch());  // before any byte is written (3)
   std::string tmpdir = root_ + "/" + kTmp;
   if (::mkdir(tmpdir.c_str(), 0700) != 0 && errno != EEXIST) return err("mkdir", kTmp);
   std::string tmp = tmpdir + "/" + std::to_string(::getpid()) + "." + std::to_string(seq_++);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return err("create", key);
-  Status st = write_tmp(fd, size, src, key);
+  Status st = write_tmp(fd, size, src, key, d);
   ::close(fd);
-  if (st) st = make_parents(key);
+  if (st) st = make_parents(key, d);
   if (st && ::rename(tmp.c_str(), (root_ + "/" + key).c_str()) != 0) st = err("rename", key);
   if (!st) {
     ::unlink(tmp.c_str());
     return st;
   }
-  std::string dir = parent_of(key);
-  return fsync_dir(dir.empty() ? root_ : root_ + "/" + dir);
+  if (d == Durability::batched) {
+    changed(parent_of(key));
+    return {};
+  }
+  TCFS_TRY(fsync_dir(abs(parent_of(key))));
+  return sync_ancestors(key);  // 2: the key's whole path survives
+}
+
+Status DirBlobber::flush() {
+  TCFS_TRY(injected("flush", index_, url_, ""));
+  std::set<std::string> dirs;
+  int fd;
+  {
+    std::lock_guard g(mu_);
+    dirs.swap(dirty_);
+    fd = root_fd_.get();
+  }
+  Status st;
+  if (fd >= 0 && ::syncfs(fd) != 0) st = Status::from_errno(url_ + ": flush: syncfs");
+  for (auto it = dirs.begin(); st && it != dirs.end(); ++it) st = fsync_dir(abs(*it));
+  if (!st) {
+    std::lock_guard g(mu_);
+    dirty_.insert(dirs.begin(), dirs.end());  // 3: still to be made durable
+  }
+  return st;
 }
 
 Status DirBlobber::get(const std::string& key, uint64_t off, uint64_t len, const Sink& sink) {

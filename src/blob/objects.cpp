@@ -117,7 +117,7 @@ size_t ObjectStore::place(const std::string& name, unsigned i) const {
 }
 
 Status ObjectStore::put_shards(const std::string& name, uint64_t len, const std::vector<std::string>& payloads,
-                               const std::vector<unsigned>& which) {
+                               const std::vector<unsigned>& which, Durability d) {
   std::vector<Status> st(which.size());
   parallel_for(which.size(), [&](size_t j) {
     unsigned i = which[j];
@@ -125,7 +125,7 @@ Status ObjectStore::put_shards(const std::string& name, uint64_t len, const std:
     std::string head = encode_header(name, h);
     const std::string& body = payloads[i];
     uint64_t total = head.size() + body.size(), pos = 0;
-    st[j] = bl_[place(name, i)]->put(shard_key(name, i), total, [&](char* buf, size_t n) -> Result<size_t> {
+    auto src = [&](char* buf, size_t n) -> Result<size_t> {
       size_t done = 0;
       while (done < n && pos < total) {
         const std::string& part = pos < head.size() ? head : body;
@@ -136,7 +136,8 @@ Status ObjectStore::put_shards(const std::string& name, uint64_t len, const std:
         pos += take;
       }
       return done;
-    });
+    };
+    st[j] = bl_[place(name, i)]->put(shard_key(name, i), total, src, d);
   });
   std::string failed;
   int err = 0;
@@ -150,7 +151,7 @@ Status ObjectStore::put_shards(const std::string& name, uint64_t len, const std:
   return {};
 }
 
-Status ObjectStore::put(const std::string& name, std::string_view data) {
+Status ObjectStore::put(const std::string& name, std::string_view data, Durability d) {
   TCFS_TRY(check_key(name));
   const unsigned n = k() + m();
   const uint64_t len = data.size();
@@ -170,7 +171,14 @@ Status ObjectStore::put(const std::string& name, std::string_view data) {
   codec_.encode(S, dp.data(), pp.data());
   std::vector<unsigned> all(n);
   for (unsigned i = 0; i < n; i++) all[i] = i;
-  return put_shards(name, len, payloads, all);  // objects.h 3: every shard or an error
+  return put_shards(name, len, payloads, all, d);  // objects.h 3: every shard or an error
+}
+
+Status ObjectStore::flush() {
+  std::vector<Status> st(width());
+  parallel_for(width(), [&](size_t i) { st[i] = bl_[i]->flush(); });
+  for (auto& s : st) TCFS_TRY(s);  // objects.h 3: durable only if every blobber says so
+  return {};
 }
 
 Result<ObjectStore::Whole> ObjectStore::read_whole(const std::string& name, uint64_t objlen_hint) {
@@ -267,7 +275,7 @@ void ObjectStore::repair(const std::string& name, Whole& w) {
   }
   codec_.encode(w.shardlen, dp.data(), pp.data());
   for (unsigned i : fix) {
-    Status st = put_shards(name, w.objlen, payloads, {i});
+    Status st = put_shards(name, w.objlen, payloads, {i}, Durability::now);  // objects.h 3
     if (st) {
       stats_.shards_repaired++;
       w.state[i] = Shard::Good;

@@ -14,10 +14,18 @@
 //     the wrong name is caught) and the header's own CRC32C. A shard whose
 //     header or payload CRC does not match, or whose size is not 64 + S, is
 //     bad: it is never used, and it is rewritten when repair is possible.
-//  3. put() succeeds only when all N shards are durable on their blobbers:
-//     a put with any blobber failing is an error (the caller retries later)
-//     and the remote image keeps full redundancy. Shards go out in
-//     parallel, one thread per blobber.
+//  3. put() succeeds only when all N shards are on their blobbers: a put
+//     with any blobber failing is an error (the caller retries later) and
+//     the remote image keeps full redundancy. Shards go out in parallel,
+//     one thread per blobber. Durability (blobber.h): a put with
+//     Durability::now (the default) is durable when it returns OK; one
+//     with Durability::batched (blocks, packs and stream chunks) only once
+//     a later flush() returns OK. flush() is the barrier: every blobber's
+//     flush(), in parallel. Until then a power cut may leave a shard
+//     absent, empty, short or garbage; 2 finds it bad, so it is never
+//     used, and the writer, which committed nothing naming the object
+//     before the barrier, puts it again (the rewrite replaces the bad
+//     shard). Repairs (4) are durable puts.
 //  4. read() of a range first reads just that range from the data shards
 //     that hold it (no decode) and checks it with the caller's verifier (a
 //     content hash). If a shard is missing, short, or the verifier refuses,
@@ -76,7 +84,10 @@ class ObjectStore {
   size_t width() const { return bl_.size(); }
   Blobber& blobber(size_t i) { return *bl_[i]; }
 
-  Status put(const std::string& name, std::string_view data);
+  Status put(const std::string& name, std::string_view data, Durability d = Durability::now);
+  // The barrier (3): every batched put that returned OK before the call is
+  // durable when it returns OK.
+  Status flush();
   // Bytes [off, off+len) of `name`, whose length is objlen (known from a
   // manifest). verify may be empty (then only shard CRCs protect a
   // fallback read; the fast range read is unchecked).
@@ -101,7 +112,7 @@ class ObjectStore {
   struct Whole;  // all shards of one object read whole
   Result<Whole> read_whole(const std::string& name, uint64_t objlen_hint);
   Status put_shards(const std::string& name, uint64_t len, const std::vector<std::string>& payloads,
-                    const std::vector<unsigned>& which);
+                    const std::vector<unsigned>& which, Durability d);
   void repair(const std::string& name, Whole& w);
 
   std::vector<std::unique_ptr<Blobber>> bl_;

@@ -21,7 +21,8 @@
 //     byte not yet given to the sink, with If-Match on the first attempt's
 //     ETag so bytes of two versions are never spliced. probe() retries at
 //     most once: it answers "usable now?", quickly.
-//  4. put: below opt.multipart_threshold one PUT whose body (at most the
+//  4. put (durable when acknowledged, so batched puts need no flush and
+//     flush() does nothing): below opt.multipart_threshold one PUT whose body (at most the
 //     threshold) is pulled from the Source into memory first, so a retry
 //     resends the same bytes; at or above it a multipart upload whose parts
 //     (opt.part_size, at least the S3 minimum of 5 MiB, grown if needed to
@@ -397,7 +398,9 @@ class S3Blobber final : public Blobber {
   }
   const std::string& url() const override { return url_; }
 
-  Status put(const std::string& key, uint64_t size, const Source& src) override;
+  // A PUT is durable when acknowledged, so Durability::batched changes nothing.
+  Status put(const std::string& key, uint64_t size, const Source& src, Durability d) override;
+  Status flush() override { return injected("flush", opt_.index, url_, ""); }
   Status get(const std::string& key, uint64_t off, uint64_t len, const Sink& sink) override;
   Result<ObjectInfo> head(const std::string& key) override;
   Status del(const std::string& key) override;
@@ -586,7 +589,7 @@ Status S3Blobber::pull(const Source& src, std::string& buf, uint64_t n, uint64_t
   return {};
 }
 
-Status S3Blobber::put(const std::string& key, uint64_t size, const Source& src) {
+Status S3Blobber::put(const std::string& key, uint64_t size, const Source& src, Durability) {
   TCFS_TRY(injected("put", opt_.index, url_, key));
   TCFS_TRY(check_key(key));
   return size > 0 && size >= opt_.multipart_threshold ? put_multipart(key, size, src) : put_single(key, size, src);

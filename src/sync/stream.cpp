@@ -43,7 +43,8 @@ Status StreamWriter::flush_chunk() {
   size_t n = ZSTD_compress(z.data(), z.size(), buf_.data(), buf_.size(), 3);
   if (ZSTD_isError(n)) return Status::error(EIO, std::string("stream ") + base_ + ": zstd: " + ZSTD_getErrorName(n));
   z.resize(n);
-  TCFS_TRY(os_.put(chunk_name(base_, chunks_.size()), z));
+  // A batched put: finish() runs the barrier before the end names it (stream.h).
+  TCFS_TRY(os_.put(chunk_name(base_, chunks_.size()), z, blob::Durability::batched));
   chunks_.push_back(blob::sha256(z));
   written_ += z.size();
   buf_.clear();
@@ -58,7 +59,10 @@ Status StreamWriter::finish(const json& info) {
   auto bytes = json::to_msgpack(end);
   std::string body(bytes.begin(), bytes.end());
   body.append(blob::sha256(body).bytes());
-  return os_.put(base_ + "/end", body);  // the stream exists from here on (stream.h)
+  // The barrier, then the end: nothing the end names, directly or through
+  // the records, can be lost once the end is there (sync.h 5).
+  TCFS_TRY(os_.flush());
+  return os_.put(base_ + "/end", body, blob::Durability::now);  // the stream exists from here on (stream.h; sync.h 7)
 }
 
 Result<StreamReader> StreamReader::open(blob::ObjectStore& os, const std::string& base) {

@@ -8,10 +8,14 @@
 //    object BASE/end: MessagePack {chunks: [sha256...], records: N, info:
 //    {...}} followed by the SHA-256 of those bytes.
 //  * StreamWriter::add() buffers one record and writes a chunk when the
-//    buffer is full; finish(info) writes the last chunk and then the end
-//    object: the stream exists from that put on (the commit point of a
-//    journal, sync.h 5). A writer that fails or is dropped before finish()
-//    leaves only garbage chunks, which no reader follows.
+//    buffer is full; finish(info) writes the last chunk, runs the barrier
+//    (ObjectStore::flush(): every chunk, and every block and pack put
+//    before, is durable; objects.h 3) and then writes the end object with
+//    a durable put: the stream exists from that put on (the commit point
+//    of a journal, sync.h 5), and it is durable when finish() returns OK
+//    (sync.h 7). Chunks are batched puts. A writer that fails or is
+//    dropped before finish() leaves only garbage chunks, which no reader
+//    follows.
 //  * StreamReader::open() reads and checks the end object; next() returns
 //    the records in order, reading one chunk at a time and checking each
 //    chunk's hash before decompressing it; EIO names the chunk on damage.

@@ -28,16 +28,21 @@
 //     "n/j/<epoch>-<boot>-<attempt>" (stream.h): chunk objects, then an
 //     "end" object naming the chunks' hashes and the previous journal.
 //     THE REMOTE COMMIT POINT of a round is the put of its end object; a
-//     round whose end is absent never happened. Every block a record names
-//     is on the blobbers before the end is written.
+//     round whose end is absent never happened. Blocks, packs and chunks
+//     are batched puts (objects.h 3); after the last of them and before
+//     the end object the round runs the barrier (ObjectStore::flush(), in
+//     StreamWriter::finish()), so every block a record names is durable on
+//     the blobbers before the end is written. The end is a durable put.
+//     A crash before the barrier may leave bad shards; nothing committed
+//     names them, and the retry puts them again.
 //  6. A journal name is never reused: a failed round retries with the next
 //     attempt number, a restarted daemon with the next boot number. A
 //     reader follows the chain from a snapshot's journal: at each epoch the
 //     candidate whose "prev" is the chain's head, highest (boot, attempt)
 //     first. So the remote image is always the state of some capture point.
-//  7. Local commit. After the end object is written, one synced LMDB
-//     transaction records the round as synced (the synced records, entries,
-//     block index, epoch and journal head). A crash between 5 and 7 leaves
+//  7. Local commit. After the end object's durable put returned OK, one
+//     synced LMDB transaction records the round as synced (the synced
+//     records, entries, block index, epoch and journal head). A crash between 5 and 7 leaves
 //     a remote epoch the store does not know: the next round uses the next
 //     boot number and the same prev, so readers prefer it (6).
 //  8. A failed round changes nothing locally but puts its marks back; the

@@ -169,7 +169,9 @@ Status Syncer::write_journal(Round& r) {
   json info = {{"epoch", epoch_ + 1}, {"prev", head_},         {"boot", boot_},
                {"attempt", attempt_}, {"time", ::time(nullptr)}, {"objects", r.cap.objects.size()},
                {"entries", r.cap.entries.size()}};
-  return w.finish(info);  // THE REMOTE COMMIT POINT of this round (sync.h 5)
+  // The barrier (every block, pack and chunk durable), then the end object:
+  // THE REMOTE COMMIT POINT of this round (sync.h 5), durable on return (sync.h 7).
+  return w.finish(info);
 }
 
 Status Syncer::commit_local(Round& r) {
