@@ -1,6 +1,6 @@
 // tcfs — the daemon and its command line.
 //
-//   tcfs mount [--store DIR] [-f] [-o OPT[,OPT...]] MOUNTPOINT
+//   tcfs mount [--store DIR] [-f] [--cache-size SIZE] [-o OPT[,OPT...]] MOUNTPOINT
 //   tcfs init [--store DIR] --blobber URL... [--ec K+M]
 //   tcfs sync MOUNTPOINT [--timeout S]
 //   tcfs status MOUNTPOINT [--json]
