@@ -289,10 +289,18 @@ void Evictor::stop() {
 
 void Evictor::background() {
   std::string last_logged;
+  // A pass that frees nothing (all dirty or open, or an error) is not
+  // repeated at once: the next waits twice as long, up to a minute.
+  auto idle = std::chrono::milliseconds(0);
+  auto not_before = std::chrono::steady_clock::now();
+  size_t pending_at_idle = 0;
   std::unique_lock g(mu_);
   while (!stop_) {
     cv_.wait_for(g, std::chrono::milliseconds(opt_.check_ms), [&] { return stop_; });
     if (stop_ || !in_use_) continue;
+    // ... unless a round made marked files clean since.
+    size_t pending = env_.tracker ? env_.tracker->pending() : 0;
+    if (std::chrono::steady_clock::now() < not_before && pending >= pending_at_idle) continue;
     uint64_t fsu = fs_used();
     uint64_t estimate = scan_used_ + (fsu > scan_fs_used_ ? fsu - scan_fs_used_ : 0);
     if (!scanned_) estimate = ~uint64_t{0};
@@ -308,6 +316,14 @@ void Evictor::background() {
     if (rep && rep->still_over && env_.tracker && env_.tracker->dirty_files() && env_.want_sync)
       env_.want_sync();  // evict.h 5: dirty files become clean once synced
     g.lock();
+    if (rep && rep->files) {
+      idle = std::chrono::milliseconds(0);
+    } else {
+      idle = std::min<std::chrono::milliseconds>(std::max(idle * 2, std::chrono::milliseconds(opt_.check_ms)),
+                                                 std::chrono::seconds(60));
+      not_before = std::chrono::steady_clock::now() + idle;
+      pending_at_idle = env_.tracker ? env_.tracker->pending() : 0;
+    }
     std::string err = rep ? std::string() : rep.status().message();
     if (!err.empty() && err != last_logged) spdlog::warn("evict: pass failed, will retry: {}", err);
     last_logged = err;

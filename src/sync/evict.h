@@ -43,8 +43,11 @@
 //     filesystem gives the writer ENOSPC.
 //
 // Lock order: Syncer::round_mu_ (between_rounds) -> the world freeze ->
-// Evictor::mu_. mu_ protects touched_, in_use_ and stats_; it is held for
-// no I/O.
+// Evictor::mu_ -> the leaves InodeTable::mu_ (in_use) and Tracker::mu_.
+// mu_ protects touched_, in_use_, stats_ and the last scan's figures; it
+// is held for no blocking I/O (statvfs at most). A pass that frees
+// nothing is repeated only after a back-off (up to a minute) or once a
+// sync round has made marked files clean.
 //
 // Thread-safety: every member may be called from any thread.
 #pragma once
