@@ -141,6 +141,20 @@ Result<Inode*> InodeTable::create_inode(int parent_fd, const char* name, struct 
   return raw;
 }
 
+// Whether the object `in` names is gone, so that (parent_fd, name), which
+// has its inode number, is another object that reused the number (ext4 and
+// XFS reuse freed numbers at once, while the kernel may still hold the old
+// node). With its fd open: the old object has no links left. Without: the
+// name's handle differs (the handle carries the inode's generation).
+bool InodeTable::dead_locked(Inode& in, int parent_fd, const char* name) {
+  if (&in == root_) return false;
+  if (in.fd >= 0) {
+    struct stat o;
+    return fstatat(in.fd, "", &o, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 || o.st_nlink == 0;
+  }
+  return !in.handle.empty() && make_handle(parent_fd, name) != in.handle;
+}
+
 Result<Inode*> InodeTable::lookup(Inode& parent, const char* name, struct stat* st) {
   auto pp = pin(parent);
   if (!pp) return pp.status();
@@ -153,7 +167,7 @@ Result<Inode*> InodeTable::lookup(Inode& parent, const char* name, struct stat* 
     std::lock_guard<std::mutex> g(mu_);
     Key k{st->st_dev, st->st_ino};
     if (Inode* in = ref_locked(k)) {
-      if (in->type == (st->st_mode & S_IFMT)) return in;
+      if (in->type == (st->st_mode & S_IFMT) && !dead_locked(*in, pp->fd(), name)) return in;
       // The inode number names another object now (the one the kernel
       // still holds is gone): that Inode leaves the map and lives on, for
       // the kernel's references only, until they are forgotten.

@@ -6,7 +6,8 @@
 //    and by a kernel file handle (name_to_handle_at), so renames and
 //    unlinks behind a name never make it point at another object. Two names
 //    of one object (hard links) share one Inode. An inode number reused by
-//    an object of another type gets a new Inode; the old one is detached.
+//    another object (of any type: the old one has no links left, or its
+//    handle differs) gets a new Inode; the old one is detached.
 //  * An Inode's O_PATH fd is a cache: opened on first use (pin()), closed
 //    again, least recently used first, when more than `fd_budget` inode fds
 //    are open, so the number of objects the kernel may remember is not
@@ -121,6 +122,7 @@ class InodeTable {
   using Lru = boost::intrusive::list<Inode>;
 
   Inode* ref_locked(const Key& k);    // caller holds mu_
+  bool dead_locked(Inode& in, int parent_fd, const char* name);  // caller holds mu_
   void unpin(Inode* in);
   void settle_locked(Inode& in);      // put in/out of lru_ by its state
   void evict_locked();                // closes fds beyond the budget

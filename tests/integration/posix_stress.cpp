@@ -184,6 +184,27 @@ TEST_CASE("a name reused for objects of other types") {
   CHECK(list_names(t.path()).empty());
 }
 
+// ext4 and XFS hand a freed inode number to the next new file at once,
+// while the kernel may still hold the old node: each new file must be
+// itself (its own content, mode and link count), never the deleted one.
+TEST_CASE("a name reused for files, one after another") {
+  TestDir t;
+  const std::string x = t / "x";
+  int wrong = 0;
+  for (int i = 0; i < 200; ++i) {
+    std::string want = "generation " + std::to_string(i);
+    write_file(x, want);
+    REQUIRE_SYS(chmod(x.c_str(), 0600 | (i % 2 ? 0044 : 0)));
+    struct stat st = must_lstat(x);
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_size != static_cast<off_t>(want.size()) ||
+        (st.st_mode & 0777) != (0600u | (i % 2 ? 0044u : 0u)) || read_file(x) != want)
+      ++wrong;
+    REQUIRE_SYS(unlink(x.c_str()));
+  }
+  CHECK(wrong == 0);
+  CHECK(list_names(t.path()).empty());
+}
+
 TEST_CASE("descriptors keep working after their path is renamed or unlinked") {
   TestDir t;
   REQUIRE_SYS(mkdir((t / "d").c_str(), 0755));
