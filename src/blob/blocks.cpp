@@ -70,11 +70,11 @@ Result<BlockRef> BlockRef::decode(std::string_view s) {
   return r;
 }
 
-Result<BlockRef> BlockWriter::put(std::string_view data) {
+Result<BlockRef> BlockWriter::put(std::string_view data, const Hash& hash) {
   if (data.size() > kMaxBlock)
     return Status::error(EINVAL, "block of " + std::to_string(data.size()) + " bytes: larger than 4 MiB");
   BlockRef r;
-  r.hash = sha256(data);
+  r.hash = hash;
   r.len = static_cast<uint32_t>(data.size());
   if (data.size() >= opt_.pack_threshold) {  // blocks.h 1: its own object
     r.obj = r.hash;

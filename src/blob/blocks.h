@@ -70,7 +70,9 @@ class BlockWriter {
  public:
   explicit BlockWriter(ObjectStore& os, BlockWriterOptions opt = {}) : os_(os), opt_(opt) {}
   // Stores data (<= kMaxBlock bytes) and says where it will be readable (3).
-  Result<BlockRef> put(std::string_view data);
+  Result<BlockRef> put(std::string_view data) { return put(data, sha256(data)); }
+  // The same, with hash == sha256(data) already known (it is not checked).
+  Result<BlockRef> put(std::string_view data, const Hash& hash);
   // Writes the open pack, if any; returns the first error since the last flush.
   Status flush();
   // Sets a packed ref's objlen to its pack's final length; EAGAIN if that

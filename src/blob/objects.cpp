@@ -116,19 +116,19 @@ size_t ObjectStore::place(const std::string& name, unsigned i) const {
   return (i + h.b[0]) % bl_.size();
 }
 
-Status ObjectStore::put_shards(const std::string& name, uint64_t len, const std::vector<std::string>& payloads,
+Status ObjectStore::put_shards(const std::string& name, uint64_t len, const std::vector<std::string_view>& payloads,
                                const std::vector<unsigned>& which, Durability d) {
   std::vector<Status> st(which.size());
   parallel_for(which.size(), [&](size_t j) {
     unsigned i = which[j];
     Header h{k(), m(), i, len, payloads[i].size(), crc32c(payloads[i])};
     std::string head = encode_header(name, h);
-    const std::string& body = payloads[i];
+    std::string_view body = payloads[i];
     uint64_t total = head.size() + body.size(), pos = 0;
     auto src = [&](char* buf, size_t n) -> Result<size_t> {
       size_t done = 0;
       while (done < n && pos < total) {
-        const std::string& part = pos < head.size() ? head : body;
+        std::string_view part = pos < head.size() ? std::string_view(head) : body;
         uint64_t at = pos < head.size() ? pos : pos - head.size();
         size_t take = static_cast<size_t>(std::min<uint64_t>(n - done, part.size() - at));
         std::memcpy(buf + done, part.data() + at, take);
@@ -153,25 +153,44 @@ Status ObjectStore::put_shards(const std::string& name, uint64_t len, const std:
 
 Status ObjectStore::put(const std::string& name, std::string_view data, Durability d) {
   TCFS_TRY(check_key(name));
-  const unsigned n = k() + m();
   const uint64_t len = data.size();
   const size_t S = static_cast<size_t>((len + k() - 1) / k());
-  std::vector<std::string> payloads(n);
+  std::vector<std::string> own;  // padded data shards and parity; views point into data or here
+  return put_shards(name, len, encode(data, S, own), all_shards(), d);  // objects.h 3: every shard or an error
+}
+
+std::vector<unsigned> ObjectStore::all_shards() const {
+  std::vector<unsigned> all(width());
+  for (unsigned i = 0; i < width(); i++) all[i] = i;
+  return all;
+}
+
+// The k data shards of S bytes (views into data where it holds a whole
+// shard, zero-padded copies in own where not) and the m parity shards (in own).
+std::vector<std::string_view> ObjectStore::encode(std::string_view data, size_t S, std::vector<std::string>& own) {
+  const unsigned n = k() + m();
+  own.reserve(n);  // views into own stay valid
+  std::vector<std::string_view> shards(n);
   for (unsigned i = 0; i < k(); i++) {
     size_t at = std::min<size_t>(size_t{i} * S, data.size());
-    payloads[i] = std::string(data.substr(at, S));
-    payloads[i].resize(S, '\0');
+    std::string_view part = data.substr(at, S);
+    if (part.size() < S) {
+      own.emplace_back(part);
+      own.back().resize(S, '\0');
+      part = own.back();
+    }
+    shards[i] = part;
   }
-  std::vector<uint8_t*> dp(k()), pp(m());
-  for (unsigned i = 0; i < k(); i++) dp[i] = reinterpret_cast<uint8_t*>(payloads[i].data());
+  std::vector<const uint8_t*> dp(k());
+  std::vector<uint8_t*> pp(m());
+  for (unsigned i = 0; i < k(); i++) dp[i] = reinterpret_cast<const uint8_t*>(shards[i].data());
   for (unsigned i = 0; i < m(); i++) {
-    payloads[k() + i].assign(S, '\0');
-    pp[i] = reinterpret_cast<uint8_t*>(payloads[k() + i].data());
+    own.emplace_back(S, '\0');
+    pp[i] = reinterpret_cast<uint8_t*>(own.back().data());
+    shards[k() + i] = own.back();
   }
   codec_.encode(S, dp.data(), pp.data());
-  std::vector<unsigned> all(n);
-  for (unsigned i = 0; i < n; i++) all[i] = i;
-  return put_shards(name, len, payloads, all, d);  // objects.h 3: every shard or an error
+  return shards;
 }
 
 Status ObjectStore::flush() {
@@ -262,18 +281,8 @@ void ObjectStore::repair(const std::string& name, Whole& w) {
     if (w.state[i] == Shard::Bad || w.state[i] == Shard::Missing) fix.push_back(i);
   if (fix.empty()) return;
   // Every payload from the rebuilt data: data shards are slices, parity is re-encoded.
-  std::vector<std::string> payloads(n);
-  for (unsigned i = 0; i < k(); i++) {
-    payloads[i] = w.data.substr(std::min<size_t>(i * w.shardlen, w.data.size()), w.shardlen);
-    payloads[i].resize(w.shardlen, '\0');
-  }
-  std::vector<uint8_t*> dp(k()), pp(m());
-  for (unsigned i = 0; i < k(); i++) dp[i] = reinterpret_cast<uint8_t*>(payloads[i].data());
-  for (unsigned i = 0; i < m(); i++) {
-    payloads[k() + i].assign(w.shardlen, '\0');
-    pp[i] = reinterpret_cast<uint8_t*>(payloads[k() + i].data());
-  }
-  codec_.encode(w.shardlen, dp.data(), pp.data());
+  std::vector<std::string> own;
+  std::vector<std::string_view> payloads = encode(w.data, w.shardlen, own);
   for (unsigned i : fix) {
     Status st = put_shards(name, w.objlen, payloads, {i}, Durability::now);  // objects.h 3
     if (st) {

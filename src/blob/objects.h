@@ -111,8 +111,10 @@ class ObjectStore {
   ObjectStore(std::vector<std::unique_ptr<Blobber>> bl, Codec c) : bl_(std::move(bl)), codec_(std::move(c)) {}
   struct Whole;  // all shards of one object read whole
   Result<Whole> read_whole(const std::string& name, uint64_t objlen_hint);
-  Status put_shards(const std::string& name, uint64_t len, const std::vector<std::string>& payloads,
+  Status put_shards(const std::string& name, uint64_t len, const std::vector<std::string_view>& payloads,
                     const std::vector<unsigned>& which, Durability d);
+  std::vector<std::string_view> encode(std::string_view data, size_t S, std::vector<std::string>& own);
+  std::vector<unsigned> all_shards() const;
   void repair(const std::string& name, Whole& w);
 
   std::vector<std::unique_ptr<Blobber>> bl_;

@@ -61,6 +61,19 @@ Status read_xattrs(int fd, std::vector<std::pair<std::string, std::string>>& out
   return {};
 }
 
+// Reads size bytes of src into out (a small file, capture.h).
+Status read_whole(int src, uint64_t size, std::string& out) {
+  out.resize(static_cast<size_t>(size));
+  for (size_t done = 0; done < out.size();) {
+    ssize_t n = ::pread(src, out.data() + done, out.size() - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::from_errno("read");
+    if (n == 0) return Status::error(EIO, "shorter than its size (cannot happen frozen)");
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
 // Clones (or copies) size bytes of src into a new stage file.
 Status stage_copy(const CaptureEnv& env, int src, const std::string& name, uint64_t size) {
   Fd dst(::openat(env.stage_fd, name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -255,15 +268,29 @@ class Capturer {
         // fetch made it whole (fetch.h), so this is a round to retry.
         if ((*k)->old && (*k)->old->stub)
           return Status::error(EAGAIN, "object " + std::to_string(r.id) + " changed while still a stub");
-        Fd src(open_handle(env_.root_fd, (*k)->handle, O_RDONLY | O_NOATIME));
-        if (src.get() < 0) return Status::from_errno("open object " + std::to_string(r.id) + " for capture");
-        o.stage = std::to_string(ino);
-        TCFS_TRY(stage_copy(env_, src.get(), o.stage, r.size));
-        o.has_data = true;
-        cap_.data_bytes += r.size;
+        TCFS_TRY(content(o));
       }
     }
     cap_.objects.push_back(std::move(o));
+    return {};
+  }
+
+  // A regular file's data: read into memory when small (capture.h), else
+  // cloned into the stage directory.
+  Status content(CapturedObject& o) {
+    const InodeRec& r = o.state.rec;
+    Fd src(open_handle(env_.root_fd, o.state.handle, O_RDONLY | O_NOATIME));
+    if (src.get() < 0) return Status::from_errno("open object " + std::to_string(r.id) + " for capture");
+    if (r.size <= kMemoryFile && cap_.memory_bytes + r.size <= kMemoryBudget) {
+      Status st = read_whole(src.get(), r.size, o.bytes);
+      if (!st) return Status::error(st.err(), "capture object " + std::to_string(r.id) + ": " + st.message());
+      cap_.memory_bytes += r.size;
+    } else {
+      o.stage = std::to_string(o.ino);
+      TCFS_TRY(stage_copy(env_, src.get(), o.stage, r.size));
+    }
+    o.has_data = true;
+    cap_.data_bytes += r.size;
     return {};
   }
 

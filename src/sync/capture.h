@@ -7,7 +7,11 @@
 //    looked up (a new directory's whole listing is walked, so nothing new
 //    is missed), objects are opened by their file handle, their attributes,
 //    xattrs and symlink targets read, and file data that changed is cloned
-//    into the stage directory (FICLONE, or a copy). Objects no longer in
+//    into the stage directory (FICLONE, or a copy), or, for a file of at
+//    most kMemoryFile bytes while the round's total stays within
+//    kMemoryBudget, read into memory (no stage file to create, clone,
+//    reopen and remove: small files are cheap, and memory stays bounded,
+//    sync.h 9). Objects no longer in
 //    the tree (ESTALE, no links) are left out, and an object whose last
 //    entry went is dropped. New objects get ids from next_id. It changes
 //    nothing in the tree or in LMDB.
@@ -35,8 +39,9 @@ struct CapturedObject {
   uint64_t ino = 0;
   FileState state;        // id, handle, ctime; rec holds the captured attributes
   bool is_new = false;    // not on the blobbers before this round
-  bool has_data = false;  // content cloned to stage/<stage>
+  bool has_data = false;  // content cloned to stage/<stage>, or (stage empty) read into bytes
   std::string stage;
+  std::string bytes;
 };
 
 struct Capture {
@@ -46,7 +51,11 @@ struct Capture {
   std::vector<std::pair<uint64_t, uint64_t>> drops;  // (id, ino) of objects with no name left
   uint64_t next_id = 0;           // after the ids handed out here
   uint64_t data_bytes = 0;        // bytes of cloned data
+  uint64_t memory_bytes = 0;      // of it, read into memory (CapturedObject::bytes)
 };
+
+constexpr uint64_t kMemoryFile = 64u << 10;
+constexpr uint64_t kMemoryBudget = 64u << 20;
 
 struct CaptureEnv {
   int root_fd = -1;   // <store>/root (also the mount fd for handles)

@@ -12,9 +12,10 @@
 //     freeze), takes the marks and captures the state of everything they
 //     name: entries looked up, attributes, xattrs and symlink targets read,
 //     file data cloned (FICLONE; a copy where reflink is missing) into
-//     <store>/sync/stage/. Nothing changes while frozen, so the captured
-//     state is one state the tree was in, between whole compounds (a
-//     compound is either entirely before the freeze or entirely after).
+//     <store>/sync/stage/, or read into memory for small files
+//     (capture.h). Nothing changes while frozen, so the captured state is
+//     one state the tree was in, between whole compounds (a compound is
+//     either entirely before the freeze or entirely after).
 //  3. After the freeze, and before anything of the round is recorded as
 //     synced, the captured state is made locally durable (syncfs, and the
 //     retirement of committed sync-off compounds): the remote image never
@@ -47,8 +48,11 @@
 //     boot number and the same prev, so readers prefer it (6).
 //  8. A failed round changes nothing locally but puts its marks back; the
 //     next round re-captures the (newer, still committed) state.
-//  9. Memory: blocks move through a bounded pool of upload workers; record
-//     streams are written and read a chunk at a time.
+//  9. Memory: blocks (not whole files: the blocks of one large file go up
+//     in parallel) move through a bounded pool of upload workers, each
+//     holding one block; small files read at capture stay within
+//     kMemoryBudget per round (capture.h) and are released after upload;
+//     record streams are written and read a chunk at a time.
 #pragma once
 
 #include <cstdint>

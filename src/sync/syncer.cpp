@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sync/stream.h"
+#include "util/fd.h"
 
 namespace tcfs::sync {
 
@@ -25,7 +26,13 @@ struct Syncer::Round {
   std::string journal;
   uint64_t bytes_uploaded = 0, blocks_uploaded = 0, blocks_dedup = 0;
   double upload_s = 0;
+  // Phase times in seconds, for the round's log line.
+  double capture_s = 0, durable_s = 0, journal_s = 0, commit_s = 0;
 };
+
+namespace {
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+}  // namespace
 
 Result<std::unique_ptr<Syncer>> Syncer::open(SyncEnv env, SyncOptions opt) {
   std::unique_ptr<Syncer> s(new Syncer(std::move(env), opt));
@@ -55,106 +62,146 @@ Syncer::~Syncer() { stop(); }
 
 Status Syncer::rescan() { return sync::rescan(env_.fs, state_, *env_.tracker); }
 
-Status Syncer::upload(Round& r) {
-  std::vector<size_t> todo;
-  for (size_t i = 0; i < r.cap.objects.size(); i++)
-    if (r.cap.objects[i].has_data) todo.push_back(i);
-  r.refs.assign(r.cap.objects.size(), {});
-  blob::BlockWriter writer(*env_.objects, opt_.packs);
-  std::mutex mu;  // protects r.new_blocks, inflight, the counters and first_err
+namespace {
+
+// One block of a captured object's data: refs[obj][idx] once uploaded.
+struct BlockItem {
+  size_t obj = 0, idx = 0;
+  uint64_t off = 0;
+  size_t len = 0;
+};
+
+// Reads [off, off+len) of a stage file whole.
+Status read_stage(int fd, const std::string& name, uint64_t off, size_t len, char* out) {
+  for (size_t done = 0; done < len;) {
+    ssize_t n = ::pread(fd, out + done, len - done, static_cast<off_t>(off + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::from_errno("read sync stage file " + name);
+    if (n == 0) return Status::error(EIO, "sync stage file " + name + " is shorter than captured");
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+}  // namespace
+
+// What the upload workers share (Syncer::upload).
+struct Syncer::Uploader {
+  blob::BlockWriter writer;
+  std::mutex mu;                    // protects everything below
   std::condition_variable done_cv;  // an inflight upload finished
   std::set<blob::Hash> inflight;
   Status first_err;
+  Uploader(blob::ObjectStore& os, const blob::BlockWriterOptions& o) : writer(os, o) {}
+  bool failed() {
+    std::lock_guard g(mu);
+    return !first_err;
+  }
+  void fail(const Status& s) {
+    std::lock_guard g(mu);
+    if (first_err) first_err = s;
+  }
+};
+
+// Stores one block unless the store (or this round) has it already; sets ref.
+Status Syncer::put_block(Round& r, Uploader& u, meta::Txn& t, std::string_view block, blob::BlockRef& ref) {
+  blob::Hash h = blob::sha256(block);
+  std::optional<blob::BlockRef> have;
+  {
+    // A block another worker is uploading right now is waited for, so
+    // identical blocks of one round are stored once.
+    std::unique_lock g(u.mu);
+    u.done_cv.wait(g, [&] { return !u.inflight.count(h); });
+    if (auto it = r.new_blocks.find(h); it != r.new_blocks.end()) have = it->second;
+    else u.inflight.insert(h);
+  }
+  bool uploaded = false;
+  if (!have) {
+    auto known = state_.block(t, h);
+    if (known && !*known) {
+      auto put = u.writer.put(block, h);  // a batched put: the journal's barrier makes it durable (sync.h 5)
+      if (put) known = std::optional<blob::BlockRef>(*put);
+      else known = put.status();
+      uploaded = put.is_ok();
+    }
+    {
+      std::lock_guard g(u.mu);
+      u.inflight.erase(h);
+      if (uploaded) r.new_blocks.emplace(h, **known);
+    }
+    u.done_cv.notify_all();
+    if (!known) return known.status();
+    have = *known;
+  }
+  std::lock_guard g(u.mu);
+  if (uploaded) {
+    r.blocks_uploaded++;
+    r.bytes_uploaded += block.size();
+  } else {
+    r.blocks_dedup++;
+  }
+  ref = *have;
+  return {};
+}
+
+// Blocks, not files, are the unit of work, so the blocks of one large file
+// go up in parallel; each worker holds one block buffer (sync.h 9).
+Status Syncer::upload(Round& r) {
+  std::vector<BlockItem> items;
+  r.refs.assign(r.cap.objects.size(), {});
+  for (size_t i = 0; i < r.cap.objects.size(); i++) {
+    const CapturedObject& o = r.cap.objects[i];
+    if (!o.has_data) continue;
+    uint64_t size = o.state.rec.size;
+    r.refs[i].resize(static_cast<size_t>((size + blob::kMaxBlock - 1) / blob::kMaxBlock));
+    for (size_t b = 0; b < r.refs[i].size(); b++) {
+      uint64_t off = uint64_t{b} * blob::kMaxBlock;
+      items.push_back({i, b, off, static_cast<size_t>(std::min<uint64_t>(blob::kMaxBlock, size - off))});
+    }
+  }
+  Uploader u(*env_.objects, opt_.packs);
   std::atomic<size_t> next{0};
   auto t0 = Clock::now();
-  size_t nworkers = std::max<size_t>(1, std::min<size_t>(opt_.workers, todo.size()));
+  size_t nworkers = std::max<size_t>(1, std::min<size_t>(opt_.workers, items.size()));
   blob::parallel_for(nworkers, [&](size_t) {
     auto t = meta::Txn::begin(*env_.meta, false);
-    std::string buf(blob::kMaxBlock, '\0');
-    for (size_t j; (j = next.fetch_add(1)) < todo.size();) {
-      {
-        std::lock_guard g(mu);
-        if (!first_err) return;
+    if (!t) return u.fail(t.status());
+    std::string buf;
+    Fd fd;
+    size_t fd_obj = SIZE_MAX;  // the object fd is open for
+    for (size_t j; (j = next.fetch_add(1)) < items.size() && !u.failed();) {
+      const BlockItem& it = items[j];
+      CapturedObject& o = r.cap.objects[it.obj];
+      std::string_view block;
+      if (o.stage.empty()) {  // read during the capture
+        block = std::string_view(o.bytes).substr(static_cast<size_t>(it.off), it.len);
+      } else {
+        if (fd_obj != it.obj) {
+          fd = Fd(::openat(env_.fs.stage_fd, o.stage.c_str(), O_RDONLY | O_CLOEXEC));
+          if (fd.get() < 0) return u.fail(Status::from_errno("open sync stage file " + o.stage));
+          fd_obj = it.obj;
+        }
+        buf.resize(it.len);
+        if (Status st = read_stage(fd.get(), o.stage, it.off, it.len, buf.data()); !st) return u.fail(st);
+        block = buf;
       }
-      CapturedObject& o = r.cap.objects[todo[j]];
-      auto fail = [&](Status s) {
-        std::lock_guard g(mu);
-        if (first_err) first_err = s;
-      };
-      if (!t) return fail(t.status());
-      int fd = ::openat(env_.fs.stage_fd, o.stage.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) return fail(Status::from_errno("open sync stage file " + o.stage));
-      std::vector<blob::BlockRef> refs;
-      uint64_t off = 0;
-      Status st;
-      while (st && off < o.state.rec.size) {
-        size_t want = static_cast<size_t>(std::min<uint64_t>(blob::kMaxBlock, o.state.rec.size - off));
-        ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
-        if (n <= 0) {
-          st = n < 0 ? Status::from_errno("read sync stage file " + o.stage)
-                     : Status::error(EIO, "sync stage file " + o.stage + " is shorter than captured");
-          break;
-        }
-        std::string_view block(buf.data(), static_cast<size_t>(n));
-        blob::Hash h = blob::sha256(block);
-        std::optional<blob::BlockRef> have;
-        {
-          // A block another worker is uploading right now is waited for, so
-          // identical blocks of one round are stored once.
-          std::unique_lock g(mu);
-          done_cv.wait(g, [&] { return !inflight.count(h); });
-          if (auto it = r.new_blocks.find(h); it != r.new_blocks.end()) have = it->second;
-          else inflight.insert(h);
-        }
-        bool uploaded = false;
-        if (!have) {
-          auto known = state_.block(*t, h);
-          if (known && !*known) {
-            auto ref = writer.put(block);
-            if (ref) known = std::optional<blob::BlockRef>(*ref);
-            else known = ref.status();
-            uploaded = ref.is_ok();
-          }
-          {
-            std::lock_guard g(mu);
-            inflight.erase(h);
-            if (uploaded) r.new_blocks.emplace(h, **known);
-          }
-          done_cv.notify_all();
-          if (!known) {
-            st = known.status();
-            break;
-          }
-          have = *known;
-        }
-        {
-          std::lock_guard g(mu);
-          if (uploaded) {
-            r.blocks_uploaded++;
-            r.bytes_uploaded += block.size();
-          } else {
-            r.blocks_dedup++;
-          }
-        }
-        refs.push_back(*have);
-        off += static_cast<uint64_t>(n);
-      }
-      ::close(fd);
-      if (!st) return fail(st);
-      r.refs[todo[j]] = std::move(refs);
+      if (Status st = put_block(r, u, *t, block, r.refs[it.obj][it.idx]); !st) return u.fail(st);
     }
   });
-  TCFS_TRY(first_err);
-  TCFS_TRY(writer.flush());  // every pack is written before a record names it (sync.h 5)
+  TCFS_TRY(u.first_err);
+  TCFS_TRY(u.writer.flush());  // every pack is written before a record names it (sync.h 5)
   // Refs into packs get their pack's length now (blocks.h 3).
   for (auto& [h, ref] : r.new_blocks)
-    if (ref.objlen == 0) TCFS_TRY(writer.finish(ref));
+    if (ref.objlen == 0) TCFS_TRY(u.writer.finish(ref));
   for (auto& refs : r.refs)
     for (auto& ref : refs)
-      if (ref.objlen == 0) TCFS_TRY(writer.finish(ref));
-  for (size_t i = 0; i < r.cap.objects.size(); i++)
-    if (r.cap.objects[i].has_data) r.cap.objects[i].state.rec.blocks = std::move(r.refs[i]);
-  r.upload_s = std::chrono::duration<double>(Clock::now() - t0).count();
+      if (ref.objlen == 0) TCFS_TRY(u.writer.finish(ref));
+  for (size_t i = 0; i < r.cap.objects.size(); i++) {
+    CapturedObject& o = r.cap.objects[i];
+    if (o.has_data) o.state.rec.blocks = std::move(r.refs[i]);
+    std::string().swap(o.bytes);  // uploaded: the memory goes back now (sync.h 9)
+  }
+  r.upload_s = since(t0);
   return {};
 }
 
@@ -232,6 +279,7 @@ Status Syncer::round() {
   std::lock_guard rl(round_mu_);
   Round r;
   uint64_t ticket;
+  auto t0 = Clock::now();
   {
     std::shared_ptr<void> frozen = env_.freeze ? env_.freeze() : nullptr;  // sync.h 2: the capture point
     {
@@ -253,13 +301,20 @@ Status Syncer::round() {
       }
     }
   }
+  r.capture_s = since(t0);
   Status st;
   bool empty = r.cap.objects.empty() && r.cap.entries.empty() && r.cap.drops.empty();
   if (!empty) {
+    t0 = Clock::now();
     st = env_.make_durable ? env_.make_durable() : Status{};  // sync.h 3
+    r.durable_s = since(t0);
     if (st) st = upload(r);
+    t0 = Clock::now();
     if (st) st = write_journal(r);
+    r.journal_s = since(t0);
+    t0 = Clock::now();
     if (st) st = commit_local(r);
+    r.commit_s = since(t0);
     clear_stage(env_.fs.stage_fd);
     if (st && opt_.snapshot_every && (epoch_ + 1) % opt_.snapshot_every == 0) snapshot_due_ = true;
     if (st && snapshot_due_) {
@@ -290,9 +345,11 @@ Status Syncer::round() {
     stats_.blocks_deduplicated += r.blocks_dedup;
     stats_.objects_synced += r.cap.objects.size();
     if (r.upload_s > 0) stats_.upload_rate = static_cast<double>(r.bytes_uploaded) / r.upload_s;
-    spdlog::info("sync: epoch {} ({}): {} objects, {} entries, {} blocks ({} bytes) uploaded, {} deduplicated", epoch_,
-                 head_, r.cap.objects.size(), r.cap.entries.size(), r.blocks_uploaded, r.bytes_uploaded,
-                 r.blocks_dedup);
+    spdlog::info(
+        "sync: epoch {} ({}): {} objects, {} entries, {} blocks ({} bytes) uploaded, {} deduplicated; "
+        "seconds: capture {:.3f}, local durable {:.3f}, upload {:.3f}, journal {:.3f}, local commit {:.3f}",
+        epoch_, head_, r.cap.objects.size(), r.cap.entries.size(), r.blocks_uploaded, r.bytes_uploaded,
+        r.blocks_dedup, r.capture_s, r.durable_s, r.upload_s, r.journal_s, r.commit_s);
   }
   stats_.last_error.clear();
   covered_ = std::max(covered_, ticket);

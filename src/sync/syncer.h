@@ -124,7 +124,9 @@ class Syncer {
  private:
   Syncer(SyncEnv env, SyncOptions opt) : env_(std::move(env)), opt_(opt), state_(*env_.meta) {}
   struct Round;
+  struct Uploader;
   Status upload(Round& r);
+  Status put_block(Round& r, Uploader& u, meta::Txn& t, std::string_view block, blob::BlockRef& ref);
   Status write_journal(Round& r);
   Status commit_local(Round& r);
   Status write_snapshot(uint64_t epoch, const std::string& head);
