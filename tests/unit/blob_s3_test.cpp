@@ -593,7 +593,17 @@ TEST_CASE("fault seam: an armed blob.<op> fails the call without I/O") {
   CHECK(b->put_bytes("g", "x").is_ok());
   CHECK(b3->put_bytes("g", "x").err() == EROFS);
   CHECK(b3->head("g").err() == ENOENT);
+  fault::arm("blob.flush", EIO);
+  CHECK(b->flush().err() == EIO);
   fault::reset();
+}
+
+TEST_CASE("a batched put is an ordinary PUT (durable when acknowledged); flush has nothing to do") {
+  auto b = open(fresh_prefix());
+  REQUIRE(b->put_bytes("batched", "bytes", Durability::batched).is_ok());
+  CHECK(b->get_bytes("batched").value() == "bytes");
+  CHECK(b->flush().is_ok());
+  CHECK(b->get_bytes("batched").value() == "bytes");
 }
 
 TEST_CASE("many threads at once on one blobber") {
