@@ -17,9 +17,10 @@
 //     one state the tree was in, between whole compounds (a compound is
 //     either entirely before the freeze or entirely after).
 //  3. After the freeze, and before anything of the round is recorded as
-//     synced, the captured state is made locally durable (syncfs, and the
-//     retirement of committed sync-off compounds): the remote image never
-//     holds a state a local crash could take back.
+//     synced (its end object, 5), the captured state is made locally
+//     durable (syncfs, and the retirement of committed sync-off
+//     compounds; it runs while the blocks are uploaded): the remote image
+//     never holds a state a local crash could take back.
 //  4. Identity. Objects are named on the blobbers by a 64-bit id, never by
 //     path or local inode number (the root is id 1). The local map inode ->
 //     id (with the file handle that reopens the inode) lives in LMDB; a

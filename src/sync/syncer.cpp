@@ -305,10 +305,17 @@ Status Syncer::round() {
   Status st;
   bool empty = r.cap.objects.empty() && r.cap.entries.empty() && r.cap.drops.empty();
   if (!empty) {
-    t0 = Clock::now();
-    st = env_.make_durable ? env_.make_durable() : Status{};  // sync.h 3
-    r.durable_s = since(t0);
-    if (st) st = upload(r);
+    // sync.h 3: the local state is made durable while the blocks go up,
+    // and before the end object is written.
+    Status durable;
+    std::thread local([&] {
+      auto t = Clock::now();
+      durable = env_.make_durable ? env_.make_durable() : Status{};
+      r.durable_s = since(t);
+    });
+    st = upload(r);
+    local.join();
+    if (st) st = durable;
     t0 = Clock::now();
     if (st) st = write_journal(r);
     r.journal_s = since(t0);

@@ -7,9 +7,10 @@
 //  * rescan() before the mount serves, when the last stop was not clean
 //    (was_clean() false): marks what differs from the synced state.
 //  * round() runs one round on the caller's thread: freeze, take marks,
-//    capture, unfreeze; make the capture durable; upload missing blocks
-//    (bounded parallelism, deduplicated by SHA-256), write the journal
-//    stream (its end object is the remote commit point), commit LMDB. On
+//    capture, unfreeze; make the capture durable (on a second thread)
+//    while uploading missing blocks (bounded parallelism, deduplicated by
+//    SHA-256); write the journal stream (the barrier, then its end object,
+//    the remote commit point), commit LMDB. On
 //    failure the marks go back (sync.h 8) and the error is returned. An
 //    empty round (no marks) writes nothing. Every snapshot_every epochs a
 //    snapshot of the synced state follows (chain.h); a failed snapshot is
