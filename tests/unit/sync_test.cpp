@@ -745,3 +745,38 @@ TEST_CASE("capture: small files are read into memory, larger ones cloned to the 
   CHECK(cap.data_bytes == small.size() + edge.size() + large.size());
   clear_stage(l.stage_fd);
 }
+
+TEST_CASE("sync: the local durability step runs before the end object, and its failure fails the round") {
+  Blobbers b;
+  Local l;
+  std::string R = l.root();
+  write_file(R + "/f", random_bytes(5 << 20, 41));
+  SyncEnv e;
+  e.fs = {l.root_fd, l.stage_fd, false};
+  e.meta = l.env.get();
+  e.objects = b.os.get();
+  e.tracker = &l.tracker;
+  std::atomic<int> calls{0};
+  std::atomic<bool> fail{false};
+  std::atomic<size_t> ends_seen{99};
+  e.make_durable = [&]() -> Status {
+    calls++;
+    ends_seen = journals(*b.os).value().size();  // this round's end is not there yet (sync.h 3)
+    return fail ? Status::error(EIO, "syncfs (test)") : Status{};
+  };
+  auto s = Syncer::open(e, {});
+  REQUIRE(s.is_ok());
+  REQUIRE((*s)->rescan().is_ok());
+  fail = true;
+  CHECK((*s)->round().err() == EIO);
+  CHECK(calls == 1);
+  CHECK(ends_seen == 0);
+  CHECK(journals(*b.os).value().empty());  // no end: the round never happened
+  CHECK(l.tracker.pending() > 0);
+  fail = false;
+  REQUIRE((*s)->round().is_ok());
+  CHECK(calls == 2);
+  CHECK(ends_seen == 0);
+  CHECK(journals(*b.os).value().size() == 1);
+  compare_tree(*b.os, R);
+}
