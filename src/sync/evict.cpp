@@ -19,7 +19,7 @@
 namespace tcfs::sync {
 namespace {
 
-constexpr size_t kMaxTouched = size_t{1} << 20;  // last-open times kept (then the older half goes)
+constexpr size_t kMaxTouched = size_t{1} << 18;  // last-open times kept (then the older half goes): ~10 MiB
 constexpr unsigned kMaxDepth = 4096;
 
 int64_t ns_of(const struct timespec& ts) { return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec; }
