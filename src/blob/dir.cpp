@@ -11,10 +11,11 @@
 //     object or the whole new one, and after OK the new one survives a
 //     power cut. '~' is outside the key alphabet, so ~tmp never collides
 //     with an object; list() skips it.
-//  3. A batched put (Durability::batched, blobber.h) does the same with no
-//     fsync: it starts the temp file's writeback (sync_file_range, no
-//     wait, so the disk works while the caller computes the next shard),
-//     renames, and records every directory whose entries it changed (the
+//  3. A batched put (Durability::batched, blobber.h) of a new key does the
+//     same with no fsync (over an existing key it is a durable put, so an
+//     object that was durable never turns into lost bytes): it starts the
+//     temp file's writeback (sync_file_range, no wait, so the disk works
+//     while the caller computes the next shard), renames, and records every directory whose entries it changed (the
 //     key's parent, the parent of each directory it created). flush() is
 //     one syncfs through a descriptor of PATH opened before the first
 //     batched put wrote anything (syncfs reports writeback errors seen
@@ -179,6 +180,11 @@ Status DirBlobber::put(const std::string& key, uint64_t size, const Source& src,
   std::string tmp = tmpdir + "/" + std::to_string(::getpid()) + "." + std::to_string(seq_++);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return err("create", key);
+  // A batched put never replaces an object that may be durable (e.g. one
+  // a committed round names) with bytes a power cut could lose: over an
+  // existing key it is a durable put of its data (3).
+  struct stat old;
+  if (d == Durability::batched && ::stat((root_ + "/" + key).c_str(), &old) == 0) d = Durability::now;
   Status st = write_tmp(fd, size, src, key, d);
   ::close(fd);
   if (st) st = make_parents(key, d);
