@@ -73,6 +73,7 @@ Status Fetcher::ensure(uint64_t ino, uint64_t off, uint64_t len) {
       at += b.len;
     }
     fresh->done.assign(fresh->blocks.size(), false);
+    fresh->busy.assign(fresh->blocks.size(), false);
     g.lock();
     if (!stubs_.count(ino)) return {};  // fetched meanwhile
     if (stopping_) return Status::error(ESHUTDOWN, "fetch of object " + std::to_string((*f)->id) + ": stopping");
@@ -80,19 +81,7 @@ Status Fetcher::ensure(uint64_t ino, uint64_t off, uint64_t len) {
     job = slot->second;
     if (inserted) {
       FileState fs = std::move(**f);
-      std::thread([this, ino, job, fs = std::move(fs)]() mutable {
-        int fd = open_handle(root_, fs.handle, O_WRONLY);
-        Status st = fd < 0 ? Status::from_errno("open stub " + std::to_string(fs.rec.id)) : fetch_all(ino, *job, fd, fs);
-        if (st) st = complete(ino, fd);
-        if (fd >= 0) ::close(fd);
-        if (!st) spdlog::error("fetch of object {} (inode {}): {}", fs.rec.id, ino, st.message());
-        std::lock_guard l(mu_);
-        job->err = st;
-        job->finished = true;
-        if (st) stubs_.erase(ino);  // fetch.h 3: an ordinary file from here on
-        jobs_.erase(ino);
-        cv_.notify_all();
-      }).detach();
+      std::thread([this, ino, job, fs = std::move(fs)]() mutable { run(ino, job, std::move(fs)); }).detach();
     }
   }
   if (len == 0) return {};
@@ -130,35 +119,96 @@ bool Fetcher::is_local(uint64_t ino, uint64_t off, uint64_t len) {
   return it != jobs_.end() && missing(*it->second, off, len).empty();
 }
 
-Status Fetcher::fetch_all(uint64_t, Job& job, int fd, const FileState& f) {
+// A job's lead thread: starts helpers (fetch.h 2), fetches with them, and
+// once every block is written completes the file (fetch.h 3).
+void Fetcher::run(uint64_t ino, std::shared_ptr<Job> job, FileState fs) {
+  int fd = open_handle(root_, fs.handle, O_WRONLY);
+  Status st = fd < 0 ? Status::from_errno("open stub " + std::to_string(fs.rec.id)) : Status{};
+  std::mutex write_mu;  // one block's write and the times after it (fetch.h 2)
+  std::vector<std::thread> helpers;
+  if (st) {
+    {
+      std::lock_guard g(mu_);
+      size_t want = std::min<size_t>(kDepth, job->blocks.size());
+      while (helpers.size() + 1 < want && helpers_ < kMaxHelpers) {
+        helpers_++;
+        helpers.emplace_back([&] {
+          Status h = fetch_all(*job, fd, fs, write_mu);
+          std::lock_guard l(mu_);
+          if (!h && job->err) job->err = h;
+          helpers_--;
+          cv_.notify_all();
+        });
+      }
+    }
+    Status own = fetch_all(*job, fd, fs, write_mu);
+    for (auto& t : helpers) t.join();
+    std::lock_guard g(mu_);
+    st = job->err ? own : job->err;
+  }
+  if (st) st = complete(ino, fd);
+  if (fd >= 0) ::close(fd);
+  if (!st) spdlog::error("fetch of object {} (inode {}): {}", fs.rec.id, ino, st.message());
+  std::lock_guard l(mu_);
+  job->err = st;
+  job->finished = true;
+  if (st) stubs_.erase(ino);  // fetch.h 3: an ordinary file from here on
+  jobs_.erase(ino);
+  cv_.notify_all();
+}
+
+std::optional<size_t> Fetcher::pick(Job& job) {
+  while (!job.wanted.empty() && (job.done[job.wanted.front()] || job.busy[job.wanted.front()]))
+    job.wanted.erase(job.wanted.begin());
+  if (!job.wanted.empty()) return job.wanted.front();
+  while (job.next < job.done.size() && (job.done[job.next] || job.busy[job.next])) job.next++;
+  if (job.next < job.done.size()) return job.next;
+  return std::nullopt;
+}
+
+Status Fetcher::fetch_all(Job& job, int fd, const FileState& f, std::mutex& write_mu) {
   for (;;) {
     size_t i;
     {
       std::lock_guard g(mu_);
       if (stopping_) return Status::error(ESHUTDOWN, "stopping");
-      while (!job.wanted.empty() && job.done[job.wanted.front()]) job.wanted.erase(job.wanted.begin());
-      while (job.next < job.done.size() && job.done[job.next]) job.next++;
-      if (!job.wanted.empty()) i = job.wanted.front();
-      else if (job.next < job.done.size()) i = job.next;
-      else return {};
+      if (!job.err) return {};  // another thread of the job failed
+      auto p = pick(job);
+      if (!p) return {};
+      i = *p;
+      job.busy[i] = true;
     }
     auto data = blob::read_block(os_, job.blocks[i]);  // fetch.h 4: verified, or an error
-    if (!data) return Status::error(EIO, "object " + std::to_string(f.rec.id) + ": " + data.status().message());
-    for (size_t w = 0; w < data->size();) {
-      ssize_t n = ::pwrite(fd, data->data() + w, data->size() - w, static_cast<off_t>(job.offs[i] + w));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Status::from_errno("write fetched data of object " + std::to_string(f.rec.id));
-      w += static_cast<size_t>(n);
+    Status st = data ? Status{} : Status::error(EIO, "object " + std::to_string(f.rec.id) + ": " + data.status().message());
+    if (st) {
+      std::lock_guard w(write_mu);
+      st = write_block(fd, *data, job.offs[i], f);
     }
-    // The writes moved the file's times: a reader woken now must see the
-    // object's own (fetch.h 2).
-    struct timespec ts[2] = {{f.rec.atime_sec, f.rec.atime_nsec}, {f.rec.mtime_sec, f.rec.mtime_nsec}};
-    if (::futimens(fd, ts) != 0) return Status::from_errno("restore times of fetched object " + std::to_string(f.rec.id));
-    fetched_ += data->size();
     std::lock_guard g(mu_);
+    job.busy[i] = false;
+    if (!st) {
+      if (job.err) job.err = st;
+      cv_.notify_all();
+      return st;
+    }
+    fetched_ += data->size();
     job.done[i] = true;
     cv_.notify_all();
   }
+}
+
+// Writes one fetched block, then puts the object's times back: the write
+// moved them, and a reader woken now must see the object's own (fetch.h 2).
+Status Fetcher::write_block(int fd, const std::string& data, uint64_t off, const FileState& f) {
+  for (size_t w = 0; w < data.size();) {
+    ssize_t n = ::pwrite(fd, data.data() + w, data.size() - w, static_cast<off_t>(off + w));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::from_errno("write fetched data of object " + std::to_string(f.rec.id));
+    w += static_cast<size_t>(n);
+  }
+  struct timespec ts[2] = {{f.rec.atime_sec, f.rec.atime_nsec}, {f.rec.mtime_sec, f.rec.mtime_nsec}};
+  if (::futimens(fd, ts) != 0) return Status::from_errno("restore times of fetched object " + std::to_string(f.rec.id));
+  return {};
 }
 
 Status Fetcher::complete(uint64_t ino, int fd) {

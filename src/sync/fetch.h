@@ -5,12 +5,16 @@
 //     FileState (state.h) says stub and holds the block list. The set of
 //     stub inodes is kept in memory (loaded from LMDB at start), so asking
 //     is_stub() costs a hash lookup under a mutex.
-//  2. The first use of a stub starts its fetch job: one thread per job
-//     writes the file's blocks, each verified by its SHA-256, into the
-//     backing file at their offsets, in file order (so a sequential reader
-//     is always just behind it: read-ahead) except that a block a reader
-//     waits for is taken next. ensure(off, len) returns as soon as the
-//     blocks under that range are written, so the first bytes reach a
+//  2. The first use of a stub starts its fetch job: up to kDepth threads
+//     per job (kMaxHelpers extra threads over all jobs) write the file's
+//     blocks, each verified by its SHA-256, into the backing file at their
+//     offsets, taking them in file order (so a sequential reader is always
+//     just behind them: read-ahead) except that a block a reader waits for
+//     is taken next. Blocks are read from the blobbers in parallel; each
+//     block's write and the restoring of the file's times that follows it
+//     are one step under the job's write_mu, so the times a woken reader
+//     sees are always the object's. ensure(off, len) returns as soon as
+//     the blocks under that range are written, so the first bytes reach a
 //     reader before the whole file has arrived.
 //  3. When every block is written the file is fdatasync'ed, then one LMDB
 //     transaction clears the stub flag and records the new ctime: from then
@@ -19,7 +23,8 @@
 //  4. A job that fails (fewer than K shards, a bad hash) ends; its waiters
 //     get EIO naming the file's id and the reason, and the next use starts
 //     a new job. Wrong data is never written.
-//  5. Memory: one block buffer per running job.
+//  5. Memory: one block buffer per fetching thread: at most kDepth per job
+//     and kMaxHelpers + one per job over all.
 //
 // Thread-safety: every member may be called from any thread. mu_ protects
 // stubs_ and jobs_ (and every Job's progress fields); cv_ is signalled
@@ -31,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -63,19 +69,24 @@ class Fetcher {
   uint64_t bytes_fetched() const { return fetched_; }
 
  private:
+  static constexpr unsigned kDepth = 3;        // fetching threads per job (fetch.h 2)
+  static constexpr unsigned kMaxHelpers = 6;  // threads beyond each job's first, over all jobs
   struct Job {
     std::vector<blob::BlockRef> blocks;
     std::vector<uint64_t> offs;  // start of each block in the file
-    std::vector<bool> done;
+    std::vector<bool> done, busy;  // written; being fetched
     size_t next = 0;             // the next block in file order
     std::vector<size_t> wanted;  // blocks readers wait for, taken first
     bool finished = false;
     Status err;
   };
-  void run(uint64_t ino, std::shared_ptr<Job> job);
+  void run(uint64_t ino, std::shared_ptr<Job> job, FileState fs);
+  // The block a fetching thread takes next, or nullopt; caller holds mu_.
+  static std::optional<size_t> pick(Job& job);
   // Blocks of job under [off, off+len) not written yet; caller holds mu_.
   static std::vector<size_t> missing(const Job& job, uint64_t off, uint64_t len);
-  Status fetch_all(uint64_t ino, Job& job, int fd, const FileState& f);
+  Status fetch_all(Job& job, int fd, const FileState& f, std::mutex& write_mu);
+  static Status write_block(int fd, const std::string& data, uint64_t off, const FileState& f);
   Status complete(uint64_t ino, int fd);
 
   int root_;
@@ -87,6 +98,7 @@ class Fetcher {
   std::map<uint64_t, std::shared_ptr<Job>> jobs_;
   std::vector<std::thread> threads_;
   bool stopping_ = false;
+  unsigned helpers_ = 0;  // extra fetching threads running (fetch.h 2)
   std::atomic<uint64_t> fetched_{0};
 };
 
