@@ -21,6 +21,7 @@ namespace {
 
 constexpr size_t kMaxTouched = size_t{1} << 18;  // last-open times kept (then the older half goes): ~10 MiB
 constexpr unsigned kMaxDepth = 4096;
+constexpr std::chrono::milliseconds kMaxIdle{10000};  // longest back-off after a pass that could free nothing
 
 int64_t ns_of(const struct timespec& ts) { return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec; }
 
@@ -289,19 +290,22 @@ void Evictor::stop() {
 
 void Evictor::background() {
   std::string last_logged;
-  // A pass that frees nothing (all dirty or open, or an error) is not
-  // repeated at once: the next waits twice as long, up to a minute.
+  // A pass that ends still over and freed nothing (all dirty or open), or
+  // failed, is not repeated at once: the next waits twice as long, up to
+  // kMaxIdle, unless a round made marked files clean or the filesystem
+  // grew by a twentieth of the cap since.
   auto idle = std::chrono::milliseconds(0);
   auto not_before = std::chrono::steady_clock::now();
   size_t pending_at_idle = 0;
+  uint64_t fs_at_idle = 0;
   std::unique_lock g(mu_);
   while (!stop_) {
     cv_.wait_for(g, std::chrono::milliseconds(opt_.check_ms), [&] { return stop_; });
     if (stop_ || !in_use_) continue;
-    // ... unless a round made marked files clean since.
     size_t pending = env_.tracker ? env_.tracker->pending() : 0;
-    if (std::chrono::steady_clock::now() < not_before && pending >= pending_at_idle) continue;
     uint64_t fsu = fs_used();
+    bool grew = fsu > fs_at_idle + opt_.cache_bytes / 20;
+    if (std::chrono::steady_clock::now() < not_before && pending >= pending_at_idle && !grew) continue;
     uint64_t estimate = scan_used_ + (fsu > scan_fs_used_ ? fsu - scan_fs_used_ : 0);
     if (!scanned_) estimate = ~uint64_t{0};
     stats_.used = scanned_ ? estimate : 0;
@@ -316,13 +320,15 @@ void Evictor::background() {
     if (rep && rep->still_over && env_.tracker && env_.tracker->dirty_files() && env_.want_sync)
       env_.want_sync();  // evict.h 5: dirty files become clean once synced
     g.lock();
-    if (rep && rep->files) {
-      idle = std::chrono::milliseconds(0);
-    } else {
+    if (!rep || (rep->still_over && rep->files == 0)) {
       idle = std::min<std::chrono::milliseconds>(std::max(idle * 2, std::chrono::milliseconds(opt_.check_ms)),
-                                                 std::chrono::seconds(60));
+                                                 kMaxIdle);
       not_before = std::chrono::steady_clock::now() + idle;
       pending_at_idle = env_.tracker ? env_.tracker->pending() : 0;
+      fs_at_idle = fs_used();
+    } else {
+      idle = std::chrono::milliseconds(0);
+      not_before = std::chrono::steady_clock::now();
     }
     std::string err = rep ? std::string() : rep.status().message();
     if (!err.empty() && err != last_logged) spdlog::warn("evict: pass failed, will retry: {}", err);

@@ -45,9 +45,10 @@
 // Lock order: Syncer::round_mu_ (between_rounds) -> the world freeze ->
 // Evictor::mu_ -> the leaves InodeTable::mu_ (in_use) and Tracker::mu_.
 // mu_ protects touched_, in_use_, stats_ and the last scan's figures; it
-// is held for no blocking I/O (statvfs at most). A pass that frees
-// nothing is repeated only after a back-off (up to a minute) or once a
-// sync round has made marked files clean.
+// is held for no blocking I/O (statvfs at most). A pass that ends over the
+// cap having freed nothing is repeated only after a back-off (up to 10 s),
+// once a sync round has made marked files clean, or once the filesystem
+// has grown by a twentieth of the cap.
 //
 // Thread-safety: every member may be called from any thread.
 #pragma once

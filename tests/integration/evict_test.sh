@@ -19,60 +19,15 @@
 # left out.
 set -uo pipefail
 : "${TCFS_BIN:?}" "${TCFS_BATCH:?}" "${TREESNAP:?}"
-T=$TCFS_BIN
-work=$(mktemp -d "${TMPDIR:-/tmp}/tcfs-evict.XXXXXX")
-fs=$work/fs
-mkdir -p "$fs"
-declare -A pid_of   # mountpoint -> daemon pid
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  exec 7<&- 2>/dev/null
-  for m in "${!pid_of[@]}"; do
-    grep -qs " $m fuse" /proc/mounts && { umount "$m" 2>/dev/null || umount -l "$m"; }
-    kill -9 "${pid_of[$m]}" 2>/dev/null
-  done
-  [[ -n ${TCFS_KEEP:-} ]] && cp "$work"/*.log "$TCFS_KEEP"/ 2>/dev/null
-  grep -qs " $fs " /proc/mounts && { umount "$fs" 2>/dev/null || umount -l "$fs"; }
-  rm -rf "$work"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$(dirname "$0")/blobber_harness.sh"
+harness_init evict_test 1G e
+mkdir -p "$fs/ref"
 
-fails=0 checks=0
-ok() { checks=$((checks + 1)); if eval "$1"; then :; else echo "FAIL: $2" >&2; fails=$((fails + 1)); fi; }
-die() { echo "evict_test: $*" >&2; exit 1; }
-
-truncate -s 1G "$work/img"
-mkfs.xfs -q -m reflink=1 "$work/img" || die "mkfs.xfs"
-mount -o loop "$work/img" "$fs" || die "mount the image"
-mkdir -p "$fs/b0" "$fs/b1" "$fs/b2" "$fs/ref"
-if [[ -n ${TCFS_TEST_BUCKET:-} ]]; then
-  s3=1 B=(s3://$TCFS_TEST_BUCKET/e0 s3://$TCFS_TEST_BUCKET/e1 s3://$TCFS_TEST_BUCKET/e2)
-else
-  s3=0 B=(dir://$fs/b0 dir://$fs/b1 dir://$fs/b2)
-fi
-
-start() {  # store mountpoint [extra args...]
-  local store=$1 mp=$2; shift 2
-  mkdir -p "$mp"
-  TCFS_LOG=info "$T" mount --store "$store" -f "$@" "$mp" >> "$work/$(basename "$mp").log" 2>&1 &
-  pid_of[$mp]=$!
-  for _ in $(seq 200); do grep -qs " $mp fuse" /proc/mounts && return 0; sleep 0.05; done
-  tail "$work/$(basename "$mp").log" >&2
-  die "tcfs did not mount $mp"
-}
-stop() {
-  umount "$1" || die "umount $1"
-  wait "${pid_of[$1]}" 2>/dev/null
-  unset "pid_of[$1]"
-}
 blocks() { stat -c %b "$1"; }              # 512-byte blocks allocated
 store_bytes() { find "$1/root" -type f -printf '%b\n' | awk '{ s += $1 * 512 } END { print s + 0 }'; }
 jget() { "$T" status --json "$1" | python3 -c "import json,sys; j=json.load(sys.stdin)['status']; print($2)"; }
-# Waits until cond holds (up to ~40 s); the evictor looks once a second.
-wait_for() { for _ in $(seq 200); do eval "$1" && return 0; sleep 0.2; done; return 1; }
+# Waits until cond holds (up to ~90 s; the evictor looks once a second).
+wait_for() { for _ in $(seq 450); do eval "$1" && return 0; sleep 0.2; done; return 1; }
 
 cap=$((24 << 20))
 MiB8=$((8 << 20))

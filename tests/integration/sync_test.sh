@@ -18,55 +18,9 @@
 # replaced by misconfiguration checks (unreachable endpoint, bad secret).
 set -uo pipefail
 : "${TCFS_BIN:?}" "${TCFS_BATCH:?}" "${TREESNAP:?}"
-T=$TCFS_BIN
-work=$(mktemp -d "${TMPDIR:-/tmp}/tcfs-sync.XXXXXX")
-fs=$work/fs
-mkdir -p "$fs"
-declare -A pid_of   # mountpoint -> daemon pid
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  for m in "${!pid_of[@]}"; do
-    grep -qs " $m fuse" /proc/mounts && { umount "$m" 2>/dev/null || umount -l "$m"; }
-    kill -9 "${pid_of[$m]}" 2>/dev/null
-  done
-  if [[ -n ${TCFS_KEEP:-} ]]; then
-    cp "$work"/*.log "$TCFS_KEEP"/ 2>/dev/null
-  fi
-  grep -qs " $fs " /proc/mounts && { umount "$fs" 2>/dev/null || umount -l "$fs"; }
-  rm -rf "$work"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$(dirname "$0")/blobber_harness.sh"
+harness_init sync_test 1536M b
 
-fails=0 checks=0
-ok() { checks=$((checks + 1)); if eval "$1"; then :; else echo "FAIL: $2" >&2; fails=$((fails + 1)); fi; }
-die() { echo "sync_test: $*" >&2; exit 1; }
-
-truncate -s 1536M "$work/img"
-mkfs.xfs -q -m reflink=1 "$work/img" || die "mkfs.xfs"
-mount -o loop "$work/img" "$fs" || die "mount the image"
-mkdir -p "$fs/b0" "$fs/b1" "$fs/b2"
-if [[ -n ${TCFS_TEST_BUCKET:-} ]]; then
-  s3=1 B=(s3://$TCFS_TEST_BUCKET/b0 s3://$TCFS_TEST_BUCKET/b1 s3://$TCFS_TEST_BUCKET/b2)
-else
-  s3=0 B=(dir://$fs/b0 dir://$fs/b1 dir://$fs/b2)
-fi
-
-start() {  # store mountpoint
-  mkdir -p "$2"
-  TCFS_LOG=info "$T" mount --store "$1" -f "$2" >> "$work/$(basename "$2").log" 2>&1 &
-  pid_of[$2]=$!
-  for _ in $(seq 200); do grep -qs " $2 fuse" /proc/mounts && return 0; sleep 0.05; done
-  tail "$work/$(basename "$2").log" >&2
-  die "tcfs did not mount $2"
-}
-stop() {  # mountpoint: unmount, and wait for the daemon's last round and exit
-  umount "$1" || die "umount $1"
-  wait "${pid_of[$1]}" 2>/dev/null
-  unset "pid_of[$1]"
-}
 restore_to() {  # store: a fresh store from the blobbers
   "$T" init --store "$1" --from-blobbers "${B[@]}" > "$work/restore.out" 2>&1
 }
