@@ -381,10 +381,15 @@ void Syncer::background() {
   std::unique_lock g(mu_);
   while (!stop_) {
     auto interval = std::chrono::milliseconds(opt_.interval_ms);
+    if (Clock::now() < not_before) {
+      // Backing off after a failure: a waiter (requested_ > covered_) does
+      // not cut the back-off short, or this loop would spin until it ends.
+      cv_.wait_until(g, not_before, [&] { return stop_; });
+      continue;
+    }
     cv_.wait_for(g, interval / 4 + std::chrono::milliseconds(1), [&] { return stop_ || requested_ > covered_; });
     if (stop_) break;
     auto now = Clock::now();
-    if (now < not_before) continue;
     auto oldest = env_.tracker->oldest();
     bool due = requested_ > covered_ || (oldest != Clock::time_point{} && now - oldest >= interval);
     if (!due) continue;
