@@ -90,6 +90,18 @@ class DirBlobber final : public Blobber {
   std::set<std::string> dirty_;  // directories batched puts changed since the last flush
 };
 
+// Objects are the tree's bytes and names (an erasure code keeps plain data
+// slices): the blobber's directory is the daemon's alone. A root other users
+// can enter is closed (0700) when the daemon owns it, so objects written by
+// an older tcfs with wider modes are out of reach too.
+Status make_private(int fd, const std::string& url) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return Status::from_errno("blobber " + url + ": stat");
+  if ((st.st_mode & 077) == 0 || st.st_uid != ::geteuid()) return {};
+  if (::fchmod(fd, st.st_mode & 07700) != 0) return Status::from_errno("blobber " + url + ": chmod 0700");
+  return {};
+}
+
 Status fsync_dir(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Status::from_errno("open " + path);
@@ -109,7 +121,7 @@ Status DirBlobber::make_parents(const std::string& key, Durability d) {
   struct stat st;
   if (::stat((root_ + "/" + dir).c_str(), &st) == 0) return {};
   TCFS_TRY(make_parents(dir, d));
-  if (::mkdir((root_ + "/" + dir).c_str(), 0755) != 0 && errno != EEXIST) return err("mkdir", dir);
+  if (::mkdir((root_ + "/" + dir).c_str(), 0700) != 0 && errno != EEXIST) return err("mkdir", dir);
   if (d == Durability::batched) {
     changed(parent_of(dir));
     return {};
@@ -149,7 +161,7 @@ Status DirBlobber::watch() {
   if (root_fd_.get() >= 0) return {};
   root_fd_ = Fd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (root_fd_.get() < 0) return Status::from_errno("blobber " + url_);
-  return {};
+  return make_private(root_fd_.get(), url_);
 }
 
 void DirBlobber::changed(const std::string& dir) {
@@ -178,7 +190,7 @@ Status DirBlobber::put(const std::string& key, uint64_t size, const Source& src,
   std::string tmpdir = root_ + "/" + kTmp;
   if (::mkdir(tmpdir.c_str(), 0700) != 0 && errno != EEXIST) return err("mkdir", kTmp);
   std::string tmp = tmpdir + "/" + std::to_string(::getpid()) + "." + std::to_string(seq_++);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return err("create", key);
   // A batched put never replaces an object that may be durable (e.g. one
   // a committed round names) with bytes a power cut could lose: over an
@@ -317,6 +329,7 @@ Status DirBlobber::probe() {
   struct stat st;
   if (::stat(root_.c_str(), &st) != 0) return Status::from_errno("blobber " + url_);
   if (!S_ISDIR(st.st_mode)) return Status::error(ENOTDIR, "blobber " + url_ + ": not a directory");
+  TCFS_TRY(watch());
   std::string key = "probe." + std::to_string(::getpid()) + "." + std::to_string(seq_++);
   Status s = put_bytes(key, "tcfs probe");
   if (!s) return Status::error(s.err(), "blobber " + url_ + ": cannot write: " + s.message());

@@ -1,5 +1,6 @@
 #include "util/creds.h"
 
+#include <linux/capability.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -10,13 +11,34 @@ bool process_is_root() {
   return root;
 }
 
+namespace {
+
+// The calling thread's effective capability set: all of its permitted set
+// (on), or none (off). Capabilities are per thread for the raw syscall, so
+// this never touches the daemon's other threads. The permitted set is kept,
+// so the daemon can always raise its effective set again.
+void set_effective_caps(bool on) {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capget, &hdr, data) != 0) return;
+  for (auto& d : data) d.effective = on ? d.permitted : 0;
+  syscall(SYS_capset, &hdr, data);
+}
+
+}  // namespace
+
 void set_thread_creds(uid_t uid, gid_t gid, const gid_t* groups, size_t ngroups) {
-  // Order: groups and gid while fsuid is still 0 (setgroups needs
-  // CAP_SETGID in the effective set, which setfsuid does not touch), then
-  // fsuid last, so the capability drop happens after the group change.
+  // Back to the daemon (uid 0): raise the effective set first, since
+  // setgroups needs CAP_SETGID. As a user: groups and gid while still
+  // privileged, fsuid, then an empty effective set, so no capability the
+  // caller lacks (CAP_SETFCAP for security.capability, CAP_SYS_ADMIN for
+  // trusted.*, CAP_MKNOD, CAP_FSETID, ...) decides anything the kernel
+  // checks on its behalf. setfsuid alone drops only the file capabilities.
+  if (uid == 0) set_effective_caps(true);
   syscall(SYS_setgroups, ngroups, groups);
   syscall(SYS_setfsgid, gid);
   syscall(SYS_setfsuid, uid);
+  if (uid != 0) set_effective_caps(false);
 }
 
 AsUser::AsUser(const UserCreds& c) : c_(c) {

@@ -4,9 +4,11 @@
 // thread are permission-checked (and create objects owned) exactly as for
 // the process whose uid, gid and supplementary groups it was built from:
 // fsuid/fsgid and the group list are switched with the raw per-thread
-// syscalls, which also drop the filesystem capabilities (CAP_CHOWN,
-// CAP_DAC_OVERRIDE, CAP_FOWNER, ...) of a non-root fsuid. The destructor
-// restores fsuid/fsgid 0 and an empty group list (the daemon's own, root).
+// syscalls, and for a non-root uid the thread's effective capability set is
+// emptied (capset), so no capability of the daemon's (CAP_SETFCAP,
+// CAP_SYS_ADMIN, CAP_MKNOD, CAP_FSETID, CAP_CHOWN, ...) takes part in a
+// check the kernel makes for the caller. The destructor restores fsuid/fsgid
+// 0, the effective set and an empty group list (the daemon's own, root).
 // AsRoot does the reverse inside an AsUser scope, for bookkeeping the daemon
 // does on its own behalf (undo images, recovery records). A daemon that is
 // not root switches nothing (it can only act as itself).

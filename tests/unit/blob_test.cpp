@@ -154,6 +154,27 @@ TEST_CASE("dir blobber: a failing or short source leaves nothing; bad keys and U
   CHECK(open_blobber("s3://").err() == EINVAL);
 }
 
+TEST_CASE("dir blobber: the directory, its folders and its objects are private to the daemon") {
+  TempDir tmp;
+  fs::create_directories(tmp / "blob");
+  REQUIRE(chmod((tmp / "blob").c_str(), 0755) == 0);
+  auto b = dir_blobber(tmp / "blob");
+  REQUIRE(b->probe().is_ok());
+  REQUIRE(b->put_bytes("x/y/obj", "secret").is_ok());
+  REQUIRE(b->put_bytes("x/y/obj2", "secret", blob::Durability::batched).is_ok());
+  REQUIRE(b->flush().is_ok());
+  auto mode = [](const std::string& p) {
+    struct stat st;
+    REQUIRE(stat(p.c_str(), &st) == 0);
+    return st.st_mode & 07777;
+  };
+  CHECK(mode(tmp / "blob") == 0700);
+  CHECK(mode(tmp / "blob/x") == 0700);
+  CHECK(mode(tmp / "blob/x/y") == 0700);
+  CHECK(mode(tmp / "blob/x/y/obj") == 0600);
+  CHECK(mode(tmp / "blob/x/y/obj2") == 0600);
+}
+
 TEST_CASE("dir blobber: probe, a vanished directory, and the fault seam") {
   TempDir tmp;
   auto b = dir_blobber(tmp / "blob", 2);

@@ -292,6 +292,51 @@ TEST_CASE("an unprivileged caller gets exactly its own permissions, and a failur
   CHECK(st.st_gid == 65534);
 }
 
+TEST_CASE("an unprivileged caller cannot use the daemon's capabilities: security.capability and trusted.* are refused") {
+  TempStore t;
+  std::string r = t.root();
+  fs::create_directories(r + "pub");
+  chmod((r + "pub").c_str(), 0777);
+  txn::Caller nobody{0, {65534, 65534, {}}};
+  // A well-formed v2 file capability granting cap_setuid (what a user would
+  // need to turn a binary of its own into a root shell).
+  uint32_t cap[5] = {0x02000000u | 1u /* VFS_CAP_REVISION_2 | effective */, 1u << 7 /* CAP_SETUID */, 0, 0, 0};
+  std::string capval(reinterpret_cast<const char*>(cap), sizeof cap);
+  for (std::string name : {"security.capability", "trusted.tcfs-test"}) {
+    CAPTURE(name);
+    std::string bin = "pub/bin-" + name;
+    auto before = snapshot(r);
+    Compound c;
+    c.create(bin, 0755, true);
+    c.write(bin, "#!/bin/sh\n");
+    c.setxattr(bin, name, name == "security.capability" ? capval : "v");
+    auto reply = t.tm->run(c, nobody);
+    CHECK(reply.outcome == Outcome::RolledBack);
+    CHECK(reply.failed_op == 2);
+    CHECK(reply.err == EPERM);
+    check_same(before, snapshot(r));
+  }
+  // Root may (the same compound as uid 0 commits and the xattr is there).
+  Compound c;
+  c.create("pub/rootbin", 0755, true);
+  c.setxattr("pub/rootbin", "trusted.tcfs-test", "v");
+  REQUIRE(t.tm->run(c, txn::Caller{}).outcome == Outcome::Committed);
+  char v[8];
+  CHECK(getxattr((r + "pub/rootbin").c_str(), "trusted.tcfs-test", v, sizeof v) == 1);
+  // A chown to another user is refused to the caller and, on the same
+  // thread right after, allowed to root: the daemon's capabilities are back.
+  Compound own;
+  own.create("pub/after", 0644, true);
+  own.chown("pub/after", 4242u, 4242u);
+  auto reply = t.tm->run(own, nobody);
+  CHECK(reply.outcome == Outcome::RolledBack);
+  CHECK(reply.err == EPERM);
+  REQUIRE(t.tm->run(own, txn::Caller{}).outcome == Outcome::Committed);
+  struct stat st;
+  REQUIRE(stat((r + "pub/after").c_str(), &st) == 0);
+  CHECK(st.st_uid == 4242u);
+}
+
 TEST_CASE("paths that escape the mount are refused before anything runs") {
   TempStore t;
   std::string r = t.root();
