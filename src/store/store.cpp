@@ -110,7 +110,6 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenOptions o
   s->dir_fd_ = ::open(s->path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (s->dir_fd_ < 0) return Status::from_errno("open store " + s->path_);
   TCFS_TRY(s->take_lock());
-  TCFS_TRY(s->make_private());
   TCFS_TRY(s->open_dirs(opts.create));
   TCFS_TRY(s->open_meta());
   s->probe_filesystem();
@@ -137,20 +136,6 @@ Status Store::take_lock() {
   std::string pid = std::to_string(getpid()) + "\n";
   if (ftruncate(lock_fd_, 0) != 0 || pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0)
     return Status::from_errno("write lock file of store " + path_);
-  return {};
-}
-
-// The store is the daemon's alone: root/ holds the tree with its set-ID bits
-// and file capabilities on a path that is not the nosuid mount, txn/ the undo
-// images, meta/ the records, sync/ staged data. Users reach the tree through
-// the mount, never through the store, so the store directory is 0700 (an
-// older store with a wider mode is closed at open).
-Status Store::make_private() {
-  struct stat st;
-  if (fstat(dir_fd_, &st) != 0) return Status::from_errno("stat store " + path_);
-  if ((st.st_mode & 077) == 0) return {};
-  if (fchmod(dir_fd_, st.st_mode & 07700) != 0)
-    return Status::from_errno("store " + path_ + " is open to other users; chmod 0700 it");
   return {};
 }
 

@@ -53,7 +53,6 @@ class Store {
  private:
   Store() = default;
   Status take_lock();
-  Status make_private();
   Status open_dirs(bool create);
   Status open_meta();
   void probe_filesystem();

@@ -175,6 +175,7 @@ CompoundReply TxnManager::run_plain(const Compound& c, const Caller& who, Plan& 
   LastOpen last;
   ExecCtx ctx{store_.root_fd(), -1, &who.creds, &c.fds, store_.reflink(), {}, &last};
   AsUser as(who.creds);
+  ThreadUmask mask(0);  // modes are applied as given (tcfs/compound.h)
   size_t i = 0;
   Status st_;
   for (; i < p.ops.size(); ++i) {
@@ -248,6 +249,7 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
   Status st_;
   {
     AsUser as(who.creds);
+    ThreadUmask mask(0);  // modes are applied as given (tcfs/compound.h)
     for (; i < p.ops.size(); ++i) {
       if (i > 0) {
         st_ = mark_ran(marker.get(), static_cast<uint32_t>(i));  // as the caller: it owns the marker

@@ -1,6 +1,8 @@
 #include "util/creds.h"
 
 #include <linux/capability.h>
+#include <sched.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -59,6 +61,17 @@ AsRoot::AsRoot(const UserCreds& restore_to) : c_(restore_to) {
 
 AsRoot::~AsRoot() {
   if (switched_) set_thread_creds(c_.uid, c_.gid, c_.groups.data(), c_.groups.size());
+}
+
+ThreadUmask::ThreadUmask(mode_t mask) {
+  thread_local bool own_fs = unshare(CLONE_FS) == 0;
+  if (!own_fs) return;
+  old_ = umask(mask);
+  set_ = true;
+}
+
+ThreadUmask::~ThreadUmask() {
+  if (set_) umask(old_);
 }
 
 }  // namespace tcfs

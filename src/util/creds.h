@@ -53,6 +53,23 @@ class AsRoot {
   bool switched_ = false;
 };
 
+// Sets this thread's umask while alive, the old one back after. The first
+// use on a thread gives it its own fs_struct (unshare(CLONE_FS)), so the
+// umask of no other thread changes; where that fails nothing is changed.
+// Compounds run with umask 0: the modes they carry are applied exactly
+// (tcfs/compound.h), whatever the daemon's own umask is.
+class ThreadUmask {
+ public:
+  explicit ThreadUmask(mode_t mask);
+  ~ThreadUmask();
+  ThreadUmask(const ThreadUmask&) = delete;
+  ThreadUmask& operator=(const ThreadUmask&) = delete;
+
+ private:
+  bool set_ = false;
+  mode_t old_ = 0;
+};
+
 // Sets this thread's fs credentials (raw syscalls); used by both classes.
 void set_thread_creds(uid_t uid, gid_t gid, const gid_t* groups, size_t ngroups);
 bool process_is_root();

@@ -2,6 +2,7 @@
 // every error class reported with its line number, nothing accepted then.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 
 #include <cstdio>
@@ -179,4 +180,28 @@ TEST_CASE("values are converted as documented") {
   CHECK(r.ops[6].op.value == std::string("\0", 1));
   CHECK(r.ops[6].op.xattr_flags == XATTR_REPLACE);
   CHECK(r.ops[7].op.mode == 0755);  // mkdir's default
+}
+
+TEST_CASE("mkdir and create modes get the caller's umask, explicit or default, as mkdir(2) and open(2) do") {
+  const char* text = R"({"op":"mkdir","path":"d"}
+{"op":"create","path":"f"}
+{"op":"mkdir","path":"d2","mode":"0777"}
+{"op":"create","path":"f2","mode":"04777"}
+)";
+  mode_t old = umask(077);
+  auto r = parse(text);
+  umask(0);
+  auto z = parse(text);
+  umask(old);
+  REQUIRE(r.errors.empty());
+  REQUIRE(z.errors.empty());
+  REQUIRE(r.ops.size() == 4);
+  CHECK(r.ops[0].op.mode == 0700);
+  CHECK(r.ops[1].op.mode == 0600);
+  CHECK(r.ops[2].op.mode == 0700);
+  CHECK(r.ops[3].op.mode == 04700);
+  CHECK(z.ops[0].op.mode == 0777);
+  CHECK(z.ops[1].op.mode == 0666);
+  CHECK(z.ops[2].op.mode == 0777);
+  CHECK(z.ops[3].op.mode == 04777);
 }

@@ -337,6 +337,27 @@ TEST_CASE("an unprivileged caller cannot use the daemon's capabilities: security
   CHECK(st.st_uid == 4242u);
 }
 
+TEST_CASE("a compound's modes are applied as given, whatever the daemon's umask") {
+  TempStore t;
+  std::string r = t.root();
+  mode_t old = umask(022);
+  Compound c;
+  c.mkdir("open", 0777);
+  c.create("open/f", 0666, true);
+  c.mkdir("open/a/b", 0770, true);
+  auto reply = t.tm->run(c, txn::Caller{});
+  umask(old);
+  REQUIRE(reply.outcome == Outcome::Committed);
+  auto mode = [&](const std::string& p) {
+    struct stat st;
+    REQUIRE(stat((r + p).c_str(), &st) == 0);
+    return st.st_mode & 07777;
+  };
+  CHECK(mode("open") == 0777);
+  CHECK(mode("open/f") == 0666);
+  CHECK(mode("open/a/b") == 0770);
+}
+
 TEST_CASE("paths that escape the mount are refused before anything runs") {
   TempStore t;
   std::string r = t.root();

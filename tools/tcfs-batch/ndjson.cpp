@@ -2,6 +2,7 @@
 #include "ndjson.h"
 
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 
 #include <algorithm>
@@ -217,15 +218,23 @@ void parse_rename_flags(const Line& l, Op& o) {
   if (o.rename_flags == (RENAME_NOREPLACE | RENAME_EXCHANGE)) bad("\"noreplace\" and \"exchange\" exclude each other");
 }
 
+// The caller's umask, applied to the modes of mkdir and create as mkdir(2)
+// and open(2) apply it (the daemon applies a compound's modes as given).
+mode_t caller_umask() {
+  mode_t u = umask(0);
+  umask(u);
+  return u;
+}
+
 void parse_kind(const Line& l, ParsedOp& p) {
   Op& o = p.op;
   switch (o.kind) {
     case OpKind::Mkdir:
-      o.mode = l.mode("mode").value_or(0755);
+      o.mode = l.mode("mode").value_or(0777) & ~caller_umask();
       o.parents = l.flag("parents");
       break;
     case OpKind::Create:
-      o.mode = l.mode("mode").value_or(0644);
+      o.mode = l.mode("mode").value_or(0666) & ~caller_umask();
       o.exclusive = l.flag("exclusive");
       o.truncate = l.flag("truncate");
       break;
