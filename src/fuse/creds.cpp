@@ -10,21 +10,10 @@
 #include <cerrno>
 #include <vector>
 
+#include "util/creds.h"
+
 namespace tcfs::fusefs {
 namespace {
-
-bool daemon_is_root() {
-  static const bool root = geteuid() == 0;
-  return root;
-}
-
-// Per-thread umask: libfuse's workers share one fs_struct with the rest of
-// the daemon; after unshare(CLONE_FS) umask() affects this thread only.
-bool thread_fs_private() {
-  thread_local int state = 0;  // 0 unknown, 1 private, -1 failed
-  if (state == 0) state = unshare(CLONE_FS) == 0 ? 1 : -1;
-  return state == 1;
-}
 
 void set_ids(uid_t uid, gid_t gid) {
   syscall(SYS_setfsgid, gid);
@@ -64,7 +53,7 @@ class Switch {
 int with_caller_creds(fuse_req_t req, mode_t mode, const std::function<int()>& fn) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
   if (thread_fs_private()) umask(ctx->umask);
-  if (!daemon_is_root()) return fn();
+  if (!process_is_root()) return fn();
   // Caller is root: nothing to switch (root's fsuid keeps its capabilities).
   if (ctx->uid == 0 && ctx->gid == 0) return fn();
   bool want_groups = (mode & S_ISGID) != 0;

@@ -63,9 +63,13 @@ AsRoot::~AsRoot() {
   if (switched_) set_thread_creds(c_.uid, c_.gid, c_.groups.data(), c_.groups.size());
 }
 
+bool thread_fs_private() {
+  thread_local const bool own_fs = unshare(CLONE_FS) == 0;
+  return own_fs;
+}
+
 ThreadUmask::ThreadUmask(mode_t mask) {
-  thread_local bool own_fs = unshare(CLONE_FS) == 0;
-  if (!own_fs) return;
+  if (!thread_fs_private()) return;
   old_ = umask(mask);
   set_ = true;
 }

@@ -73,5 +73,9 @@ class ThreadUmask {
 // Sets this thread's fs credentials (raw syscalls); used by both classes.
 void set_thread_creds(uid_t uid, gid_t gid, const gid_t* groups, size_t ngroups);
 bool process_is_root();
+// Gives this thread its own fs_struct (unshare(CLONE_FS)) on first use, so
+// umask() then affects this thread only; false where that failed. libfuse's
+// workers and the control threads share one fs_struct otherwise.
+bool thread_fs_private();
 
 }  // namespace tcfs
