@@ -439,7 +439,7 @@ int main(int argc, char** argv) {
   std::string err;
   if (*mk || *rm) {
     for (const auto& a : args) {
-      if (*mk) c.mkdir(a, 0777 & ~[] { mode_t m = umask(0); umask(m); return m; }(), parents);
+      if (*mk) c.mkdir(a, 0777 & ~tcfs::batch::caller_umask(), parents);
       else c.remove(a, recursive);
       anchors.push_back(a);
     }

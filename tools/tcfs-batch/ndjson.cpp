@@ -218,14 +218,6 @@ void parse_rename_flags(const Line& l, Op& o) {
   if (o.rename_flags == (RENAME_NOREPLACE | RENAME_EXCHANGE)) bad("\"noreplace\" and \"exchange\" exclude each other");
 }
 
-// The caller's umask, applied to the modes of mkdir and create as mkdir(2)
-// and open(2) apply it (the daemon applies a compound's modes as given).
-mode_t caller_umask() {
-  mode_t u = umask(0);
-  umask(u);
-  return u;
-}
-
 void parse_kind(const Line& l, ParsedOp& p) {
   Op& o = p.op;
   switch (o.kind) {
@@ -282,6 +274,12 @@ ParsedOp parse_line(const json& j) {
 }
 
 }  // namespace
+
+mode_t caller_umask() {
+  mode_t u = umask(0);
+  umask(u);
+  return u;
+}
 
 ParseResult parse_ndjson(std::istream& in) {
   ParseResult r;

@@ -9,6 +9,8 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <sys/types.h>
+
 #include <istream>
 #include <string>
 #include <vector>
@@ -29,5 +31,9 @@ struct ParseResult {
 };
 
 ParseResult parse_ndjson(std::istream& in);
+
+// The caller's umask: tcfs-batch applies it to the modes of mkdir and
+// create, as mkdir(2) and open(2) do (the daemon applies modes as given).
+mode_t caller_umask();
 
 }  // namespace tcfs::batch
