@@ -125,7 +125,12 @@ Status apply_setattr(int ifd, const struct stat* attr, int to_set, fuse_file_inf
     int rc = hfd >= 0 ? fchmod(hfd, attr->st_mode) : fchmodat(AT_FDCWD, proc_path(ifd).c_str(), attr->st_mode, 0);
     if (rc != 0) return errno_status();
   }
-  if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+  // chown(f, -1, -1) arrives with nothing to set (or only CTIME, with the
+  // writeback cache): the backing filesystem's own chown(-1, -1) updates
+  // ctime, as the kernel does for a local file.
+  constexpr int kChanges = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+                           FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW;
+  if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID) || !(to_set & kChanges)) {
     uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
     gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
     if (fchownat(ifd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno_status();

@@ -15,14 +15,17 @@ namespace tcfs::fusefs {
 
 class KernelNotifier : public txn::Invalidator {
  public:
-  KernelNotifier(fuse_session* se, InodeTable& table) : se_(se), table_(table) {}
+  // dev: the mount's device number (from /proc/self/mountinfo), 0 unknown.
+  KernelNotifier(fuse_session* se, InodeTable& table, dev_t dev) : se_(se), table_(table), dev_(dev) {}
   void attrs(const txn::LockKey& k) override;
   void data(const txn::LockKey& k) override;
   void entry(const txn::LockKey& parent, const std::string& name) override;
+  dev_t device() const override { return dev_; }
 
  private:
   fuse_session* se_;
   InodeTable& table_;
+  dev_t dev_;
 };
 
 }  // namespace tcfs::fusefs

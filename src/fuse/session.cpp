@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,12 +79,12 @@ size_t raise_fd_limit() {
   return static_cast<size_t>(rl.rlim_cur);
 }
 
-// Sets the mount's read-ahead through sysfs. The device number comes from
+// The newest mount on mountpoint, as "major:minor", from
 // /proc/self/mountinfo: stat() on the mountpoint would wait for this very
-// daemon, which is not serving yet.
-void set_read_ahead(const std::string& mountpoint, unsigned kb) {
+// daemon, which is not serving yet ("" if not found).
+std::string mount_majmin(const std::string& mountpoint) {
   FILE* f = fopen("/proc/self/mountinfo", "r");
-  if (!f) return;
+  if (!f) return "";
   char line[4096];
   std::string dev;
   while (fgets(line, sizeof line, f)) {
@@ -93,6 +94,16 @@ void set_read_ahead(const std::string& mountpoint, unsigned kb) {
       dev = majmin;  // the last match is the newest mount
   }
   fclose(f);
+  return dev;
+}
+
+dev_t dev_of(const std::string& majmin) {
+  unsigned maj = 0, min = 0;
+  return sscanf(majmin.c_str(), "%u:%u", &maj, &min) == 2 ? makedev(maj, min) : 0;
+}
+
+// Sets the mount's read-ahead through sysfs (the BDI is named major:minor).
+void set_read_ahead(const std::string& dev, unsigned kb) {
   if (dev.empty()) return;
   std::string path = "/sys/class/bdi/" + dev + "/read_ahead_kb";
   FILE* ra = fopen(path.c_str(), "w");
@@ -185,10 +196,12 @@ Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
     fuse_remove_signal_handlers(se);
     return Status::error(EIO, "cannot mount on " + cfg.mountpoint + " (see the message above)");
   }
-  set_read_ahead(cfg.mountpoint, cfg.fs.read_ahead_kb);
+  std::string majmin = mount_majmin(cfg.mountpoint);
+  if (majmin.empty()) spdlog::warn("mount {}: not found in /proc/self/mountinfo", cfg.mountpoint);
+  set_read_ahead(majmin, cfg.fs.read_ahead_kb);
   spdlog::info("mounted store {} on {} ({}{})", store.path(), cfg.mountpoint, store.fs_type(),
                store.reflink() ? ", reflink" : ", no reflink");
-  KernelNotifier notifier(se, fs.table());
+  KernelNotifier notifier(se, fs.table(), dev_of(majmin));
   on_mounted(notifier);
 
   fuse_loop_config* lc = fuse_loop_cfg_create();

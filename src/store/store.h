@@ -6,6 +6,7 @@
 //   <store>/txn/       undo images of in-flight compounds (same fs as root/)
 //   <store>/meta/      LMDB environment (database "store": format, uuid)
 //   <store>/journal/   endurant log segments
+//   <store>/reserve    space held back for compounds that free space (reserve.h)
 //   <store>/lock       flock()ed by the one process that owns the store; it
 //                      holds that process's pid as text, for error messages
 //

@@ -14,9 +14,15 @@
 //    the compound's lock) already holds; data() takes page locks that a
 //    READ waiting in our read handler holds.
 //  * Objects the kernel has never seen are ignored.
+//  * device(): the device number of the live mount's superblock (0: no
+//    mount). The daemon never does I/O through its own mount (DESIGN.md
+//    §3): a file the caller passes that lives there is refused, since
+//    reading it would wait on this very daemon (txn.h invariant 10).
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
+
+#include <sys/types.h>
 
 #include <string>
 
@@ -30,6 +36,7 @@ class Invalidator {
   virtual void attrs(const LockKey& k) = 0;
   virtual void data(const LockKey& k) = 0;
   virtual void entry(const LockKey& parent, const std::string& name) = 0;
+  virtual dev_t device() const { return 0; }
 };
 
 }  // namespace tcfs::txn

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,10 +44,36 @@ CompoundReply rejected(int err, std::string msg, int op = -1) {
   return r;
 }
 
+// Invariant 10: the index of the first descriptor whose file lives on the
+// mount, or -1. AT_STATX_DONT_SYNC answers from the inode the kernel
+// already has, without a request to this daemon.
+int fd_on_mount(const Compound& c, dev_t mount_dev) {
+  if (!mount_dev) return -1;
+  for (size_t i = 0; i < c.fds.size(); ++i) {
+    struct statx sx {};
+    if (statx(c.fds[i], "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &sx) != 0) continue;
+    if (makedev(sx.stx_dev_major, sx.stx_dev_minor) == mount_dev) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+CompoundReply refuse_own_mount(const Compound& c, int fd_index) {
+  int op = -1;
+  for (size_t i = 0; i < c.ops.size() && op < 0; ++i)
+    if (c.ops[i].fd_index == fd_index) op = static_cast<int>(i);
+  std::string what = op >= 0 ? std::string(op_kind_name(c.ops[static_cast<size_t>(op)].kind)) + " " +
+                                   (c.ops[static_cast<size_t>(op)].path.empty() ? "/" : c.ops[static_cast<size_t>(op)].path)
+                             : "compound";
+  return rejected(EDEADLK, what + ": the file passed as descriptor " + std::to_string(fd_index) +
+                               " lies on this tcfs mount, and the daemon never reads through its own mount; "
+                               "name it by its path in the mount with a \"copy\" operation instead",
+                  op);
+}
+
 }  // namespace
 
 TxnManager::TxnManager(store::Store& store, LockManager& locks, Invalidator* inv)
-    : store_(store), locks_(locks), inv_(inv) {}
+    : store_(store), locks_(locks), inv_(inv), reserve_(store.dir_fd()) {}
 
 TxnManager::~TxnManager() { stop_background(); }
 
@@ -152,8 +179,15 @@ CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progre
     reply.outcome = Outcome::Committed;
     return reply;
   }
+  Invalidator* inv = inv_.load();
+  if (int i = fd_on_mount(c, inv ? inv->device() : 0); i >= 0) return refuse_own_mount(c, i);  // invariant 10
   Plan p;
-  auto held = lock_plan(c, p);
+  // The plan resolves paths as the caller: in a directory it may not
+  // search, it learns EACCES, never what exists there (as POSIX says).
+  auto held = [&] {
+    AsUser as(who.creds);
+    return lock_plan(c, p);
+  }();
   if (!held) return rejected(held.err(), held.status().message());
   if (sync::Fetcher* f = fetcher_.load())
     for (const auto& k : p.exclusive)
@@ -203,12 +237,11 @@ CompoundReply TxnManager::run_plain(const Compound& c, const Caller& who, Plan& 
   return reply;
 }
 
-CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p, const Progress& progress) {
-  CompoundReply reply;
-  reply.results.resize(c.ops.size());
+// Steps 2-4: the id, the undo images and the RR. Nothing has changed yet;
+// a failure leaves only garbage in txn/<id>/, which reclaim removes.
+Status TxnManager::prepare(const Compound& c, const Caller& who, Plan& p, Fd* txn_dir, Fd* marker) {
   auto id = new_id();
-  if (!id) return rejected(id.err(), "allocate a compound id: " + id.status().message());
-  reply.txn_id = *id;
+  if (!id) return Status::error(id.err(), "allocate a compound id: " + id.status().message());
   RecoveryRecord& rr = p.rr;
   rr.id = *id;
   rr.created = time(nullptr);
@@ -218,25 +251,45 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
   rr.nops = static_cast<uint32_t>(c.ops.size());
   rr.sync = c.options.sync;
   rr.summary = summary_of(c);
-  UndoCtx uctx{store_.root_fd(), store_.txn_fd(), false, {}};
-
-  // Steps 2-4: nothing has changed yet; any failure here leaves only
-  // garbage in txn/<id>/, which reclaim removes.
-  Fd txn_dir, marker;
-  if (!p.ops.empty()) {
-    int tfd = -1, pfd = -1;
-    Status st = make_images(rr.id, p, who, &tfd, &pfd);
-    txn_dir = Fd(tfd);
-    marker = Fd(pfd);
-    TCFS_CRASH_POINT("txn.after_images");
-    if (st && syncfs(store_.root_fd()) != 0) st = Status::from_errno("syncfs undo images");
-    if (st) st = put_rr(store_.meta(), rr);  // invariant 2: RR durable before the first change
-    if (!st) {
-      reclaim_later(rr.id);
-      return rejected(st.err(), "prepare compound: " + st.message());
-    }
-    TCFS_CRASH_POINT("txn.after_rr");
+  if (p.ops.empty()) return {};
+  int tfd = -1, pfd = -1;
+  Status st = make_images(rr.id, p, who, &tfd, &pfd);
+  *txn_dir = Fd(tfd);
+  *marker = Fd(pfd);
+  TCFS_CRASH_POINT("txn.after_images");
+  if (st && syncfs(store_.root_fd()) != 0) st = Status::from_errno("syncfs undo images");
+  if (st) st = put_rr(store_.meta(), rr);  // invariant 2: RR durable before the first change
+  if (!st) {
+    reclaim_later(rr.id);
+    return Status::error(st.err(), "prepare compound: " + st.message());
   }
+  TCFS_CRASH_POINT("txn.after_rr");
+  return {};
+}
+
+// A compound whose every operation frees space or needs none may use the
+// store's space reserve (store/reserve.h) to prepare on a full store.
+static bool frees_only(const Compound& c) {
+  for (const auto& op : c.ops)
+    switch (op.kind) {
+      case OpKind::Remove: case OpKind::Truncate: case OpKind::Removexattr:
+      case OpKind::Rename: case OpKind::Setattr: break;
+      default: return false;
+    }
+  return true;
+}
+
+CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p, const Progress& progress) {
+  CompoundReply reply;
+  reply.results.resize(c.ops.size());
+  Fd txn_dir, marker;
+  Status prep = prepare(c, who, p, &txn_dir, &marker);
+  if (!prep && prep.err() == ENOSPC && frees_only(c) && reserve_.release())
+    prep = prepare(c, who, p, &txn_dir, &marker);  // the reserve is refilled in the background
+  if (!prep) return rejected(prep.err(), prep.message());
+  RecoveryRecord& rr = p.rr;
+  reply.txn_id = rr.id;
+  UndoCtx uctx{store_.root_fd(), store_.txn_fd(), false, {}};
 
   // Step 5: the operations, as the caller.
   LastOpen last;
@@ -390,6 +443,7 @@ void TxnManager::background(unsigned interval_ms) {
       Status s = make_durable();
       if (!s) spdlog::warn("retire sync-off compounds: {}", s.message());
     }
+    reserve_.refill();  // once the space a compound freed is back
     g.lock();
   }
 }

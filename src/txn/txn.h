@@ -22,8 +22,19 @@
 //   8. invalidate kernel attributes of touched inodes; release the locks;
 //      invalidate entries and data (invariant 8); reply. txn/<id>/ is
 //      removed in the background.
+// On a full store, a compound that only frees space (remove, rename,
+// truncate, setattr, removexattr) prepares with the store's space reserve
+// (store/reserve.h), as a plain rm would succeed.
 // With txn off, steps 2-4 and the undo are skipped: operations stop at the
 // first error (best effort), locks are still taken.
+//
+// Invariant 10 (beyond DESIGN.md §5's nine): the daemon never does I/O
+// through its own mount. A descriptor passed with a compound whose file
+// lives on the mount (Invalidator::device()) is refused before planning,
+// with EDEADLK: reading it would wait on a FUSE request that this daemon
+// serves, while the compound holds locks (or a sync round freezes the
+// world) that the request needs. Files inside the mount are named by
+// path instead ("copy"), which reads the store directly.
 //
 // Locks: id_mu_ protects the id block (held across its one LMDB write);
 // durable_mu_ serializes commit points and make_durable() (held across
@@ -45,6 +56,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/reserve.h"
 #include "store/store.h"
 #include "sync/fetch.h"
 #include "sync/tracker.h"
@@ -100,6 +112,7 @@ class TxnManager {
   Result<LockSet> lock_plan(const Compound& c, struct Plan& plan);
   CompoundReply run_txn(const Compound& c, const Caller& who, struct Plan& plan, const Progress& progress);
   CompoundReply run_plain(const Compound& c, const Caller& who, struct Plan& plan, const Progress& progress);
+  Status prepare(const Compound& c, const Caller& who, struct Plan& p, Fd* txn_dir, Fd* marker);
   Status make_images(uint64_t id, struct Plan& plan, const Caller& who, int* txn_fd, int* progress_fd);
   void invalidate_attrs(const struct Plan& plan);
   void mark(const struct Plan& plan);
@@ -113,6 +126,7 @@ class TxnManager {
   std::atomic<Invalidator*> inv_;
   std::atomic<sync::Tracker*> tracker_{nullptr};
   std::atomic<sync::Fetcher*> fetcher_{nullptr};
+  store::SpaceReserve reserve_;  // for compounds that only free space
 
   std::mutex id_mu_;  // protects next_id_, id_limit_
   uint64_t next_id_ = 0, id_limit_ = 0;

@@ -48,5 +48,16 @@ printf '{"op":"mkdir","path":"nd2"}\n{"op":"create","path":"nd2/f","exclusive":t
 out=$("$b" mkdir "$m/t1" "$m/t2")
 ok '[[ $out == *"mkdir"*"ok"*"t1"* && $out == *"committed: 2 operation(s)"* ]]' "table: $out"
 
+# Sources inside the same mount: the daemon never reads through its own
+# mount. put of a big file already in the mount travels as a copy (a
+# timeout turns a hang into a failure); an NDJSON "from" there is refused,
+# naming the line, and nothing runs.
+timeout 60 "$b" put -q "$m/put-dest/sub/big.bin" "$m/self-put.bin"; rc=$?
+ok '[[ $rc == 0 ]] && cmp -s "$src/tree/sub/big.bin" "$m/self-put.bin"' "put from inside the mount (rc $rc)"
+printf 'hello' > "$m/self-a"
+printf '{"op":"create","path":"%s/self-b"}\n{"op":"write","path":"%s/self-a","from":"%s/self-a","offset":200000}\n' "$m" "$m" "$m" > "$src/self.ndjson"
+err=$(timeout 60 "$b" run "$src/self.ndjson" 2>&1); rc=$?
+ok '[[ $rc == 2 && $err == *"self.ndjson:2:"*"inside the tcfs mount"*"copy"* && ! -e $m/self-b && $(cat "$m/self-a") == hello ]]' "NDJSON from inside the mount: rc $rc: $err"
+
 echo "batch_cli_test: $checks checks, $fails failed"
 ((fails == 0))

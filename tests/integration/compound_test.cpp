@@ -13,7 +13,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <sstream>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -118,6 +122,40 @@ void daemon_still_serves() {
   std::string d = fs::path(area("alive")).filename();
   c.create(d + "/probe" + std::to_string(rand()), 0644, true);
   CHECK(submit(c).outcome == Outcome::Committed);
+}
+
+
+// Last resort when the daemon stopped answering: abort this mount's FUSE
+// connection (so the rest of the suite fails fast instead of hanging).
+void abort_mount() {
+  std::ifstream mi("/proc/self/mountinfo");
+  std::string line, dev;
+  while (std::getline(mi, line)) {
+    std::istringstream ls(line);
+    std::string id, parent, majmin, root, mp;
+    if (ls >> id >> parent >> majmin >> root >> mp && mp == mnt()) dev = majmin;
+  }
+  if (dev.empty()) return;
+  mkdir("/sys/fs/fuse/connections", 0755);
+  if (system("mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections") != 0) return;
+  std::ofstream("/sys/fs/fuse/connections/" + dev.substr(dev.find(':') + 1) + "/abort") << "1\n";
+}
+
+// Runs fn in a child process; its exit status, or -1 (after aborting the
+// mount) when it has not finished within seconds: a hang is a failure.
+int in_child_with_timeout(const std::function<int()>& fn, int seconds) {
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) _exit(fn());
+  for (int i = 0; i < seconds * 10; ++i) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    usleep(100000);
+  }
+  abort_mount();
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return -1;
 }
 
 }  // namespace
@@ -237,6 +275,120 @@ TEST_CASE("a full disk in the middle of a compound rolls it back") {
   CHECK(slurp(d + "/keep") == "precious");
   CHECK(!fs::exists(d + "/huge"));
   daemon_still_serves();
+}
+
+TEST_CASE("a descriptor of a file on the mount itself is refused, never read through the mount") {
+  std::string d = area("ownmount");
+  spit(d + "/a", std::string(300000, 'a'));
+  spit(d + "/b", std::string(5000, 'b'));
+  // The same file the compound writes (its lock is held) and another one:
+  // both would make the daemon wait on a request it serves itself.
+  for (const char* src : {"a", "b"}) {
+    CAPTURE(src);
+    int rc = in_child_with_timeout([&] {
+      int fd = open((d + "/" + src).c_str(), O_RDONLY);
+      if (fd < 0) return 20;
+      Compound c;
+      c.write_fd("ownmount/a", fd, 200000);
+      auto cl = tcfs::Client::for_path(mnt());
+      if (!cl) return 21;
+      auto r = cl->submit(c);
+      if (!r) return 22;
+      if (r->outcome != Outcome::Rejected) return 23;
+      if (r->err != EDEADLK) return 24;
+      if (r->message.find("own mount") == std::string::npos) return 25;
+      if (r->message.find("ownmount/a") == std::string::npos) return 26;
+      return 0;
+    }, 60);
+    REQUIRE_MESSAGE(rc != -1, "the compound hung: the daemon read through its own mount");
+    CHECK(rc == 0);
+  }
+  CHECK(slurp(d + "/a") == std::string(300000, 'a'));  // nothing ran
+  daemon_still_serves();
+}
+
+TEST_CASE("on a full store, a compound that only frees space still runs") {
+  std::string d = area("fullrm");
+  for (int i = 0; i < 3; ++i) spit(d + "/small" + std::to_string(i), "x");
+  // Fill the store through the mount until the filesystem says ENOSPC.
+  int fd = open((d + "/filler").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  REQUIRE(fd >= 0);
+  std::string chunk(1 << 20, 'f');
+  int err = 0;
+  for (int i = 0; i < 4096 && !err; ++i)
+    if (write(fd, chunk.data(), chunk.size()) < 0) err = errno;
+  if (!err && fsync(fd) != 0) err = errno;
+  close(fd);
+  REQUIRE(err == ENOSPC);
+  // Top it up with small files until not even those fit.
+  for (int i = 0; i < 10000; ++i) {
+    int f = open((d + "/top" + std::to_string(i)).c_str(), O_WRONLY | O_CREAT, 0644);
+    if (f < 0) break;
+    bool full = write(f, chunk.data(), 4096) < 0 || fsync(f) != 0;
+    close(f);
+    if (full) break;
+  }
+  Compound grow;
+  grow.create("fullrm/new", 0644, true);
+  grow.write("fullrm/new", std::string(1 << 20, 'n'));
+  auto g = submit(grow);
+  CHECK(g.outcome != Outcome::Committed);
+  CHECK(g.err == ENOSPC);
+  Compound rm;
+  rm.remove("fullrm/filler");
+  rm.rename("fullrm/small0", "fullrm/renamed");
+  rm.truncate("fullrm/small1", 0);
+  auto r = submit(rm);
+  CHECK_MESSAGE(r.outcome == Outcome::Committed, r.message);
+  CHECK(!fs::exists(d + "/filler"));
+  CHECK(fs::exists(d + "/renamed"));
+  CHECK(fs::file_size(d + "/small1") == 0);
+  fs::remove_all(d);
+  daemon_still_serves();
+}
+
+TEST_CASE("in a directory the caller cannot search, a compound learns EACCES and nothing else") {
+  std::string d = area("hidden");
+  fs::create_directories(d + "/closed/sub");
+  spit(d + "/closed/f", "secret");
+  REQUIRE(symlink("/very/secret/target", (d + "/closed/l").c_str()) == 0);
+  chmod((d + "/closed").c_str(), 0700);
+  chmod(d.c_str(), 0777);
+  // Each compound names something that exists and something that does not:
+  // both must look the same to a caller who may not look.
+  std::vector<std::function<void(Compound&)>> cases = {
+      [](Compound& c) { c.create("hidden/closed/f", 0644, true); },
+      [](Compound& c) { c.create("hidden/closed/nope", 0644, true); },
+      [](Compound& c) { c.mkdir("hidden/closed/sub", 0755); },
+      [](Compound& c) { c.remove("hidden/closed/f"); },
+      [](Compound& c) { c.remove("hidden/closed/nope"); },
+      [](Compound& c) { c.remove("hidden/closed/sub"); },
+      [](Compound& c) { c.rename("hidden/closed/l", "hidden/mine"); },
+      [](Compound& c) { c.rename("hidden/closed/nope", "hidden/mine"); },
+      [](Compound& c) { c.link("hidden/closed/f", "hidden/mine"); },
+      [](Compound& c) { c.copy("hidden/closed/l", "hidden/mine"); },
+      [](Compound& c) { c.write("hidden/closed/sub", "x"); },
+      [](Compound& c) { c.truncate("hidden/closed/l/x", 0); },
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    CAPTURE(i);
+    int rc = in_child_with_timeout([&] {
+      if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) return 10;
+      Compound c;
+      cases[i](c);
+      auto cl = tcfs::Client::for_path(mnt());
+      if (!cl) return 11;
+      auto r = cl->submit(c);
+      if (!r || r->outcome == Outcome::Committed) return 12;
+      if (r->err != EACCES) return 100 + r->err;
+      for (const char* leak : {"exist", "No such", "directory", "secret/target", "symlink"})
+        if (r->message.find(leak) != std::string::npos) return 13;
+      return 0;
+    }, 60);
+    CHECK(rc == 0);
+  }
+  CHECK(slurp(d + "/closed/f") == "secret");
+  CHECK(!fs::exists(d + "/mine"));
 }
 
 TEST_CASE("malformed requests get clear rejections and never hurt the daemon") {

@@ -251,6 +251,28 @@ TEST_CASE("chown as root sets owner and group") {
   CHECK_ERR(chown((t / "nope").c_str(), 1, 1), ENOENT);
 }
 
+TEST_CASE("chown to -1, -1 changes nothing but ctime") {
+  TestDir t;
+  write_file(t / "f", "x");
+  Fd fd = must_open(t / "f", O_RDONLY);
+  for (int through_fd = 0; through_fd < 2; ++through_fd) {
+    CAPTURE(through_fd);
+    struct stat before = must_stat(t / "f");
+    usleep(20000);  // a later clock reading than the last change
+    if (through_fd) CHECK_SYS(fchown(fd, static_cast<uid_t>(-1), static_cast<gid_t>(-1)));
+    else CHECK_SYS(chown((t / "f").c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(-1)));
+    struct stat after = must_stat(t / "f");
+    CHECK(after.st_uid == before.st_uid);
+    CHECK(after.st_gid == before.st_gid);
+    CHECK(after.st_mode == before.st_mode);
+    CHECK(after.st_mtim.tv_sec == before.st_mtim.tv_sec);
+    CHECK(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+    bool later = after.st_ctim.tv_sec > before.st_ctim.tv_sec ||
+                 (after.st_ctim.tv_sec == before.st_ctim.tv_sec && after.st_ctim.tv_nsec > before.st_ctim.tv_nsec);
+    CHECK(later);
+  }
+}
+
 TEST_CASE("lchown changes the symlink, chown its target") {
   TestDir t;
   write_file(t / "f", "x");

@@ -187,6 +187,23 @@ start "$fs/R6" "$m6"
 snap "$m6" > "$work/r6.snap"
 ok 'diff "$work/r5.snap" "$work/r6.snap" > "$work/diff6"' "after kill -9 and resync the restored tree matches: $(head -5 "$work/diff6")"
 
+# --- sources inside the mount while sync rounds freeze the world -------------
+# The daemon never reads through its own mount: put of a file already in the
+# mount (a copy inside it) and an NDJSON "from" there (refused) must neither
+# hang nor wait on a round; timeouts turn a hang into a failure.
+( for _ in $(seq 20); do echo "$RANDOM" >> "$m6/churn"; "$T" sync "$m6" --timeout 60 > /dev/null 2>&1; done ) &
+churn=$!
+hung=0
+for i in 1 2 3 4 5; do
+  timeout 60 "$TCFS_BATCH" put -q "$m6/data/big.bin" "$m6/self$i.bin" || hung=$((hung + 1))
+done
+printf '{"op":"write","path":"%s/self1.bin","from":"%s/data/big.bin"}\n' "$m6" "$m6" > "$work/self.ndjson"
+timeout 60 "$TCFS_BATCH" run "$work/self.ndjson" > "$work/self.err" 2>&1; rc=$?
+wait "$churn"
+ok '(( hung == 0 )) && cmp -s "$m6/data/big.bin" "$m6/self5.bin"' "put from inside the mount during sync rounds: $hung failed or hung"
+ok '[[ $rc == 2 && $(cat "$work/self.err") == *"inside the tcfs mount"* ]]' "NDJSON from inside the mount during sync rounds: rc $rc: $(cat "$work/self.err")"
+rm -f "$m6"/self?.bin "$m6/churn"
+
 # --- gc and scrub -----------------------------------------------------------
 head -c $((9 << 20)) /dev/urandom > "$m6/data/big.bin"   # the old blocks become garbage
 "$T" sync "$m6" --timeout 60 > /dev/null || die "sync before gc"

@@ -136,6 +136,27 @@ TEST_CASE("each error class names its cause") {
   CHECK(says(R"({"op":"mkdir","path":"x")", "bad JSON"));
 }
 
+TEST_CASE("a key given twice and a NUL in a name are refused, naming the line") {
+  auto r = parse("{\"op\":\"mkdir\",\"path\":\"a\"}\n{\"op\":\"mkdir\",\"path\":\"x\",\"path\":\"y\"}\n");
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].rfind("2: ", 0) == 0);
+  CHECK(r.errors[0].find("key \"path\" appears twice") != std::string::npos);
+  CHECK(says(R"({"op":"mkdir","path":"x","mode":"0700","mode":"0777"})", "key \"mode\" appears twice"));
+  CHECK(says(R"({"op":"setattr","path":"x","atime":{"sec":1,"sec":2}})", "key \"sec\" appears twice"));
+  // The same key in two different objects is fine.
+  CHECK(parse(R"({"op":"setattr","path":"x","atime":{"sec":1},"mtime":{"sec":2}})").errors.empty());
+  auto n = parse("{\"op\":\"mkdir\",\"path\":\"a\"}\n\n{\"op\":\"create\",\"path\":\"x\\u0000y\"}\n");
+  REQUIRE(n.errors.size() == 1);
+  CHECK(n.errors[0].rfind("3: ", 0) == 0);
+  CHECK(n.errors[0].find("\"path\" contains a NUL byte") != std::string::npos);
+  CHECK(says(R"({"op":"rename","path":"x","to":"a\u0000b"})", "\"to\" contains a NUL byte"));
+  CHECK(says(R"({"op":"symlink","path":"x","target":"t\u0000"})", "\"target\" contains a NUL byte"));
+  CHECK(says(R"({"op":"setxattr","path":"x","name":"user.\u0000a","value":"v"})", "\"name\" contains a NUL byte"));
+  CHECK(says(R"({"op":"write","path":"x","from":"/tmp/\u0000"})", "\"from\" contains a NUL byte"));
+  // Data may hold any byte.
+  CHECK(parse(R"({"op":"write","path":"x","data":"a\u0000b"})").errors.empty());
+}
+
 TEST_CASE("line numbers count every line; CRLF, blanks and comments are fine") {
   auto r = parse("# header\r\n\r\n   \n{\"op\":\"mkdir\",\"path\":\"a\"}\r\n  # indented comment\n{\"op\":\"mkdir\"}\n");
   REQUIRE(r.ops.size() == 1);

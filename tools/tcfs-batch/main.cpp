@@ -159,6 +159,14 @@ std::string make_relative(const tcfs::Client& cl, Op& op, const Common& o) {
   return {};
 }
 
+// The device number of the mount cl talks to (0 if it cannot be told).
+// Files on it are never passed as descriptors: the daemon does no I/O
+// through its own mount and refuses them (EDEADLK); they travel as "copy".
+dev_t mount_dev(const tcfs::Client& cl) {
+  struct stat st;
+  return stat(cl.mount().mountpoint.c_str(), &st) == 0 ? st.st_dev : 0;
+}
+
 // The daemon takes at most max_fds descriptors per compound: say so before sending.
 std::string check_fds(tcfs::Client& cl, const Compound& c) {
   if (c.fds.empty()) return {};
@@ -231,6 +239,13 @@ std::vector<std::string> build_from_lines(std::vector<tcfs::batch::ParsedOp>& pa
     int fd = open(local.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       at(p.line, open_error(p.from));
+      continue;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_dev == mount_dev(*cl)) {
+      close(fd);
+      at(p.line, p.from + " lies inside the tcfs mount " + cl->mount().mountpoint +
+                     ", which the daemon never reads through: use {\"op\":\"copy\",\"path\":SOURCE,\"to\":TARGET}");
       continue;
     }
     p.op.fd_index = static_cast<int32_t>(c.fds.size());
@@ -311,8 +326,27 @@ bool add_symlink(Compound& c, const std::string& src, const std::string& dst, st
   return true;
 }
 
+// A regular file's bytes into dst: inline when small, else as a descriptor.
+bool add_content(Compound& c, const std::string& src, const std::string& dst, off_t size, std::string* err) {
+  int fd = open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return *err = open_error(src), false;
+  if (size > kInlineMax) {
+    c.write_fd(dst, fd);
+  } else {
+    std::string data(static_cast<size_t>(size), '\0');
+    ssize_t n = pread(fd, data.data(), data.size(), 0);
+    close(fd);
+    if (n < 0) return *err = src + ": " + strerror(errno), false;
+    data.resize(static_cast<size_t>(n));
+    if (!data.empty()) c.write(dst, std::move(data));
+  }
+  return true;
+}
+
 // put: one local object (recursively) into the compound.
-bool add_local(Compound& c, const std::string& src, const std::string& dst, std::string* err) {
+// own_dev: the device of DEST's mount; a big file on it becomes a "copy"
+// inside the mount instead of a passed descriptor (see mount_dev()).
+bool add_local(Compound& c, const std::string& src, const std::string& dst, dev_t own_dev, std::string* err) {
   struct stat st;
   if (lstat(src.c_str(), &st) != 0) {
     *err = src + ": " + strerror(errno);
@@ -326,7 +360,7 @@ bool add_local(Compound& c, const std::string& src, const std::string& dst, std:
     std::vector<std::string> names;
     if (!list_dir(src, &names, err)) return false;
     for (const auto& n : names)
-      if (!add_local(c, src + "/" + n, dst + "/" + n, err)) return false;
+      if (!add_local(c, src + "/" + n, dst + "/" + n, own_dev, err)) return false;
     c.chmod(dst, st.st_mode & 07777);
     c.utimes(dst, std::nullopt, mt);
     return true;
@@ -336,17 +370,10 @@ bool add_local(Compound& c, const std::string& src, const std::string& dst, std:
     return false;
   }
   c.create(dst, (st.st_mode & 07777) | S_IRUSR | S_IWUSR, false, true);
-  int fd = open(src.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return *err = open_error(src), false;
-  if (st.st_size > kInlineMax) {
-    c.write_fd(dst, fd);
-  } else {
-    std::string data(static_cast<size_t>(st.st_size), '\0');
-    ssize_t n = pread(fd, data.data(), data.size(), 0);
-    close(fd);
-    if (n < 0) return *err = src + ": " + strerror(errno), false;
-    data.resize(static_cast<size_t>(n));
-    if (!data.empty()) c.write(dst, std::move(data));
+  if (st.st_size > kInlineMax && st.st_dev == own_dev) {
+    c.copy(src, dst);
+  } else if (!add_content(c, src, dst, st.st_size, err)) {
+    return false;
   }
   c.chmod(dst, st.st_mode & 07777);
   c.utimes(dst, std::nullopt, mt);
@@ -358,11 +385,14 @@ int cmd_put(const std::vector<std::string>& args, const Common& o) {
   raise_nofile();
   std::string dest = with_dir(o, args.back());
   bool many = args.size() > 2;
+  auto cl = tcfs::Client::for_path(dest);
+  if (!cl) return usage_error(cl.status().message());
+  dev_t own = mount_dev(*cl);
   Compound c;
   std::string err;
   for (size_t i = 0; i + 1 < args.size(); ++i) {
     std::string src = with_dir(o, args[i]);
-    if (!add_local(c, src, target_for(src, dest, many), &err)) {
+    if (!add_local(c, src, target_for(src, dest, many), own, &err)) {
       close_fds(c);
       return usage_error(err);
     }

@@ -12,7 +12,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
 
 namespace tcfs::batch {
@@ -88,7 +90,16 @@ class Line {
       return {};
     }
     if (!v->is_string()) bad(std::string("\"") + k + "\" must be a string");
-    return v->get<std::string>();
+    std::string out = v->get<std::string>();
+    if (names_a_file(k) && out.find('\0') != std::string::npos) bad(std::string("\"") + k + "\" contains a NUL byte");
+    return out;
+  }
+  // Keys whose value is a path, a symlink target or an xattr name: a C
+  // string for the kernel, so a NUL would cut it short.
+  static bool names_a_file(const char* k) {
+    for (const char* n : {"path", "path2", "to", "from", "target", "name"})
+      if (!strcmp(k, n)) return true;
+    return false;
   }
   bool flag(const char* k) const {
     const json* v = get(k);
@@ -273,6 +284,19 @@ ParsedOp parse_line(const json& j) {
   return p;
 }
 
+// json::parse, refusing a key that appears twice in one object (the
+// parser alone would keep the last one silently).
+json parse_strict(const std::string& text) {
+  std::vector<std::set<std::string>> keys;  // one set per open object
+  return json::parse(text, [&](int, json::parse_event_t ev, json& parsed) {
+    if (ev == json::parse_event_t::object_start) keys.emplace_back();
+    if (ev == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
+    if (ev == json::parse_event_t::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second)
+      bad("key \"" + parsed.get<std::string>() + "\" appears twice");
+    return true;
+  });
+}
+
 }  // namespace
 
 mode_t caller_umask() {
@@ -290,7 +314,7 @@ ParseResult parse_ndjson(std::istream& in) {
     size_t first = text.find_first_not_of(" \t\r");
     if (first == std::string::npos || text[first] == '#') continue;
     try {
-      ParsedOp p = parse_line(json::parse(text));
+      ParsedOp p = parse_line(parse_strict(text));
       p.line = n;
       r.ops.push_back(std::move(p));
     } catch (const json::parse_error& e) {
