@@ -4,8 +4,9 @@
 // Data moves without a copy through the daemon where libfuse allows: reads
 // are spliced from the backing fd to /dev/fuse, writes spliced from the
 // request buffer into the backing fd. O_DIRECT opens are passed through to
-// the backing file; their data goes through a page-aligned bounce buffer
-// because FUSE request payloads are not aligned.
+// the backing file (the kernel keeps its page cache coherent around them,
+// see fill_open_reply); their data goes through a page-aligned bounce
+// buffer because FUSE request payloads are not aligned.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -46,10 +47,14 @@ int backing_flags(int flags, bool writeback) {
 void fill_open_reply(Fs& fs, fuse_file_info* fi, std::unique_ptr<FileHandle> fh) {
   fs.table().opened(*fh->inode);
   fs.opened(fh->inode->src_ino);
-  fi->direct_io = fh->direct ? 1 : 0;
-  // The daemon is the only writer of the store, so cached pages stay valid
-  // across opens.
-  fi->keep_cache = fh->direct ? 0 : 1;
+  // O_DIRECT takes the kernel's own direct I/O path (not FOPEN_DIRECT_IO):
+  // it writes back and invalidates the page cache around each direct
+  // request, waiting for reads in flight, so buffered readers and maps of
+  // the file see every direct write as on a local filesystem, and an
+  // O_DIRECT descriptor can be mapped shared. The daemon is the only writer
+  // of the store, so cached pages stay valid across opens.
+  fi->direct_io = 0;
+  fi->keep_cache = 1;
   fi->noflush = 1;  // nothing to do at close: writes are already in the store
   fi->fh = reinterpret_cast<uint64_t>(fh.release());
 }
