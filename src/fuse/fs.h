@@ -143,6 +143,15 @@ class Fs {
     if (hooks_.tracker) hooks_.tracker->name(table_->get(parent).src_ino, name);
   }
 
+  // The live session, for notifications from inside a handler (null
+  // before the mount and in unit tests).
+  void set_session(fuse_session* se) { se_ = se; }
+  // Drops the kernel's cached attributes of ino (never its pages: safe in
+  // a handler, the kernel takes no inode or page lock for it).
+  void inval_attrs(fuse_ino_t ino) {
+    if (se_) fuse_lowlevel_notify_inval_inode(se_, ino, -1, 0);
+  }
+
   // Entry for an object just looked up or created (one kernel reference).
   Result<EntryReply> lookup_entry(Inode& parent, const char* name);
   EntryReply make_entry(Inode& in, const struct stat& st) const;
@@ -152,6 +161,7 @@ class Fs {
   std::unique_ptr<InodeTable> table_;
   Options opts_;
   Hooks hooks_;
+  fuse_session* se_ = nullptr;
 };
 
 inline Fs& fs_of(fuse_req_t req) { return *static_cast<Fs*>(fuse_req_userdata(req)); }

@@ -262,14 +262,27 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
         }));
 }
 
+// Changes of xattrs run as the caller: the backing filesystem then applies
+// its own rules for the caller, not for the daemon's root — an access ACL
+// sets the mode and drops set-group-ID unless the caller is in the file's
+// group or has CAP_FSETID (groups are fetched for that: S_ISGID), and only
+// the owner may set an ACL. The mode changed with it, so the kernel's
+// cached attributes are dropped before the reply.
+Status change_xattr(fuse_req_t req, Fs& fs, fuse_ino_t ino, const std::function<int(const char*)>& fn) {
+  fs.mark_attr(ino);
+  TCFS_TRY(with_fd(fs, ino, [&](int fd) {
+    std::string p = proc_path(fd);
+    return Status::code(with_caller_creds(req, S_ISGID, [&] { return rc_errno(fn(p.c_str())); }));
+  }));
+  fs.inval_attrs(ino);
+  return {};
+}
+
 // xattrs go through /proc/self/fd/N: the *xattr(2) calls take no O_PATH fd.
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
   Fs& fs = fs_of(req);
   reply(req, {"setxattr", ino, name}, under(lock_read(fs, ino), [&] {
-          fs.mark_attr(ino);
-          return with_fd(fs, ino, [&](int fd) {
-            return setxattr(proc_path(fd).c_str(), name, value, size, flags) == 0 ? Status() : errno_status();
-          });
+          return change_xattr(req, fs, ino, [&](const char* p) { return setxattr(p, name, value, size, flags); });
         }));
 }
 
@@ -311,10 +324,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   Fs& fs = fs_of(req);
   reply(req, {"removexattr", ino, name}, under(lock_read(fs, ino), [&] {
-          fs.mark_attr(ino);
-          return with_fd(fs, ino, [&](int fd) {
-            return removexattr(proc_path(fd).c_str(), name) == 0 ? Status() : errno_status();
-          });
+          return change_xattr(req, fs, ino, [&](const char* p) { return removexattr(p, name); });
         }));
 }
 

@@ -192,6 +192,7 @@ Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
   if (!se) return Status::error(EINVAL, "cannot start a FUSE session with options '" + opts + "'");
   std::unique_ptr<fuse_session, void (*)(fuse_session*)> se_guard(se, fuse_session_destroy);
   if (fuse_set_signal_handlers(se) != 0) return Status::error(EIO, "cannot install signal handlers");
+  fs.set_session(se);
   if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
     fuse_remove_signal_handlers(se);
     return Status::error(EIO, "cannot mount on " + cfg.mountpoint + " (see the message above)");

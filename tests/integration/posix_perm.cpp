@@ -41,6 +41,24 @@ std::string sticky_dir(const TestDir& t) {
   return d;
 }
 
+
+// The system.posix_acl_access value of a minimal ACL (user::, group::,
+// other:: only) with these permissions (each 0..7), in the kernel's
+// little-endian xattr format (version 2; tag, perm, id per entry).
+std::string minimal_acl(unsigned u, unsigned g, unsigned o) {
+  std::string v;
+  auto le = [&](uint64_t x, int n) {
+    for (int i = 0; i < n; ++i) v += static_cast<char>((x >> (8 * i)) & 0xff);
+  };
+  le(2, 4);
+  for (auto [tag, perm] : {std::pair{0x01u, u}, {0x04u, g}, {0x20u, o}}) {
+    le(tag, 2);
+    le(perm, 2);
+    le(0xffffffffu, 4);
+  }
+  return v;
+}
+
 }  // namespace
 
 TEST_SUITE("ownership") {
@@ -129,6 +147,42 @@ TEST_CASE("writes by a non-owner clear setuid") {
   CHECK_ERRNO(run_as(kUser, [&] { return err_of(truncate((t / "suid2").c_str(), 2)); }), 0);
   CHECK((must_stat(t / "suid2").st_mode & 07777) == 0777);
   CHECK(must_stat(t / "suid2").st_size == 2);
+}
+
+TEST_CASE("an access ACL sets the mode at once, and clears setgid as the kernel does") {
+  TestDir t;
+  REQUIRE_SYS(chmod(t.path().c_str(), 0777));
+  write_file(t / "f", "x", 0640);
+  CHECK((must_stat(t / "f").st_mode & 07777) == 0640);  // cached by the kernel now
+  std::string acl = minimal_acl(7, 7, 7);
+  int rc = setxattr((t / "f").c_str(), "system.posix_acl_access", acl.data(), acl.size(), 0);
+  if (rc != 0 && errno == EOPNOTSUPP) {
+    MESSAGE("no POSIX ACLs here: skipped");
+    return;
+  }
+  REQUIRE_SYS(rc);
+  CHECK((must_stat(t / "f").st_mode & 07777) == 0777);
+  // A setgid file of a group its owner is not in: setting an ACL as the
+  // owner (no CAP_FSETID) drops setgid, as chmod would.
+  write_file(t / "g", "x", 0644);
+  REQUIRE_SYS(chown((t / "g").c_str(), kUser.uid, kGroup));
+  REQUIRE_SYS(chmod((t / "g").c_str(), 02755));
+  CHECK((must_stat(t / "g").st_mode & 07777) == 02755);
+  CHECK_ERRNO(run_as(kUser, [&] {
+    return err_of(setxattr((t / "g").c_str(), "system.posix_acl_access", acl.data(), acl.size(), 0));
+  }), 0);
+  CHECK((must_stat(t / "g").st_mode & 07777) == 0777);
+  // Root keeps it (CAP_FSETID).
+  REQUIRE_SYS(chmod((t / "g").c_str(), 02755));
+  REQUIRE_SYS(setxattr((t / "g").c_str(), "system.posix_acl_access", acl.data(), acl.size(), 0));
+  CHECK((must_stat(t / "g").st_mode & 07777) == 02777);
+  // Another user may not set the ACL of a file it does not own.
+  CHECK_ERRNO(run_as(kUser2, [&] {
+    return err_of(setxattr((t / "g").c_str(), "system.posix_acl_access", acl.data(), acl.size(), 0));
+  }), EPERM);
+  // Removing the ACL keeps the mode it gave.
+  REQUIRE_SYS(removexattr((t / "f").c_str(), "system.posix_acl_access"));
+  CHECK((must_stat(t / "f").st_mode & 0777) == 0777);
 }
 
 }  // TEST_SUITE ownership
