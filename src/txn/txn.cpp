@@ -130,13 +130,20 @@ void TxnManager::invalidate_attrs(const Plan& p) {
   for (const auto& k : p.attrs) inv->attrs(k);
 }
 
+// The sync layer's identity of a locked object (sync/sync.h 4a): its
+// number and the handle the plan took while it was locked.
+static sync::ObjRef obj_of(const Plan& p, const LockKey& k) {
+  auto it = p.handles.find(k);
+  return {k.ino, it == p.handles.end() ? std::string() : it->second};
+}
+
 void TxnManager::mark(const Plan& p) {
   sync::Tracker* t = tracker_.load();
   if (!t) return;
   for (const auto& [k, name] : p.entries)
-    if (k.ino) t->name(k.ino, name);
-  for (const auto& k : p.attrs) t->attr(k.ino);
-  for (const auto& k : p.data) t->data(k.ino);
+    if (k.ino) t->name(obj_of(p, k), name);
+  for (const auto& k : p.attrs) t->attr(obj_of(p, k));
+  for (const auto& k : p.data) t->data(obj_of(p, k));
 }
 
 void TxnManager::invalidate_rest(const Plan& p) {
@@ -157,7 +164,7 @@ CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progre
   if (!held) return rejected(held.err(), held.status().message());
   if (sync::Fetcher* f = fetcher_.load())
     for (const auto& k : p.exclusive)
-      if (Status st = f->ensure_all(k.ino); !st)
+      if (Status st = f->ensure_all(obj_of(p, k)); !st)
         return rejected(st.err(), "content of a file the compound changes: " + st.message());
   TCFS_CRASH_POINT("txn.after_lock");
   reply = c.options.txn ? run_txn(c, who, p, progress) : run_plain(c, who, p, progress);

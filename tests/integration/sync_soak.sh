@@ -103,7 +103,8 @@ check() {  # sync, restore into a fresh store, compare the whole trees
   timeout 300 "$TREESNAP" --times "$mr" > "$work/restored.snap"
   stop "$mr"
   rm -rf "$R"
-  ok 'diff "$work/src.snap" "$work/restored.snap" > "$work/diff"' \
+  diff "$work/src.snap" "$work/restored.snap" > "$work/diff"; local rc=$?
+  ok '[[ $rc == 0 ]]' \
     "seed $seed, check $nchecks after $ops operations: the restored tree differs from the source:
 $(head -20 "$work/diff")"
   echo "check $nchecks: $(wc -l < "$work/src.snap") objects, $ops operations, $syncs syncs: $( ((fails)) && echo DIFFERS || echo same)"
