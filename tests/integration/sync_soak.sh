@@ -2,7 +2,8 @@
 # sync_soak.sh — randomized soak of sync against inode-number reuse (issue
 # 10.2): compounds (tcfs-batch, txn on and off), POSIX operations (create,
 # write, append, truncate, rename, remove, mkdir, rmdir, rm -r, link,
-# symlink, chmod, setfattr) and sync rounds (tcfs sync, and the daemon's
+# symlink, chmod, setfattr, bursts of new files and whole subtrees removed)
+# and sync rounds (tcfs sync, and the daemon's
 # own every sync_interval) run together on a store on a small XFS image
 # with two allocation groups, so freed inode numbers are reused at once.
 # At each check (every --check-every seconds and at the end) the mount is
@@ -34,7 +35,7 @@ echo "sync_soak: seed $seed, $seconds s, checks every ${check_every:-0} s"
 r() { echo $((RANDOM % $1)); }
 names=(a b c d e f g)
 rpath() {  # a random path of depth 1..3 under w/
-  local p=w n=$(( $(r 3) + 1 ))
+  local p=w n=$(( $(r 6) / 2 + 1 ))
   for ((i = 0; i < n; i++)); do p+=/${names[$(r ${#names[@]})]}; done
   echo "$p"
 }
@@ -47,20 +48,22 @@ rsize() { case $(r 10) in 0) echo $(( $(r 300) * 1024 + $(r 999) )) ;; 1) echo 0
 
 posix_op() {  # one POSIX operation through the mount $m (failures are part of the game)
   local p q; p=$m/$(rpath); q=$m/$(rpath)
-  case $(r 16) in
+  case $(r 18) in
     0|1) mkdir "$p" ;;
     2|3) content "$(rsize)" > "$p" ;;
     4) content "$(r 2000)" >> "$p" ;;
     5) truncate -s "$(r 5000)" "$p" ;;
     6) rm -f "$p" ;;
     7) rmdir "$p" ;;
-    8) (( $(r 4) == 0 )) && rm -rf "$p" ;;
+    8) (( $(r 8) == 0 )) && rm -rf "$p" ;;
     9|10) mv -T "$p" "$q" ;;
     11) ln "$p" "$q" ;;
     12) ln -s "../$(rpath)" "$q" ;;
     13) chmod "$(printf '%o' $(( $(r 512) | 0400 )))" "$p" ;;
     14) setfattr -n "user.k$(r 3)" -v "v$RANDOM" "$p" ;;
     15) (( $(r 2) )) && setfattr -x "user.k$(r 3)" "$p" ;;
+    16) mkdir -p "$p" && for ((k = 0; k < 10 + $(r 20); k++)); do content "$(r 300)" > "$p/f$k"; done ;;  # a burst of inodes
+    17) rm -rf "$m/w/${names[$(r ${#names[@]})]}" ;;  # a burst freed: XFS hands the numbers out again
   esac
 } 2> /dev/null
 
@@ -68,7 +71,7 @@ compound_op() {  # one compound through tcfs-batch: a CLI command or an NDJSON l
   local f=$work/c.ndjson p q
   case $(r 5) in
     0) "$TCFS_BATCH" -q -C "$m" mv "$(rpath)" "$(rpath)" ;;
-    1) "$TCFS_BATCH" -q -C "$m" rm -r "$(rpath)" ;;
+    1) "$TCFS_BATCH" -q -C "$m" rm $( (($(r 4))) || echo -r) "$(rpath)" ;;
     2) "$TCFS_BATCH" -q -C "$m" mkdir -p "$(rpath)" ;;
     *)
       : > "$f"
@@ -80,7 +83,7 @@ compound_op() {  # one compound through tcfs-batch: a CLI command or an NDJSON l
                echo "{\"op\":\"write\",\"path\":\"$p\",\"data\":\"$(content $(r 3000))\",\"append\":$( (($(r 2))) && echo true || echo false)}" ;;
           3) echo "{\"op\":\"rename\",\"path\":\"$p\",\"path2\":\"$q\"}" ;;
           4) echo "{\"op\":\"link\",\"path\":\"$p\",\"path2\":\"$q\"}" ;;
-          5) echo "{\"op\":\"remove\",\"path\":\"$p\",\"recursive\":true}" ;;
+          5) echo "{\"op\":\"remove\",\"path\":\"$p\",\"recursive\":$( (($(r 4))) && echo false || echo true)}" ;;
           6) echo "{\"op\":\"setxattr\",\"path\":\"$p\",\"name\":\"user.c$(r 3)\",\"value\":\"$RANDOM\"}" ;;
           7) echo "{\"op\":\"setattr\",\"path\":\"$p\",\"mode\":$(( $(r 512) | 256 ))}" ;;
           8) echo "{\"op\":\"symlink\",\"path\":\"$p\",\"target\":\"x$(r 9)\"}" ;;
@@ -115,7 +118,7 @@ m=$work/mA
 start "$fs/A" "$m" -o sync_interval=$(( 20 + $(r 200) ))
 mkdir "$m/w"
 ops=0 syncs=0 reused=0
-declare -A ino_state  # inode number -> live / gone, sampled every 25 operations
+declare -A ino_state  # inode number -> live / gone, sampled every 10 operations
 end=$((SECONDS + seconds)) next_check=$((SECONDS + (check_every > 0 ? check_every : seconds + 1)))
 while ((SECONDS < end)) && ((fails == 0)); do
   case $(r 20) in
@@ -125,7 +128,7 @@ while ((SECONDS < end)) && ((fails == 0)); do
     *) posix_op ;;
   esac
   ops=$((ops + 1))
-  if ((ops % 25 == 0)); then  # how often XFS handed out a number it had freed
+  if ((ops % 10 == 0)); then  # how often XFS handed out a number it had freed
     declare -A now=()
     while read -r i; do now[$i]=1; done < <(find "$fs/A/root/w" -printf '%i\n' 2>/dev/null)
     for i in "${!now[@]}"; do [[ ${ino_state[$i]:-} == gone ]] && reused=$((reused + 1)); ino_state[$i]=live; done
