@@ -107,40 +107,43 @@ class Fs {
   store::Store& store() { return store_; }
   txn::LockManager& locks() { return *hooks_.locks; }
   Status before_fsync_ack() { return hooks_.before_fsync_ack ? hooks_.before_fsync_ack() : Status(); }
+  // The sync layer's name of an Inode's backing object: number and handle,
+  // never the number alone (sync/sync.h 4a).
+  static sync::ObjRef obj(const Inode& in) { return {in.src_ino, in.handle}; }
   // Sync marks (no-ops without blobbers); call them under the op's guard.
   void mark_data(fuse_ino_t ino, uint64_t bytes = 0) {
-    if (hooks_.tracker) hooks_.tracker->data(table_->get(ino).src_ino, bytes);
+    if (hooks_.tracker) hooks_.tracker->data(obj(table_->get(ino)), bytes);
   }
   void mark_attr(fuse_ino_t ino) {
-    if (hooks_.tracker) hooks_.tracker->attr(table_->get(ino).src_ino);
+    if (hooks_.tracker) hooks_.tracker->attr(obj(table_->get(ino)));
   }
   // Stub content (a no-op for ordinary files): the range [off, off+len)
   // local before a read, len 0 starts a fetch, ensure_all before a change.
   Status ensure(fuse_ino_t ino, uint64_t off, uint64_t len) {
-    return hooks_.fetcher ? hooks_.fetcher->ensure(table_->get(ino).src_ino, off, len) : Status();
+    return hooks_.fetcher ? hooks_.fetcher->ensure(obj(table_->get(ino)), off, len) : Status();
   }
   Status ensure_all(fuse_ino_t ino) { return ensure(ino, 0, ~uint64_t{0}); }
   // Whether [off, off+len) of ino is local now; asked under a guard after
   // ensure(): false when an eviction came in between (sync/evict.h 3).
   bool is_local(fuse_ino_t ino, uint64_t off, uint64_t len) {
-    return !hooks_.fetcher || hooks_.fetcher->is_local(table_->get(ino).src_ino, off, len);
+    return !hooks_.fetcher || hooks_.fetcher->is_local(obj(table_->get(ino)), off, len);
   }
   // A stub's bytes are holes locally, but it is not sparse: report the
   // blocks it takes once fetched, so tools that trust st_blocks (cp, tar
   // --sparse, du) treat it as the whole file it is.
-  void stub_blocks(struct stat& st) const {
-    if (hooks_.fetcher && S_ISREG(st.st_mode) && hooks_.fetcher->is_stub(st.st_ino))
+  void stub_blocks(const Inode& in, struct stat& st) const {
+    if (hooks_.fetcher && S_ISREG(st.st_mode) && hooks_.fetcher->is_stub(obj(in)))
       st.st_blocks = std::max<blkcnt_t>(st.st_blocks, (st.st_size + 511) / 512);
   }
   // An open of the backing inode (least recently used order for eviction).
-  void opened(uint64_t src_ino) {
-    if (hooks_.evictor) hooks_.evictor->touch(src_ino);
+  void opened(const Inode& in) {
+    if (hooks_.evictor) hooks_.evictor->touch(obj(in));
   }
-  Status ensure_backing(uint64_t src_ino) {
-    return hooks_.fetcher ? hooks_.fetcher->ensure_all(src_ino) : Status();
+  Status ensure_backing(const sync::ObjRef& o) {
+    return hooks_.fetcher ? hooks_.fetcher->ensure_all(o) : Status();
   }
   void mark_name(fuse_ino_t parent, const char* name) {
-    if (hooks_.tracker) hooks_.tracker->name(table_->get(parent).src_ino, name);
+    if (hooks_.tracker) hooks_.tracker->name(obj(table_->get(parent)), name);
   }
 
   // The live session, for notifications from inside a handler (null

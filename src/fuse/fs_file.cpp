@@ -16,6 +16,7 @@
 
 #include "fuse/creds.h"
 #include "fuse/fs.h"
+#include "util/handle.h"
 
 namespace tcfs::fusefs {
 
@@ -46,7 +47,7 @@ int backing_flags(int flags, bool writeback) {
 
 void fill_open_reply(Fs& fs, fuse_file_info* fi, std::unique_ptr<FileHandle> fh) {
   fs.table().opened(*fh->inode);
-  fs.opened(fh->inode->src_ino);
+  fs.opened(*fh->inode);
   // O_DIRECT takes the kernel's own direct I/O path (not FOPEN_DIRECT_IO):
   // it writes back and invalidates the page cache around each direct
   // request, waiting for reads in flight, so buffered readers and maps of
@@ -99,7 +100,7 @@ Result<CreateReply> do_create(fuse_req_t req, Fs& fs, fuse_ino_t parent, const c
   Status st = with_fd(fs, parent, [&](int dfd) {
     struct stat sb;  // an existing stub is opened for writing: its content first
     if (!(fi->flags & O_EXCL) && fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode))
-      TCFS_TRY(fs.ensure_backing(sb.st_ino));
+      TCFS_TRY(fs.ensure_backing({sb.st_ino, make_handle(dfd, name)}));
     return Status::code(with_caller_creds(req, mode, [&] {
       fd = openat(dfd, name, flags, mode);
       return fd < 0 ? errno : 0;

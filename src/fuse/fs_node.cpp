@@ -32,13 +32,14 @@ Result<AttrReply> stat_inode(Fs& fs, fuse_ino_t ino, fuse_file_info* fi) {
   AttrReply r{};
   r.timeout = fs.options().attr_timeout;
   if (fi) {
-    if (fstat(reinterpret_cast<FileHandle*>(fi->fh)->fd, &r.st) != 0) return errno_status();
-    fs.stub_blocks(r.st);
+    auto* fh = reinterpret_cast<FileHandle*>(fi->fh);
+    if (fstat(fh->fd, &r.st) != 0) return errno_status();
+    fs.stub_blocks(*fh->inode, r.st);
     return r;
   }
   return with_fd(fs, ino, [&](int fd) -> Result<AttrReply> {
     if (fstatat(fd, "", &r.st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno_status();
-    fs.stub_blocks(r.st);
+    fs.stub_blocks(fs.table().get(ino), r.st);
     return r;
   });
 }
@@ -334,7 +335,7 @@ EntryReply Fs::make_entry(Inode& in, const struct stat& st) const {
   EntryReply r{};
   r.e.ino = table_->id_of(in);
   r.e.attr = st;
-  stub_blocks(r.e.attr);
+  stub_blocks(in, r.e.attr);
   r.e.attr_timeout = opts_.attr_timeout;
   r.e.entry_timeout = opts_.entry_timeout;
   return r;

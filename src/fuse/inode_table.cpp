@@ -30,6 +30,7 @@ Result<std::unique_ptr<InodeTable>> InodeTable::create(int root_fd, size_t fd_bu
   root->src_dev = st.st_dev;
   root->src_ino = st.st_ino;
   root->type = st.st_mode & S_IFMT;
+  root->handle = make_handle(root->fd, "");  // the sync layer's identity of it (sync/sync.h 4a)
   root->nlookup = 1;  // never dropped
   t->root_ = root.get();
   t->root_owner_ = std::move(root);
@@ -96,10 +97,15 @@ void InodeTable::released(Inode& in) {
   evict_locked();
 }
 
-bool InodeTable::in_use(ino_t ino) {
+bool InodeTable::in_use(ino_t ino, const std::string& handle) {
   std::lock_guard<std::mutex> g(mu_);
   auto it = map_.find(Key{root_->src_dev, ino});
-  return it != map_.end() && it->second->opens > 0;
+  // A detached Inode (its number taken by another object) may still have
+  // files open: it is the old object, and no other.
+  if (it != map_.end() && it->second->handle == handle && it->second->opens > 0) return true;
+  for (const auto& [p, in] : detached_)
+    if (in->src_ino == ino && in->handle == handle && in->opens > 0) return true;
+  return false;
 }
 
 fuse_ino_t InodeTable::find_id(dev_t dev, ino_t ino) {

@@ -8,6 +8,13 @@
 //    of one object (hard links) share one Inode. An inode number reused by
 //    another object (of any type: the old one has no links left, or its
 //    handle differs) gets a new Inode; the old one is detached.
+//  * The handle (which carries the inode's generation) is part of the
+//    object's identity wherever it outlives the Inode: the sync layer's
+//    marks, stubs and last opens take (src_ino, handle) (sync/sync.h 4a;
+//    the root's handle is set too), and in_use() asks for an object, not a
+//    number. find_id() alone goes by number: it only serves invalidations,
+//    and invalidating a new object that took a gone one's number is
+//    harmless (its cache is dropped once more, never kept stale).
 //  * An Inode's O_PATH fd is a cache: opened on first use (pin()), closed
 //    again, least recently used first, when more than `fd_budget` inode fds
 //    are open, so the number of objects the kernel may remember is not
@@ -102,9 +109,10 @@ class InodeTable {
   // kernel's notify calls tolerate (an unknown id is ignored).
   fuse_ino_t find_id(dev_t dev, ino_t ino);
 
-  // Whether the backing object `ino` of the store's filesystem has files
-  // open through the mount (sync/evict.h 2).
-  bool in_use(ino_t ino);
+  // Whether the backing object (ino, handle) of the store's filesystem has
+  // files open through the mount (sync/evict.h 2). Another object that
+  // reused the number is not it.
+  bool in_use(ino_t ino, const std::string& handle);
 
   size_t size();
   size_t open_fds();

@@ -176,7 +176,8 @@ Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
       if (ev) ev->set_in_use(nullptr);
     }
   } in_use{evictor};
-  if (evictor) evictor->set_in_use([t = &fs.table()](uint64_t ino) { return t->in_use(ino); });
+  if (evictor)
+    evictor->set_in_use([t = &fs.table()](const sync::ObjRef& o) { return t->in_use(o.ino, o.handle); });
 
   std::string opts = "fsname=" + store.path() + ",subtype=tcfs";
   // As root, serve every user with the kernel's own permission checks.

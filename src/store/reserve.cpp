@@ -18,7 +18,7 @@ SpaceReserve::SpaceReserve(int dir_fd, uint64_t bytes)
 
 bool SpaceReserve::refill() {
   std::lock_guard g(mu_);
-  if (whole_ || !fd_) return whole_;
+  if (whole_ || !fd_ || borrowers_) return whole_;
   // Mode 0: real blocks, so the space is held, not merely promised.
   if (fallocate(fd_.get(), 0, 0, static_cast<off_t>(bytes_)) == 0) {
     whole_ = true;
@@ -28,17 +28,23 @@ bool SpaceReserve::refill() {
   return whole_;
 }
 
-bool SpaceReserve::release() {
+bool SpaceReserve::borrow() {
   std::lock_guard g(mu_);
   if (!fd_) return false;
   off_t size = lseek(fd_.get(), 0, SEEK_END);
   whole_ = false;
   if (size <= 0) return false;
+  ++borrowers_;
   if (ftruncate(fd_.get(), 0) != 0) return false;
   // The freed blocks must be usable now, not after the next log flush.
   fdatasync(fd_.get());
   spdlog::info("space reserve: released {} bytes of the store for a compound that frees space", size);
   return true;
+}
+
+void SpaceReserve::give_back() {
+  std::lock_guard g(mu_);
+  if (borrowers_) --borrowers_;
 }
 
 bool SpaceReserve::whole() {

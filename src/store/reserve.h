@@ -5,7 +5,7 @@
 // and recovery record in LMDB, txn/<id>/ and its progress marker. On a full
 // store that space is not there, so without a reserve even a compound that
 // only removes files would be refused, where a plain rm works. The reserve
-// is the file <store>/reserve, allocated (fallocate) at open; release()
+// is the file <store>/reserve, allocated (fallocate) at open; borrow()
 // frees its blocks for the compound that needs them, refill() allocates
 // them again once space is back (the background retirer calls it).
 //
@@ -25,18 +25,22 @@ class SpaceReserve {
   static constexpr uint64_t kDefaultBytes = 16ull << 20;
   // Opens or creates <dir_fd>/reserve and tries to allocate bytes.
   SpaceReserve(int dir_fd, uint64_t bytes = kDefaultBytes);
-  // Frees the reserved blocks; false if there was nothing to free.
-  bool release();
-  // Allocates the reserve again if it was released or never filled;
-  // true when it is whole.
+  // Frees the reserved blocks for the caller; false if there was nothing
+  // to free. While a borrower holds the space (until give_back()), refill()
+  // does nothing: it would take the space back from under the compound.
+  bool borrow();
+  void give_back();
+  // Allocates the reserve again if it was released or never filled and
+  // nobody borrows it; true when it is whole.
   bool refill();
   bool whole();
 
  private:
-  std::mutex mu_;  // protects fd_ and whole_
+  std::mutex mu_;  // protects fd_, whole_ and borrowers_
   Fd fd_;
   uint64_t bytes_;
   bool whole_ = false;
+  unsigned borrowers_ = 0;
 };
 
 }  // namespace tcfs::store

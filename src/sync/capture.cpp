@@ -103,43 +103,49 @@ class Capturer {
   Status run() {
     struct stat rs;
     if (::fstat(env_.root_fd, &rs) != 0) return Status::from_errno("stat store root");
-    root_ino_ = rs.st_ino;
-    auto root = lookup(root_ino_);
+    root_ = ObjRef{rs.st_ino, make_handle(env_.root_fd, "")};
+    if (root_.handle.empty()) return Status::error(ENOTSUP, "store root: the filesystem gives no file handles");
+    auto root = lookup(root_);
     if (!root) return root.status();
     if (!*root) {  // the first round: the root is id 1 (sync.h 4)
-      Known k{kRootId, make_handle(env_.root_fd, ""), true, std::nullopt};
-      if (k.handle.empty()) return Status::error(ENOTSUP, "store root: the filesystem gives no file handles");
-      known_[root_ino_] = k;
+      known_[root_] = Known{kRootId, root_.handle, true, std::nullopt};
       cap_.next_id = std::max(cap_.next_id, kRootId + 1);
-      want_[root_ino_] = false;
+      want_[root_] = false;
     }
-    for (auto ino : cap_.marks.data) want_[ino] = true;
-    for (auto ino : cap_.marks.attr) want_.emplace(ino, false);
-    for (const auto& n : cap_.marks.names) work_.push_back(n);
+    for (const auto& o : cap_.marks.data) want_[norm(o)] = true;
+    for (const auto& o : cap_.marks.attr) want_.emplace(norm(o), false);
+    for (const auto& [p, name] : cap_.marks.names) work_.emplace_back(norm(p), name);
     TCFS_TRY(resolve_names());
-    for (const auto& [ino, data] : want_) TCFS_TRY(object(ino, data));
+    for (const auto& [o, data] : want_) TCFS_TRY(object(o, data));
     return drops();
   }
 
  private:
-  Result<std::optional<Known>> lookup(uint64_t ino) {
-    if (auto it = known_.find(ino); it != known_.end()) return std::optional<Known>(it->second);
-    auto f = st_.file(t_, ino);
+  // The store root lives as long as the store: its inode number alone names
+  // it, whatever handle bytes a marker took for it.
+  const ObjRef& norm(const ObjRef& o) const { return o.ino == root_.ino ? root_ : o; }
+
+  // What the capture knows of the object o (sync.h 4a: exactly o, never a
+  // gone object whose inode number o reuses): an id handed out this round,
+  // or its synced record.
+  Result<std::optional<Known>> lookup(const ObjRef& o) {
+    if (auto it = known_.find(o); it != known_.end()) return std::optional<Known>(it->second);
+    auto f = o == root_ ? st_.file(t_, o.ino) : st_.file_of(t_, o);
     if (!f) return f.status();
     if (!f->has_value()) return std::optional<Known>();
     Known k{(*f)->id, (*f)->handle, false, std::move(**f)};
-    known_[ino] = k;
+    known_[o] = k;
     return std::optional<Known>(std::move(k));
   }
 
   // An O_PATH fd for a directory (cached for the capture); -1 if it is gone.
-  Result<int> dir_fd(uint64_t ino, const Known& k) {
-    if (ino == root_ino_) return env_.root_fd;
-    if (auto it = fds_.find(ino); it != fds_.end()) return it->second.get();
+  Result<int> dir_fd(const ObjRef& o, const Known& k) {
+    if (o == root_) return env_.root_fd;
+    if (auto it = fds_.find(o); it != fds_.end()) return it->second.get();
     int fd = open_handle(env_.root_fd, k.handle, O_PATH | O_DIRECTORY);
     if (fd < 0 && (errno == ESTALE || errno == ENOENT || errno == ENOTDIR)) return -1;
     if (fd < 0) return Status::from_errno("reopen directory " + std::to_string(k.id));
-    fds_[ino] = Fd(fd);
+    fds_[o] = Fd(fd);
     return fd;
   }
 
@@ -149,7 +155,7 @@ class Capturer {
   Status resolve_names() {
     while (!work_.empty()) {
       size_t before = work_.size();
-      std::deque<std::pair<uint64_t, std::string>> later;
+      std::deque<std::pair<ObjRef, std::string>> later;
       while (!work_.empty()) {
         auto n = std::move(work_.front());
         work_.pop_front();
@@ -168,11 +174,11 @@ class Capturer {
   }
 
   // false: the parent is not known (yet).
-  Result<bool> entry(uint64_t pino, const std::string& name) {
-    auto pk = lookup(pino);
+  Result<bool> entry(const ObjRef& parent, const std::string& name) {
+    auto pk = lookup(parent);
     if (!pk) return pk.status();
     if (!*pk) return false;
-    auto pfd = dir_fd(pino, **pk);
+    auto pfd = dir_fd(parent, **pk);
     if (!pfd) return pfd.status();
     auto old = st_.entry(t_, (*pk)->id, name);
     if (!old) return old.status();
@@ -185,44 +191,44 @@ class Capturer {
       }
       return true;
     }
-    uint64_t cino = sb.st_ino;
-    std::string h = make_handle(*pfd, name.c_str());
-    if (h.empty()) return Status::error(ENOTSUP, "file handle of " + name + ": not supported here");
-    auto ck = lookup(cino);
+    ObjRef child{sb.st_ino, make_handle(*pfd, name.c_str())};
+    if (child.handle.empty()) return Status::error(ENOTSUP, "file handle of " + name + ": not supported here");
+    auto ck = lookup(child);
     if (!ck) return ck.status();
     uint64_t cid;
-    if (*ck && (*ck)->handle == h) {
+    if (*ck) {
       cid = (*ck)->id;
-      want_.emplace(cino, false);  // a rename or link changes its ctime
+      want_.emplace(child, false);  // a rename or link changes its ctime
     } else {
-      // New, or a new object that reuses a gone one's inode number.
+      // New, or a new object that reuses a gone one's inode number (sync.h
+      // 4a: the gone one's record does not make it known).
       cid = cap_.next_id++;
-      known_[cino] = Known{cid, h, true, std::nullopt};
-      want_[cino] = true;
-      if (S_ISDIR(sb.st_mode)) TCFS_TRY(walk_new_dir(*pfd, name, cino));
+      known_[child] = Known{cid, child.handle, true, std::nullopt};
+      want_[child] = true;
+      if (S_ISDIR(sb.st_mode)) TCFS_TRY(walk_new_dir(*pfd, name, child));
     }
     if (!old->has_value() || **old != cid) cap_.entries.push_back({(*pk)->id, name, cid});
     if (old->has_value() && **old != cid) gone_.insert(**old);
     return true;
   }
 
-  Status walk_new_dir(int pfd, const std::string& name, uint64_t ino) {
+  Status walk_new_dir(int pfd, const std::string& name, const ObjRef& dir) {
     Fd d(::openat(pfd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (d.get() < 0) return Status::from_errno("open new directory " + name);
     auto names = list_dir(d.get());
     if (!names) return Status::error(names.err(), "list new directory " + name + ": " + names.status().message());
-    for (auto& n : *names) work_.emplace_back(ino, std::move(n));
-    fds_[ino] = std::move(d);
+    for (auto& n : *names) work_.emplace_back(dir, std::move(n));
+    fds_[dir] = std::move(d);
     return {};
   }
 
-  Status object(uint64_t ino, bool data) {
-    auto k = lookup(ino);
+  Status object(const ObjRef& obj, bool data) {
+    auto k = lookup(obj);
     if (!k) return k.status();
     if (!*k) return {};  // never in the tree as far as a capture saw: nothing to send
     Fd own;
     int fd = env_.root_fd;
-    if (ino != root_ino_) {
+    if (obj != root_) {
       own = Fd(open_handle(env_.root_fd, (*k)->handle, O_PATH | O_NOFOLLOW));
       if (own.get() < 0 && (errno == ESTALE || errno == ENOENT)) return {};  // gone
       if (own.get() < 0) return Status::from_errno("reopen object " + std::to_string((*k)->id));
@@ -232,7 +238,7 @@ class Capturer {
     if (::fstat(fd, &sb) != 0) return Status::from_errno("stat object " + std::to_string((*k)->id));
     if (sb.st_nlink == 0) return {};
     CapturedObject o;
-    o.ino = ino;
+    o.ino = obj.ino;
     o.is_new = (*k)->is_new;
     o.state.id = (*k)->id;
     o.state.handle = (*k)->handle;
@@ -320,12 +326,15 @@ class Capturer {
   meta::Txn& t_;
   Capture& cap_;
   std::set<uint64_t> gone_;  // ids whose entry was removed or rebound
-  uint64_t root_ino_ = 0;
-  std::unordered_map<uint64_t, Known> known_;
-  std::unordered_map<uint64_t, Fd> fds_;
-  std::map<uint64_t, bool> want_;  // ino -> data changed
-  std::deque<std::pair<uint64_t, std::string>> work_;
-  std::set<std::pair<uint64_t, std::string>> done_;
+  ObjRef root_;
+  // Keyed by object, never by inode number alone (sync.h 4a): a name mark
+  // of a gone directory and one of a new directory that took its number
+  // are two marks, resolved against two objects.
+  std::map<ObjRef, Known> known_;
+  std::map<ObjRef, Fd> fds_;
+  std::map<ObjRef, bool> want_;  // object -> data changed
+  std::deque<std::pair<ObjRef, std::string>> work_;
+  std::set<std::pair<ObjRef, std::string>> done_;
 };
 
 }  // namespace
@@ -355,8 +364,9 @@ class Rescanner {
  public:
   Rescanner(State& st, meta::Txn& t, Tracker& tr) : st_(st), t_(t), tr_(tr) {}
 
-  // dirfd: an fd of the directory (the caller keeps it); id: its remote id.
-  Status walk(int dirfd, uint64_t ino, uint64_t id) {
+  // dirfd: an fd of the directory (the caller keeps it); dir: the object;
+  // id: its remote id.
+  Status walk(int dirfd, const ObjRef& dir, uint64_t id) {
     auto names = list_dir(dirfd);
     if (!names) return names.status();
     auto synced = st_.entries(t_, id);
@@ -365,26 +375,26 @@ class Rescanner {
     for (const auto& name : *names) {
       struct stat sb;
       if (::fstatat(dirfd, name.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) continue;
-      auto f = st_.file(t_, sb.st_ino);
+      ObjRef obj{sb.st_ino, make_handle(dirfd, name.c_str())};
+      auto f = st_.file_of(t_, obj);  // sync.h 4a
       if (!f) return f.status();
       auto it = was.find(name);
-      bool same = f->has_value() && it != was.end() && it->second == (*f)->id &&
-                  make_handle(dirfd, name.c_str()) == (*f)->handle;
+      bool same = f->has_value() && it != was.end() && it->second == (*f)->id;
       if (!same) {
-        tr_.name(ino, name);
+        tr_.name(dir, name);
       } else if ((*f)->ctime_sec != sb.st_ctim.tv_sec ||
                  (*f)->ctime_nsec != static_cast<uint32_t>(sb.st_ctim.tv_nsec)) {
-        if ((*f)->stub) TCFS_TRY(stub_moved(dirfd, name, **f));
-        else tr_.data(sb.st_ino);
+        if ((*f)->stub) TCFS_TRY(stub_moved(dirfd, name, obj, **f));
+        else tr_.data(obj);
       }
       if (it != was.end()) was.erase(it);
       if (same && S_ISDIR(sb.st_mode)) {
         Fd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (sub.get() < 0) return Status::from_errno("rescan: open " + name);
-        TCFS_TRY(walk(sub.get(), sb.st_ino, (*f)->id));
+        TCFS_TRY(walk(sub.get(), obj, (*f)->id));
       }
     }
-    for (const auto& [name, child] : was) tr_.name(ino, name);  // gone from the directory
+    for (const auto& [name, child] : was) tr_.name(dir, name);  // gone from the directory
     return {};
   }
 
@@ -393,14 +403,12 @@ class Rescanner {
   // fetch first), so a moved ctime is an attribute change or an eviction
   // cut short by the crash (evict.h 4), whose hole punch may have moved
   // the times: they are put back to the synced ones, never sent as new.
-  Status stub_moved(int dirfd, const std::string& name, const FileState& f) {
+  Status stub_moved(int dirfd, const std::string& name, const ObjRef& obj, const FileState& f) {
     struct timespec ts[2] = {{f.rec.atime_sec, static_cast<long>(f.rec.atime_nsec)},
                              {f.rec.mtime_sec, static_cast<long>(f.rec.mtime_nsec)}};
     if (::utimensat(dirfd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0)
       return Status::from_errno("rescan: put back the times of stub " + name);
-    struct stat sb;
-    if (::fstatat(dirfd, name.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0) return Status::from_errno("rescan: stat " + name);
-    tr_.attr(sb.st_ino);
+    tr_.attr(obj);
     return {};
   }
 
@@ -416,20 +424,21 @@ Status rescan(const CaptureEnv& env, State& st, Tracker& tracker) {
   if (!t) return t.status();
   struct stat rs;
   if (::fstat(env.root_fd, &rs) != 0) return Status::from_errno("stat store root");
+  ObjRef root_ref{rs.st_ino, make_handle(env.root_fd, "")};
   auto root = st.file(*t, rs.st_ino);
   if (!root) return root.status();
   if (!root->has_value()) {
     // Never synced: every entry of the root is new (capture walks the rest).
     auto names = list_dir(env.root_fd);
     if (!names) return names.status();
-    tracker.attr(rs.st_ino);
-    for (const auto& n : *names) tracker.name(rs.st_ino, n);
+    tracker.attr(root_ref);
+    for (const auto& n : *names) tracker.name(root_ref, n);
     return {};
   }
   if ((*root)->ctime_sec != rs.st_ctim.tv_sec || (*root)->ctime_nsec != static_cast<uint32_t>(rs.st_ctim.tv_nsec))
-    tracker.attr(rs.st_ino);
+    tracker.attr(root_ref);
   Rescanner r(st, *t, tracker);
-  return r.walk(env.root_fd, rs.st_ino, (*root)->id);
+  return r.walk(env.root_fd, root_ref, (*root)->id);
 }
 
 }  // namespace tcfs::sync

@@ -15,9 +15,18 @@
 //    the tree (ESTALE, no links) are left out, and an object whose last
 //    entry went is dropped. New objects get ids from next_id. It changes
 //    nothing in the tree or in LMDB.
+//  * Identity (sync.h 4a): marks, the objects looked up and the work of a
+//    capture are keyed by ObjRef, and a synced record stands for an object
+//    only if its handle is the object's. A name mark whose parent is not
+//    known yet waits until a name mark of the parent's own entry makes it
+//    known (a new directory, whose walk queues all its entries); the
+//    record of a gone object whose inode number a new directory took never
+//    stands for the new directory, so its entries are never taken for the
+//    gone one's and skipped (issue 10.2).
 //  * rescan() walks the whole tree (before the mount serves, nothing else
 //    running) and marks what differs from the synced state: entries added,
-//    removed or rebound, objects whose ctime moved. A store that never
+//    removed or rebound, objects whose ctime moved (an object is the
+//    synced one only if its handle is the record's). A store that never
 //    synced gets every entry marked.
 //
 // Thread-safety: one caller at a time per stage directory.

@@ -67,21 +67,21 @@ Evictor::Evictor(EvictEnv env, EvictOptions opt) : env_(std::move(env)), opt_(op
 
 Evictor::~Evictor() { stop(); }
 
-void Evictor::set_in_use(std::function<bool(uint64_t)> f) {
+void Evictor::set_in_use(std::function<bool(const ObjRef&)> f) {
   std::lock_guard g(mu_);
   in_use_ = std::move(f);
 }
 
-void Evictor::touch(uint64_t ino) {
+void Evictor::touch(const ObjRef& o) {
   std::lock_guard g(mu_);
-  touched_[ino] = now_ns();
+  touched_[o.ino] = {o.handle, now_ns()};
   if (touched_.size() <= kMaxTouched) return;
   std::vector<int64_t> times;
   times.reserve(touched_.size());
-  for (const auto& [i, t] : touched_) times.push_back(t);
+  for (const auto& [i, t] : touched_) times.push_back(t.second);
   std::nth_element(times.begin(), times.begin() + static_cast<long>(times.size() / 2), times.end());
   int64_t median = times[times.size() / 2];
-  std::erase_if(touched_, [&](const auto& kv) { return kv.second < median; });
+  std::erase_if(touched_, [&](const auto& kv) { return kv.second.second < median; });
 }
 
 uint64_t Evictor::fs_used() {
@@ -97,19 +97,22 @@ uint64_t Evictor::fs_free() {
 }
 
 // evict.h 2: a clean file, kept if it is among the least recently used.
-void Evictor::consider(const struct stat& sb, meta::Txn& t, Scan& s) {
+void Evictor::consider(int dirfd, const char* name, const struct stat& sb, meta::Txn& t, Scan& s) {
   if (sb.st_blocks == 0 || sb.st_size == 0) return;
-  if (env_.fetcher && env_.fetcher->is_stub(sb.st_ino)) return;
-  if (env_.tracker && env_.tracker->marked(sb.st_ino)) return;
-  auto f = state_.file(t, sb.st_ino);
+  ObjRef o{sb.st_ino, make_handle(dirfd, name)};
+  if (o.handle.empty()) return;
+  if (env_.fetcher && env_.fetcher->is_stub(o)) return;
+  if (env_.tracker && env_.tracker->marked(o)) return;
+  auto f = state_.file_of(t, o);  // sync.h 4a: this file's record, not a gone one's
   if (!f || !f->has_value()) return;
   const FileState& fs = **f;
   if (fs.stub || !same_ctime(fs, sb) || fs.rec.size != static_cast<uint64_t>(sb.st_size)) return;
   int64_t last = std::max(ns_of(sb.st_atim), ns_of(sb.st_mtim));
   {
     std::lock_guard g(mu_);
-    if (in_use_ && in_use_(sb.st_ino)) return;
-    if (auto it = touched_.find(sb.st_ino); it != touched_.end()) last = std::max(last, it->second);
+    if (in_use_ && in_use_(o)) return;
+    if (auto it = touched_.find(sb.st_ino); it != touched_.end() && it->second.first == o.handle)
+      last = std::max(last, it->second.second);
   }
   Candidate c{last, sb.st_ino, static_cast<uint64_t>(sb.st_blocks) * 512};
   if (s.heap.size() < opt_.max_candidates) {
@@ -148,20 +151,21 @@ Status Evictor::scan_dir(int dirfd, meta::Txn& t, Scan& s, unsigned depth) {
     if (!S_ISREG(sb.st_mode)) continue;
     if (sb.st_nlink > 1 && !s.linked.emplace(sb.st_ino, true).second) continue;
     s.used += static_cast<uint64_t>(sb.st_blocks) * 512;
-    consider(sb, t, s);
+    consider(::dirfd(d), e->d_name, sb, t, s);
   }
   ::closedir(d);
   return st;
 }
 
 // Re-checked under the freeze, between rounds (evict.h 3).
-bool Evictor::clean_now(uint64_t ino, const FileState& f, const struct stat& sb) {
-  if (sb.st_ino != ino || sb.st_nlink == 0 || !S_ISREG(sb.st_mode)) return false;
+// o: the object the record names (opened by its handle, so sb is o's).
+bool Evictor::clean_now(const ObjRef& o, const FileState& f, const struct stat& sb) {
+  if (sb.st_ino != o.ino || sb.st_nlink == 0 || !S_ISREG(sb.st_mode)) return false;
   if (f.stub || !same_ctime(f, sb) || f.rec.size != static_cast<uint64_t>(sb.st_size)) return false;
-  if (env_.tracker && env_.tracker->marked(ino)) return false;
-  if (env_.fetcher && env_.fetcher->is_stub(ino)) return false;
+  if (env_.tracker && env_.tracker->marked(o)) return false;
+  if (env_.fetcher && env_.fetcher->is_stub(o)) return false;
   std::lock_guard g(mu_);
-  return in_use_ && !in_use_(ino);
+  return in_use_ && !in_use_(o);
 }
 
 // Evicts what of `batch` is still clean (evict.h 4); returns bytes freed.
@@ -183,7 +187,7 @@ Result<uint64_t> Evictor::evict_batch(const std::vector<Candidate>& batch, uint6
       Fd fd(open_handle(env_.root_fd, (*f)->handle, O_WRONLY | O_NOATIME));
       if (fd.get() < 0) continue;  // gone, or not writable: not evicted
       struct stat sb;
-      if (::fstat(fd.get(), &sb) != 0 || !clean_now(c.ino, **f, sb)) continue;
+      if (::fstat(fd.get(), &sb) != 0 || !clean_now(ObjRef{c.ino, (*f)->handle}, **f, sb)) continue;
       (*f)->stub = true;
       TCFS_TRY(state_.put_file(*t, c.ino, **f));
       vs.push_back({c.ino, std::move(**f), std::move(fd), sb});
@@ -191,7 +195,7 @@ Result<uint64_t> Evictor::evict_batch(const std::vector<Candidate>& batch, uint6
     if (vs.empty()) return uint64_t{0};
     TCFS_TRY(t->commit());  // evict.h 4a: stubs from here on, whatever happens next
   }
-  for (const auto& v : vs) env_.fetcher->add_stub(v.ino);
+  for (const auto& v : vs) env_.fetcher->add_stub(ObjRef{v.ino, v.f.handle});
   TCFS_CRASH_POINT("evict.after_intent");
   uint64_t freed = 0;
   for (auto& v : vs) {

@@ -12,7 +12,9 @@
 //     filesystem's free space falls under the reserve.
 //  2. Candidates. A regular file may be evicted only if it is clean: it
 //     has a synced record (state.h) that is not a stub, with the file's
-//     current ctime and size, and the Tracker holds no mark for it. Not if
+//     current ctime and size, and the Tracker holds no mark for it; the
+//     record is the file's only if its handle is the file's (sync.h 4a:
+//     marks, stubs, opens and last uses are asked by ObjRef). Not if
 //     it is open through the mount (in_use), or has no blocks allocated.
 //     A scan keeps the `max_candidates` least recently used of them (last
 //     use = the latest of its atime, mtime and its last open through the
@@ -117,9 +119,9 @@ class Evictor {
 
   // What says whether a backing inode is open through the mount; until it
   // is set (and after it is cleared) nothing is evicted.
-  void set_in_use(std::function<bool(uint64_t ino)> f);
+  void set_in_use(std::function<bool(const ObjRef&)> f);
   // The file was opened now (least recently used order).
-  void touch(uint64_t ino);
+  void touch(const ObjRef& o);
   // One pass: scan, and evict until under the low mark (evict.h 5). With
   // `target` non-zero, evict down to that many bytes of use instead.
   Result<EvictReport> pass(uint64_t target = 0);
@@ -139,9 +141,9 @@ class Evictor {
     std::unordered_map<uint64_t, bool> linked;  // hard-linked inodes seen
   };
   Status scan_dir(int dirfd, meta::Txn& t, Scan& s, unsigned depth);
-  void consider(const struct stat& sb, meta::Txn& t, Scan& s);
+  void consider(int dirfd, const char* name, const struct stat& sb, meta::Txn& t, Scan& s);
   Result<uint64_t> evict_batch(const std::vector<Candidate>& batch, uint64_t* files);
-  bool clean_now(uint64_t ino, const FileState& f, const struct stat& sb);
+  bool clean_now(const ObjRef& o, const FileState& f, const struct stat& sb);
   uint64_t fs_used();
   uint64_t fs_free();
   void background();
@@ -152,8 +154,10 @@ class Evictor {
 
   std::mutex mu_;  // protects everything below
   std::condition_variable cv_;
-  std::unordered_map<uint64_t, int64_t> touched_;  // ino -> last open (ns since the epoch)
-  std::function<bool(uint64_t)> in_use_;
+  // ino -> (handle, last open in ns since the epoch): the object's, not its
+  // number's (sync.h 4a).
+  std::unordered_map<uint64_t, std::pair<std::string, int64_t>> touched_;
+  std::function<bool(const ObjRef&)> in_use_;
   EvictStats stats_;
   uint64_t scan_used_ = 0, scan_fs_used_ = 0;  // evict.h 1: the last scan's figures
   bool scanned_ = false, stop_ = false;

@@ -26,25 +26,31 @@ Status Fetcher::load() {
     inos.push_back(from_be64(k));
     return true;
   }));
-  std::unordered_set<uint64_t> stubs;
+  std::unordered_map<uint64_t, std::string> stubs;
   for (uint64_t ino : inos) {
     auto f = state_.file(*t, ino);
     if (!f) return f.status();
-    if (f->has_value() && (*f)->stub) stubs.insert(ino);
+    if (f->has_value() && (*f)->stub) stubs[ino] = (*f)->handle;
   }
   std::lock_guard g(mu_);
   stubs_ = std::move(stubs);
   return {};
 }
 
-bool Fetcher::is_stub(uint64_t ino) {
-  std::lock_guard g(mu_);
-  return stubs_.count(ino) != 0;
+// sync.h 4a: the stub at o.ino is o only if its handle is o's.
+bool Fetcher::stub_locked(const ObjRef& o) const {
+  auto it = stubs_.find(o.ino);
+  return it != stubs_.end() && it->second == o.handle;
 }
 
-void Fetcher::add_stub(uint64_t ino) {
+bool Fetcher::is_stub(const ObjRef& o) {
   std::lock_guard g(mu_);
-  stubs_.insert(ino);
+  return stub_locked(o);
+}
+
+void Fetcher::add_stub(const ObjRef& o) {
+  std::lock_guard g(mu_);
+  stubs_[o.ino] = o.handle;
 }
 
 size_t Fetcher::stubs() {
@@ -52,19 +58,19 @@ size_t Fetcher::stubs() {
   return stubs_.size();
 }
 
-Status Fetcher::ensure(uint64_t ino, uint64_t off, uint64_t len) {
+Status Fetcher::ensure(const ObjRef& o, uint64_t off, uint64_t len) {
   std::unique_lock g(mu_);
-  if (!stubs_.count(ino)) return {};
+  if (!stub_locked(o)) return {};
   std::shared_ptr<Job> job;
-  if (auto it = jobs_.find(ino); it != jobs_.end()) {
+  if (auto it = jobs_.find(o); it != jobs_.end()) {
     job = it->second;
   } else {
     g.unlock();
     auto t = meta::Txn::begin(state_.env(), false);
     if (!t) return t.status();
-    auto f = state_.file(*t, ino);
+    auto f = state_.file_of(*t, o);
     if (!f) return f.status();
-    if (!f->has_value()) return Status::error(EIO, "stub inode " + std::to_string(ino) + " has no sync record");
+    if (!f->has_value()) return Status::error(EIO, "stub inode " + std::to_string(o.ino) + " has no sync record");
     auto fresh = std::make_shared<Job>();
     fresh->blocks = (*f)->rec.blocks;
     uint64_t at = 0;
@@ -75,13 +81,13 @@ Status Fetcher::ensure(uint64_t ino, uint64_t off, uint64_t len) {
     fresh->done.assign(fresh->blocks.size(), false);
     fresh->busy.assign(fresh->blocks.size(), false);
     g.lock();
-    if (!stubs_.count(ino)) return {};  // fetched meanwhile
+    if (!stub_locked(o)) return {};  // fetched meanwhile
     if (stopping_) return Status::error(ESHUTDOWN, "fetch of object " + std::to_string((*f)->id) + ": stopping");
-    auto [slot, inserted] = jobs_.emplace(ino, fresh);
+    auto [slot, inserted] = jobs_.emplace(o, fresh);
     job = slot->second;
     if (inserted) {
       FileState fs = std::move(**f);
-      std::thread([this, ino, job, fs = std::move(fs)]() mutable { run(ino, job, std::move(fs)); }).detach();
+      std::thread([this, o, job, fs = std::move(fs)]() mutable { run(o, job, std::move(fs)); }).detach();
     }
   }
   if (len == 0) return {};
@@ -111,17 +117,17 @@ std::vector<size_t> Fetcher::missing(const Job& job, uint64_t off, uint64_t len)
   return need;
 }
 
-bool Fetcher::is_local(uint64_t ino, uint64_t off, uint64_t len) {
+bool Fetcher::is_local(const ObjRef& o, uint64_t off, uint64_t len) {
   std::lock_guard g(mu_);
-  if (!stubs_.count(ino)) return true;
+  if (!stub_locked(o)) return true;
   if (len == 0) return true;
-  auto it = jobs_.find(ino);
+  auto it = jobs_.find(o);
   return it != jobs_.end() && missing(*it->second, off, len).empty();
 }
 
 // A job's lead thread: starts helpers (fetch.h 2), fetches with them, and
 // once every block is written completes the file (fetch.h 3).
-void Fetcher::run(uint64_t ino, std::shared_ptr<Job> job, FileState fs) {
+void Fetcher::run(ObjRef o, std::shared_ptr<Job> job, FileState fs) {
   int fd = open_handle(root_, fs.handle, O_WRONLY);
   Status st = fd < 0 ? Status::from_errno("open stub " + std::to_string(fs.rec.id)) : Status{};
   std::mutex write_mu;  // one block's write and the times after it (fetch.h 2)
@@ -146,14 +152,14 @@ void Fetcher::run(uint64_t ino, std::shared_ptr<Job> job, FileState fs) {
     std::lock_guard g(mu_);
     st = job->err ? own : job->err;
   }
-  if (st) st = complete(ino, fd);
+  if (st) st = complete(o, fd);
   if (fd >= 0) ::close(fd);
-  if (!st) spdlog::error("fetch of object {} (inode {}): {}", fs.rec.id, ino, st.message());
+  if (!st) spdlog::error("fetch of object {} (inode {}): {}", fs.rec.id, o.ino, st.message());
   std::lock_guard l(mu_);
   job->err = st;
   job->finished = true;
-  if (st) stubs_.erase(ino);  // fetch.h 3: an ordinary file from here on
-  jobs_.erase(ino);
+  if (st && stub_locked(o)) stubs_.erase(o.ino);  // fetch.h 3: an ordinary file from here on
+  jobs_.erase(o);
   cv_.notify_all();
 }
 
@@ -211,19 +217,19 @@ Status Fetcher::write_block(int fd, const std::string& data, uint64_t off, const
   return {};
 }
 
-Status Fetcher::complete(uint64_t ino, int fd) {
+Status Fetcher::complete(const ObjRef& o, int fd) {
   if (::fdatasync(fd) != 0) return Status::from_errno("fdatasync fetched file");
   struct stat sb;
   if (::fstat(fd, &sb) != 0) return Status::from_errno("stat fetched file");
   auto t = meta::Txn::begin(state_.env(), true);
   if (!t) return t.status();
-  auto f = state_.file(*t, ino);
+  auto f = state_.file_of(*t, o);
   if (!f) return f.status();
-  if (!f->has_value()) return Status::error(EIO, "fetched inode " + std::to_string(ino) + " lost its sync record");
+  if (!f->has_value()) return Status::error(EIO, "fetched inode " + std::to_string(o.ino) + " lost its sync record");
   (*f)->stub = false;
   (*f)->ctime_sec = sb.st_ctim.tv_sec;
   (*f)->ctime_nsec = static_cast<uint32_t>(sb.st_ctim.tv_nsec);
-  TCFS_TRY(state_.put_file(*t, ino, **f));
+  TCFS_TRY(state_.put_file(*t, o.ino, **f));
   return t->commit();  // fetch.h 3
 }
 

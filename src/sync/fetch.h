@@ -3,8 +3,10 @@
 // Design note (cited as "fetch.h N"):
 //  1. A stub is a regular file of the right size whose bytes are holes; its
 //     FileState (state.h) says stub and holds the block list. The set of
-//     stub inodes is kept in memory (loaded from LMDB at start), so asking
-//     is_stub() costs a hash lookup under a mutex.
+//     stub objects is kept in memory (loaded from LMDB at start), so asking
+//     is_stub() costs a hash lookup under a mutex. Stubs are named by
+//     ObjRef (sync.h 4a): a new file that took a removed stub's inode
+//     number is not a stub, and nothing is ever fetched into it.
 //  2. The first use of a stub starts its fetch job: up to kDepth threads
 //     per job (kMaxHelpers extra threads over all jobs) write the file's
 //     blocks, each verified by its SHA-256, into the backing file at their
@@ -38,7 +40,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "blob/objects.h"
@@ -54,17 +56,17 @@ class Fetcher {
   Fetcher& operator=(const Fetcher&) = delete;
 
   Status load();
-  bool is_stub(uint64_t ino);
-  // Bytes [off, off+len) of ino are local when this returns OK (at once
+  bool is_stub(const ObjRef& o);
+  // Bytes [off, off+len) of o are local when this returns OK (at once
   // for a file that is not a stub). len 0: start the fetch, do not wait.
-  Status ensure(uint64_t ino, uint64_t off, uint64_t len);
-  Status ensure_all(uint64_t ino) { return ensure(ino, 0, ~uint64_t{0}); }
-  // Whether bytes [off, off+len) of ino are local now (no waiting). Asked
+  Status ensure(const ObjRef& o, uint64_t off, uint64_t len);
+  Status ensure_all(const ObjRef& o) { return ensure(o, 0, ~uint64_t{0}); }
+  // Whether bytes [off, off+len) of o are local now (no waiting). Asked
   // under a FUSE guard after ensure(): an eviction in between (evict.h 3)
   // makes it false, and the caller fetches again.
-  bool is_local(uint64_t ino, uint64_t off, uint64_t len);
+  bool is_local(const ObjRef& o, uint64_t off, uint64_t len);
   // A file just made a stub (eviction).
-  void add_stub(uint64_t ino);
+  void add_stub(const ObjRef& o);
   size_t stubs();
   uint64_t bytes_fetched() const { return fetched_; }
 
@@ -80,22 +82,23 @@ class Fetcher {
     bool finished = false;
     Status err;
   };
-  void run(uint64_t ino, std::shared_ptr<Job> job, FileState fs);
+  void run(ObjRef o, std::shared_ptr<Job> job, FileState fs);
+  bool stub_locked(const ObjRef& o) const;  // caller holds mu_
   // The block a fetching thread takes next, or nullopt; caller holds mu_.
   static std::optional<size_t> pick(Job& job);
   // Blocks of job under [off, off+len) not written yet; caller holds mu_.
   static std::vector<size_t> missing(const Job& job, uint64_t off, uint64_t len);
   Status fetch_all(Job& job, int fd, const FileState& f, std::mutex& write_mu);
   static Status write_block(int fd, const std::string& data, uint64_t off, const FileState& f);
-  Status complete(uint64_t ino, int fd);
+  Status complete(const ObjRef& o, int fd);
 
   int root_;
   State state_;
   blob::ObjectStore& os_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::unordered_set<uint64_t> stubs_;
-  std::map<uint64_t, std::shared_ptr<Job>> jobs_;
+  std::unordered_map<uint64_t, std::string> stubs_;  // inode number -> the stub's handle (sync.h 4a)
+  std::map<ObjRef, std::shared_ptr<Job>> jobs_;
   std::vector<std::thread> threads_;
   bool stopping_ = false;
   unsigned helpers_ = 0;  // extra fetching threads running (fetch.h 2)

@@ -61,6 +61,13 @@ Result<std::optional<FileState>> State::file(meta::Txn& t, uint64_t ino) {
   return std::optional<FileState>(std::move(*f));
 }
 
+Result<std::optional<FileState>> State::file_of(meta::Txn& t, const ObjRef& o) {
+  auto f = file(t, o.ino);
+  if (!f) return f.status();
+  if (f->has_value() && (*f)->handle != o.handle) return std::optional<FileState>();  // sync.h 4a
+  return f;
+}
+
 Status State::put_file(meta::Txn& t, uint64_t ino, const FileState& f) {
   TCFS_TRY(t.put(env_.db(kFilesDb), be64(ino), encode_state(f)));
   return t.put(env_.db(kIdsDb), be64(f.id), be64(ino));

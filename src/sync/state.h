@@ -4,7 +4,10 @@
 // meta::Txn, so that one round's whole local commit is one LMDB
 // transaction (sync.h 7):
 //   files:   backing inode -> FileState (remote id, file handle, the ctime
-//            at the capture that synced it, and the synced InodeRec)
+//            at the capture that synced it, and the synced InodeRec). The
+//            record of the object whose handle it holds: after the object
+//            is gone and a new one took its inode number, the record is not
+//            the new object's (sync.h 4a): file_of() asks with the handle.
 //   ids:     remote id -> backing inode
 //   entries: (parent id, name) -> child id, as on the blobbers
 //   blocks:  SHA-256 -> BlockRef of a block already on the blobbers (dedup)
@@ -19,6 +22,7 @@
 
 #include "blob/blocks.h"
 #include "meta/env.h"
+#include "sync/object.h"
 #include "sync/records.h"
 #include "sync/sync.h"
 
@@ -41,7 +45,11 @@ class State {
   explicit State(meta::Env& env) : env_(env) {}
   meta::Env& env() { return env_; }
 
+  // The record at inode number ino, whichever object it names.
   Result<std::optional<FileState>> file(meta::Txn& t, uint64_t ino);
+  // The record of the object o, if there is one (sync.h 4a: the record at
+  // o.ino with o's handle; one with another handle is a gone object's).
+  Result<std::optional<FileState>> file_of(meta::Txn& t, const ObjRef& o);
   Status put_file(meta::Txn& t, uint64_t ino, const FileState& f);
   Status del_file(meta::Txn& t, uint64_t ino, uint64_t id);
   Result<std::optional<uint64_t>> ino_of(meta::Txn& t, uint64_t id);

@@ -7,7 +7,8 @@
 //  1. Marks. Every change to the tree is marked in the Tracker by the code
 //     that makes it, while that code is still inside the lock manager's
 //     world (a FUSE operation before its guard goes, a compound before its
-//     locks go): data(ino), attr(ino), name(parent ino, name).
+//     locks go): data(obj), attr(obj), name(parent obj, name), each object
+//     an ObjRef (4a).
 //  2. Capture point. A sync round freezes the world (txn::LockManager::
 //     freeze), takes the marks and captures the state of everything they
 //     name: entries looked up, attributes, xattrs and symlink targets read,
@@ -25,6 +26,15 @@
 //     path or local inode number (the root is id 1). The local map inode ->
 //     id (with the file handle that reopens the inode) lives in LMDB; a
 //     restored store keeps the ids of its source.
+// 4a. Local identity. An inode number alone never names an object beyond
+//     its life: XFS and ext4 hand a freed number to the next new object at
+//     once. Marks, stubs and last uses name an object by ObjRef (inode
+//     number and file handle, which carries the generation: object.h), and
+//     a synced record (state.h, keyed by inode number) is the record of the
+//     object at that number only if its handle is the object's
+//     (State::file_of). A record whose handle differs is a gone object's,
+//     kept until its drop commits; a new object at its number is new (a new
+//     id), and a mark for the gone object never applies to the new one.
 //  5. Remote journal. A round's records (full inode records with their
 //     block lists, entry sets and removals) form one record stream
 //     "n/j/<epoch>-<boot>-<attempt>" (stream.h): chunk objects, then an

@@ -230,7 +230,7 @@ Status Syncer::commit_local(Round& r) {
   for (const auto& o : r.cap.objects) {
     FileState f = o.state;
     if (f.stub) {  // captured as a stub: a fetch may have finished since (fetch.h 3)
-      auto cur = state_.file(*t, o.ino);
+      auto cur = state_.file_of(*t, ObjRef{o.ino, o.state.handle});  // sync.h 4a
       if (!cur) return cur.status();
       if (cur->has_value() && !(*cur)->stub) {
         f.stub = false;

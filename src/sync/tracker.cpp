@@ -16,10 +16,10 @@ void Tracker::touched() {
   if (m_.empty()) oldest_ = std::chrono::steady_clock::now();
 }
 
-void Tracker::data(uint64_t ino, uint64_t bytes) {
+void Tracker::data(const ObjRef& o, uint64_t bytes) {
   std::lock_guard g(mu_);
   touched();
-  m_.data.insert(ino);
+  m_.data.insert(o);
   m_.bytes += bytes;
 }
 
@@ -28,13 +28,13 @@ void Tracker::bytes(uint64_t n) {
   m_.bytes += n;
 }
 
-void Tracker::attr(uint64_t ino) {
+void Tracker::attr(const ObjRef& o) {
   std::lock_guard g(mu_);
   touched();
-  m_.attr.insert(ino);
+  m_.attr.insert(o);
 }
 
-void Tracker::name(uint64_t parent, std::string_view name) {
+void Tracker::name(const ObjRef& parent, std::string_view name) {
   std::lock_guard g(mu_);
   touched();
   m_.names.emplace(parent, std::string(name));
@@ -73,9 +73,9 @@ uint64_t Tracker::dirty_bytes() const {
   return m_.bytes;
 }
 
-bool Tracker::marked(uint64_t ino) const {
+bool Tracker::marked(const ObjRef& o) const {
   std::lock_guard g(mu_);
-  return m_.data.count(ino) || m_.attr.count(ino);
+  return m_.data.count(o) || m_.attr.count(o);
 }
 
 std::chrono::steady_clock::time_point Tracker::oldest() const {

@@ -4,8 +4,10 @@
 // object's attributes, or a directory entry (parent inode, name) changed.
 // name() also marks the parent's attributes (its times change). take()
 // hands over everything marked so far and starts afresh; put_back() returns
-// marks of a round that failed. Marks are backing inode numbers of the
-// store's one filesystem.
+// marks of a round that failed. Marks name backing objects of the store's
+// one filesystem by ObjRef (object.h: inode number and file handle), so a
+// mark made for an object that is gone never applies to a new object that
+// reused its inode number (sync.h 4a).
 //
 // Thread-safety: every member may be called from any thread; mu_ protects
 // the marks and the counters and is a leaf (nothing is called under it).
@@ -19,14 +21,15 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <utility>
+
+#include "sync/object.h"
 
 namespace tcfs::sync {
 
 struct Marks {
-  std::unordered_set<uint64_t> data, attr;
-  std::set<std::pair<uint64_t, std::string>> names;
+  std::set<ObjRef> data, attr;
+  std::set<std::pair<ObjRef, std::string>> names;
   uint64_t bytes = 0;  // bytes written or cut by the marked data changes (an upper bound)
   std::chrono::steady_clock::time_point since{};  // when the oldest mark was made
   bool empty() const { return data.empty() && attr.empty() && names.empty(); }
@@ -37,11 +40,11 @@ struct Marks {
 class Tracker {
  public:
   // bytes: how many bytes the change wrote or cut, when known.
-  void data(uint64_t ino, uint64_t bytes = 0);
+  void data(const ObjRef& o, uint64_t bytes = 0);
   // Adds to the bytes of a data change already marked.
   void bytes(uint64_t n);
-  void attr(uint64_t ino);
-  void name(uint64_t parent, std::string_view name);
+  void attr(const ObjRef& o);
+  void name(const ObjRef& parent, std::string_view name);
 
   Marks take();
   void put_back(Marks m);
@@ -50,8 +53,8 @@ class Tracker {
   size_t pending() const;
   size_t dirty_files() const;  // objects whose content changed
   uint64_t dirty_bytes() const;  // bytes those changes wrote (an upper bound: a rewrite counts twice)
-  // Whether ino has a data or attribute mark (evict.h 2).
-  bool marked(uint64_t ino) const;
+  // Whether o has a data or attribute mark (evict.h 2).
+  bool marked(const ObjRef& o) const;
   std::chrono::steady_clock::time_point oldest() const;
 
  private:

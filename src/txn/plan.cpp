@@ -39,6 +39,8 @@ struct VNode {
   VNode* parent = nullptr;  // directories: the virtual parent
   std::map<std::string, VNode*> kids;
   int rec = -1;          // index of this inode's record in rr.inodes
+  std::string handle;    // Existing only: its file handle, once asked (handle_of)
+  bool handle_read = false;
 };
 
 struct IdHash {
@@ -96,6 +98,7 @@ class Planner {
   void touch_data(VNode* n);
   void touch_xattr(VNode* n, const std::string& name);
   void lock_x(VNode* n);
+  const std::string& handle_of(VNode* n);
   void step(StepKind k, std::string path, std::string path2 = {}, std::string image = {});
 
   // --- operations: fill po, or throw Fail ---
@@ -265,20 +268,31 @@ int Planner::record(VNode* n) {
   r.type = n->type;
   r.path = n->orig;
   // A file handle finds the inode wherever later operations move it.
-  char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
-  auto* fh = reinterpret_cast<struct file_handle*>(buf);
-  fh->handle_bytes = MAX_HANDLE_SZ;
-  int mnt = 0;
-  const char* p = n->orig.empty() ? "." : n->orig.c_str();
-  if (!keys_only_ && name_to_handle_at(root_fd_, p, fh, &mnt, 0) == 0)
-    r.handle.assign(buf, sizeof(struct file_handle) + fh->handle_bytes);
+  r.handle = handle_of(n);
   n->rec = static_cast<int>(plan_.rr.inodes.size());
   plan_.rr.inodes.push_back(std::move(r));
   return n->rec;
 }
 
+// An existing node's file handle ("" in a keys_only plan, or where the
+// filesystem gives none); asked once per node.
+const std::string& Planner::handle_of(VNode* n) {
+  if (n->handle_read || keys_only_ || n->fresh) return n->handle;
+  n->handle_read = true;
+  char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+  auto* fh = reinterpret_cast<struct file_handle*>(buf);
+  fh->handle_bytes = MAX_HANDLE_SZ;
+  int mnt = 0;
+  const char* p = n->orig.empty() ? "." : n->orig.c_str();
+  if (name_to_handle_at(root_fd_, p, fh, &mnt, 0) == 0) n->handle.assign(buf, sizeof(struct file_handle) + fh->handle_bytes);
+  return n->handle;
+}
+
 void Planner::lock_x(VNode* n) {
-  if (!n->fresh) xkeys_[{n->id.dev, n->id.ino}] = true;
+  if (n->fresh) return;
+  LockKey k{n->id.dev, n->id.ino};
+  xkeys_[{k.dev, k.ino}] = true;
+  if (!keys_only_) plan_.handles[k] = handle_of(n);  // sync/sync.h 4a
 }
 
 void Planner::touch_attrs(VNode* n) {

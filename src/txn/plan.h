@@ -26,6 +26,7 @@
 // thread. It reads the tree as the daemon (root).
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,10 @@ struct Plan {
   // attributes / data changed.
   std::vector<std::pair<LockKey, std::string>> entries;
   std::vector<LockKey> attrs, data;
+  // The file handle of every existing object locked Exclusive (not in a
+  // keys_only plan): with the inode number, the sync layer's identity of
+  // the object its marks and fetches name (sync/sync.h 4a).
+  std::map<LockKey, std::string> handles;
 };
 
 // root_fd: the store's root/ directory. Image names are unique within the

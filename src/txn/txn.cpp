@@ -157,13 +157,20 @@ void TxnManager::invalidate_attrs(const Plan& p) {
   for (const auto& k : p.attrs) inv->attrs(k);
 }
 
+// The sync layer's identity of a locked object (sync/sync.h 4a): its
+// number and the handle the plan took while it was locked.
+static sync::ObjRef obj_of(const Plan& p, const LockKey& k) {
+  auto it = p.handles.find(k);
+  return {k.ino, it == p.handles.end() ? std::string() : it->second};
+}
+
 void TxnManager::mark(const Plan& p) {
   sync::Tracker* t = tracker_.load();
   if (!t) return;
   for (const auto& [k, name] : p.entries)
-    if (k.ino) t->name(k.ino, name);
-  for (const auto& k : p.attrs) t->attr(k.ino);
-  for (const auto& k : p.data) t->data(k.ino);
+    if (k.ino) t->name(obj_of(p, k), name);
+  for (const auto& k : p.attrs) t->attr(obj_of(p, k));
+  for (const auto& k : p.data) t->data(obj_of(p, k));
 }
 
 void TxnManager::invalidate_rest(const Plan& p) {
@@ -191,7 +198,7 @@ CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progre
   if (!held) return rejected(held.err(), held.status().message());
   if (sync::Fetcher* f = fetcher_.load())
     for (const auto& k : p.exclusive)
-      if (Status st = f->ensure_all(k.ino); !st)
+      if (Status st = f->ensure_all(obj_of(p, k)); !st)
         return rejected(st.err(), "content of a file the compound changes: " + st.message());
   TCFS_CRASH_POINT("txn.after_lock");
   reply = c.options.txn ? run_txn(c, who, p, progress) : run_plain(c, who, p, progress);
@@ -284,8 +291,16 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
   reply.results.resize(c.ops.size());
   Fd txn_dir, marker;
   Status prep = prepare(c, who, p, &txn_dir, &marker);
-  if (!prep && prep.err() == ENOSPC && frees_only(c) && reserve_.release())
-    prep = prepare(c, who, p, &txn_dir, &marker);  // the reserve is refilled in the background
+  struct Borrowed {  // the reserve stays free for this compound until it ends
+    store::SpaceReserve* r = nullptr;
+    ~Borrowed() {
+      if (r) r->give_back();  // refilled by the background thread
+    }
+  } borrowed;
+  if (!prep && prep.err() == ENOSPC && frees_only(c) && reserve_.borrow()) {
+    borrowed.r = &reserve_;
+    prep = prepare(c, who, p, &txn_dir, &marker);
+  }
   if (!prep) return rejected(prep.err(), prep.message());
   RecoveryRecord& rr = p.rr;
   reply.txn_id = rr.id;

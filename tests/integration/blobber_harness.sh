@@ -4,7 +4,9 @@
 # TCFS_TEST_BUCKET and AWS_* are set: tests/unit/blob_s3_run.sh), foreground
 # daemons that start()/stop() track by mountpoint, and ok/die. Everything
 # is unmounted, killed (by PID) and removed on every exit path.
-#   harness_init NAME IMAGE_SIZE PREFIX   e.g. harness_init sync_test 1536M b
+#   harness_init NAME IMAGE_SIZE PREFIX [AGCOUNT]   e.g. harness_init sync_test 1536M b
+# AGCOUNT: allocation groups of the image (2: XFS reuses freed inode numbers
+# at once).
 # Sets: T work fs s3 B; uses TCFS_BIN; TCFS_KEEP=DIR keeps the daemon logs.
 : "${TCFS_BIN:?}"
 T=$TCFS_BIN
@@ -26,7 +28,7 @@ harness_cleanup() {
   exit "$rc"
 }
 
-harness_init() {  # name image-size blobber-prefix
+harness_init() {  # name image-size blobber-prefix [agcount=N]
   harness_name=$1
   work=$(mktemp -d "${TMPDIR:-/tmp}/tcfs-$1.XXXXXX")
   fs=$work/fs
@@ -34,7 +36,7 @@ harness_init() {  # name image-size blobber-prefix
   trap harness_cleanup EXIT
   trap 'exit 130' INT TERM
   truncate -s "$2" "$work/img"
-  mkfs.xfs -q -m reflink=1 "$work/img" || die "mkfs.xfs"
+  mkfs.xfs -q -m reflink=1 ${4:+-d "$4"} "$work/img" || die "mkfs.xfs"
   mount -o loop "$work/img" "$fs" || die "mount the image"
   mkdir -p "$fs/b0" "$fs/b1" "$fs/b2"
   if [[ -n ${TCFS_TEST_BUCKET:-} ]]; then

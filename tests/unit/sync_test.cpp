@@ -24,6 +24,7 @@
 #include "sync/syncer.h"
 #include "test_util.h"
 #include "util/fault.h"
+#include "util/handle.h"
 
 using namespace tcfs;
 using namespace tcfs::sync;
@@ -158,6 +159,12 @@ struct Local {
     REQUIRE(lstat((root() + "/" + rel).c_str(), &sb) == 0);
     return sb.st_ino;
   }
+  // The sync layer's identity of an object (sync.h 4a): number and handle.
+  ObjRef obj(const std::string& rel) {
+    std::string h = make_handle(AT_FDCWD, (root() + "/" + rel).c_str());
+    REQUIRE(!h.empty());
+    return ObjRef{ino(rel), h};
+  }
   std::unique_ptr<Syncer> syncer(blob::ObjectStore& os, SyncOptions opt = {}) {
     SyncEnv e;
     e.fs = {root_fd, stage_fd, false};
@@ -175,19 +182,21 @@ struct Local {
 TEST_CASE("tracker: marks accumulate, take() empties, put_back() restores with the oldest time") {
   Tracker t;
   CHECK(t.pending() == 0);
-  t.data(5);
-  t.name(1, "a");
-  t.name(1, "a");
-  CHECK(t.pending() == 3);  // data 5, name (1,a), attr 1
+  const ObjRef o5{5, "h5"}, o1{1, "h1"}, o9{9, "h9"};
+  t.data(o5);
+  t.name(o1, "a");
+  t.name(o1, "a");
+  t.data(ObjRef{5, "another object on number 5"});  // sync.h 4a: not the same mark
+  CHECK(t.pending() == 4);  // data o5 and the other 5, name (o1,a), attr o1
   auto first = t.oldest();
   Marks m = t.take();
   CHECK(t.pending() == 0);
-  CHECK(m.data.count(5));
-  CHECK(m.attr.count(1));
+  CHECK(m.data.count(o5));
+  CHECK(m.attr.count(o1));
   CHECK(m.names.size() == 1);
-  t.attr(9);
+  t.attr(o9);
   t.put_back(std::move(m));
-  CHECK(t.pending() == 4);
+  CHECK(t.pending() == 5);
   CHECK(t.oldest() == first);
 }
 
@@ -294,18 +303,18 @@ TEST_CASE("sync: a tree goes out whole, then its changes, and the image matches 
   CHECK(load_image(*b.os).journals == 1);
 
   // Changes, marked as the FUSE layer marks them.
-  uint64_t root = l.ino(""), a = l.ino("a");
+  ObjRef root = l.obj(""), a = l.obj("a");
   fs::rename(R + "/a/b", R + "/moved");
   l.tracker.name(a, "b");
   l.tracker.name(root, "moved");
   fs::remove(R + "/hard");
   l.tracker.name(root, "hard");
   write_file(R + "/a/small", "rewritten");
-  l.tracker.data(l.ino("a/small"));
+  l.tracker.data(l.obj("a/small"));
   write_file(R + "/moved/c/new", "new file in a moved directory");
-  l.tracker.name(l.ino("moved/c"), "new");
+  l.tracker.name(l.obj("moved/c"), "new");
   chmod((R + "/moved/c/f7").c_str(), 0600);
-  l.tracker.attr(l.ino("moved/c/f7"));
+  l.tracker.attr(l.obj("moved/c/f7"));
   REQUIRE(setxattr((R + "/a/small").c_str(), "user.tag", "v2", 2, 0) == 0);
   fs::create_directories(R + "/fresh/deep/er");
   write_file(R + "/fresh/deep/er/x", "x");
@@ -333,8 +342,8 @@ TEST_CASE("sync: a failed round changes nothing, keeps its marks, and the next o
   REQUIRE(s->round().is_ok());
   write_file(R + "/f", "two");
   write_file(R + "/g", random_bytes(2 << 20, 3));
-  l.tracker.data(l.ino("f"));
-  l.tracker.name(l.ino(""), "g");
+  l.tracker.data(l.obj("f"));
+  l.tracker.name(l.obj(""), "g");
   fault::arm("blob1.put", EIO, 1, 0);  // blobber 1 refuses everything
   auto st = s->round();
   CHECK(st.err() == EIO);
@@ -371,10 +380,10 @@ TEST_CASE("sync: rescan after an unclean stop finds what changed, and only that"
   CHECK(!s->was_clean());
   REQUIRE(s->rescan().is_ok());
   Marks m = l.tracker.take();
-  CHECK(m.data.count(l.ino("d/change")));
-  CHECK(!m.data.count(l.ino("d/keep")));
-  CHECK(m.names.count({l.ino(""), "gone"}));
-  CHECK(m.names.count({l.ino(""), "added"}));
+  CHECK(m.data.count(l.obj("d/change")));
+  CHECK(!m.data.count(l.obj("d/keep")));
+  CHECK(m.names.count({l.obj(""), "gone"}));
+  CHECK(m.names.count({l.obj(""), "added"}));
   l.tracker.put_back(std::move(m));
   REQUIRE(s->round().is_ok());
   compare_tree(*b.os, R);
@@ -391,12 +400,12 @@ TEST_CASE("sync: background rounds, wait_synced, and a clean stop") {
     REQUIRE(s->rescan().is_ok());
     s->start();
     write_file(R + "/x", "x");
-    l.tracker.name(l.ino(""), "x");
+    l.tracker.name(l.obj(""), "x");
     REQUIRE(s->wait_synced(std::chrono::seconds(30)).is_ok());
     compare_tree(*b.os, R);
     fault::arm("blob.put", EIO, 1, 0);
     write_file(R + "/y", "y");
-    l.tracker.name(l.ino(""), "y");
+    l.tracker.name(l.obj(""), "y");
     auto st = s->wait_synced(std::chrono::milliseconds(300));
     CHECK(st.err() == ETIMEDOUT);
     CHECK(st.what().find("not on the blobbers") != std::string::npos);
@@ -516,13 +525,13 @@ TEST_CASE("restore: the tree comes back as stubs, fetches verify, and the new st
   REQUIRE(f.load().is_ok());
   CHECK(f.stubs() == 52);  // every non-empty file
   // The first bytes arrive without the whole file.
-  REQUIRE(f.ensure(sb.st_ino, 0, 100).is_ok());
+  REQUIRE(f.ensure(dst.obj("a/b/big"), 0, 100).is_ok());
   CHECK(read_file(dst.root() + "/a/b/big").substr(0, 100) == big.substr(0, 100));
   std::map<ino_t, ino_t> links;
   same_tree(R, dst.root(), [&](const std::string& p) {
     struct stat x;
     REQUIRE(lstat(p.c_str(), &x) == 0);
-    REQUIRE(f.ensure_all(x.st_ino).is_ok());
+    REQUIRE(f.ensure_all(ObjRef{x.st_ino, make_handle(AT_FDCWD, p.c_str())}).is_ok());
   }, links);
   CHECK(f.bytes_fetched() >= big.size());
   for (int i = 0; i < 200 && f.stubs() > 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -532,7 +541,7 @@ TEST_CASE("restore: the tree comes back as stubs, fetches verify, and the new st
   auto s2 = dst.syncer(*b.os);
   CHECK(s2->was_clean());
   write_file(dst.root() + "/after-restore", "new");
-  dst.tracker.name(dst.ino(""), "after-restore");
+  dst.tracker.name(dst.obj(""), "after-restore");
   REQUIRE(s2->round().is_ok());
   CHECK(s2->status().epoch == 2);
   CHECK(s2->status().head.find("-00000002-") != std::string::npos);
@@ -545,7 +554,7 @@ TEST_CASE("restore: the tree comes back as stubs, fetches verify, and the new st
   same_tree(dst.root(), third.root(), [&](const std::string& p) {
     struct stat x;
     REQUIRE(lstat(p.c_str(), &x) == 0);
-    REQUIRE(f3.ensure_all(x.st_ino).is_ok());
+    REQUIRE(f3.ensure_all(ObjRef{x.st_ino, make_handle(AT_FDCWD, p.c_str())}).is_ok());
   }, links3);
   // Restoring into a tree that is not empty is refused.
   State st4(*third.env);
@@ -571,7 +580,7 @@ TEST_CASE("fetch: a damaged shard is repaired on the way; too many lost shards g
   {
     Fetcher f(dst.root_fd, *dst.env, *b.os);
     REQUIRE(f.load().is_ok());
-    uint64_t ino = dst.ino("f");
+    ObjRef ino = dst.obj("f");
     REQUIRE(f.ensure_all(ino).is_ok());
     CHECK(read_file(dst.root() + "/f") == data);
   }
@@ -582,10 +591,10 @@ TEST_CASE("fetch: a damaged shard is repaired on the way; too many lost shards g
   fs::remove_all(b.tmp / "b2/b");
   Fetcher f(again.root_fd, *again.env, *b.os);
   REQUIRE(f.load().is_ok());
-  auto e = f.ensure_all(again.ino("f"));
+  auto e = f.ensure_all(again.obj("f"));
   CHECK(e.err() == EIO);
   CHECK(e.what().find("shards usable") != std::string::npos);
-  CHECK(f.is_stub(again.ino("f")));  // still a stub: the next use tries again
+  CHECK(f.is_stub(again.obj("f")));  // still a stub: the next use tries again
 }
 
 TEST_CASE("snapshots: restore starts from the newest whole one; a damaged one falls back; removed objects are dropped") {
@@ -607,9 +616,9 @@ TEST_CASE("snapshots: restore starts from the newest whole one; a damaged one fa
     gone_id = st.file(*t, src.ino("gone")).value()->id;
   }
   fs::remove(R + "/gone");
-  src.tracker.name(src.ino(""), "gone");
+  src.tracker.name(src.obj(""), "gone");
   write_file(R + "/d/two", "two");
-  src.tracker.name(src.ino("d"), "two");
+  src.tracker.name(src.obj("d"), "two");
   REQUIRE(s->round().is_ok());  // epoch 2: a snapshot follows
   CHECK(load_image(*b.os).drops == 1);
   {
@@ -622,7 +631,7 @@ TEST_CASE("snapshots: restore starts from the newest whole one; a damaged one fa
   REQUIRE(snaps->size() == 1);
   CHECK(snaps->front().epoch == 2);
   write_file(R + "/three", "three");
-  src.tracker.name(src.ino(""), "three");
+  src.tracker.name(src.obj(""), "three");
   REQUIRE(s->round().is_ok());  // epoch 3, after the snapshot
   auto check = [&](bool want_snapshot) {
     Local dst;
@@ -643,7 +652,7 @@ TEST_CASE("snapshots: restore starts from the newest whole one; a damaged one fa
     same_tree(R, dst.root(), [&](const std::string& p) {
       struct stat x;
       REQUIRE(lstat(p.c_str(), &x) == 0);
-      REQUIRE(f.ensure_all(x.st_ino).is_ok());
+      REQUIRE(f.ensure_all(ObjRef{x.st_ino, make_handle(AT_FDCWD, p.c_str())}).is_ok());
     }, links);
   };
   check(true);
@@ -666,8 +675,8 @@ TEST_CASE("sync: the barrier runs before the end object; a failed barrier is a f
   std::string big = random_bytes(9 << 20, 21);  // three standalone blocks
   write_file(R + "/big", big);
   for (int i = 0; i < 50; i++) write_file(R + "/s" + std::to_string(i), random_bytes(3000, 300 + i));  // a pack
-  l.tracker.name(l.ino(""), "big");
-  for (int i = 0; i < 50; i++) l.tracker.name(l.ino(""), "s" + std::to_string(i));
+  l.tracker.name(l.obj(""), "big");
+  for (int i = 0; i < 50; i++) l.tracker.name(l.obj(""), "s" + std::to_string(i));
   // The barrier fails: blocks, pack and chunks were put, the end was not
   // (it comes after the barrier, sync.h 5), so the round never happened.
   fault::arm("blob.flush", EIO);
