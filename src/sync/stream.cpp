@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include "sync/msgpack.h"
+
 namespace tcfs::sync {
 namespace {
 
@@ -72,7 +74,7 @@ Result<StreamReader> StreamReader::open(blob::ObjectStore& os, const std::string
   auto end = os.read_all(base + "/end", verify);
   if (!end) return end.status();
   std::string_view body(end->data(), end->size() - 32);
-  json j = json::from_msgpack(body.begin(), body.end(), true, false);
+  json j = read_msgpack(body);  // nesting bounded (msgpack.h)
   auto bad = [&] { return Status::error(EIO, "stream " + base + ": malformed end object"); };
   if (j.is_discarded() || !j.is_object() || !j.contains("chunks") || !j["chunks"].is_array() ||
       !j.contains("records") || !j["records"].is_number_unsigned())
