@@ -22,6 +22,17 @@ uint32_t get_u32(const char* p) {
   return v;
 }
 
+// The info fields readers take (restore, chain, gc: with json::value(),
+// which throws on a type mismatch) have the types the writers give them.
+bool info_well_typed(const json& info) {
+  if (!info.is_object()) return false;
+  for (const char* k : {"head", "prev", "kind"})
+    if (auto it = info.find(k); it != info.end() && !it->is_string()) return false;
+  for (const char* k : {"epoch", "boot"})
+    if (auto it = info.find(k); it != info.end() && !it->is_number_unsigned()) return false;
+  return true;
+}
+
 }  // namespace
 
 std::string chunk_name(const std::string& base, size_t i) {
@@ -88,6 +99,7 @@ Result<StreamReader> StreamReader::open(blob::ObjectStore& os, const std::string
   }
   r.total_ = j["records"].get<uint64_t>();
   r.info_ = j.value("info", json::object());
+  if (!info_well_typed(r.info_)) return bad();
   return r;
 }
 
