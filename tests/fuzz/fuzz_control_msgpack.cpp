@@ -15,7 +15,7 @@ using namespace tcfs::control;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
-  Limits lim;
+  Limits lim;  // small limits, so that inputs of a few KB reach the E2BIG paths too
   lim.max_ops = 64;
   lim.max_inline_bytes = 1 << 16;
   auto req = from_bytes(bytes, max_request_items(lim));
