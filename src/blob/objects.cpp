@@ -73,7 +73,8 @@ std::string check_header(const std::string& name, std::string_view s, unsigned k
   Hash id = sha256(name);
   if (std::memcmp(&s[40], id.b.data(), 24) != 0) return "belongs to another object";
   if (h.k != k || h.m != m || h.index != index) return "wrong code or shard index";
-  if (h.shardlen != (h.objlen + k - 1) / k) return "shard length does not fit the object length";
+  // ceil(objlen / k) without overflow: a header claiming ~2^64 bytes must not wrap to a small shard.
+  if (h.shardlen != h.objlen / k + (h.objlen % k != 0)) return "shard length does not fit the object length";
   return "";
 }
 

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sync/msgpack.h"
+
 namespace tcfs::sync {
 namespace {
 
@@ -90,7 +92,7 @@ Result<InodeRec> inode_from(const json& j) {
 }
 
 Result<json> parse(std::string_view bytes) {
-  json j = json::from_msgpack(bytes.begin(), bytes.end(), true, false);
+  json j = read_msgpack(bytes);  // nesting bounded (msgpack.h)
   if (j.is_discarded() || !j.is_object()) return Status::error(EINVAL, "namespace record: not a MessagePack map");
   return j;
 }

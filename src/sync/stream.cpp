@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include "sync/msgpack.h"
+
 namespace tcfs::sync {
 namespace {
 
@@ -18,6 +20,17 @@ uint32_t get_u32(const char* p) {
   uint32_t v = 0;
   for (int i = 0; i < 4; i++) v |= uint32_t{static_cast<uint8_t>(p[i])} << (8 * i);
   return v;
+}
+
+// The info fields readers take (restore, chain, gc: with json::value(),
+// which throws on a type mismatch) have the types the writers give them.
+bool info_well_typed(const json& info) {
+  if (!info.is_object()) return false;
+  for (const char* k : {"head", "prev", "kind"})
+    if (auto it = info.find(k); it != info.end() && !it->is_string()) return false;
+  for (const char* k : {"epoch", "boot"})
+    if (auto it = info.find(k); it != info.end() && !it->is_number_unsigned()) return false;
+  return true;
 }
 
 }  // namespace
@@ -72,7 +85,7 @@ Result<StreamReader> StreamReader::open(blob::ObjectStore& os, const std::string
   auto end = os.read_all(base + "/end", verify);
   if (!end) return end.status();
   std::string_view body(end->data(), end->size() - 32);
-  json j = json::from_msgpack(body.begin(), body.end(), true, false);
+  json j = read_msgpack(body);  // nesting bounded (msgpack.h)
   auto bad = [&] { return Status::error(EIO, "stream " + base + ": malformed end object"); };
   if (j.is_discarded() || !j.is_object() || !j.contains("chunks") || !j["chunks"].is_array() ||
       !j.contains("records") || !j["records"].is_number_unsigned())
@@ -86,6 +99,7 @@ Result<StreamReader> StreamReader::open(blob::ObjectStore& os, const std::string
   }
   r.total_ = j["records"].get<uint64_t>();
   r.info_ = j.value("info", json::object());
+  if (!info_well_typed(r.info_)) return bad();
   return r;
 }
 

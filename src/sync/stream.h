@@ -16,7 +16,9 @@
 //    (sync.h 7). Chunks are batched puts. A writer that fails or is
 //    dropped before finish() leaves only garbage chunks, which no reader
 //    follows.
-//  * StreamReader::open() reads and checks the end object; next() returns
+//  * StreamReader::open() reads and checks the end object (its info, when
+//    present, a map whose head/prev/kind are strings and epoch/boot
+//    unsigned integers, as readers take them); next() returns
 //    the records in order, reading one chunk at a time and checking each
 //    chunk's hash before decompressing it; EIO names the chunk on damage.
 //

@@ -222,9 +222,11 @@ void parse_rename_flags(const Line& l, Op& o) {
   if (!f) return;
   if (!f->is_array()) bad("\"flags\" must be a list, e.g. [\"noreplace\"]");
   for (const auto& x : *f) {
+    // Not x.dump() in the message: a value nested a million deep overflows the serializer's recursion.
+    if (!x.is_string()) bad("\"flags\" must list names, e.g. [\"noreplace\"]");
     if (x == "noreplace") o.rename_flags |= RENAME_NOREPLACE;
     else if (x == "exchange") o.rename_flags |= RENAME_EXCHANGE;
-    else bad("unknown rename flag " + x.dump() + " (noreplace, exchange)");
+    else bad("unknown rename flag \"" + x.get<std::string>() + "\" (noreplace, exchange)");
   }
   if (o.rename_flags == (RENAME_NOREPLACE | RENAME_EXCHANGE)) bad("\"noreplace\" and \"exchange\" exclude each other");
 }
