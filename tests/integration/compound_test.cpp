@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -389,6 +390,112 @@ TEST_CASE("in a directory the caller cannot search, a compound learns EACCES and
   }
   CHECK(slurp(d + "/closed/f") == "secret");
   CHECK(!fs::exists(d + "/mine"));
+}
+
+// What an unprivileged caller may do to a file is the same through the
+// mount (POSIX) and through a compound: each privileged case runs both
+// ways on twin files, and both must give the same errno and leave the
+// same state.
+TEST_CASE("privileged cases: a compound as an unprivileged user gets what POSIX on the mount gets") {
+  std::string d = area("privmatrix");
+  chmod(d.c_str(), 0777);
+  struct Case {
+    const char* name;
+    uid_t owner;
+    gid_t group;
+    mode_t mode;
+    std::function<int(const std::string&)> posix;     // errno, run as the user on the mount
+    std::function<void(Compound&, const std::string&)> compound;  // the same, mount-relative path
+  };
+  const std::string cap = std::string("\x01\x00\x00\x02\xc0\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 20);
+  auto err = [](int rc) { return rc == 0 ? 0 : errno; };
+  std::vector<Case> cases = {
+      {"security.capability on own file", 65534, 65534, 0755,
+       [&](const std::string& p) { return err(setxattr(p.c_str(), "security.capability", cap.data(), cap.size(), 0)); },
+       [&](Compound& c, const std::string& p) { c.setxattr(p, "security.capability", cap); }},
+      {"trusted.* on own file", 65534, 65534, 0644,
+       [&](const std::string& p) { return err(setxattr(p.c_str(), "trusted.x", "v", 1, 0)); },
+       [&](Compound& c, const std::string& p) { c.setxattr(p, "trusted.x", "v"); }},
+      {"user.* on another's file", 0, 0, 0644,
+       [&](const std::string& p) { return err(setxattr(p.c_str(), "user.x", "v", 1, 0)); },
+       [&](Compound& c, const std::string& p) { c.setxattr(p, "user.x", "v"); }},
+      {"chown own file to root", 65534, 65534, 0644,
+       [&](const std::string& p) { return err(chown(p.c_str(), 0, static_cast<gid_t>(-1))); },
+       [&](Compound& c, const std::string& p) { c.chown(p, 0u, std::nullopt); }},
+      {"chgrp own file to a group one is not in", 65534, 65534, 0644,
+       [&](const std::string& p) { return err(chown(p.c_str(), static_cast<uid_t>(-1), 0)); },
+       [&](Compound& c, const std::string& p) { c.chown(p, std::nullopt, 0u); }},
+      {"chmod another's file", 0, 0, 0644,
+       [&](const std::string& p) { return err(chmod(p.c_str(), 0666)); },
+       [&](Compound& c, const std::string& p) { c.chmod(p, 0666); }},
+      {"setgid on own file of a group one is not in", 65534, 0, 0644,
+       [&](const std::string& p) { return err(chmod(p.c_str(), 02755)); },
+       [&](Compound& c, const std::string& p) { c.chmod(p, 02755); }},
+      {"setuid on own file", 65534, 65534, 0644,
+       [&](const std::string& p) { return err(chmod(p.c_str(), 04755)); },
+       [&](Compound& c, const std::string& p) { c.chmod(p, 04755); }},
+      {"explicit times of another's writable file", 0, 0, 0666,
+       [&](const std::string& p) {
+         struct timespec ts[2] = {{1000, 0}, {2000, 0}};
+         return err(utimensat(AT_FDCWD, p.c_str(), ts, 0));
+       },
+       [&](Compound& c, const std::string& p) { c.utimes(p, tcfs::Timestamp{1000, 0, false}, tcfs::Timestamp{2000, 0, false}); }},
+      {"times 'now' of another's writable file", 0, 0, 0666,
+       [&](const std::string& p) { return err(utimensat(AT_FDCWD, p.c_str(), nullptr, 0)); },
+       [&](Compound& c, const std::string& p) { c.utimes(p, tcfs::Timestamp{0, 0, true}, tcfs::Timestamp{0, 0, true}); }},
+      {"times 'now' of another's read-only file", 0, 0, 0644,
+       [&](const std::string& p) { return err(utimensat(AT_FDCWD, p.c_str(), nullptr, 0)); },
+       [&](Compound& c, const std::string& p) { c.utimes(p, tcfs::Timestamp{0, 0, true}, tcfs::Timestamp{0, 0, true}); }},
+      {"write into another's read-only file", 0, 0, 0644,
+       [&](const std::string& p) {
+         int fd = open(p.c_str(), O_WRONLY);
+         if (fd < 0) return errno;
+         close(fd);
+         return 0;
+       },
+       [&](Compound& c, const std::string& p) { c.write(p, "x"); }},
+      {"remove xattr of another's file", 0, 0, 0644,
+       [&](const std::string& p) { return err(removexattr(p.c_str(), "user.keep")); },
+       [&](Compound& c, const std::string& p) { c.removexattr(p, "user.keep"); }},
+  };
+  auto state = [](const std::string& p) {
+    struct stat st {};
+    if (lstat(p.c_str(), &st) != 0) return std::string("gone");
+    char x[256];
+    ssize_t cap_n = getxattr(p.c_str(), "security.capability", x, sizeof x);
+    ssize_t tr_n = getxattr(p.c_str(), "trusted.x", x, sizeof x);
+    ssize_t us_n = getxattr(p.c_str(), "user.x", x, sizeof x);
+    ssize_t keep_n = getxattr(p.c_str(), "user.keep", x, sizeof x);
+    return std::to_string(st.st_mode) + " " + std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid) + " size " +
+           std::to_string(st.st_size) + " mtime " + std::to_string(st.st_mtim.tv_sec == 2000) + " xattrs " +
+           std::to_string(cap_n > 0) + std::to_string(tr_n > 0) + std::to_string(us_n > 0) + std::to_string(keep_n > 0);
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& k = cases[i];
+    std::string name = k.name;
+    CAPTURE(name);
+    std::string a = d + "/posix" + std::to_string(i), b = d + "/compound" + std::to_string(i);
+    for (const auto& f : {a, b}) {
+      spit(f, "content");
+      REQUIRE(setxattr(f.c_str(), "user.keep", "k", 1, 0) == 0);
+      REQUIRE(chown(f.c_str(), k.owner, k.group) == 0);
+      REQUIRE(chmod(f.c_str(), k.mode) == 0);
+    }
+    int rc = in_child_with_timeout([&] {
+      if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) return 250;
+      int pe = k.posix(a);
+      Compound c;
+      k.compound(c, "privmatrix/compound" + std::to_string(i));
+      auto cl = tcfs::Client::for_path(mnt());
+      if (!cl) return 251;
+      auto r = cl->submit(c);
+      if (!r) return 252;
+      int ce = r->outcome == Outcome::Committed ? 0 : r->err;
+      return pe == ce ? 0 : 1 + (pe & 0xf) * 16 + (ce & 0xf);
+    }, 60);
+    CHECK_MESSAGE(rc == 0, "POSIX and compound results differ (", rc, ")");
+    CHECK(state(a) == state(b));
+  }
 }
 
 TEST_CASE("malformed requests get clear rejections and never hurt the daemon") {
