@@ -154,7 +154,7 @@ void ControlServer::admit(int fd) {
   reap_locked();
   Status in = stopping_ ? Status::error(ESHUTDOWN, "the daemon is stopping") : quota_->admit(who->uid);  // S1
   if (!in) {
-    spdlog::warn("control: pid {} (uid {}): connection refused: {}", who->pid, who->uid, in.what());
+    spdlog::warn("control: pid {} (uid {}): connection to {} refused: {}", who->pid, who->uid, path_, in.message());
     write_frame(fd, to_bytes(rejection(in.err(), in.what())), {}, true);  // S4: never waits
     close(fd);
     return;
