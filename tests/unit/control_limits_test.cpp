@@ -222,14 +222,19 @@ TEST_CASE("a user holding its share of stalled big frames leaves memory bounded;
 
   // User A: 8 connections, each declaring a 64 MiB frame and sending 1000 bytes of it, then stalling.
   std::string sock = ts.sock;
-  AsUser a(kUserA, [sock] {
+  AsUser a(kUserA, [sock, mi = ts.mi] {
     for (int i = 0; i < 8; ++i) {
       int fd = dial(sock);
       if (fd < 0 || !send_all(fd, header((64u << 20) - 1) + std::string(1000, '\x91'))) return 1;
     }
     int ninth = dial(sock);  // S1: over the per-user share
     if (ninth < 0) return 2;
-    return refused(next(ninth), EBUSY, "limit per user: 8") ? 0 : 3;
+    if (!refused(next(ninth), EBUSY, "limit per user: 8")) return 3;
+    // The client library says so too, whether or not its request went out before the refusal.
+    auto c = Client::connect(mi);
+    if (!c) return 4;
+    auto h = c->hello();
+    return h.err() == EBUSY && has(h.status().message(), "limit per user: 8") ? 0 : 5;
   });
   REQUIRE(a.result() == 0);
   // Every stalled frame has been started (charged), none taken whole.
