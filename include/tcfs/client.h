@@ -7,8 +7,10 @@
 //    getcwd(), so ".." means the parent as written and nothing inside the
 //    mount is touched) from /proc/self/mountinfo — the deepest mount whose
 //    mountpoint is a prefix of p must be of type fuse.tcfs — and connects
-//    to its daemon's control socket, <store>/control.sock (the mount's
-//    source is the store directory).
+//    to its daemon's control socket, found from the mount alone: for a
+//    daemon running as root (the mount's user_id=0) /run/tcfs/<id>.sock,
+//    <id> 32 hex digits of the SHA-256 of the store directory (the mount's
+//    source); for a daemon running as another user <store>/control.sock.
 //  * relative(p) turns a path into the mount-relative form compounds use
 //    ("" for the mount's root); a path outside this mount, or inside
 //    another mount stacked on it (another tcfs mount included), is an
@@ -20,6 +22,12 @@
 //    answer (daemon gone, protocol error); a reply with outcome Rejected
 //    means the daemon refused it (nothing ran).
 //  * Any number of hello()/submit() calls may use one Client, one at a time.
+//    The daemon closes a connection left idle (tcfs(8), ctl_idle); the next
+//    call then opens a new one by itself.
+//  * A daemon that refuses the connection for a limit (too many
+//    connections of this user, or none left but root's) answers the first
+//    call with an EBUSY error (a Rejected reply from submit()) naming the
+//    limit.
 //
 // Thread-safety: a Client is one connection; use it from one thread at a
 // time (or one Client per thread). The free functions are thread-safe.
@@ -37,7 +45,7 @@ namespace tcfs {
 struct MountInfo {
   std::string mountpoint;  // absolute
   std::string store;       // the store directory (mount source)
-  std::string socket;      // <store>/control.sock
+  std::string socket;      // the control socket (see above)
 };
 
 // Lexically normalised absolute form of p (against getcwd()).
@@ -74,8 +82,11 @@ class Client {
 
  private:
   Client(MountInfo m, int fd) : m_(std::move(m)), fd_(fd) {}
+  Status reopen_if_closed();
+  Status send(const std::string& req, const std::vector<int>& fds);
   MountInfo m_;
   int fd_ = -1;
+  bool used_ = false;  // a request has been sent on fd_
   std::vector<std::string> nested_;  // mountpoints stacked on this mount
 };
 

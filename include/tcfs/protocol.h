@@ -1,8 +1,11 @@
 // tcfs/protocol.h — the control-socket protocol, version 1.
 //
-// Transport: a SOCK_STREAM unix socket, <store>/control.sock (mode 0666;
-// the daemon checks every request against the peer's credentials taken from
-// SO_PEERCRED and SO_PEERGROUPS, never from the request). Each message is a
+// Transport: a SOCK_STREAM unix socket (mode 0666): /run/tcfs/<id>.sock
+// for a daemon running as root, <id> the first 32 hex digits of the
+// SHA-256 of the store directory's path; <store>/control.sock for a daemon
+// running as another user (tcfs/client.h finds it from the mount). The
+// daemon checks every request against the peer's credentials taken from
+// SO_PEERCRED and SO_PEERGROUPS, never from the request. Each message is a
 // frame: a 4-byte little-endian payload length, then the payload, a MessagePack
 // map (nlohmann::json::to_msgpack / from_msgpack) nested at most 16 deep.
 // Descriptors for Write-from-fd operations travel as SCM_RIGHTS ancillary
@@ -55,11 +58,16 @@
 // ENAMETOOLONG, EBADF (fd_index not passed), E2BIG (max_ops,
 // max_inline_bytes, max_fds, too many values), ETOOMANYREFS (more than
 // kMaxFds descriptors in one message), EMSGSIZE (frame over
-// max_frame_bytes) or EBUSY (too many connections), and a message naming
-// the problem (and "op <index>" and the field, when there is one); nothing
-// runs, and every passed descriptor is closed. After a frame over
-// max_frame_bytes, a frame cut short or one stalled mid-way (60 s), the
-// daemon answers if it can and closes the connection.
+// max_frame_bytes), EBUSY (too many connections: in all, of this user, or
+// none left but those kept for root; sent as the connection's first frame,
+// unasked), ENOBUFS (the user's request bytes in flight) or ETOOMANYREFS
+// (the user's passed descriptors in flight), and a message naming the
+// problem and the limit (and "op <index>" and the field, when there is
+// one); nothing runs, and every passed descriptor is closed. After a frame
+// over max_frame_bytes or over the user's bytes in flight, a frame cut
+// short or one stalled mid-way (60 s), the daemon answers if it can and
+// closes the connection; it closes without a word a connection idle
+// between requests (5 minutes) or one that does not read its reply (60 s).
 //
 // Thread-safety: constants only.
 #pragma once

@@ -1,11 +1,13 @@
 // client/client.cpp — the client library (tcfs/client.h).
 #include "tcfs/client.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "client/mountinfo.h"
+#include "control/socket_path.h"
 #include "control/wire.h"
 
 namespace tcfs {
@@ -33,6 +36,16 @@ std::string unescape(const std::string& s) {
     }
   }
   return out;
+}
+
+// The uid of the daemon serving a FUSE mount: its user_id= superblock
+// option (root's when the kernel shows none).
+uid_t daemon_uid(const MountEntry& e) {
+  std::stringstream opts(e.superopts);
+  std::string o;
+  while (std::getline(opts, o, ','))
+    if (o.compare(0, 8, "user_id=") == 0) return static_cast<uid_t>(std::strtoul(o.c_str() + 8, nullptr, 10));
+  return 0;
 }
 
 const MountEntry* visible_mount(const std::vector<MountEntry>& table, const std::string& abs) {
@@ -61,6 +74,7 @@ std::vector<MountEntry> parse_mountinfo(std::istream& in) {
     while (ls >> f && f != "-") {
     }
     if (f != "-" || !(ls >> e.fstype >> e.source)) continue;
+    ls >> e.superopts;
     e.mountpoint = unescape(mp);
     e.source = unescape(e.source);
     table.push_back(std::move(e));
@@ -96,7 +110,7 @@ Result<Located> locate(const std::vector<MountEntry>& table, const std::string& 
     return Status::error(ENOENT, abs + " is not inside a tcfs mount" + on);
   }
   Located l;
-  l.mount = MountInfo{m->mountpoint, m->source, m->source + "/" + protocol::kSocketName};
+  l.mount = MountInfo{m->mountpoint, m->source, control::socket_path(m->source, daemon_uid(*m))};  // P3
   l.nested = nested_mounts(table, m->mountpoint);
   return l;
 }
@@ -156,7 +170,9 @@ Result<MountInfo> find_mount(const std::string& path) {
   return l->mount;
 }
 
-Result<Client> Client::connect(const MountInfo& m) {
+namespace {
+
+Result<int> dial(const MountInfo& m) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Status::from_errno("socket");
   sockaddr_un addr{};
@@ -171,9 +187,44 @@ Result<Client> Client::connect(const MountInfo& m) {
     close(fd);
     return st;
   }
-  Client c(m, fd);
+  return fd;
+}
+
+}  // namespace
+
+Result<Client> Client::connect(const MountInfo& m) {
+  auto fd = dial(m);
+  if (!fd) return fd.status();
+  Client c(m, *fd);
   c.nested_ = client_detail::nested_mounts(read_mountinfo(), m.mountpoint);
   return c;
+}
+
+// Between requests the daemon sends nothing; something to read on a
+// connection that has been answered before means the daemon closed it (it
+// closes idle connections): open a new one. A fresh connection is left as
+// it is, so a refusal the daemon sent at once is read as the answer.
+Status Client::reopen_if_closed() {
+  if (!used_ || fd_ < 0) return {};
+  pollfd p{fd_, POLLIN | POLLRDHUP, 0};
+  if (poll(&p, 1, 0) <= 0) return {};
+  auto fd = dial(m_);
+  if (!fd) return fd.status();
+  close(fd_);
+  fd_ = *fd;
+  used_ = false;
+  return {};
+}
+
+// Sends one request. When the daemon has already closed the connection,
+// the refusal it sent first (a connection limit, for instance) is the answer.
+Status Client::send(const std::string& req, const std::vector<int>& fds) {
+  TCFS_TRY(reopen_if_closed());
+  used_ = true;
+  Status st = control::write_frame(fd_, req, fds);
+  if (st || (st.err() != EPIPE && st.err() != ECONNRESET)) return st;
+  pollfd p{fd_, POLLIN, 0};
+  return poll(&p, 1, 0) == 1 ? Status() : st;
 }
 
 Result<Client> Client::for_path(const std::string& path) {
@@ -182,7 +233,10 @@ Result<Client> Client::for_path(const std::string& path) {
   return connect(*m);
 }
 
-Client::Client(Client&& o) noexcept : m_(std::move(o.m_)), fd_(o.fd_), nested_(std::move(o.nested_)) { o.fd_ = -1; }
+Client::Client(Client&& o) noexcept
+    : m_(std::move(o.m_)), fd_(o.fd_), used_(o.used_), nested_(std::move(o.nested_)) {
+  o.fd_ = -1;
+}
 
 Client::~Client() {
   if (fd_ >= 0) close(fd_);
@@ -201,10 +255,9 @@ Result<std::string> Client::relative(const std::string& path) const {
 
 namespace {
 
-// One request and its answer; a "reply" frame (the daemon refused the
+// The answer to a request; a "reply" frame (the daemon refused the
 // request) becomes an error naming what was asked.
-Result<control::Json> request(int fd, const std::string& mountpoint, const control::Json& req, const std::string& what) {
-  TCFS_TRY(control::write_frame(fd, control::to_bytes(req)));
+Result<control::Json> answer(int fd, const std::string& mountpoint, const std::string& what) {
   auto j = next_frame(fd, mountpoint);
   if (!j) return j.status();
   if (j->value("type", "") == "reply") {
@@ -218,7 +271,9 @@ Result<control::Json> request(int fd, const std::string& mountpoint, const contr
 }  // namespace
 
 Result<ServerHello> Client::hello() {
-  auto j = request(fd_, m_.mountpoint, {{"v", protocol::kVersion}, {"type", "hello"}}, "hello");
+  control::Json req = {{"v", protocol::kVersion}, {"type", "hello"}};
+  TCFS_TRY(send(control::to_bytes(req), {}));
+  auto j = answer(fd_, m_.mountpoint, "hello");
   if (!j) return j.status();
   try {
     ServerHello h;
@@ -239,21 +294,26 @@ Result<ServerHello> Client::hello() {
 Status Client::sync(uint64_t timeout_ms) {
   control::Json req = {{"v", protocol::kVersion}, {"type", "sync"}};
   if (timeout_ms) req["timeout_ms"] = timeout_ms;
-  auto j = request(fd_, m_.mountpoint, req, "sync");
+  TCFS_TRY(send(control::to_bytes(req), {}));
+  auto j = answer(fd_, m_.mountpoint, "sync");
   if (!j) return j.status();
   int err = j->value("errno", 0);
   return err ? Status::error(err, j->value("message", std::string())) : Status{};
 }
 
 Result<std::string> Client::status_json() {
-  auto j = request(fd_, m_.mountpoint, {{"v", protocol::kVersion}, {"type", "status"}}, "status");
+  control::Json req = {{"v", protocol::kVersion}, {"type", "status"}};
+  TCFS_TRY(send(control::to_bytes(req), {}));
+  auto j = answer(fd_, m_.mountpoint, "status");
   if (!j) return j.status();
   if (j->value("type", "") != "status") return Status::error(EPROTO, "the tcfs daemon refused status");
   return j->dump();
 }
 
 Result<std::string> Client::maintain(const std::string& what) {
-  auto j = request(fd_, m_.mountpoint, {{"v", protocol::kVersion}, {"type", "maintain"}, {"what", what}}, what);
+  control::Json req = {{"v", protocol::kVersion}, {"type", "maintain"}, {"what", what}};
+  TCFS_TRY(send(control::to_bytes(req), {}));
+  auto j = answer(fd_, m_.mountpoint, what);
   if (!j) return j.status();
   int err = j->value("errno", 0);
   if (err) return Status::error(err, j->value("message", std::string()));
@@ -262,7 +322,7 @@ Result<std::string> Client::maintain(const std::string& what) {
 
 Result<CompoundReply> Client::submit(const Compound& c, const std::function<void(size_t, size_t)>& progress) {
   std::string req = control::to_bytes(control::encode_compound(c, static_cast<bool>(progress)));
-  TCFS_TRY(control::write_frame(fd_, req, c.fds));
+  TCFS_TRY(send(req, c.fds));
   for (;;) {
     auto j = next_frame(fd_, m_.mountpoint);
     if (!j) return j.status();

@@ -6,7 +6,8 @@
 // lexically normalised path (the deepest mountpoint that is a prefix of it;
 // among equals the one mounted last) and, when it is of type fuse.tcfs,
 // returns it with the mountpoints of every mount stacked below it (which
-// hide parts of it from the daemon).
+// hide parts of it from the daemon), and its control socket (from the
+// source and the user_id= superblock option: control/socket_path.h P3).
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -22,6 +23,7 @@ namespace tcfs::client_detail {
 struct MountEntry {
   int id = 0, parent = 0;
   std::string mountpoint, fstype, source;
+  std::string superopts;  // "rw,user_id=0,..." (as the kernel writes them)
 };
 
 std::vector<MountEntry> parse_mountinfo(std::istream& in);

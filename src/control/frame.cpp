@@ -4,12 +4,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "control/wire.h"
 
 namespace tcfs::control {
 namespace {
+
+constexpr size_t kFirstChunk = 64 << 10;  // a frame's first buffer (F1)
 
 // Walks a MessagePack value without recursion: nlohmann's reader recurses
 // once per nesting level, so a frame of a few MB of nested arrays would
@@ -158,8 +161,13 @@ class FrameReader {
         int fd;
         memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
         if (refused_.is_ok() && fds_.size() < lim_.max_fds) {
-          fds_.push_back(fd);
-          continue;
+          // F1: a descriptor is charged before the frame keeps it.
+          Status st = lim_.budget ? lim_.budget->charge(0, 1) : Status();
+          if (st) {
+            fds_.push_back(fd);
+            continue;
+          }
+          refused_ = Status::error(ETOOMANYREFS, st.what());
         }
         close(fd);
         if (refused_.is_ok())
@@ -251,14 +259,24 @@ Result<Frame> read_frame(int sock, const FrameLimits& lim) {
   if (n > lim.max_bytes)
     return Status::error(EMSGSIZE, "frame of " + std::to_string(n) + " bytes exceeds the limit of " +
                                        std::to_string(lim.max_bytes));
-  std::string payload(n, '\0');
-  if (int e = rd.read_exact(payload.data(), n, false)) {
-    if (e == EPROTO)
-      return Status::error(EPROTO, "stream ended inside a frame (truncated frame of " + std::to_string(n) + " bytes)");
-    if (e == ETIMEDOUT)
-      return Status::error(ETIMEDOUT, "frame stalled for " + std::to_string(lim.stall_ms) + " ms (of " +
-                                          std::to_string(n) + " bytes)");
-    return Status::error(e, "read a frame");
+  std::string payload;
+  for (size_t got = 0; got < n;) {
+    // F1: room for the next bytes only, at most as much again as has arrived.
+    size_t room = std::min<size_t>(n, std::max(kFirstChunk, 2 * got));
+    if (lim.budget) {
+      Status st = lim.budget->charge(room - got, 0);
+      if (!st) return Status::error(st.err(), st.what() + " (a frame of " + std::to_string(n) + " bytes)");
+    }
+    payload.resize(room);
+    if (int e = rd.read_exact(payload.data() + got, room - got, false)) {
+      if (e == EPROTO)
+        return Status::error(EPROTO, "stream ended inside a frame (truncated frame of " + std::to_string(n) + " bytes)");
+      if (e == ETIMEDOUT)
+        return Status::error(ETIMEDOUT, "frame stalled for " + std::to_string(lim.stall_ms) + " ms (of " +
+                                            std::to_string(n) + " bytes)");
+      return Status::error(e, "read a frame");
+    }
+    got = room;
   }
   return rd.finish(std::move(payload));
 }

@@ -77,7 +77,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& s
   s->exec_ = std::move(exec);
   s->limits_ = limits;
   s->info_ = std::move(info);
-  s->max_conns_ = std::max(1u, max_conns);
+  s->quota_ = std::make_unique<Quota>(quota_settings(limits, max_conns));
   if (int f = fault::check("control.bind")) return Status::error(f, "control socket " + socket_path);
   if (pipe2(s->wake_, O_CLOEXEC) != 0) return Status::from_errno("pipe");
   TCFS_TRY(bind_socket(socket_path, &s->listen_fd_));
@@ -144,34 +144,53 @@ void ControlServer::accept_loop() {
 }
 
 void ControlServer::admit(int fd) {
-  std::lock_guard g(mu_);
-  reap_locked();
-  if (stopping_ || conns_.size() >= max_conns_) {
-    auto who = peer_of(fd);
-    std::string why = stopping_ ? "the daemon is stopping"
-                                : "too many connections to the control socket (limit " + std::to_string(max_conns_) + ")";
-    spdlog::warn("control: pid {}: connection refused: {}", who ? who->pid : 0, why);
-    write_frame(fd, to_bytes(rejection(stopping_ ? ESHUTDOWN : EBUSY, why)), {}, true);
+  auto who = peer_of(fd);  // S4: getsockopt only
+  if (!who) {
+    spdlog::warn("control: cannot identify the peer on {}: {}", path_, who.status().message());
     close(fd);
     return;
   }
+  std::lock_guard g(mu_);
+  reap_locked();
+  Status in = stopping_ ? Status::error(ESHUTDOWN, "the daemon is stopping") : quota_->admit(who->uid);  // S1
+  if (!in) {
+    spdlog::warn("control: pid {} (uid {}): connection to {} refused: {}", who->pid, who->uid, path_, in.message());
+    write_frame(fd, to_bytes(rejection(in.err(), in.what())), {}, true);  // S4: never waits
+    close(fd);
+    return;
+  }
+  // S3: a reply the client does not read gives up after frame_stall_ms.
+  if (limits_.frame_stall_ms >= 0) {
+    timeval tv{limits_.frame_stall_ms / 1000, (limits_.frame_stall_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
   Conn& c = conns_.emplace_back();
   c.fd = fd;
+  c.who = std::move(*who);
   c.thread = std::thread([this, cp = &c] { serve(cp); });
 }
 
 void ControlServer::serve(Conn* c) {
-  auto who = peer_of(c->fd);
-  if (who) {
-    while (handle(c->fd, *who)) {
-    }
-  } else {
-    spdlog::warn("control: cannot identify the peer: {}", who.status().message());
+  while (wait_for_request(c->fd, c->who) && handle(c->fd, c->who)) {
   }
   std::lock_guard g(mu_);
+  quota_->leave(c->who.uid);
   close(c->fd);
   c->fd = -1;
   c->done = true;
+}
+
+// S3: false when the connection sat idle for idle_ms (it is then closed).
+bool ControlServer::wait_for_request(int fd, const Caller& who) {
+  if (limits_.idle_ms < 0) return true;
+  pollfd p{fd, POLLIN, 0};
+  int r;
+  while ((r = poll(&p, 1, limits_.idle_ms)) < 0 && errno == EINTR) {
+  }
+  if (r != 0) return true;  // a request, the end of the stream or an error: read_frame tells
+  spdlog::info("control: pid {} (uid {}): no request for {} ms, closing the connection: {}", who.pid, who.uid,
+               limits_.idle_ms, strerror(ETIMEDOUT));
+  return false;
 }
 
 // Logs and answers a request that is refused; false if the answer cannot be sent.
@@ -191,7 +210,8 @@ bool ControlServer::frame_failed(int fd, const Caller& who, const Status& st) {
   bool stream_cut = st.err() == ECONNRESET || st.err() == EPIPE;
   if (!stream_cut) {
     spdlog::warn("control: pid {} (uid {}): bad frame, closing the connection: {}", who.pid, who.uid, st.message());
-    write_frame(fd, to_bytes(rejection(st.err() == EMSGSIZE ? EMSGSIZE : EPROTO, st.what())), {}, true);
+    int err = st.err() == EMSGSIZE || st.err() == ENOBUFS ? st.err() : EPROTO;
+    write_frame(fd, to_bytes(rejection(err, st.what())), {}, true);
   } else {
     spdlog::warn("control: pid {} (uid {}): connection lost: {}", who.pid, who.uid, st.message());
   }
@@ -200,7 +220,8 @@ bool ControlServer::frame_failed(int fd, const Caller& who, const Status& st) {
 
 // One request; false when the connection must close.
 bool ControlServer::handle(int fd, const Caller& who) {
-  FrameLimits fl{limits_.max_frame_bytes, limits_.max_fds, limits_.frame_stall_ms};
+  Charge charge(*quota_, who.uid);  // S2: released when this request is done
+  FrameLimits fl{limits_.max_frame_bytes, limits_.max_fds, limits_.frame_stall_ms, &charge};
   auto frame = read_frame(fd, fl);
   if (frame.is_ok()) {
     if (int f = fault::check("control.recv")) {
@@ -212,6 +233,7 @@ bool ControlServer::handle(int fd, const Caller& who) {
   std::vector<int> fds = std::move(frame->fds);
   if (!frame->refused) return refuse(fd, who, frame->refused.err(), frame->refused.what());
   auto req = from_bytes(frame->payload, max_request_items(limits_));
+  std::string().swap(frame->payload);  // the request lives on as *req (still charged)
   if (req && !req->is_object()) req = Status::error(EPROTO, "the request is not a MessagePack map");
   if (!req) {
     close_all(fds);
@@ -227,7 +249,7 @@ bool ControlServer::handle(int fd, const Caller& who) {
   }
   auto t = r.find("type");
   std::string type = t != r.end() && t->is_string() ? t->get<std::string>() : "";
-  if (type == "compound") return run_compound(fd, who, r, std::move(fds));
+  if (type == "compound") return run_compound(fd, who, std::move(*req), std::move(fds));
   close_all(fds);
   if (type == "sync") return run_sync(fd, who, r);
   if (type == "maintain") {
@@ -262,7 +284,7 @@ bool ControlServer::run_sync(int fd, const Caller& who, const Json& req) {
   return write_frame(fd, to_bytes(rep)).is_ok();
 }
 
-bool ControlServer::run_compound(int fd, const Caller& who, const Json& req, std::vector<int> fds) {
+bool ControlServer::run_compound(int fd, const Caller& who, Json req, std::vector<int> fds) {
   auto c = decode_compound(req, limits_, fds.size());
   if (!c) {
     close_all(fds);
@@ -271,6 +293,7 @@ bool ControlServer::run_compound(int fd, const Caller& who, const Json& req, std
   c->fds = std::move(fds);
   auto p = req.find("progress");
   bool want = p != req.end() && *p == true;
+  Json().swap(req);  // the compound holds its data now
   bool alive = true;
   ProgressFn progress = [&](size_t done, size_t total) {
     size_t step = std::max<size_t>(1, total / 100);

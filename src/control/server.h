@@ -1,11 +1,27 @@
-// control/server.h — the compound server on <store>/control.sock.
+// control/server.h — the compound server on the control socket
+// (control/socket_path.h says where it is).
 //
 // Contract:
 //  * start() binds the socket (mode 0666; a stale socket file is replaced,
 //    a live server answering on it is an EADDRINUSE error), accepts
 //    connections on a thread of its own and serves each connection on its
-//    own thread (at most max_connections at once; one more is answered with
-//    a rejection (EBUSY) and closed).
+//    own thread.
+//  * Resources (invariants S1-S4; control/quota.h Q1-Q4 for the counts):
+//    S1 A connection is admitted only within its uid's share (Q1): at most
+//       max_connections in all, Limits::user_conns per uid other than
+//       root, and the last Limits::root_conns for root alone. One more is
+//       answered with a rejection (EBUSY) naming the limit, and closed.
+//    S2 A request's bytes and descriptors are charged to its uid as they
+//       arrive (wire.h F1, Q2, Q3) and released when the request is done;
+//       a frame the share cannot hold is refused (ENOBUFS, the connection
+//       closes; ETOOMANYREFS for descriptors, the connection goes on). So
+//       what other users send never keeps root's requests out.
+//    S3 No connection holds a thread forever: one with no request started
+//       for Limits::idle_ms is closed, a frame that stalls for
+//       frame_stall_ms is given up, and a reply the client does not read
+//       for frame_stall_ms (SO_SNDTIMEO) closes the connection.
+//    S4 The accept loop never waits on a client: admission and its
+//       rejection use only non-blocking calls.
 //  * Every request is decoded and checked (control/wire.h) before the
 //    executor sees it. The caller is who the kernel says is on the other
 //    end (SO_PEERCRED, SO_PEERGROUPS), never what the request claims.
@@ -24,7 +40,8 @@
 // the seam.
 //
 // Locks: mu_ protects conns_ and stopping_; it is never held while a
-// request is read or served.
+// request is read or served. The Quota has its own leaf lock (order: mu_
+// -> Quota::mu_).
 //
 // Thread-safety: start/stop from one thread; Executor::run is called from
 // many connection threads at once.
@@ -41,6 +58,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "control/quota.h"
 #include "control/wire.h"
 #include "tcfs/compound.h"
 
@@ -130,12 +148,12 @@ class FnExecutor final : public Executor {
 class ControlServer {
  public:
   static Result<std::unique_ptr<ControlServer>> start(const std::string& socket_path, std::shared_ptr<Executor> exec,
-                                                      Limits limits, ServerInfo info, unsigned max_connections = 64);
+                                                      Limits limits, ServerInfo info, unsigned max_connections = 128);
   // The same with a callable (see detail::FnExecutor).
   template <typename Fn>
     requires(!std::is_convertible_v<Fn, std::shared_ptr<Executor>>)
   static Result<std::unique_ptr<ControlServer>> start(const std::string& socket_path, Fn fn, Limits limits,
-                                                      ServerInfo info, unsigned max_connections = 64) {
+                                                      ServerInfo info, unsigned max_connections = 128) {
     return start(socket_path, std::make_shared<detail::FnExecutor<Fn>>(std::move(fn)), limits, std::move(info),
                  max_connections);
   }
@@ -143,10 +161,14 @@ class ControlServer {
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
   void stop();
+  // What uid holds of the server now, and all users but root together.
+  Usage usage(uid_t uid) const { return quota_->of(uid); }
+  Usage others_usage() const { return quota_->others(); }
 
  private:
   struct Conn {
     int fd = -1;
+    Caller who;
     std::thread thread;
     bool done = false;
   };
@@ -154,10 +176,11 @@ class ControlServer {
   void accept_loop();
   void admit(int fd);
   void serve(Conn* c);
+  bool wait_for_request(int fd, const Caller& who);
   bool handle(int fd, const Caller& who);
   bool frame_failed(int fd, const Caller& who, const Status& st);
   bool refuse(int fd, const Caller& who, int err, const std::string& why);
-  bool run_compound(int fd, const Caller& who, const Json& req, std::vector<int> fds);
+  bool run_compound(int fd, const Caller& who, Json req, std::vector<int> fds);
   bool run_sync(int fd, const Caller& who, const Json& req);
   void reap_locked();
 
@@ -165,7 +188,7 @@ class ControlServer {
   std::shared_ptr<Executor> exec_;
   Limits limits_;
   ServerInfo info_;
-  unsigned max_conns_ = 64;
+  std::unique_ptr<Quota> quota_;
   int listen_fd_ = -1;
   int wake_[2] = {-1, -1};  // pipe: stop() wakes the accept loop
   std::thread acceptor_;

@@ -16,6 +16,10 @@
 //    never reads or allocates more than max_bytes, keeps at most max_fds of
 //    the SCM_RIGHTS descriptors that arrive with the frame (closing the
 //    rest), and closes every descriptor itself when it returns an error.
+//  * F1: read_frame() grows a frame's buffer only as its bytes arrive (the
+//    first 64 KiB, then at most doubling what has arrived), never to the
+//    declared length up front, and charges each growth and each descriptor
+//    to FrameLimits::budget before taking it.
 //
 // Thread-safety: stateless functions; no shared state.
 #pragma once
@@ -42,9 +46,20 @@ struct Limits {
   uint64_t max_inline_bytes = protocol::kDefaultMaxInlineBytes;
   uint64_t max_frame_bytes = protocol::kDefaultMaxFrameBytes;
   uint64_t max_fds = protocol::kDefaultMaxFds;
-  // A client that stops sending in the middle of a frame for this long is
-  // disconnected (between requests a connection may idle forever).
+  // A client that stops sending in the middle of a frame, or stops reading
+  // a reply, for this long is disconnected.
   int frame_stall_ms = 60000;
+  // A connection with no request started for this long is closed (-1: never).
+  int idle_ms = 300000;
+  // What each user may hold of the server (control/quota.h): connections
+  // of one uid other than root, connections kept for root, request bytes
+  // in flight of one non-root uid (0: max_frame_bytes) and of all of them,
+  // passed descriptors in flight of one non-root uid.
+  uint64_t user_conns = 16;
+  uint64_t root_conns = 16;
+  uint64_t user_bytes = 0;
+  uint64_t users_bytes = 1ull << 30;
+  uint64_t user_fds = 4096;
 };
 
 constexpr unsigned kMaxDepth = 16;  // MessagePack nesting accepted by from_bytes
@@ -75,25 +90,39 @@ Status check_path(const std::string& p);
 Status write_frame(int sock, const std::string& payload, const std::vector<int>& fds = {},
                    bool nonblocking = false);
 
+// Memory and descriptors a frame takes while it is read, charged before
+// they are taken: the buffer as it grows, each descriptor as it arrives.
+// An error refuses the frame (control/quota.h is the server's).
+class FrameBudget {
+ public:
+  virtual ~FrameBudget() = default;
+  virtual Status charge(uint64_t bytes, uint64_t fds) = 0;
+};
+
 struct FrameLimits {
   uint64_t max_bytes = protocol::kDefaultMaxFrameBytes;
   uint64_t max_fds = 0;  // descriptors beyond this are closed and the frame is refused
   int stall_ms = -1;     // give up when a started frame makes no progress this long (-1: never)
+  FrameBudget* budget = nullptr;  // none: nothing is charged
 };
 
 struct Frame {
   std::string payload;
   std::vector<int> fds;  // owned by the caller
   // Set when the frame was read whole (the stream is still in step) but
-  // must be refused: too many descriptors (E2BIG) or more than kMaxFds in
-  // one message (ETOOMANYREFS). fds is then empty.
+  // must be refused: too many descriptors (E2BIG), more than kMaxFds in
+  // one message or more than the budget allows (ETOOMANYREFS). fds is
+  // then empty.
   Status refused;
 };
 
 // Errors (the stream cannot be used further): ENODATA at a clean end of
 // stream before a frame starts; EMSGSIZE for a frame over max_bytes (its
 // payload is not read); EPROTO for a stream cut inside a frame; ETIMEDOUT
-// for a stalled frame; the recvmsg errno otherwise.
+// for a stalled frame; the budget's error when it refuses more bytes
+// (ENOBUFS for the server's); the recvmsg errno otherwise. A descriptor
+// the budget refuses is closed and sets Frame::refused (the stream stays
+// in step).
 Result<Frame> read_frame(int sock, const FrameLimits& lim);
 
 }  // namespace tcfs::control

@@ -104,11 +104,14 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenOptions o
   s->path_ = std::filesystem::absolute(dir, ec).lexically_normal().string();
   if (s->path_.size() > 1 && s->path_.back() == '/') s->path_.pop_back();
   if (opts.create) {
-    std::filesystem::create_directories(s->path_, ec);
-    if (ec) return Status::error(ec.value(), "create store directory " + s->path_);
+    std::filesystem::create_directories(std::filesystem::path(s->path_).parent_path(), ec);
+    if (ec) return Status::error(ec.value(), "create the parent of store directory " + s->path_);
+    if (mkdir(s->path_.c_str(), 0700) != 0 && errno != EEXIST)  // I1: closed from the start
+      return Status::from_errno("create store directory " + s->path_);
   }
   s->dir_fd_ = ::open(s->path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (s->dir_fd_ < 0) return Status::from_errno("open store " + s->path_);
+  TCFS_TRY(s->make_private());
   TCFS_TRY(s->take_lock());
   TCFS_TRY(s->open_dirs(opts.create));
   TCFS_TRY(s->open_meta());
@@ -136,6 +139,21 @@ Status Store::take_lock() {
   std::string pid = std::to_string(getpid()) + "\n";
   if (ftruncate(lock_fd_, 0) != 0 || pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0)
     return Status::from_errno("write lock file of store " + path_);
+  return {};
+}
+
+// I1: the store is the daemon's alone. root/ holds the tree with its
+// set-ID bits and file capabilities on a path that is not the nosuid
+// mount, txn/ the undo images, meta/ the records, sync/ staged data; users
+// reach the tree through the mount only. An older store left open to
+// other users is closed here, before anything in it is touched.
+Status Store::make_private() {
+  struct stat st;
+  if (fstat(dir_fd_, &st) != 0) return Status::from_errno("stat store " + path_);
+  if ((st.st_mode & 07077) == 0) return {};
+  if (fchmod(dir_fd_, st.st_mode & 0700) != 0)
+    return Status::from_errno("store " + path_ + " is open to other users and cannot be closed (chmod 0700 it)");
+  spdlog::info("store {}: closed to other users (mode {:o} -> 700)", path_, st.st_mode & 07777);
   return {};
 }
 

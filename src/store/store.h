@@ -10,10 +10,16 @@
 //   <store>/lock       flock()ed by the one process that owns the store; it
 //                      holds that process's pid as text, for error messages
 //
+// Invariant I1: the store directory is mode 0700, its owner's (root's for
+// a daemon run by root): made so when open() creates it, and an older
+// store with a wider mode is closed by open() before anything in it is
+// used. Nothing in the store is reachable by other users outside the
+// mount (the control socket lives elsewhere: control/socket_path.h).
+//
 // Contract: Store::open() either returns a store whose lock this process
 // holds for the Store's lifetime, or an error naming the path and reason
 // (e.g. EBUSY "store /x is in use by tcfs pid 123"), having changed nothing
-// but the creation of a missing layout.
+// but the creation of a missing layout and closing the store directory (I1).
 //
 // Thread-safety: a Store is immutable after open(); its accessors may be
 // called from any thread. The meta Env has its own rules (meta/env.h).
@@ -54,6 +60,7 @@ class Store {
  private:
   Store() = default;
   Status take_lock();
+  Status make_private();
   Status open_dirs(bool create);
   Status open_meta();
   void probe_filesystem();

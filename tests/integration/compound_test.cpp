@@ -76,8 +76,9 @@ int raw_connect() {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
-  std::string p = env("TCFS_TEST_STORE") + "/control.sock";
-  strcpy(a.sun_path, p.c_str());
+  auto m = tcfs::find_mount(mnt());
+  REQUIRE_MESSAGE(m.is_ok(), m.status().message());
+  strcpy(a.sun_path, m->socket.c_str());
   REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
   return fd;
 }
@@ -232,6 +233,38 @@ TEST_CASE("each operation runs with the caller's credentials") {
   CHECK(st.st_uid == 65534u);
   CHECK(st.st_gid == 65534u);
   CHECK(stat((d + "/closed/not-mine").c_str(), &st) != 0);
+}
+
+TEST_CASE("the store is closed to other users, whose compounds still run through the mount") {
+  std::string store = env("TCFS_TEST_STORE");
+  std::string d = area("private");
+  chmod(d.c_str(), 0777);
+  struct stat st;
+  REQUIRE(stat(store.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0700);
+  auto m = tcfs::find_mount(mnt());
+  REQUIRE(m.is_ok());
+  CHECK(m->socket.rfind("/run/tcfs/", 0) == 0);  // not in the store: other users could not reach it
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(10);
+    struct stat s2;
+    if (stat((store + "/root/private").c_str(), &s2) == 0 || errno != EACCES) _exit(11);
+    if (stat((store + "/meta").c_str(), &s2) == 0 || errno != EACCES) _exit(12);
+    if (open(store.c_str(), O_RDONLY | O_DIRECTORY) >= 0 || errno != EACCES) _exit(13);
+    auto cl = tcfs::Client::for_path(mnt());
+    if (!cl) _exit(14);
+    Compound c;
+    c.create("private/by-nobody", 0644, true).write("private/by-nobody", "through the mount");
+    auto r = cl->submit(c);
+    _exit(r && r->outcome == Outcome::Committed ? 0 : 15);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(slurp(d + "/by-nobody") == "through the mount");
 }
 
 TEST_CASE("paths that escape the mount are refused and nothing runs") {

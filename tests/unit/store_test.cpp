@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "store/store.h"
 #include "test_util.h"
 #include "util/fault.h"
@@ -42,6 +44,46 @@ TEST_CASE("the store's lock file is the daemon's alone") {
   struct stat st;
   REQUIRE(stat((t / "s/lock").c_str(), &st) == 0);
   CHECK((st.st_mode & 077) == 0);
+}
+
+// As uid 65534, the errno of stat(path) (0: it succeeded).
+static int stat_errno_as_nobody(const std::string& path) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(100);
+    struct stat st;
+    _exit(stat(path.c_str(), &st) == 0 ? 0 : errno);
+  }
+  int ws = 0;
+  if (pid < 0 || waitpid(pid, &ws, 0) != pid || !WIFEXITED(ws)) return -1;
+  return WEXITSTATUS(ws);
+}
+
+TEST_CASE("the store directory is 0700: made so when created, closed at open when an older store left it open") {
+  TempDir t;
+  REQUIRE(chmod(t.path.c_str(), 0755) == 0);  // the test's own directory does not close the way
+  {
+    auto s = store::Store::open(t / "new/s");
+    REQUIRE_MESSAGE(s.is_ok(), s.status().message());
+    CHECK(is_dir(t / "new/s", 0700));
+  }
+  std::filesystem::create_directories(t / "old/s/root");
+  REQUIRE(chmod((t / "old").c_str(), 0755) == 0);
+  REQUIRE(chmod((t / "old/s").c_str(), 04755) == 0);  // what an older tcfs left
+  if (geteuid() == 0) CHECK(stat_errno_as_nobody(t / "old/s/root") == 0);
+  {
+    auto s = store::Store::open(t / "old/s");
+    REQUIRE_MESSAGE(s.is_ok(), s.status().message());
+    CHECK(is_dir(t / "old/s", 0700));
+    if (geteuid() == 0) {
+      // Another user cannot reach root/ (the tree with its set-ID bits) outside the mount.
+      CHECK(stat_errno_as_nobody(t / "old/s/root") == EACCES);
+      CHECK(stat_errno_as_nobody(t / "old/s/meta") == EACCES);
+    }
+  }
+  auto again = store::Store::open(t / "old/s");
+  REQUIRE(again.is_ok());
+  CHECK(is_dir(t / "old/s", 0700));
 }
 
 TEST_CASE("a second process cannot open a store that is in use") {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "control/server.h"
+#include "control/socket_path.h"
 #include "fuse/session.h"
 #include "store/store.h"
 #include "sync/evict.h"
@@ -92,6 +93,10 @@ void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
       } else if (number_opt(o, "max_inline", &dc.limits.max_inline_bytes)) {
         dc.limits.max_frame_bytes = std::max(dc.limits.max_frame_bytes, dc.limits.max_inline_bytes + (64u << 20));
       } else if (number_opt(o, "max_fds", &dc.limits.max_fds)) {
+      } else if (number_opt(o, "ctl_user_conns", &dc.limits.user_conns)) {
+      } else if (size_opt(o, "ctl_user_mem", &dc.limits.user_bytes, false)) {
+      } else if (uint64_t ms = 0; number_opt(o, "ctl_idle", &ms)) {
+        dc.limits.idle_ms = static_cast<int>(std::min<uint64_t>(ms, INT32_MAX));
       } else if (uint64_t v = 0; number_opt(o, "sync_interval", &v)) {
         dc.sync.interval_ms = static_cast<unsigned>(std::min<uint64_t>(v, 86400000));
       } else if (size_opt(o, "cache_size", &dc.evict.cache_bytes, false)) {
@@ -356,7 +361,9 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
     if (rem) rem->evictor->start();
     tcfs::control::ServerInfo info{"tcfs 0.1.0", cfg.mountpoint, s.path()};
     auto exec = std::make_shared<DaemonExecutor>(tm, rem, s.path());
-    auto srv = tcfs::control::ControlServer::start(s.path() + "/control.sock", exec, dc.limits, info);
+    auto sock = tcfs::control::prepare_socket_path(s.path());  // control/socket_path.h P1, P2
+    auto srv = sock ? tcfs::control::ControlServer::start(*sock, exec, dc.limits, info)
+                    : tcfs::Result<std::unique_ptr<tcfs::control::ControlServer>>(sock.status());
     if (srv) control = std::move(srv.value());
     else spdlog::error("compounds unavailable on {}: {}", cfg.mountpoint, srv.status().message());
     if (notify_fd < 0) return;
@@ -418,7 +425,8 @@ int main(int argc, char** argv) {
   mount->add_option("-o", opts,
                     "mount options, comma separated: nonempty (allow a non-empty mountpoint), "
                     "writeback (kernel writeback cache), max_ops=N, max_inline=BYTES, max_fds=N "
-                    "(compound limits), sync_interval=MS (a sync round this long after a change; default "
+                    "(compound limits), ctl_user_conns=N, ctl_user_mem=SIZE, ctl_idle=MS (control socket "
+                    "limits per user; see tcfs(8)), sync_interval=MS (a sync round this long after a change; default "
                     "1000), cache_size=SIZE (see --cache-size), cache_reserve=SIZE (free space kept on the "
                     "store's filesystem by evicting clean files; default 5% of it, at most 1G; 0: none), "
                     "or any FUSE option (e.g. ro, max_read=N)")
