@@ -245,6 +245,16 @@ for mode in -f daemon; do
     "$TCFS_BIN" mount --store "$R/newstore" "${fl[@]}" "$W/m3"
 done
 
+# --- store and mountpoint overlapping (the daemon would read through its mount) -----
+mkdir -p "$W/stores/ov/root/inner" "$W/m6/store-in-mnt"
+for mode in -f daemon; do
+  fl=(); [[ $mode == -f ]] && fl=(-f)
+  expect_refusal "[$mode] mountpoint inside the store" "inside the store" "$W/stores/ov/root/inner" -- \
+    "$TCFS_BIN" mount --store "$W/stores/ov" "${fl[@]}" "$W/stores/ov/root/inner"
+  expect_refusal "[$mode] store inside the mountpoint" "inside the mountpoint" "$W/m6" -- \
+    "$TCFS_BIN" mount --store "$W/m6/store-in-mnt" "${fl[@]}" -o nonempty "$W/m6"
+done
+
 # --- no /dev/fuse --------------------------------------------------------------------
 # A private mount namespace with an empty tmpfs over /dev; the mountpoint is
 # checked in our namespace afterwards (the namespace dies with the command).

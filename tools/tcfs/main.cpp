@@ -300,6 +300,26 @@ tcfs::control::Json DaemonExecutor::status() {
   return j;
 }
 
+// The daemon never does I/O through its own mount (txn.h invariant 10): a
+// mountpoint inside the store (the daemon would walk into the mount from
+// root/) or a store inside the mountpoint (its paths would lead into the
+// mount once it is up) is refused.
+tcfs::Status check_apart(const std::string& store_dir, const std::string& mountpoint) {
+  char* real = realpath(store_dir.c_str(), nullptr);
+  std::string store = real ? real : store_dir;
+  free(real);
+  auto under = [](const std::string& p, const std::string& d) {
+    return p == d || d == "/" || (p.size() > d.size() && p.compare(0, d.size(), d) == 0 && p[d.size()] == '/');
+  };
+  if (under(mountpoint, store))
+    return tcfs::Status::error(EINVAL, "mountpoint " + mountpoint + " is inside the store " + store +
+                                           ": the daemon would read through its own mount");
+  if (under(store, mountpoint))
+    return tcfs::Status::error(EINVAL, "the store " + store + " is inside the mountpoint " + mountpoint +
+                                           ": the daemon would read through its own mount");
+  return {};
+}
+
 int run_mount(const std::string& store_dir, const std::string& mountpoint, bool foreground,
               const std::vector<std::string>& opts) {
   DaemonConfig dc;
@@ -315,6 +335,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   free(real);
   tcfs::Status st = tcfs::fusefs::check_mountpoint(cfg.mountpoint, cfg.allow_nonempty);
   if (!st) return fail(st);
+  if (!(st = check_apart(store_dir, cfg.mountpoint))) return fail(st);
   if (!(st = tcfs::fusefs::check_dev_fuse())) return fail(st);
 
   int notify_fd = -1;
