@@ -90,7 +90,7 @@ void find_cuts(Walker& w, const ChainWalk& cw, std::vector<std::string>& out) {
     if (named.insert(base).second) out.push_back(base + " (epoch " + std::to_string(epoch_of(base)) + "): " + why);
   };
   for (const auto& cand : w.at(cw.epoch + 1))  // 3a
-    if (auto& p = w.prev(cand.base); !p) add(cand.base, p.status().message());
+    if (auto& p = w.prev(cand.base); !p) add(cand.base, p.status().what());
   for (uint64_t e : {cw.epoch + 1, cw.epoch + 2}) {  // 3b
     for (const auto& cand : w.at(e)) {
       auto& p = w.prev(cand.base);
@@ -98,7 +98,7 @@ void find_cuts(Walker& w, const ChainWalk& cw, std::vector<std::string>& out) {
       if (!w.listed(*p)) {
         add(*p, "named as prev by " + cand.base + ", but not on the blobbers");
       } else if (auto& pp = w.prev(*p); !pp) {
-        add(*p, "named as prev by " + cand.base + ", but " + pp.status().message());
+        add(*p, "named as prev by " + cand.base + ", but " + pp.status().what());
       }
     }
   }

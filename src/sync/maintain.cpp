@@ -46,7 +46,7 @@ Result<Remote> remote_image(blob::ObjectStore& os) {
   for (const auto& snap : *snaps) {
     auto r = StreamReader::open(os, snap.base);
     if (!r) {
-      skipped.push_back({snap.base, snap.epoch, r.status().message()});
+      skipped.push_back({snap.base, snap.epoch, r.status().what()});
       continue;
     }
     rm.snapshot = snap.base;

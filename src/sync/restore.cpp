@@ -48,7 +48,7 @@ class Restorer {
       }
       spdlog::warn("restore: snapshot {} unusable ({}); trying an older one", snap.base, st.message());
       TCFS_TRY(reset());
-      skipped.push_back({snap.base, snap.epoch, st.message()});
+      skipped.push_back({snap.base, snap.epoch, st.what()});
     }
     auto ch = follow(os_, from, skipped);
     if (!ch) return ch.status();
