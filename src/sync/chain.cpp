@@ -6,9 +6,9 @@
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <chrono>
 #include <set>
 #include <thread>
-#include <chrono>
 
 #include "sync/stream.h"
 
@@ -16,11 +16,10 @@ namespace tcfs::sync {
 
 namespace {
 
-Result<std::vector<JournalName>> streams(blob::ObjectStore& os, const std::string& dir) {
-  auto names = os.list(dir);
-  if (!names) return names.status();
+// The streams among listed names under dir that have an end object.
+std::vector<JournalName> ends_in(const std::vector<std::string>& names, const std::string& dir) {
   std::vector<JournalName> out;
-  for (const auto& n : *names) {
+  for (const auto& n : names) {
     const std::string suffix = "/end";
     if (n.size() < suffix.size() || n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
     JournalName j;
@@ -39,6 +38,12 @@ Result<std::vector<JournalName>> streams(blob::ObjectStore& os, const std::strin
   return out;
 }
 
+Result<std::vector<JournalName>> streams(blob::ObjectStore& os, const std::string& dir) {
+  auto names = os.list(dir);
+  if (!names) return names.status();
+  return ends_in(*names, dir);
+}
+
 // The listed journals by epoch, each epoch's highest (boot, attempt) first,
 // and every end object read at most once (chain.h 1).
 class Walker {
@@ -46,11 +51,17 @@ class Walker {
   explicit Walker(blob::ObjectStore& os) : os_(os) {}
 
   Status list() {
-    auto all = journals(os_);
-    if (!all) return all.status();
-    for (auto& j : *all) {
+    auto names = os_.list("n/j/");  // ends (1) and chunks (3d)
+    if (!names) return names.status();
+    for (auto& j : ends_in(*names, "n/j/")) {
       listed_.insert(j.base);
       by_epoch_[j.epoch].push_back(std::move(j));
+    }
+    for (const auto& n : *names) {
+      auto slash = n.rfind("/c");
+      if (slash == std::string::npos || slash < 4) continue;
+      std::string base = n.substr(0, slash);
+      if (uint64_t e = epoch_of(base); e && !listed_.count(base) && n == chunk_name(base, 0)) headless_[e].push_back(base);
     }
     for (auto& [e, v] : by_epoch_)
       std::sort(v.begin(), v.end(), [](const JournalName& a, const JournalName& b) {
@@ -75,11 +86,18 @@ class Walker {
   }
 
   bool listed(const std::string& base) const { return listed_.count(base) > 0; }
+  // Journals of `epoch` with a first chunk and no end object listed (3d).
+  const std::vector<std::string>& headless(uint64_t epoch) const {
+    static const std::vector<std::string> none;
+    auto it = headless_.find(epoch);
+    return it == headless_.end() ? none : it->second;
+  }
 
  private:
   blob::ObjectStore& os_;
   std::map<uint64_t, std::vector<JournalName>> by_epoch_;
   std::set<std::string> listed_;
+  std::map<uint64_t, std::vector<std::string>> headless_;
   std::map<std::string, Result<std::string>> ends_;
 };
 
@@ -91,6 +109,9 @@ void find_cuts(Walker& w, const ChainWalk& cw, std::vector<std::string>& out) {
   };
   for (const auto& cand : w.at(cw.epoch + 1))  // 3a
     if (auto& p = w.prev(cand.base); !p) add(cand.base, p.status().what());
+  for (const auto& base : w.headless(cw.epoch + 1))  // 3d
+    add(base, "its chunks are on the blobbers but not its end object (lost after its round was committed, or "
+              "its writer stopped before committing it)");
   for (uint64_t e : {cw.epoch + 1, cw.epoch + 2}) {  // 3b
     for (const auto& cand : w.at(e)) {
       auto& p = w.prev(cand.base);
@@ -150,7 +171,8 @@ ChainWalk walk_once(Walker& w, const std::string& from, uint64_t from_epoch) {
 
 }  // namespace
 
-Result<ChainWalk> follow(blob::ObjectStore& os, const std::string& from, const std::vector<Skipped>& skipped) {
+Result<ChainWalk> follow(blob::ObjectStore& os, const std::string& from, const std::vector<Skipped>& skipped,
+                         bool settle) {
   uint64_t from_epoch = 0;
   if (!from.empty() && (from_epoch = epoch_of(from)) == 0)
     return Status::error(EINVAL, "journal name " + from + ": malformed");
@@ -159,7 +181,7 @@ Result<ChainWalk> follow(blob::ObjectStore& os, const std::string& from, const s
     Walker w(os);
     TCFS_TRY(w.list());
     cw = walk_once(w, from, from_epoch);
-    if (cw.whole() || attempt == kCutRetries) break;
+    if (cw.whole() || !settle || attempt == kCutRetries) break;
     // chain.h 3: an end being put right now is not a cut; look again.
     std::this_thread::sleep_for(std::chrono::milliseconds(kCutPauseMs));
   }

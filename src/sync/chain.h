@@ -19,12 +19,18 @@
 //      b. a readable journal of epoch e+1 or e+2 names as prev a journal of
 //         the epoch before it, other than h, that is not readable (listed or
 //         not: every shard of it may be gone); or
-//      c. a snapshot of an epoch after e is listed but could not be used (4).
+//      c. a snapshot of an epoch after e is listed but could not be used (4);
+//      d. a journal of epoch e+1 has chunks on the blobbers but no end
+//         object at all (every shard of its end lost, or its writer stopped
+//         between its chunks and its end: again both count, and the message
+//         says so; gc removes the leftovers of a writer's failed rounds).
 //     Readable journals with another prev and no such link (strays of a
 //     crash, of a failed attempt, of an older writer) prove nothing.
-//     An end object being put right now looks like 3a for a moment (some
-//     shards there, not K yet): a cut walk is walked again from the listing
-//     (kCutRetries times, kCutPause apart) before the cut counts.
+//     A round being written right now looks like 3a or 3d for a moment:
+//     a reader that may race a writer (restore) asks follow() to settle,
+//     walking a cut chain again from the listing (kCutRetries times,
+//     kCutPauseMs apart) before the cut counts. The writer itself never
+//     needs to: it walks holding its round lock.
 //  4. The start. Snapshots are tried newest (epoch, boot, attempt) first;
 //     the first usable one is the start; the ones skipped on the way go to
 //     follow() with their reason (3c).
@@ -72,14 +78,15 @@ struct ChainWalk {
   bool whole() const { return unreadable.empty(); }
 };
 
-constexpr int kCutRetries = 2;
-constexpr unsigned kCutPauseMs = 250;
+constexpr int kCutRetries = 8;
+constexpr unsigned kCutPauseMs = 500;
 
 Result<std::vector<JournalName>> journals(blob::ObjectStore& os);
 // Snapshot streams ("n/s/<epoch>-<boot>-<attempt>") with an end object,
 // newest (epoch, boot, attempt) first.
 Result<std::vector<JournalName>> snapshots(blob::ObjectStore& os);
-Result<ChainWalk> follow(blob::ObjectStore& os, const std::string& from = "", const std::vector<Skipped>& skipped = {});
+Result<ChainWalk> follow(blob::ObjectStore& os, const std::string& from = "", const std::vector<Skipped>& skipped = {},
+                         bool settle = false);
 Result<std::vector<std::string>> chain(blob::ObjectStore& os, const std::string& from = "");
 // The epoch in a journal or snapshot name ("n/j/<epoch>-..."); 0 if malformed.
 uint64_t epoch_of(const std::string& base);

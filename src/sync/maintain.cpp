@@ -98,7 +98,8 @@ Result<std::set<std::string>> Syncer::live_objects(std::map<std::string, blob::H
     for (size_t i = 0; i < rm->chunks; i++) live.insert(chunk_name(rm->snapshot, i));
   }
   const ChainWalk& ch = rm->walk;
-  if (!head_.empty() && (ch.head != head_ || !ch.whole()))
+  // Cut lines past this store's head are its failed rounds' leftovers (garbage here).
+  if (!head_.empty() && ch.head != head_)
     return Status::error(EAGAIN, "the remote journal chain ends at " + (ch.head.empty() ? "nothing" : ch.head) +
                                      (ch.whole() ? "" : " (cut: " + joined(ch.unreadable) + ")") +
                                      ", this store at " + head_ + ": not collecting while they disagree");

@@ -50,7 +50,7 @@ class Restorer {
       TCFS_TRY(reset());
       skipped.push_back({snap.base, snap.epoch, st.what()});
     }
-    auto ch = follow(os_, from, skipped);
+    auto ch = follow(os_, from, skipped, true);  // chain.h 3: a writer may be mid-round
     if (!ch) return ch.status();
     TCFS_TRY(judge(*ch));
     if (from.empty() && ch->journals.empty())

@@ -115,7 +115,7 @@ h5=$(head_of "$m1")
 echo g6 > "$m1/gen6"; sync_now "$m1" || die "sync gen6"
 lose_end "$h5" 3
 restore_to "$fs/R5"; rc=$?
-ok '[[ $rc == 1 ]] && out_has "$h5 (epoch" && out_has "not on the blobbers"' "a lost middle round fails the restore, naming it: rc $rc: $(cat "$work/restore.out")"
+ok '[[ $rc == 1 ]] && out_has "later round cannot be read" && out_has "$h5 (epoch"' "a lost middle round fails the restore, naming it: rc $rc: $(cat "$work/restore.out")"
 st=$(timeout 60 "$T" status "$m1")
 ok '[[ $st == *"NOT restorable"*"$h5"* ]]' "status names the lost middle round: $st"
 out=$(timeout 300 "$T" scrub "$m1"); rc=$?

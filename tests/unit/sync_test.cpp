@@ -818,7 +818,12 @@ TEST_CASE("restore: a newest round that cannot be read fails the restore, naming
   std::string first = s->status().head;
   add_round(src, *s, "two");
   std::string head = s->status().head;
-  lose_shards(b, head + "/end", 2);  // 2 of 3 gone: beyond what 2+1 can spare
+  bool some_left = true;
+  SUBCASE("2 of 3 shards of its end gone: beyond what 2+1 can spare") { lose_shards(b, head + "/end", 2); }
+  SUBCASE("every shard of its end gone, its chunks there") {
+    lose_shards(b, head + "/end", 3);
+    some_left = false;
+  }
   Local dst;
   State st(*dst.env);
   auto rep = restore(*b.os, dst.root_fd, st);
@@ -828,7 +833,7 @@ TEST_CASE("restore: a newest round that cannot be read fails the restore, naming
   CAPTURE(msg);
   CHECK(has(msg, "epoch 1 (" + first + ")"));  // the round it reached
   CHECK(has(msg, head + " (epoch 2)"));        // the round it could not read
-  CHECK(has(msg, "shards usable"));            // and why
+  CHECK(has(msg, some_left ? "shards usable" : "its chunks are on the blobbers but not its end object"));  // and why
   CHECK(has(msg, "--accept-older"));
   CHECK(names_in(dst.root()).empty());  // nothing built: the same store can be used again
   State st2(*dst.env);
@@ -942,7 +947,8 @@ TEST_CASE("chain: a half-written end of a failed attempt is no cut once a later 
   CHECK(w->journals == std::vector<std::string>{j1, j2b});
   CHECK(w->whole());
   journal(j3, j2b, 3);
-  lose_shards(b, j2b + "/end", 3);  // every shard of the round the next one follows
+  lose_shards(b, j2b + "/end", 3);  // the whole round the next one follows: end and chunk
+  lose_shards(b, chunk_name(j2b, 0), 3);
   w = follow(*b.os);
   REQUIRE(w.is_ok());
   CHECK(w->epoch == 1);
