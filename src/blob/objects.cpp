@@ -393,17 +393,33 @@ Result<ScrubReport> ObjectStore::scrub(const std::string& name, const Verify& ve
   return rep;
 }
 
-Result<std::vector<std::string>> ObjectStore::list(const std::string& prefix) {
+Result<std::vector<std::string>> ObjectStore::list(const std::string& prefix, std::vector<std::string>* unreachable) {
   std::vector<Result<std::vector<ObjectInfo>>> per(width(), Status::error(EIO));
   parallel_for(width(), [&](size_t i) { per[i] = bl_[i]->list_all(prefix); });
   std::set<std::string> names;
+  std::vector<std::string> failed;
+  int err = 0;
   for (auto& r : per) {
-    if (!r) return r.status();
+    if (!r) {
+      err = err ? err : r.err();
+      failed.push_back(r.status().message());
+      continue;
+    }
     for (auto& o : *r) {
       auto dot = o.key.rfind('.');
       if (dot == std::string::npos) continue;  // not a shard
       names.insert(o.key.substr(0, dot));
     }
+  }
+  std::string all;
+  for (const auto& f : failed) all += (all.empty() ? "" : "; ") + f;
+  if (failed.size() > m())  // objects.h 6: beyond M the listing may miss objects
+    return Status::error(err, "list " + prefix + ": " + std::to_string(failed.size()) + " of " +
+                                  std::to_string(width()) + " blobbers do not answer (at most " +
+                                  std::to_string(m()) + " may be missing): " + all);
+  for (const auto& f : failed) {
+    spdlog::warn("list {}: blobber missing, listing from the others: {}", prefix, f);
+    if (unreachable) unreachable->push_back(f);
   }
   return std::vector<std::string>(names.begin(), names.end());
 }

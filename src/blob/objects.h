@@ -38,6 +38,12 @@
 //     never returned when a verifier is given.
 //  5. Memory: a range read holds the range; a whole-object read holds the
 //     N shards (N * S bytes, S <= max object / K).
+//  6. Listing with blobbers missing. Every object has a shard on every
+//     blobber (1), so the listing of any N - M blobbers names every object
+//     that can still be read. list() therefore answers while at most M
+//     blobbers fail to list (a lost disk, an unreachable endpoint): it logs
+//     each one, names it in *unreachable when asked, and lists from the
+//     others. With more than M failing it fails, naming them all.
 //
 // Thread-safety: every member may be called from many threads at once; an
 // ObjectStore holds no mutable state besides its counters (atomics).
@@ -100,8 +106,9 @@ class ObjectStore {
   // Reads every shard whole, rewrites bad or missing ones when it can.
   Result<ScrubReport> scrub(const std::string& name, const Verify& verify);
   // Names of the objects that have at least one shard under prefix on any
-  // blobber, sorted, each once.
-  Result<std::vector<std::string>> list(const std::string& prefix);
+  // blobber that answers, sorted, each once (6: at most M may not answer;
+  // each that did not is named in *unreachable).
+  Result<std::vector<std::string>> list(const std::string& prefix, std::vector<std::string>* unreachable = nullptr);
 
   // Which blobber holds shard i of name (1).
   size_t place(const std::string& name, unsigned i) const;

@@ -1,10 +1,14 @@
-// sync/chain.cpp — journal chains (chain.h).
+// sync/chain.cpp — journal chains (chain.h; its notes are cited as "chain.h N").
 #include "sync/chain.h"
 
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <map>
+#include <optional>
+#include <chrono>
+#include <set>
+#include <thread>
 
 #include "sync/stream.h"
 
@@ -12,11 +16,10 @@ namespace tcfs::sync {
 
 namespace {
 
-Result<std::vector<JournalName>> streams(blob::ObjectStore& os, const std::string& dir) {
-  auto names = os.list(dir);
-  if (!names) return names.status();
+// The streams among listed names under dir that have an end object.
+std::vector<JournalName> ends_in(const std::vector<std::string>& names, const std::string& dir) {
   std::vector<JournalName> out;
-  for (const auto& n : *names) {
+  for (const auto& n : names) {
     const std::string suffix = "/end";
     if (n.size() < suffix.size() || n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
     JournalName j;
@@ -35,7 +38,101 @@ Result<std::vector<JournalName>> streams(blob::ObjectStore& os, const std::strin
   return out;
 }
 
+Result<std::vector<JournalName>> streams(blob::ObjectStore& os, const std::string& dir) {
+  auto names = os.list(dir);
+  if (!names) return names.status();
+  return ends_in(*names, dir);
+}
+
+// The listed journals by epoch, each epoch's highest (boot, attempt) first,
+// and every end object read at most once (chain.h 1).
+class Walker {
+ public:
+  explicit Walker(blob::ObjectStore& os) : os_(os) {}
+
+  Status list() {
+    auto names = os_.list("n/j/");  // ends (1) and chunks (3d)
+    if (!names) return names.status();
+    for (auto& j : ends_in(*names, "n/j/")) {
+      listed_.insert(j.base);
+      by_epoch_[j.epoch].push_back(std::move(j));
+    }
+    for (const auto& n : *names) {
+      auto slash = n.rfind("/c");
+      if (slash == std::string::npos || slash < 4) continue;
+      std::string base = n.substr(0, slash);
+      if (uint64_t e = epoch_of(base); e && !listed_.count(base) && n == chunk_name(base, 0)) headless_[e].push_back(base);
+    }
+    for (auto& [e, v] : by_epoch_)
+      std::sort(v.begin(), v.end(), [](const JournalName& a, const JournalName& b) {
+        return std::tie(a.boot, a.attempt) > std::tie(b.boot, b.attempt);
+      });
+    return {};
+  }
+
+  const std::vector<JournalName>& at(uint64_t epoch) const {
+    static const std::vector<JournalName> none;
+    auto it = by_epoch_.find(epoch);
+    return it == by_epoch_.end() ? none : it->second;
+  }
+
+  // The end object's "prev", or why the end does not read back.
+  Result<std::string>& prev(const std::string& base) {
+    auto it = ends_.find(base);
+    if (it != ends_.end()) return it->second;
+    auto r = StreamReader::open(os_, base);
+    Result<std::string> p = r ? Result<std::string>(r->info().value("prev", std::string())) : r.status();
+    return ends_.emplace(base, std::move(p)).first->second;
+  }
+
+  bool listed(const std::string& base) const { return listed_.count(base) > 0; }
+  // Journals of `epoch` with a first chunk and no end object listed (3d).
+  const std::vector<std::string>& headless(uint64_t epoch) const {
+    static const std::vector<std::string> none;
+    auto it = headless_.find(epoch);
+    return it == headless_.end() ? none : it->second;
+  }
+
+ private:
+  blob::ObjectStore& os_;
+  std::map<uint64_t, std::vector<JournalName>> by_epoch_;
+  std::set<std::string> listed_;
+  std::map<uint64_t, std::vector<std::string>> headless_;
+  std::map<std::string, Result<std::string>> ends_;
+};
+
+// chain.h 3a and 3b, at the epoch the walk reached.
+void find_cuts(Walker& w, const ChainWalk& cw, std::vector<std::string>& out) {
+  std::set<std::string> named;
+  auto add = [&](const std::string& base, const std::string& why) {
+    if (named.insert(base).second) out.push_back(base + " (epoch " + std::to_string(epoch_of(base)) + "): " + why);
+  };
+  for (const auto& cand : w.at(cw.epoch + 1))  // 3a
+    if (auto& p = w.prev(cand.base); !p) add(cand.base, p.status().what());
+  for (const auto& base : w.headless(cw.epoch + 1))  // 3d
+    add(base, "its chunks are on the blobbers but not its end object (lost after its round was committed, or "
+              "its writer stopped before committing it)");
+  for (uint64_t e : {cw.epoch + 1, cw.epoch + 2}) {  // 3b
+    for (const auto& cand : w.at(e)) {
+      auto& p = w.prev(cand.base);
+      if (!p || p->empty() || *p == cw.head || epoch_of(*p) != e - 1) continue;
+      if (!w.listed(*p)) {
+        add(*p, "named as prev by " + cand.base + ", but not on the blobbers");
+      } else if (auto& pp = w.prev(*p); !pp) {
+        add(*p, "named as prev by " + cand.base + ", but " + pp.status().what());
+      }
+    }
+  }
+}
+
 }  // namespace
+
+uint64_t epoch_of(const std::string& base) {
+  uint64_t e = 0, b = 0;
+  unsigned a = 0;
+  if (sscanf(base.c_str(), "n/%*1[js]/%16" SCNx64 "-%8" SCNx64 "-%4x", &e, &b, &a) != 3) return 0;
+  return e;
+}
 
 Result<std::vector<JournalName>> journals(blob::ObjectStore& os) { return streams(os, "n/j/"); }
 
@@ -48,42 +145,55 @@ Result<std::vector<JournalName>> snapshots(blob::ObjectStore& os) {
   return s;
 }
 
-Result<std::vector<std::string>> chain(blob::ObjectStore& os, const std::string& from) {
-  auto all = journals(os);
-  if (!all) return all.status();
-  std::map<uint64_t, std::vector<JournalName>> by_epoch;
-  for (auto& j : *all) by_epoch[j.epoch].push_back(std::move(j));
-  for (auto& [e, v] : by_epoch)
-    std::sort(v.begin(), v.end(), [](const JournalName& a, const JournalName& b) {
-      return std::tie(a.boot, a.attempt) > std::tie(b.boot, b.attempt);
-    });
-  std::vector<std::string> out;
-  std::string head = from;
-  uint64_t epoch = 0;
-  if (!from.empty()) {
-    uint64_t b = 0;
-    unsigned a = 0;
-    if (sscanf(from.c_str(), "n/j/%16" SCNx64 "-%8" SCNx64 "-%4x", &epoch, &b, &a) != 3)
-      return Status::error(EINVAL, "journal name " + from + ": malformed");
-  }
-  for (;;) {
-    auto it = by_epoch.find(epoch + 1);
-    if (it == by_epoch.end()) break;
+namespace {
+
+ChainWalk walk_once(Walker& w, const std::string& from, uint64_t from_epoch) {
+  ChainWalk cw;
+  cw.head = from;
+  cw.epoch = from_epoch;
+  for (;;) {  // chain.h 2
     std::string next;
-    for (const auto& cand : it->second) {
-      auto r = StreamReader::open(os, cand.base);
-      if (!r) continue;  // unreadable: as if absent
-      if (r->info().value("prev", std::string()) == head) {
+    for (const auto& cand : w.at(cw.epoch + 1)) {
+      auto& p = w.prev(cand.base);
+      if (p && *p == cw.head) {
         next = cand.base;
         break;
       }
     }
     if (next.empty()) break;
-    out.push_back(next);
-    head = next;
-    epoch++;
+    cw.journals.push_back(next);
+    cw.head = next;
+    cw.epoch++;
   }
-  return out;
+  find_cuts(w, cw, cw.unreadable);
+  return cw;
+}
+
+}  // namespace
+
+Result<ChainWalk> follow(blob::ObjectStore& os, const std::string& from, const std::vector<Skipped>& skipped,
+                         bool settle) {
+  uint64_t from_epoch = 0;
+  if (!from.empty() && (from_epoch = epoch_of(from)) == 0)
+    return Status::error(EINVAL, "journal name " + from + ": malformed");
+  ChainWalk cw;
+  for (int attempt = 0;; attempt++) {
+    Walker w(os);
+    TCFS_TRY(w.list());
+    cw = walk_once(w, from, from_epoch);
+    if (cw.whole() || !settle || attempt == kCutRetries) break;
+    // chain.h 3: an end being put right now is not a cut; look again.
+    std::this_thread::sleep_for(std::chrono::milliseconds(kCutPauseMs));
+  }
+  for (const auto& s : skipped)  // chain.h 3c
+    if (s.epoch > cw.epoch) cw.unreadable.push_back(s.base + " (snapshot of epoch " + std::to_string(s.epoch) + "): " + s.why);
+  return cw;
+}
+
+Result<std::vector<std::string>> chain(blob::ObjectStore& os, const std::string& from) {
+  auto w = follow(os, from);
+  if (!w) return w.status();
+  return std::move(w->journals);
 }
 
 }  // namespace tcfs::sync

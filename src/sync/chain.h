@@ -1,12 +1,51 @@
 // sync/chain.h — finding the remote image: the chain of journals (sync.h 6).
 //
+// Design note (numbered; code cites them as "chain.h N"):
+//  1. Listed and readable. A journal or snapshot is LISTED when its end
+//     object has a shard on a blobber that answers the listing (objects.h
+//     6), READABLE when its end object reads back whole (K good shards, its
+//     hash right). A listed journal that is not readable is not absent: its
+//     round may have been committed (sync.h 5) and damaged since.
+//  2. Following. From a start head (a snapshot's journal, or "" for the
+//     beginning) at epoch e, the chain takes at epoch e+1 the readable
+//     candidate of highest (boot, attempt) whose "prev" is the head, and goes
+//     on from it; it stops at the first epoch with none. It REACHES the last
+//     journal taken (or the start) and that journal's epoch.
+//  3. Proof of a later round. Having reached epoch e with head h, the
+//     blobbers prove that the chain went further, and the walk is CUT, when
+//      a. a journal of epoch e+1 is listed but not readable (the next round,
+//         damaged; or a put of its end that failed half-way and was never
+//         retried: the two cannot be told apart, so both count); or
+//      b. a readable journal of epoch e+1 or e+2 names as prev a journal of
+//         the epoch before it, other than h, that is not readable (listed or
+//         not: every shard of it may be gone); or
+//      c. a snapshot of an epoch after e is listed but could not be used (4);
+//      d. a journal of epoch e+1 has chunks on the blobbers but no end
+//         object at all (every shard of its end lost, or its writer stopped
+//         between its chunks and its end: again both count, and the message
+//         says so; gc removes the leftovers of a writer's failed rounds).
+//     Readable journals with another prev and no such link (strays of a
+//     crash, of a failed attempt, of an older writer) prove nothing.
+//     A round being written right now looks like 3a or 3d for a moment:
+//     a reader that may race a writer (restore) asks follow() to settle,
+//     walking a cut chain again from the listing (kCutRetries times,
+//     kCutPauseMs apart) before the cut counts. The writer itself never
+//     needs to: it walks holding its round lock.
+//  4. The start. Snapshots are tried newest (epoch, boot, attempt) first;
+//     the first usable one is the start; the ones skipped on the way go to
+//     follow() with their reason (3c).
+//  5. A cut walk is never taken for the image silently: follow() names what
+//     it could not read and why (ChainWalk::unreadable). A reader fails, or
+//     says that it accepts the older round it reached (restore.h); a writer
+//     whose own head is not reached rewrites its state as a snapshot
+//     (syncer.h: at the next round, at scrub, at tcfs sync).
+//
 // Contract: journals() lists the journal streams on the blobbers that have
-// an end object, parsed from their names (epoch, boot, attempt). chain()
-// follows them from `from` (a journal name, or "" for the beginning): at
-// each next epoch it takes the candidate of highest (boot, attempt) whose
-// end object reads back and names the chain's head as "prev"; it stops at
-// the first epoch with none. The result is the list of journal names to
-// apply, in order: the remote image is the state after the last one.
+// an end object, parsed from their names (epoch, boot, attempt); snapshots()
+// the snapshot streams, newest first. follow() walks from `from` (2) and
+// reports the journals to apply, in order (the remote image is the state
+// after the last one), what it reached and what cuts it (3). chain() is
+// follow()'s journal list alone.
 //
 // Thread-safety: stateless.
 #pragma once
@@ -24,10 +63,32 @@ struct JournalName {
   unsigned attempt = 0;
 };
 
+// A snapshot the start passed over (4), and why.
+struct Skipped {
+  std::string base;
+  uint64_t epoch = 0;
+  std::string why;
+};
+
+struct ChainWalk {
+  std::vector<std::string> journals;    // to apply after the start, in order
+  uint64_t epoch = 0;                   // reached (2)
+  std::string head;                     // reached ("" = nothing at all)
+  std::vector<std::string> unreadable;  // 3: "NAME (epoch N): reason" each; empty when whole
+  bool whole() const { return unreadable.empty(); }
+};
+
+constexpr int kCutRetries = 8;
+constexpr unsigned kCutPauseMs = 500;
+
 Result<std::vector<JournalName>> journals(blob::ObjectStore& os);
 // Snapshot streams ("n/s/<epoch>-<boot>-<attempt>") with an end object,
 // newest (epoch, boot, attempt) first.
 Result<std::vector<JournalName>> snapshots(blob::ObjectStore& os);
+Result<ChainWalk> follow(blob::ObjectStore& os, const std::string& from = "", const std::vector<Skipped>& skipped = {},
+                         bool settle = false);
 Result<std::vector<std::string>> chain(blob::ObjectStore& os, const std::string& from = "");
+// The epoch in a journal or snapshot name ("n/j/<epoch>-..."); 0 if malformed.
+uint64_t epoch_of(const std::string& base);
 
 }  // namespace tcfs::sync

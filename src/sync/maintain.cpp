@@ -2,17 +2,77 @@
 //
 // Live objects: every block and pack a synced object names (the local
 // LMDB state is the state of the newest journal, sync.h 7), every chunk and
-// end of the newest snapshot and of the journals after it. Restoring needs
-// nothing else: a restore applies the snapshot and those journals, and
-// fetches only the blocks of the final state. gc holds round_mu_, so no
-// round uploads objects that no record names yet while it lists.
+// end of the newest usable snapshot and of the journals after it (chain.h 4).
+// Restoring needs nothing else: a restore applies the snapshot and those
+// journals, and fetches only the blocks of the final state. gc holds
+// round_mu_, so no round uploads objects that no record names yet while it
+// lists; with a blobber missing it does not collect (its shards would stay).
+//
+// The chain's health (chain.h 5): verify_chain() walks the image as a
+// restore would and checks that it passes through this store's head; when
+// it does not (an end object beyond repair, a lost journal, a snapshot that
+// no longer reads), the store rewrites its synced state (LMDB, the state of
+// its head, sync.h 7) as a fresh snapshot whose "head" is its head: a
+// restore starts there and needs no older object. Its callers: every
+// round's check_head() (the head the round extends must read back), scrub,
+// and tcfs sync (ensure_restorable()); chain_problem() tells tcfs status.
+// Scrub also rewrites the state when a chunk of a live journal or snapshot
+// cannot be made whole.
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "sync/chain.h"
 #include "sync/stream.h"
 #include "sync/syncer.h"
 
 namespace tcfs::sync {
+
+namespace {
+
+// The start of the remote image (chain.h 4): the newest snapshot whose end
+// reads back, the ones skipped on the way, and the walk from it.
+struct Remote {
+  std::string snapshot, start;
+  size_t chunks = 0;
+  ChainWalk walk;
+};
+
+Result<Remote> remote_image(blob::ObjectStore& os) {
+  Remote rm;
+  std::vector<Skipped> skipped;
+  auto snaps = snapshots(os);
+  if (!snaps) return snaps.status();
+  for (const auto& snap : *snaps) {
+    auto r = StreamReader::open(os, snap.base);
+    if (!r) {
+      skipped.push_back({snap.base, snap.epoch, r.status().what()});
+      continue;
+    }
+    rm.snapshot = snap.base;
+    rm.start = r->info().value("head", std::string());
+    rm.chunks = r->chunks();
+    break;
+  }
+  auto w = follow(os, rm.start, skipped);
+  if (!w) return w.status();
+  rm.walk = std::move(*w);
+  return rm;
+}
+
+// Whether the walk passes through `head` (the image is, or follows, that state).
+bool passes(const Remote& rm, const std::string& head) {
+  if (rm.start == head) return true;
+  return std::find(rm.walk.journals.begin(), rm.walk.journals.end(), head) != rm.walk.journals.end();
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : "; ") + x;
+  return s;
+}
+
+}  // namespace
 
 Result<std::set<std::string>> Syncer::live_objects(std::map<std::string, blob::Hash>* blocks) {
   std::set<std::string> live;
@@ -30,30 +90,95 @@ Result<std::set<std::string>> Syncer::live_objects(std::map<std::string, blob::H
     return err.is_ok();
   }));
   TCFS_TRY(err);
-  // The newest snapshot and the journals after it.
-  std::string from;
-  auto snaps = snapshots(*env_.objects);
-  if (!snaps) return snaps.status();
-  if (!snaps->empty()) {
-    auto r = StreamReader::open(*env_.objects, snaps->front().base);
-    if (r) {
-      from = r->info().value("head", std::string());
-      live.insert(snaps->front().base + "/end");
-      for (size_t i = 0; i < r->chunks(); i++) live.insert(chunk_name(snaps->front().base, i));
-    }
+  // The newest usable snapshot and the journals after it.
+  auto rm = remote_image(*env_.objects);
+  if (!rm) return rm.status();
+  if (!rm->snapshot.empty()) {
+    live.insert(rm->snapshot + "/end");
+    for (size_t i = 0; i < rm->chunks; i++) live.insert(chunk_name(rm->snapshot, i));
   }
-  auto ch = chain(*env_.objects, from);
-  if (!ch) return ch.status();
-  if (!ch->empty() && ch->back() != head_ && !head_.empty())
-    return Status::error(EAGAIN, "the remote journal chain ends at " + ch->back() + ", this store at " + head_ +
-                                     ": not collecting while they disagree");
-  for (const auto& base : *ch) {
+  const ChainWalk& ch = rm->walk;
+  // Cut lines past this store's head are its failed rounds' leftovers (garbage here).
+  if (!head_.empty() && ch.head != head_)
+    return Status::error(EAGAIN, "the remote journal chain ends at " + (ch.head.empty() ? "nothing" : ch.head) +
+                                     (ch.whole() ? "" : " (cut: " + joined(ch.unreadable) + ")") +
+                                     ", this store at " + head_ + ": not collecting while they disagree");
+  for (const auto& base : ch.journals) {
     auto r = StreamReader::open(*env_.objects, base);
     if (!r) return r.status();
     live.insert(base + "/end");
     for (size_t i = 0; i < r->chunks(); i++) live.insert(chunk_name(base, i));
   }
   return live;
+}
+
+// syncer.h: the blobbers give back this store's synced state, or it is
+// rewritten as a snapshot (chain.h 5). Holds round_mu_ (the caller's).
+Status Syncer::verify_chain(bool repair) {
+  if (head_.empty()) return set_chain_problem("");  // nothing synced yet: nothing to give back
+  auto rm = remote_image(*env_.objects);
+  if (!rm) return rm.status();
+  if (passes(*rm, head_)) return set_chain_problem("");
+  std::string why = rm->walk.whole() ? "the chain they hold ends at " +
+                                           (rm->walk.head.empty() ? std::string("nothing") : rm->walk.head)
+                                     : joined(rm->walk.unreadable);
+  // Not this store's to rewrite: its head reads back, and the chain went on past
+  // its epoch along another line (another writer, design section 8).
+  if (rm->walk.epoch > epoch_ && StreamReader::open(*env_.objects, head_))
+    return Status::error(EAGAIN, "the remote journal chain ends at " + rm->walk.head + ", this store at " + head_ +
+                                     ": another store extends it");
+  std::string problem = "the blobbers cannot give back epoch " + std::to_string(epoch_) + " (" + head_ + "): " + why;
+  if (!repair) {
+    set_chain_problem(problem);
+    return Status::error(EIO, problem);
+  }
+  spdlog::warn("sync: {}: rewriting the synced state as a snapshot", problem);
+  if (Status st = write_snapshot(epoch_, head_); !st) {  // its end is the commit point of the rewrite
+    set_chain_problem(problem);
+    return Status::error(st.err(), problem + "; rewriting it failed: " + st.message());
+  }
+  auto again = remote_image(*env_.objects);
+  if (!again) return again.status();
+  if (!passes(*again, head_)) {
+    set_chain_problem(problem);
+    return Status::error(EIO, problem + "; still so after rewriting it as a snapshot");
+  }
+  spdlog::warn("sync: epoch {} ({}) is whole on the blobbers again (rewritten as a snapshot)", epoch_, head_);
+  {
+    std::lock_guard g(mu_);
+    stats_.chain_rewrites++;
+  }
+  last_rewrite_ = problem;
+  return set_chain_problem("");
+}
+
+Status Syncer::set_chain_problem(const std::string& p) {
+  std::lock_guard g(mu_);
+  stats_.chain_problem = p;
+  return {};
+}
+
+// The round's cheap check (syncer.h): the head it extends reads back.
+Status Syncer::check_head() {
+  if (head_.empty()) return {};
+  auto r = StreamReader::open(*env_.objects, head_);
+  if (r) return {};
+  spdlog::warn("sync: the head journal {} does not read back ({}): checking the chain", head_, r.status().message());
+  return verify_chain(true);
+}
+
+Status Syncer::ensure_restorable() {
+  std::lock_guard rl(round_mu_);
+  return verify_chain(true);
+}
+
+std::string Syncer::chain_problem() {
+  {
+    std::unique_lock rl(round_mu_, std::try_to_lock);  // a round in progress: its check, or the last one, stands
+    if (rl.owns_lock()) (void)verify_chain(false);
+  }
+  std::lock_guard g(mu_);
+  return stats_.chain_problem;
 }
 
 Result<MaintenanceReport> Syncer::gc() {
@@ -63,8 +188,12 @@ Result<MaintenanceReport> Syncer::gc() {
   if (!live) return live.status();
   std::set<std::string> gone;
   for (const char* prefix : {"b/", "p/", "n/j/", "n/s/"}) {
-    auto names = env_.objects->list(prefix);
+    std::vector<std::string> missing;
+    auto names = env_.objects->list(prefix, &missing);
     if (!names) return names.status();
+    if (!missing.empty())
+      return Status::error(EAGAIN, "not collecting with a blobber missing (its shards would stay behind): " +
+                                       joined(missing));
     for (const auto& n : *names) {
       rep.objects++;
       if (live->count(n)) continue;
@@ -93,13 +222,17 @@ Result<MaintenanceReport> Syncer::gc() {
 Result<MaintenanceReport> Syncer::scrub() {
   std::map<std::string, blob::Hash> blocks;
   std::set<std::string> live;
+  MaintenanceReport rep;
   {
     std::lock_guard rl(round_mu_);
+    last_rewrite_.clear();
+    TCFS_TRY(verify_chain(true));  // chain.h 5: the image gives back this store's state
+    rep.chain_rewritten = last_rewrite_;
     auto l = live_objects(&blocks);
     if (!l) return l.status();
     live = std::move(*l);
   }
-  MaintenanceReport rep;
+  bool stream_lost = false;
   for (const auto& name : live) {
     rep.objects++;
     blob::Verify v;
@@ -126,8 +259,17 @@ Result<MaintenanceReport> Syncer::scrub() {
       rep.good++;
     }
   }
-  spdlog::info("scrub: {} objects, {} good, {} repaired, {} not whole", rep.objects, rep.good, rep.repaired,
-               rep.unrecoverable);
+  for (const auto& p : rep.problems) stream_lost = stream_lost || p.rfind("n/", 0) == 0;
+  if (stream_lost) {  // a journal or snapshot chunk of the image is gone: its state is rewritten whole
+    std::lock_guard rl(round_mu_);
+    if (Status st = write_snapshot(epoch_, head_); !st)
+      rep.problems.push_back("rewriting the synced state as a snapshot failed: " + st.message());
+    else
+      rep.chain_rewritten = "a chunk of the remote image could not be made whole";
+  }
+  spdlog::info("scrub: {} objects, {} good, {} repaired, {} not whole{}", rep.objects, rep.good, rep.repaired,
+               rep.unrecoverable, rep.chain_rewritten.empty() ? "" : "; synced state rewritten as a snapshot (" +
+                                                                      rep.chain_rewritten + ")");
   return rep;
 }
 

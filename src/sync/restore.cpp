@@ -27,12 +27,14 @@ constexpr size_t kBatch = 20000;  // records per LMDB transaction while loading
 
 class Restorer {
  public:
-  Restorer(blob::ObjectStore& os, int root_fd, State& st) : os_(os), root_(root_fd), st_(st) {}
+  Restorer(blob::ObjectStore& os, int root_fd, State& st, const RestoreOptions& opt)
+      : os_(os), root_(root_fd), st_(st), opt_(opt) {}
 
   Result<RestoreReport> run() {
     TCFS_TRY(check_empty());
-    // The newest snapshot that reads back whole, then the journals after it.
+    // The newest snapshot that reads back whole, then the journals after it (chain.h 4).
     std::string from;
+    std::vector<Skipped> skipped;
     auto snaps = snapshots(os_);
     if (!snaps) return snaps.status();
     for (const auto& snap : *snaps) {
@@ -46,14 +48,17 @@ class Restorer {
       }
       spdlog::warn("restore: snapshot {} unusable ({}); trying an older one", snap.base, st.message());
       TCFS_TRY(reset());
+      skipped.push_back({snap.base, snap.epoch, st.what()});
     }
-    auto ch = chain(os_, from);
+    auto ch = follow(os_, from, skipped, true);  // chain.h 3: a writer may be mid-round
     if (!ch) return ch.status();
-    if (from.empty() && ch->empty()) return Status::error(ENOENT, "the blobbers hold no tcfs tree (no journal)");
-    for (const auto& base : *ch) TCFS_TRY(load(base));
+    TCFS_TRY(judge(*ch));
+    if (from.empty() && ch->journals.empty())
+      return Status::error(ENOENT, "the blobbers hold no tcfs tree (no journal)");
+    for (const auto& base : ch->journals) TCFS_TRY(load(base));
     TCFS_TRY(flush());
-    rep_.journals = ch->size();
-    rep_.head = ch->empty() ? from : ch->back();
+    rep_.journals = ch->journals.size();
+    rep_.head = ch->head;
     auto t = meta::Txn::begin(st_.env(), true);
     if (!t) return t.status();
     TCFS_TRY(build(*t));
@@ -63,6 +68,28 @@ class Restorer {
   }
 
  private:
+  // restore.h 1 and 2: a cut chain fails the restore, or is accepted out loud.
+  Status judge(const ChainWalk& ch) {
+    if (ch.whole()) return {};
+    std::string what;
+    for (const auto& u : ch.unreadable) what += (what.empty() ? "" : "; ") + u;
+    std::string reached = ch.head.empty() ? std::string("no round at all")
+                                          : "epoch " + std::to_string(ch.epoch) + " (" + ch.head + ")";
+    if (!opt_.accept_older) {
+      TCFS_TRY(reset());
+      spdlog::error("restore: the newest round the blobbers give back is {}, but a later round cannot be read: {}",
+                    reached, what);
+      return Status::error(EIO, "the newest round the blobbers give back is " + reached +
+                                    ", but a later round cannot be read: " + what +
+                                    " (the store that wrote it repairs it at its next round or tcfs scrub; "
+                                    "--accept-older restores the older round)");
+    }
+    spdlog::warn("restore: restoring {} as asked (accept older): a later round cannot be read: {}", reached, what);
+    rep_.older = true;
+    rep_.unreadable = ch.unreadable;
+    return {};
+  }
+
   Status check_empty() {
     Fd d(::openat(root_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     DIR* dir = ::fdopendir(::dup(d.get()));
@@ -275,6 +302,7 @@ class Restorer {
   blob::ObjectStore& os_;
   int root_;
   State& st_;
+  RestoreOptions opt_;
   RestoreReport rep_;
   std::optional<meta::Txn> batch_;
   size_t in_batch_ = 0;
@@ -285,8 +313,8 @@ class Restorer {
 
 }  // namespace
 
-Result<RestoreReport> restore(blob::ObjectStore& os, int root_fd, State& st) {
-  Restorer r(os, root_fd, st);
+Result<RestoreReport> restore(blob::ObjectStore& os, int root_fd, State& st, const RestoreOptions& opt) {
+  Restorer r(os, root_fd, st, opt);
   return r.run();
 }
 

@@ -13,24 +13,41 @@
 // Memory: records go through LMDB; the tree is built depth first.
 // A failed restore leaves a half-built store, and says so.
 //
+// Which round (chain.h 2-5; numbered here as "restore.h N"):
+//  1. The restore reaches the newest round the chain gives back from the
+//     newest usable snapshot. When the blobbers prove a later round that
+//     cannot be read (a cut walk, chain.h 3), it fails with EIO before it
+//     builds anything, naming the round it reached and each object it could
+//     not read with the reason; the store's tree stays empty, so the same
+//     store can be used again.
+//  2. With accept_older it restores the round it reached instead, and the
+//     report says so (older, unreadable): never silently.
+//
 // Thread-safety: one call at a time per store, before it is mounted.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "blob/objects.h"
 #include "sync/state.h"
 
 namespace tcfs::sync {
 
+struct RestoreOptions {
+  bool accept_older = false;  // restore.h 2
+};
+
 struct RestoreReport {
-  uint64_t epoch = 0;
-  std::string head;
+  uint64_t epoch = 0;         // the round reached
+  std::string head;           // its journal
   std::string snapshot;  // the snapshot it started from ("" = the first journal)
   uint64_t journals = 0, records = 0;
   uint64_t dirs = 0, files = 0, symlinks = 0, others = 0, links = 0, stub_bytes = 0;
+  bool older = false;                   // restore.h 2: a later round exists and could not be read
+  std::vector<std::string> unreadable;  // what cut the chain, and why (chain.h 3)
 };
 
-Result<RestoreReport> restore(blob::ObjectStore& os, int root_fd, State& st);
+Result<RestoreReport> restore(blob::ObjectStore& os, int root_fd, State& st, const RestoreOptions& opt = {});
 
 }  // namespace tcfs::sync

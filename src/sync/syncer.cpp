@@ -320,6 +320,7 @@ Status Syncer::round() {
     local.join();
     if (st) st = durable;
     t0 = Clock::now();
+    if (st) st = check_head();  // the head this journal names as prev reads back (chain.h 5)
     if (st) st = write_journal(r);
     r.journal_s = since(t0);
     t0 = Clock::now();

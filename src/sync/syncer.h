@@ -25,6 +25,12 @@
 //    last error.
 //  * stop() ends the background thread after a last round; a stop whose
 //    last round committed with nothing pending is recorded as clean.
+//  * The image gives back what the store calls synced (chain.h 5;
+//    maintain.cpp): before a round writes its journal, the head it extends
+//    must read back (check_head()); scrub() and ensure_restorable() (for
+//    tcfs sync) walk the whole chain as a restore would. When the walk does
+//    not reach the head, the synced state is rewritten as a snapshot, so it
+//    is restorable again; until then chain_problem() (tcfs status) says why.
 //
 // Locks: round_mu_ serializes rounds (held for a whole round, never while
 // waiting for a freeze... the freeze is taken inside it, and nothing that
@@ -79,6 +85,7 @@ struct MaintenanceReport {
   uint64_t index_dropped = 0;  // gc: dedup entries that named removed objects
   uint64_t good = 0, repaired = 0, unrecoverable = 0;  // scrub: objects
   std::vector<std::string> problems;  // scrub: one line per object it could not make whole
+  std::string chain_rewritten;        // scrub: why the synced state was rewritten as a snapshot ("" = not)
 };
 
 struct SyncStatus {
@@ -91,6 +98,8 @@ struct SyncStatus {
   uint64_t bytes_uploaded = 0, blocks_uploaded = 0, blocks_deduplicated = 0, objects_synced = 0;
   double upload_rate = 0;    // bytes/s of the last round's uploads
   bool running = false;      // a round in progress
+  std::string chain_problem;  // why the blobbers cannot give back `epoch` ("" = they can, as last checked)
+  uint64_t chain_rewrites = 0;  // synced states rewritten as snapshots (chain.h 5)
 };
 
 class Syncer {
@@ -114,6 +123,12 @@ class Syncer {
   // Reads every shard of every object the synced state needs, rewrites
   // bad or missing shards, and reports objects it cannot make whole.
   Result<MaintenanceReport> scrub();
+  // Waits for a running round; OK once the blobbers give back the synced
+  // state (rewriting it as a snapshot if needed), else why not.
+  Status ensure_restorable();
+  // Why the blobbers cannot give back the synced state, "" if they can:
+  // checked now, or as the running round last checked.
+  std::string chain_problem();
   // Runs fn between rounds (holding round_mu_): no round is capturing,
   // uploading or committing meanwhile, so the synced state in LMDB and the
   // marks in the Tracker together say what is on the blobbers (evict.h).
@@ -133,6 +148,10 @@ class Syncer {
   Status write_snapshot(uint64_t epoch, const std::string& head);
   void background();
   Result<std::set<std::string>> live_objects(std::map<std::string, blob::Hash>* blocks);
+  // maintain.cpp, round_mu_ held: chain.h 5.
+  Status verify_chain(bool repair);
+  Status check_head();
+  Status set_chain_problem(const std::string& p);
 
   SyncEnv env_;
   SyncOptions opt_;
@@ -145,6 +164,7 @@ class Syncer {
   std::string head_;
   unsigned attempt_ = 0, snap_attempt_ = 0;
   bool snapshot_due_ = false;
+  std::string last_rewrite_;  // why verify_chain() last rewrote the state
 
   std::mutex mu_;  // protects everything below
   std::condition_variable cv_;

@@ -391,6 +391,36 @@ TEST_CASE("objects: a blobber down fails puts, but reads and repairs of old obje
   CHECK(ObjectStore::make({}, 2, 1).err() == EINVAL);
 }
 
+TEST_CASE("objects: a listing answers with up to M blobbers missing and names them; beyond M it fails naming them") {
+  Set s(2, 1);
+  std::string data = random_bytes(5000, 7);
+  REQUIRE(s.os->put("n/one", data).is_ok());
+  REQUIRE(s.os->put("n/two", data).is_ok());
+  // A lost disk: blobber 1's directory is gone altogether (not just empty).
+  fs::path gone = s.tmp / "b1";
+  fs::rename(gone, gone.string() + ".away");
+  std::vector<std::string> missing;
+  auto names = s.os->list("n/", &missing);
+  REQUIRE_MESSAGE(names.is_ok(), names.status().message());
+  CHECK(names.value() == std::vector<std::string>{"n/one", "n/two"});
+  REQUIRE(missing.size() == 1);
+  CHECK(contains(missing[0], gone.string()));
+  CHECK(s.os->read_all("n/two", {}).value() == data);
+  // Two of three gone: more than M, the listing could miss objects.
+  fs::path gone2 = s.tmp / "b2";
+  fs::rename(gone2, gone2.string() + ".away");
+  auto none = s.os->list("n/");
+  CHECK(none.err() == ENOENT);
+  CHECK(contains(none.status().message(), gone.string()));
+  CHECK(contains(none.status().message(), gone2.string()));
+  CHECK(contains(none.status().message(), "at most 1 may be missing"));
+  fs::rename(gone2.string() + ".away", gone2);
+  fs::rename(gone.string() + ".away", gone);
+  missing.clear();
+  CHECK(s.os->list("n/", &missing).value().size() == 2);
+  CHECK(missing.empty());
+}
+
 TEST_CASE("objects: scrub checks parity too and rewrites what is bad") {
   Set s(3, 2);
   std::string data = random_bytes(50000, 5);

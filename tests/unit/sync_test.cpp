@@ -789,3 +789,178 @@ TEST_CASE("sync: the local durability step runs before the end object, and its f
   CHECK(journals(*b.os).value().size() == 1);
   compare_tree(*b.os, R);
 }
+
+namespace {
+
+bool has(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
+// Loses `n` shards of an object for good (shards 0..n-1: more than M of them
+// leaves it unreadable).
+void lose_shards(Blobbers& b, const std::string& name, unsigned n) {
+  for (unsigned i = 0; i < n; i++)
+    REQUIRE(fs::remove(b.tmp / ("b" + std::to_string(b.os->place(name, i))) + "/" + name + "." + std::to_string(i)));
+}
+
+// One round that adds the file `name` at the root.
+void add_round(Local& l, Syncer& s, const std::string& name) {
+  write_file(l.root() + "/" + name, name);
+  l.tracker.name(l.obj(""), name);
+  REQUIRE(s.round().is_ok());
+}
+
+// The names at the root of a restored tree.
+std::set<std::string> names_in(const std::string& dir) {
+  std::set<std::string> n;
+  for (const auto& e : fs::directory_iterator(dir)) n.insert(e.path().filename());
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("restore: a newest round that cannot be read fails the restore, naming it; accept_older restores the round before and says so") {
+  Blobbers b;
+  Local src;
+  auto s = src.syncer(*b.os);
+  write_file(src.root() + "/one", "one");
+  REQUIRE(s->rescan().is_ok());
+  REQUIRE(s->round().is_ok());
+  std::string first = s->status().head;
+  add_round(src, *s, "two");
+  std::string head = s->status().head;
+  bool some_left = true;
+  SUBCASE("2 of 3 shards of its end gone: beyond what 2+1 can spare") { lose_shards(b, head + "/end", 2); }
+  SUBCASE("every shard of its end gone, its chunks there") {
+    lose_shards(b, head + "/end", 3);
+    some_left = false;
+  }
+  Local dst;
+  State st(*dst.env);
+  auto rep = restore(*b.os, dst.root_fd, st);
+  REQUIRE(!rep.is_ok());
+  CHECK(rep.err() == EIO);
+  std::string msg = rep.status().message();
+  CAPTURE(msg);
+  CHECK(has(msg, "epoch 1 (" + first + ")"));  // the round it reached
+  CHECK(has(msg, head + " (epoch 2)"));        // the round it could not read
+  CHECK(has(msg, some_left ? "shards usable" : "its chunks are on the blobbers but not its end object"));  // and why
+  CHECK(has(msg, "--accept-older"));
+  CHECK(names_in(dst.root()).empty());  // nothing built: the same store can be used again
+  State st2(*dst.env);
+  RestoreOptions o;
+  o.accept_older = true;
+  auto old = restore(*b.os, dst.root_fd, st2, o);
+  REQUIRE_MESSAGE(old.is_ok(), old.status().message());
+  CHECK(old->epoch == 1);
+  CHECK(old->head == first);
+  CHECK(old->older);
+  REQUIRE(old->unreadable.size() == 1);
+  CHECK(has(old->unreadable[0], head));
+  CHECK(names_in(dst.root()) == std::set<std::string>{"one"});
+}
+
+TEST_CASE("restore: a damaged middle round does not silently drop the later intact rounds; the writer's scrub rewrites its state") {
+  Blobbers b;
+  Local src;
+  auto s = src.syncer(*b.os);
+  write_file(src.root() + "/one", "one");
+  REQUIRE(s->rescan().is_ok());
+  REQUIRE(s->round().is_ok());
+  add_round(src, *s, "two");
+  std::string middle = s->status().head;
+  add_round(src, *s, "three");
+  add_round(src, *s, "four");
+  SUBCASE("some shards of its end left") { lose_shards(b, middle + "/end", 2); }
+  SUBCASE("every shard of its end gone") { lose_shards(b, middle + "/end", 3); }
+  {
+    Local dst;
+    State st(*dst.env);
+    auto rep = restore(*b.os, dst.root_fd, st);
+    REQUIRE(!rep.is_ok());
+    std::string msg = rep.status().message();
+    CAPTURE(msg);
+    CHECK(has(msg, "epoch 1 ("));
+    CHECK(has(msg, middle + " (epoch 2)"));
+  }
+  // The writer notices at scrub and rewrites its synced state (epoch 4).
+  CHECK(has(s->chain_problem(), middle));
+  auto sc = s->scrub();
+  REQUIRE_MESSAGE(sc.is_ok(), sc.status().message());
+  CHECK(has(sc->chain_rewritten, middle));
+  CHECK(sc->unrecoverable == 0);
+  CHECK(s->chain_problem().empty());
+  CHECK(s->status().chain_rewrites == 1);
+  Local dst;
+  State st(*dst.env);
+  auto rep = restore(*b.os, dst.root_fd, st);
+  REQUIRE_MESSAGE(rep.is_ok(), rep.status().message());
+  CHECK(rep->epoch == 4);
+  CHECK(!rep->older);
+  CHECK(names_in(dst.root()) == std::set<std::string>{"one", "two", "three", "four"});
+  // gc now collects the damaged journal's leftovers and keeps what restores.
+  REQUIRE(s->gc().is_ok());
+  CHECK(b.os->list(middle).value().empty());
+}
+
+TEST_CASE("sync: the next round notices that its head cannot be read and rewrites the state before extending the chain") {
+  Blobbers b;
+  Local src;
+  auto s = src.syncer(*b.os);
+  write_file(src.root() + "/one", "one");
+  REQUIRE(s->rescan().is_ok());
+  REQUIRE(s->round().is_ok());
+  add_round(src, *s, "two");
+  std::string head = s->status().head;
+  lose_shards(b, head + "/end", 2);
+  // Until the writer rewrites it, it does not claim what the blobbers cannot give back.
+  std::string problem = s->chain_problem();
+  CAPTURE(problem);
+  CHECK(has(problem, "cannot give back epoch 2 (" + head + ")"));
+  CHECK(s->status().chain_problem == problem);
+  add_round(src, *s, "three");  // the round's check: the head it follows must read back
+  CHECK(s->status().chain_rewrites == 1);
+  CHECK(s->chain_problem().empty());
+  Local dst;
+  State st(*dst.env);
+  auto rep = restore(*b.os, dst.root_fd, st);
+  REQUIRE_MESSAGE(rep.is_ok(), rep.status().message());
+  CHECK(rep->epoch == 3);
+  CHECK(names_in(dst.root()) == std::set<std::string>{"one", "two", "three"});
+  // tcfs sync's check (ensure_restorable) does the same when no round has anything to send.
+  lose_shards(b, s->status().head + "/end", 3);
+  CHECK(!s->chain_problem().empty());
+  REQUIRE(s->ensure_restorable().is_ok());
+  CHECK(s->status().chain_rewrites == 2);
+  Local dst2;
+  State st2(*dst2.env);
+  auto rep2 = restore(*b.os, dst2.root_fd, st2);
+  REQUIRE_MESSAGE(rep2.is_ok(), rep2.status().message());
+  CHECK(rep2->epoch == 3);
+  CHECK(names_in(dst2.root()) == std::set<std::string>{"one", "two", "three"});
+}
+
+TEST_CASE("chain: a half-written end of a failed attempt is no cut once a later attempt follows; a later journal naming a lost one is") {
+  Blobbers b;
+  auto journal = [&](const std::string& base, const std::string& prev, uint64_t epoch) {
+    StreamWriter w(*b.os, base);
+    REQUIRE(w.add(encode(EntryRec{1, base.substr(4), 2})).is_ok());
+    REQUIRE(w.finish({{"epoch", epoch}, {"prev", prev}}).is_ok());
+  };
+  const std::string j1 = "n/j/0000000000000001-00000001-0000", j2a = "n/j/0000000000000002-00000001-0000",
+                    j2b = "n/j/0000000000000002-00000001-0001", j3 = "n/j/0000000000000003-00000001-0000";
+  journal(j1, "", 1);
+  journal(j2a, j1, 2);
+  lose_shards(b, j2a + "/end", 2);  // its put failed after one shard
+  journal(j2b, j1, 2);              // the retry
+  auto w = follow(*b.os);
+  REQUIRE(w.is_ok());
+  CHECK(w->journals == std::vector<std::string>{j1, j2b});
+  CHECK(w->whole());
+  journal(j3, j2b, 3);
+  lose_shards(b, j2b + "/end", 3);  // the whole round the next one follows: end and chunk
+  lose_shards(b, chunk_name(j2b, 0), 3);
+  w = follow(*b.os);
+  REQUIRE(w.is_ok());
+  CHECK(w->epoch == 1);
+  REQUIRE(w->unreadable.size() == 2);  // j2a, and j2b as j3's prev
+  CHECK(has(w->unreadable[0] + w->unreadable[1], j2b + " (epoch 2): named as prev by " + j3 + ", but not on the blobbers"));
+}

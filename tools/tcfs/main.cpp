@@ -2,6 +2,7 @@
 //
 //   tcfs mount [--store DIR] [-f] [--cache-size SIZE] [-o OPT[,OPT...]] MOUNTPOINT
 //   tcfs init [--store DIR] --blobber URL... [--ec K+M]
+//   tcfs init [--store DIR] --from-blobbers URL... [--ec K+M] [--accept-older]
 //   tcfs sync MOUNTPOINT [--timeout S]
 //   tcfs status MOUNTPOINT [--json]
 //   tcfs gc MOUNTPOINT | tcfs scrub MOUNTPOINT
@@ -239,7 +240,8 @@ class DaemonExecutor final : public tcfs::control::Executor {
   }
   tcfs::Status sync(uint64_t timeout_ms) override {
     if (!r_) return Executor::sync(timeout_ms);
-    return r_->syncer->wait_synced(std::chrono::milliseconds(timeout_ms));
+    TCFS_TRY(r_->syncer->wait_synced(std::chrono::milliseconds(timeout_ms)));
+    return r_->syncer->ensure_restorable();  // "on the blobbers" only if they give it back (chain.h 5)
   }
   tcfs::control::Json status() override;
   tcfs::Result<tcfs::control::Json> maintain(const std::string& what) override {
@@ -249,7 +251,7 @@ class DaemonExecutor final : public tcfs::control::Executor {
     return tcfs::control::Json{{"objects", rep->objects},        {"deleted", rep->deleted},
                                {"index_dropped", rep->index_dropped}, {"good", rep->good},
                                {"repaired", rep->repaired},      {"unrecoverable", rep->unrecoverable},
-                               {"problems", rep->problems}};
+                               {"problems", rep->problems},      {"chain_rewritten", rep->chain_rewritten}};
   }
 
  private:
@@ -296,7 +298,9 @@ tcfs::control::Json DaemonExecutor::status() {
                {"blocks_deduplicated", st.blocks_deduplicated},
                {"objects_synced", st.objects_synced},
                {"upload_rate", st.upload_rate},
-               {"running", st.running}};
+               {"running", st.running},
+               {"chain_problem", r_->syncer->chain_problem()},
+               {"chain_rewrites", st.chain_rewrites}};
   return j;
 }
 
@@ -467,6 +471,10 @@ int main(int argc, char** argv) {
   init->add_option("--from-blobbers", from,
                    "restore: rebuild the tree these blobbers hold into a new, empty store (as stubs whose "
                    "content is fetched on first use), then keep syncing to them");
+  bool accept_older = false;
+  init->add_flag("--accept-older", accept_older,
+                 "restore: when a later round on the blobbers cannot be read, restore the newest round that "
+                 "can (and say so) instead of failing");
   init->add_option("--ec", ec,
                    "erasure code K+M over the K+M blobbers: any K of them rebuild the data "
                    "(default: 1+0 for one blobber, N-1+1 for N)");
@@ -506,7 +514,11 @@ int main(int argc, char** argv) {
       fprintf(stderr, "tcfs: error: init needs --blobber URL... or --from-blobbers URL...\n");
       return kExitUsage;
     }
-    return tcfs::cli::cmd_init(store_dir, from.empty() ? blobbers : from, ec, !from.empty());
+    if (accept_older && from.empty()) {
+      fprintf(stderr, "tcfs: error: --accept-older goes with --from-blobbers (a restore)\n");
+      return kExitUsage;
+    }
+    return tcfs::cli::cmd_init(store_dir, from.empty() ? blobbers : from, ec, !from.empty(), accept_older);
   }
   if (*sync) return tcfs::cli::cmd_sync(target, timeout_s);
   if (*status) return tcfs::cli::cmd_status(target, as_json);

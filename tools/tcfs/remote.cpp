@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "store/store.h"
 #include "sync/restore.h"
@@ -94,7 +95,46 @@ Result<std::unique_ptr<blob::ObjectStore>> open_objects(const RemoteConfig& c, s
   return blob::ObjectStore::make(std::move(bl), c.k, c.m);
 }
 
-int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore) {
+namespace {
+
+// A restore may start with up to M blobbers missing (objects.h 6): it says so, loudly.
+Status check_down(const RemoteConfig& c, const std::vector<std::string>& down, bool restore) {
+  if (down.empty()) return {};
+  std::string what;
+  for (const auto& d : down) what += (what.empty() ? "" : "; ") + d;
+  if (!restore) return Status::error(EHOSTDOWN, what);
+  if (down.size() > c.m)
+    return Status::error(EHOSTDOWN, "restore needs " + std::to_string(c.k) + " of the " +
+                                        std::to_string(c.urls.size()) + " blobbers (erasure code " + c.ec() +
+                                        "), " + std::to_string(down.size()) + " are missing: " + what);
+  for (const auto& d : down) fprintf(stderr, "tcfs: warning: blobber missing: %s\n", d.c_str());
+  fprintf(stderr,
+          "tcfs: warning: restoring from %zu of %zu blobbers: the set is DEGRADED (%zu missing, no redundancy "
+          "to spare). Once the missing blobber is back (an empty directory or a fresh bucket will do), run "
+          "tcfs scrub on the mount to rebuild its shards.\n",
+          c.urls.size() - down.size(), c.urls.size(), down.size());
+  spdlog::warn("init: restoring with {} of {} blobbers missing: {}", down.size(), c.urls.size(), what);
+  return {};
+}
+
+void print_restore(const sync::RestoreReport& rep) {
+  printf("tcfs: restored %llu directories, %llu files (%llu bytes, fetched on first use), %llu symlinks, "
+         "%llu other, %llu hard links from %llu journal(s); round reached: epoch %llu (%s)\n",
+         static_cast<unsigned long long>(rep.dirs), static_cast<unsigned long long>(rep.files),
+         static_cast<unsigned long long>(rep.stub_bytes), static_cast<unsigned long long>(rep.symlinks),
+         static_cast<unsigned long long>(rep.others), static_cast<unsigned long long>(rep.links),
+         static_cast<unsigned long long>(rep.journals), static_cast<unsigned long long>(rep.epoch),
+         rep.head.c_str());
+  if (!rep.older) return;
+  fprintf(stderr, "tcfs: warning: restored epoch %llu, an OLDER round than the blobbers hold (--accept-older); "
+                  "could not read:\n", static_cast<unsigned long long>(rep.epoch));
+  for (const auto& u : rep.unreadable) fprintf(stderr, "  %s\n", u.c_str());
+}
+
+}  // namespace
+
+int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore,
+             bool accept_older) {
   auto cfg = parse_ec(urls, ec);
   if (!cfg) {
     fprintf(stderr, "tcfs: error: %s\n", cfg.status().message().c_str());
@@ -103,10 +143,7 @@ int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls,
   std::vector<std::string> down;
   auto os = open_objects(*cfg, &down);
   if (!os) return fail(os.status());
-  if (!down.empty()) {
-    for (const auto& d : down) fprintf(stderr, "tcfs: error: %s\n", d.c_str());
-    return kExitError;
-  }
+  if (Status st = check_down(*cfg, down, restore); !st) return fail(st);
   // A store that has its set already: the same set is fine (init is
   // idempotent), another one is refused. Nothing is created to find out.
   if (auto peek = store::Store::open(store_dir, store::OpenOptions{false}); peek) {
@@ -137,14 +174,11 @@ int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls,
   auto& s = **store;
   if (restore) {
     sync::State rs(s.meta());
-    auto rep = sync::restore(**os, s.root_fd(), rs);
+    sync::RestoreOptions ro;
+    ro.accept_older = accept_older;
+    auto rep = sync::restore(**os, s.root_fd(), rs, ro);
     if (!rep) return fail(Status::error(rep.err(), "restore into " + s.path() + ": " + rep.status().message()));
-    printf("tcfs: restored %llu directories, %llu files (%llu bytes, fetched on first use), %llu symlinks, "
-           "%llu other, %llu hard links from %llu journal(s), epoch %llu\n",
-           static_cast<unsigned long long>(rep->dirs), static_cast<unsigned long long>(rep->files),
-           static_cast<unsigned long long>(rep->stub_bytes), static_cast<unsigned long long>(rep->symlinks),
-           static_cast<unsigned long long>(rep->others), static_cast<unsigned long long>(rep->links),
-           static_cast<unsigned long long>(rep->journals), static_cast<unsigned long long>(rep->epoch));
+    print_restore(*rep);
   }
   auto stage = open_stage(s);
   if (!stage) return fail(stage.status());
@@ -154,7 +188,8 @@ int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls,
   sync::State state(s.meta());
   if (Status st = state.put(*t, "config", to_json(*cfg).dump()); !st) return fail(st);
   if (Status st = t->commit(); !st) return fail(st);
-  printf("tcfs: store %s: %zu blobber(s), erasure code %s\n", s.path().c_str(), cfg->urls.size(), cfg->ec().c_str());
+  printf("tcfs: store %s: %zu blobber(s), erasure code %s%s\n", s.path().c_str(), cfg->urls.size(), cfg->ec().c_str(),
+         down.empty() ? "" : " (DEGRADED: a blobber is missing)");
   for (const auto& u : cfg->urls) printf("  %s\n", u.c_str());
   return 0;
 }
@@ -192,6 +227,9 @@ int cmd_maintain(const std::string& mountpoint, const std::string& what) {
          static_cast<unsigned long long>(r.value("repaired", 0ull)),
          static_cast<unsigned long long>(r.value("unrecoverable", 0ull)));
   for (const auto& p : r["problems"]) printf("  %s\n", p.get<std::string>().c_str());
+  if (!r.value("chain_rewritten", "").empty())
+    printf("tcfs scrub: rewrote the synced state as a snapshot (the blobbers could not give it back: %s)\n",
+           r.value("chain_rewritten", "").c_str());
   return r.value("unrecoverable", 0ull) ? kExitError : 0;
 }
 
@@ -215,8 +253,13 @@ int cmd_status(const std::string& mountpoint, bool as_json) {
   printf("blobbers:   %s erasure code\n", s.value("ec", "").c_str());
   for (const auto& b : s["blobbers"])
     printf("  %-40s %s\n", b.value("url", "").c_str(), b.value("health", "").c_str());
-  printf("synced:     epoch %llu (%s)\n", static_cast<unsigned long long>(y.value("epoch", 0ull)),
-         y.value("head", std::string("nothing yet")).c_str());
+  if (std::string problem = y.value("chain_problem", ""); !problem.empty())  // never a state they cannot give back
+    printf("synced:     NOT restorable from the blobbers: %s\n            (the local state is at epoch %llu; the "
+           "next round, tcfs sync or tcfs scrub rewrites it)\n",
+           problem.c_str(), static_cast<unsigned long long>(y.value("epoch", 0ull)));
+  else
+    printf("synced:     epoch %llu (%s)\n", static_cast<unsigned long long>(y.value("epoch", 0ull)),
+           y.value("head", std::string("nothing yet")).c_str());
   printf("pending:    %llu dirty files, %llu changes, %llu bytes; oldest unsynced change %.1f s ago\n",
          static_cast<unsigned long long>(y.value("dirty_files", 0ull)),
          static_cast<unsigned long long>(y.value("pending", 0ull)),

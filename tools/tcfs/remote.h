@@ -11,7 +11,12 @@
 //    tree (journals) — that tree belongs to another store. With restore
 //    (--from-blobbers) it is the other way round: the blobbers must hold a
 //    tree and the store's must be empty; the tree is rebuilt as stubs
-//    (sync/restore.h) before the set is recorded.
+//    (sync/restore.h) before the set is recorded. A restore goes ahead
+//    with up to M blobbers failing their probe (a lost disk): it names
+//    each one and says the set is degraded (tcfs scrub rebuilds their
+//    shards once they are back); with more it fails, naming them. A restore
+//    whose chain is cut (chain.h 3) fails unless accept_older, and then
+//    says which round it restored and what it could not read.
 //
 // Thread-safety: called from main() only.
 #pragma once
@@ -42,7 +47,8 @@ Result<std::unique_ptr<blob::ObjectStore>> open_objects(const RemoteConfig& c, s
 Result<int> open_stage(store::Store& s);
 
 // restore: --from-blobbers (the store's tree must be empty; the blobbers must hold one).
-int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore);
+int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore,
+             bool accept_older = false);
 int cmd_sync(const std::string& mountpoint, double timeout_s);
 int cmd_status(const std::string& mountpoint, bool json);
 // gc or scrub through the daemon; exit 1 when scrub finds objects it cannot make whole.
