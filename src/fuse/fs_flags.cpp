@@ -42,7 +42,9 @@ int handle_fd(fuse_file_info* fi, unsigned flags) {
 
 // The kernel passes an unsigned int for the flags ioctls (whatever their
 // _IOC_SIZE says), a struct fsxattr for the others.
-size_t arg_size(unsigned cmd) { return cmd == FS_IOC_GETFLAGS || cmd == FS_IOC_SETFLAGS ? sizeof(unsigned) : sizeof(fsxattr); }
+size_t arg_size(unsigned cmd) {
+  return cmd == FS_IOC_GETFLAGS || cmd == FS_IOC_SETFLAGS ? sizeof(unsigned) : sizeof(fsxattr);
+}
 
 // Whether a SET request makes the inode immutable or append-only.
 bool protects(unsigned cmd, const void* in) {

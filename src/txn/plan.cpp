@@ -158,7 +158,8 @@ uint64_t protection_at(int dirfd, const char* p) {
   if (attrs & STATX_ATTR_IMMUTABLE)
     throw Fail{EPERM, shown + ": immutable (chattr +i): the compound would change it; nothing was changed", true};
   throw Fail{EPERM,
-             shown + ": append-only (chattr +a): the compound would change it and its undo could not; nothing was changed",
+             shown + ": append-only (chattr +a): the compound would change it and its undo could not;"
+                     " nothing was changed",
              true};
 }
 

@@ -23,8 +23,10 @@ blob_bytes() { du -sb "$fs/b0" "$fs/b1" "$fs/b2" | awk '{s += $1} END {print s}'
 # A child that holds the unnamed file open and links it when told to; every
 # wait is bounded, and it is killed on any exit.
 coproc PY { timeout 300 python3 -u -c '
-import os, select, sys
+import ctypes, os, select, sys
 d, src = sys.argv[1], sys.argv[2]
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, AT_SYMLINK_FOLLOW = -100, 0x400
 fd = os.open(d, os.O_TMPFILE | os.O_RDWR, 0o640)
 with open(src, "rb") as f:
     os.write(fd, f.read())
@@ -35,13 +37,16 @@ def wait_for(word):
     if not r or sys.stdin.readline().strip() != word:
         sys.exit(3)
 wait_for("link")
-os.link("/proc/self/fd/%d" % fd, os.path.join(d, "linked"))
+# os.link() would link the /proc symlink itself (link(2) does not follow).
+if libc.linkat(AT_FDCWD, b"/proc/self/fd/%d" % fd, AT_FDCWD, os.path.join(d, "linked").encode(), AT_SYMLINK_FOLLOW) != 0:
+    sys.exit(4)
 print("linked", flush=True)
 wait_for("close")
 os.close(fd)
 ' "$mA" "$work/secret"; }
 py_pid=$PY_PID
-read -r -t 60 line <&"${PY[0]}"; ok '[[ ${line:-} == open ]]' "the O_TMPFILE child: ${line:-no answer}"
+read -r -t 60 line <&"${PY[0]}"
+[[ ${line:-} == open ]] || die "the O_TMPFILE child could not make its unnamed file: ${line:-no answer}"
 
 before=$( ((s3 == 0)) && blob_bytes || echo 0)
 "$T" sync "$mA" --timeout 60 > /dev/null; rc=$?
