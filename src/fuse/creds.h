@@ -23,4 +23,14 @@ namespace tcfs::fusefs {
 
 int with_caller_creds(fuse_req_t req, mode_t mode, const std::function<int()>& fn);
 
+// The same for a request libfuse does not dispatch (fs_tmpfile.cpp): the
+// ids from its header; supplementary groups from /proc/<pid>/status.
+struct CallerIds {
+  uid_t uid;
+  gid_t gid;
+  pid_t pid;
+  mode_t umask;
+};
+int with_caller_creds(const CallerIds& who, mode_t mode, const std::function<int()>& fn);
+
 }  // namespace tcfs::fusefs

@@ -217,9 +217,21 @@ auto under(txn::FuseGuard&& g, F&& fn) -> decltype(fn()) {
 // syscalls that take no fd.
 std::string proc_path(int fd);
 
+// O_TMPFILE in directory `parent` (fs_tmpfile.cpp): an unnamed regular
+// file made as the caller and opened with `flags` (the kernel's, with
+// O_TMPFILE); its entry (one kernel reference) and open file.
+// drop_unnamed() takes both back when the reply could not be delivered.
+struct CallerIds;
+Result<CreateReply> create_unnamed(Fs& fs, const CallerIds& who, fuse_ino_t parent, mode_t mode, int flags);
+void drop_unnamed(Fs& fs, const CreateReply& r);
+// Reads /dev/fuse through a custom io that serves FUSE_TMPFILE itself
+// (libfuse 3.14 does not know it); call after fuse_session_mount().
+Status serve_tmpfile_requests(fuse_session* se);
+
 // Op tables filled by each translation unit.
 void fill_node_ops(fuse_lowlevel_ops& ops);
 void fill_file_ops(fuse_lowlevel_ops& ops);
 void fill_dir_ops(fuse_lowlevel_ops& ops);
+void fill_flag_ops(fuse_lowlevel_ops& ops);  // fs_flags.cpp: inode flags (ioctl)
 
 }  // namespace tcfs::fusefs

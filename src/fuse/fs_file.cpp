@@ -2,11 +2,14 @@
 // fallocate, copy_file_range, lseek.
 //
 // Data moves without a copy through the daemon where libfuse allows: reads
-// are spliced from the backing fd to /dev/fuse, writes spliced from the
-// request buffer into the backing fd. O_DIRECT opens are passed through to
-// the backing file (the kernel keeps its page cache coherent around them,
-// see fill_open_reply); their data goes through a page-aligned bounce
-// buffer because FUSE request payloads are not aligned.
+// are spliced from the backing fd to /dev/fuse; writes arrive in memory
+// (requests are read, not spliced: fs_tmpfile.cpp) and are written from it.
+// O_DIRECT opens are passed through to the backing file (the kernel keeps
+// its page cache coherent around them, see fill_open_reply); their data
+// goes through a page-aligned bounce buffer because FUSE request payloads
+// are not aligned.
+//
+// O_TMPFILE: create_unnamed() makes the unnamed file for fs_tmpfile.cpp.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -72,6 +75,11 @@ Result<OpenReply> do_open(Fs& fs, fuse_ino_t ino, fuse_file_info* fi) {
   int flags = backing_flags(fi->flags, fs.options().writeback_cache);
   auto r = with_fd(fs, ino, [&](int ifd) -> Result<int> {
     int fd = open(proc_path(ifd).c_str(), flags);
+    // An append-only file (chattr +a) opens for writing only with O_APPEND
+    // (fs_flags.cpp 2): then keep it, its writes land at the end whatever
+    // offset they carry, where the kernel put them anyway.
+    if (fd < 0 && errno == EPERM && (fi->flags & O_APPEND) && (flags & O_ACCMODE) != O_RDONLY)
+      fd = open(proc_path(ifd).c_str(), flags | O_APPEND);
     if (fd < 0) return errno_status();
     return fd;
   });
@@ -258,6 +266,37 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_i
 }
 
 }  // namespace
+
+Result<CreateReply> create_unnamed(Fs& fs, const CallerIds& who, fuse_ino_t parent, mode_t mode, int flags) {
+  // O_TMPFILE includes O_DIRECTORY: strip both, then ask for them again.
+  int bflags = backing_flags(flags & ~O_TMPFILE, fs.options().writeback_cache) | O_TMPFILE | (flags & O_EXCL);
+  int fd = -1;
+  Status st = with_fd(fs, parent, [&](int dfd) {
+    return Status::code(with_caller_creds(who, mode, [&] {
+      fd = openat(dfd, ".", bflags, mode & 07777);
+      return fd < 0 ? errno : 0;
+    }));
+  });
+  if (!st) return st;
+  struct stat sb;
+  auto in = fstat(fd, &sb) == 0 ? fs.table().adopt_unnamed(fd) : Result<Inode*>(errno_status());
+  if (!in) {
+    close(fd);
+    return in.status();
+  }
+  fuse_file_info fi{};
+  fi.flags = flags;
+  CreateReply r{fs.make_entry(*in.value(), sb).e, fi};
+  fill_open_reply(fs, &r.fi, new_handle(*in.value(), fd, flags));
+  return r;
+}
+
+void drop_unnamed(Fs& fs, const CreateReply& r) {
+  FileHandle* fh = reinterpret_cast<FileHandle*>(r.fi.fh);
+  fs.table().released(*fh->inode);
+  delete fh;
+  fs.table().forget(r.e.ino, 1);
+}
 
 void fill_file_ops(fuse_lowlevel_ops& o) {
   o.open = op_open;

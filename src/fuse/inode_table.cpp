@@ -147,6 +147,30 @@ Result<Inode*> InodeTable::create_inode(int parent_fd, const char* name, struct 
   return raw;
 }
 
+Result<Inode*> InodeTable::adopt_unnamed(int fd) {
+  auto in = std::make_unique<Inode>();
+  in->fd = open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_PATH | O_CLOEXEC);
+  if (in->fd < 0) return Status::from_errno();
+  struct stat st;
+  if (fstat(in->fd, &st) != 0) return Status::from_errno();
+  in->src_dev = st.st_dev;
+  in->src_ino = st.st_ino;
+  in->type = st.st_mode & S_IFMT;
+  in->nlookup = 1;
+  std::lock_guard<std::mutex> g(mu_);
+  Key k{in->src_dev, in->src_ino};
+  if (auto it = map_.find(k); it != map_.end()) {
+    // A forgotten-to-be Inode of a gone object with the same number: it
+    // lives on for the kernel's references only (as in lookup()).
+    detached_.emplace(it->second.get(), std::move(it->second));
+    map_.erase(it);
+  }
+  ++open_fds_;
+  Inode* raw = in.get();
+  map_.emplace(k, std::move(in));
+  return raw;
+}
+
 // Whether the object `in` names is gone, so that (parent_fd, name), which
 // has its inode number, is another object that reused the number (ext4 and
 // XFS reuse freed numbers at once, while the kernel may still hold the old

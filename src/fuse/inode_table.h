@@ -97,6 +97,11 @@ class InodeTable {
   // Looks `name` up in `parent`, adds one kernel reference to the matching
   // Inode (creating it if needed) and fills *st. ENOENT etc. as lstat gives.
   Result<Inode*> lookup(Inode& parent, const char* name, struct stat* st);
+  // An unnamed object (O_TMPFILE) the kernel is to know: one kernel
+  // reference, its own O_PATH fd (no name to make a handle from; an object
+  // with no links cannot be reopened by handle everywhere), kept open
+  // until the Inode is forgotten. fd is the object's open file (not kept).
+  Result<Inode*> adopt_unnamed(int fd);
   // Drops n kernel references.
   void forget(fuse_ino_t ino, uint64_t n);
   // An open file keeps its inode's fd (an unlinked object has no handle

@@ -1,6 +1,10 @@
 #include "fuse/reply.h"
 
+#include <linux/fuse.h>
 #include <spdlog/spdlog.h>
+#include <sys/uio.h>
+
+#include <cmath>
 
 namespace tcfs::fusefs {
 namespace {
@@ -28,7 +32,71 @@ void reply_or_err(fuse_req_t req, const OpCtx& c, const R& r, F&& ok) {
   }
 }
 
+// Seconds and nanoseconds of a timeout, as the protocol carries them.
+void split_timeout(double t, uint64_t& sec, uint32_t& nsec) {
+  double whole = std::floor(std::max(t, 0.0));
+  sec = static_cast<uint64_t>(whole);
+  nsec = static_cast<uint32_t>((t - whole) * 1e9);
+}
+
+void put_attr(fuse_attr& a, const struct stat& st) {
+  a.ino = st.st_ino;
+  a.size = static_cast<uint64_t>(st.st_size);
+  a.blocks = static_cast<uint64_t>(st.st_blocks);
+  a.atime = static_cast<uint64_t>(st.st_atim.tv_sec);
+  a.mtime = static_cast<uint64_t>(st.st_mtim.tv_sec);
+  a.ctime = static_cast<uint64_t>(st.st_ctim.tv_sec);
+  a.atimensec = static_cast<uint32_t>(st.st_atim.tv_nsec);
+  a.mtimensec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
+  a.ctimensec = static_cast<uint32_t>(st.st_ctim.tv_nsec);
+  a.mode = st.st_mode;
+  a.nlink = static_cast<uint32_t>(st.st_nlink);
+  a.uid = st.st_uid;
+  a.gid = st.st_gid;
+  a.rdev = static_cast<uint32_t>(st.st_rdev);
+  a.blksize = static_cast<uint32_t>(st.st_blksize);
+}
+
+uint32_t open_flags_of(const fuse_file_info& fi) {
+  uint32_t f = 0;
+  if (fi.direct_io) f |= FOPEN_DIRECT_IO;
+  if (fi.keep_cache) f |= FOPEN_KEEP_CACHE;
+  if (fi.nonseekable) f |= FOPEN_NONSEEKABLE;
+  if (fi.noflush) f |= FOPEN_NOFLUSH;
+  return f;
+}
+
 }  // namespace
+
+bool reply_raw_create(int dev_fd, uint64_t unique, const OpCtx& c, const Result<CreateReply>& r) {
+  fuse_out_header h{};
+  fuse_entry_out e{};
+  fuse_open_out o{};
+  h.unique = unique;
+  iovec iov[3] = {{&h, sizeof h}, {&e, sizeof e}, {&o, sizeof o}};
+  int n = 1;
+  if (r.is_ok()) {
+    const CreateReply& v = r.value();
+    e.nodeid = v.e.ino;
+    e.generation = v.e.generation;
+    split_timeout(v.e.entry_timeout, e.entry_valid, e.entry_valid_nsec);
+    split_timeout(v.e.attr_timeout, e.attr_valid, e.attr_valid_nsec);
+    put_attr(e.attr, v.e.attr);
+    o.fh = v.fi.fh;
+    o.open_flags = open_flags_of(v.fi);
+    n = 3;
+  } else {
+    log_failure(c, r.err());
+    h.error = -r.err();
+  }
+  h.len = static_cast<uint32_t>(sizeof h + (n == 3 ? sizeof e + sizeof o : 0));
+  ssize_t w = writev(dev_fd, iov, n);
+  if (w != static_cast<ssize_t>(h.len)) {
+    spdlog::debug("{}: node {:#x}: reply not delivered: {}", c.op, c.ino, w < 0 ? strerror(errno) : "short write");
+    return false;
+  }
+  return true;
+}
 
 void log_failure(const OpCtx& c, int err) {
   auto lvl = routine(err) ? spdlog::level::debug : spdlog::level::warn;
@@ -73,6 +141,10 @@ void reply(fuse_req_t req, const OpCtx& c, const Result<WriteReply>& r) {
 }
 void reply(fuse_req_t req, const OpCtx& c, const Result<LseekReply>& r) {
   reply_or_err(req, c, r, [&](const LseekReply& v) { fuse_reply_lseek(req, v.off); });
+}
+
+void reply(fuse_req_t req, const OpCtx& c, const Result<IoctlReply>& r) {
+  reply_or_err(req, c, r, [&](const IoctlReply& v) { fuse_reply_ioctl(req, 0, v.out.data(), v.out.size()); });
 }
 
 void reply_data(fuse_req_t req, const OpCtx&, fuse_bufvec* buf) {

@@ -50,6 +50,9 @@ struct WriteReply {
 struct LseekReply {
   off_t off;
 };
+struct IoctlReply {
+  std::string out;  // the ioctl's output argument (empty: none)
+};
 
 // Context for log lines: the operation and what it touched.
 struct OpCtx {
@@ -70,6 +73,12 @@ void reply(fuse_req_t req, const OpCtx& c, const Result<StatfsReply>& r);
 void reply(fuse_req_t req, const OpCtx& c, const Result<XattrReply>& r);
 void reply(fuse_req_t req, const OpCtx& c, const Result<WriteReply>& r);
 void reply(fuse_req_t req, const OpCtx& c, const Result<LseekReply>& r);
+void reply(fuse_req_t req, const OpCtx& c, const Result<IoctlReply>& r);
+// The reply to a request libfuse never saw (FUSE_TMPFILE: fs_tmpfile.cpp),
+// written straight to the /dev/fuse descriptor it was read from: an entry
+// and an open file, as for a create, or the error. False if the kernel did
+// not take it (the request was interrupted, the connection went away).
+bool reply_raw_create(int dev_fd, uint64_t unique, const OpCtx& c, const Result<CreateReply>& r);
 // Data replies: buf describes memory or an fd range to splice from.
 void reply_data(fuse_req_t req, const OpCtx& c, fuse_bufvec* buf);
 // Directory listings, already encoded with fuse_add_direntry*.

@@ -21,7 +21,8 @@ void on_init(void* userdata, fuse_conn_info* conn) {
   auto want = [&](unsigned cap) {
     if (conn->capable & cap) conn->want |= cap;
   };
-  // Zero-copy data paths: replies spliced from the backing file.
+  // Zero-copy data paths: replies spliced from the backing file (requests
+  // are read, not spliced: fs_tmpfile.cpp).
   want(FUSE_CAP_SPLICE_WRITE);
   want(FUSE_CAP_SPLICE_MOVE);
   // O_TRUNC arrives with open (one round trip instead of open + setattr).
@@ -54,6 +55,7 @@ fuse_lowlevel_ops make_ops() {
   fill_node_ops(o);
   fill_file_ops(o);
   fill_dir_ops(o);
+  fill_flag_ops(o);
   return o;
 }
 
@@ -197,6 +199,11 @@ Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
   if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
     fuse_remove_signal_handlers(se);
     return Status::error(EIO, "cannot mount on " + cfg.mountpoint + " (see the message above)");
+  }
+  if (Status st = serve_tmpfile_requests(se); !st) {  // O_TMPFILE: fs_tmpfile.cpp
+    fuse_session_unmount(se);
+    fuse_remove_signal_handlers(se);
+    return st;
   }
   std::string majmin = mount_majmin(cfg.mountpoint);
   if (majmin.empty()) spdlog::warn("mount {}: not found in /proc/self/mountinfo", cfg.mountpoint);

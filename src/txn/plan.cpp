@@ -8,6 +8,15 @@
 // (removed, renamed away, or looked up and not found). Real names are read
 // lazily with lstat at `orig` (the object's path before the compound), which
 // stays valid while planning because planning changes nothing.
+//
+// Immutable and append-only inodes (txn.h invariant 11): with txn on, every
+// existing inode the compound changes (data, attributes, entries, link
+// count), moves or removes, and everything inside a tree it removes, must be
+// neither: the backing filesystem would refuse the change halfway through
+// the compound, or refuse the undo that restores the inode (a truncate back
+// after an append, an entry removed from an append-only directory, times
+// put back). The plan fails with EPERM naming the path, before anything
+// changes. With txn off the kernel's own checks at execution decide.
 #include "txn/plan.h"
 
 #include <dirent.h>
@@ -41,6 +50,8 @@ struct VNode {
   int rec = -1;          // index of this inode's record in rr.inodes
   std::string handle;    // Existing only: its file handle, once asked (handle_of)
   bool handle_read = false;
+  uint64_t fsattrs = 0;  // Existing only: statx attributes (immutable, append), read lazily
+  bool fsattrs_read = false;
 };
 
 struct IdHash {
@@ -50,6 +61,7 @@ struct IdHash {
 struct Fail {
   int err;
   std::string msg;
+  bool refuse = false;  // Plan::refuse: nothing may run
 };
 
 // Where a path leads: the directory, the final name, the object (or null),
@@ -99,6 +111,9 @@ class Planner {
   void touch_xattr(VNode* n, const std::string& name);
   void lock_x(VNode* n);
   const std::string& handle_of(VNode* n);
+  uint64_t protection(VNode* n);
+  void check_changeable(VNode* n);
+  void check_subtree(VNode* dir, const std::string& path);
   void step(StepKind k, std::string path, std::string path2 = {}, std::string image = {});
 
   // --- operations: fill po, or throw Fail ---
@@ -130,6 +145,59 @@ class Planner {
 };
 
 [[noreturn]] void fail(int err, std::string msg) { throw Fail{err, std::move(msg)}; }
+
+constexpr uint64_t kProtected = STATX_ATTR_IMMUTABLE | STATX_ATTR_APPEND;
+
+// The immutable / append-only attributes of root-relative path p (0 if it
+// cannot be stat'ed: the operation itself reports that).
+uint64_t protection_at(int dirfd, const char* p) {
+  struct statx sx {};
+  if (statx(dirfd, p, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, &sx) != 0) return 0;
+  return sx.stx_attributes & sx.stx_attributes_mask & kProtected;
+}
+
+[[noreturn]] void fail_protected(uint64_t attrs, const std::string& path) {
+  const std::string shown = path.empty() ? "/" : path;
+  if (attrs & STATX_ATTR_IMMUTABLE)
+    throw Fail{EPERM, shown + ": immutable (chattr +i): the compound would change it; nothing was changed", true};
+  throw Fail{EPERM,
+             shown + ": append-only (chattr +a): the compound would change it and its undo could not;"
+                     " nothing was changed",
+             true};
+}
+
+// Invariant 11: the first immutable or append-only object at or below
+// directory dirfd (shown as path) fails the plan. Depth-bounded, no symlinks.
+void scan_protected(int dirfd, const std::string& path, int depth) {
+  if (depth > 4096) fail(ELOOP, path + ": too deep");
+  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail(errno, "cannot read directory " + path);
+  DIR* d = fdopendir(fd);
+  std::string hit;
+  uint64_t attrs = 0;
+  while (struct dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    std::string sub = join(path, n);
+    if ((attrs = protection_at(fd, n.c_str())) != 0) {
+      hit = sub;
+      break;
+    }
+    if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;
+    int sfd = openat(fd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sfd < 0) continue;  // not a directory; unreadable ones fail when removed
+    try {
+      scan_protected(sfd, sub, depth + 1);
+    } catch (...) {
+      close(sfd);
+      closedir(d);
+      throw;
+    }
+    close(sfd);
+  }
+  closedir(d);
+  if (attrs) fail_protected(attrs, hit);
+}
 
 VNode* Planner::existing(const std::string& path, const struct stat& st) {
   Identity id{st.st_dev, st.st_ino};
@@ -295,8 +363,52 @@ void Planner::lock_x(VNode* n) {
   if (!keys_only_) plan_.handles[k] = handle_of(n);  // sync/sync.h 4a
 }
 
+uint64_t Planner::protection(VNode* n) {
+  if (!n->fsattrs_read) {
+    n->fsattrs = protection_at(root_fd_, n->orig.empty() ? "." : n->orig.c_str());
+    n->fsattrs_read = true;
+  }
+  return n->fsattrs;
+}
+
+// Invariant 11: an existing inode the compound changes, moves or removes.
+void Planner::check_changeable(VNode* n) {
+  if (n->fresh || !c_.options.txn) return;
+  if (uint64_t a = protection(n)) fail_protected(a, n->orig);
+}
+
+// Invariant 11: a directory a recursive remove takes away whole. Names
+// this compound already removed or replaced at its top are skipped.
+void Planner::check_subtree(VNode* dir, const std::string& path) {
+  if (dir->fresh || !c_.options.txn || keys_only_) return;
+  int fd = openat(root_fd_, dir->orig.empty() ? "." : dir->orig.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail(errno, "cannot read directory " + path);
+  DIR* d = fdopendir(fd);
+  std::vector<std::pair<std::string, std::string>> entries;  // (name, path under root/ now)
+  while (struct dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != ".." && !dir->kids.count(n)) entries.emplace_back(n, join(dir->orig, n));
+  }
+  closedir(d);
+  for (const auto& [name, kid] : dir->kids)
+    if (kid && !kid->fresh) entries.emplace_back(name, kid->orig);
+  for (const auto& [n, real] : entries) {
+    if (uint64_t a = protection_at(root_fd_, real.c_str())) fail_protected(a, join(path, n));
+    int sfd = openat(root_fd_, real.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sfd < 0) continue;
+    try {
+      scan_protected(sfd, join(path, n), 1);
+    } catch (...) {
+      close(sfd);
+      throw;
+    }
+    close(sfd);
+  }
+}
+
 void Planner::touch_attrs(VNode* n) {
   if (n->fresh) return;
+  check_changeable(n);  // invariant 11
   lock_x(n);
   InodeRecord& r = plan_.rr.inodes[static_cast<size_t>(record(n))];
   if (!r.has_attrs) {
@@ -515,6 +627,8 @@ void Planner::dispose_victim(VNode* v, const std::string& path, PlannedOp& po, b
   // A directory, empty or not, is moved aside whole, so undo brings back
   // the same inode (invariant 4).
   if (!recursive && !dir_empty(v, path)) fail(ENOTEMPTY, path);
+  check_changeable(v);  // invariant 11: the tree and all in it
+  if (recursive) check_subtree(v, path);
   lock_x(v);
   po.victim = Victim::Tree;
   po.image = "t" + std::to_string(images_++);
@@ -558,8 +672,12 @@ void Planner::rename(const Op& op, PlannedOp& po) {
   }
   touch_dir(a.dir, a.name);
   touch_dir(b.dir, b.name);
-  if (src->type == S_IFDIR) touch_attrs(src);  // its ".." changes
-  else lock_x(src);
+  if (src->type == S_IFDIR) {
+    touch_attrs(src);  // its ".." changes
+  } else {
+    check_changeable(src);  // invariant 11: renaming it changes it
+    lock_x(src);
+  }
   put(a.dir, a.name, nullptr);
   put(b.dir, b.name, src);
   step(StepKind::UndoRename, a.path, b.path);
@@ -578,8 +696,12 @@ void Planner::exchange(const Op& op, PlannedOp& po, Where& a, Where& b) {
   touch_dir(a.dir, a.name);
   touch_dir(b.dir, b.name);
   for (VNode* n : {x, y}) {
-    if (n->type == S_IFDIR) touch_attrs(n);
-    else lock_x(n);
+    if (n->type == S_IFDIR) {
+      touch_attrs(n);
+    } else {
+      check_changeable(n);  // invariant 11
+      lock_x(n);
+    }
   }
   put(a.dir, a.name, y);
   put(b.dir, b.name, x);
@@ -620,6 +742,7 @@ Plan Planner::run() {
       plan_.failed_op = static_cast<int>(op_);
       plan_.err = f.err;
       plan_.message = f.msg;
+      plan_.refuse = f.refuse;
       break;
     }
     plan_.ops.push_back(std::move(po));

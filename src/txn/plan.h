@@ -62,6 +62,10 @@ struct Plan {
   int failed_op = -1;  // predicted to fail
   int err = 0;
   std::string message;
+  // The predicted failure stops the compound before any operation runs
+  // (an immutable or append-only inode: txn.h invariant 11); otherwise the
+  // operations before failed_op run and are undone.
+  bool refuse = false;
   // After commit: entries to invalidate (parent inode, name), inodes whose
   // attributes / data changed.
   std::vector<std::pair<LockKey, std::string>> entries;

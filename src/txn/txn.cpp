@@ -57,6 +57,19 @@ int fd_on_mount(const Compound& c, dev_t mount_dev) {
   return -1;
 }
 
+// Invariant 11: a plan that would change an immutable or append-only
+// inode ends the compound before anything runs.
+CompoundReply refused_by_plan(const Compound& c, const Plan& p) {
+  CompoundReply r;
+  r.outcome = Outcome::RolledBack;
+  r.failed_op = p.failed_op;
+  r.err = p.err;
+  r.message = p.message;
+  r.results.resize(c.ops.size());
+  r.results[static_cast<size_t>(p.failed_op)].err = p.err;
+  return r;
+}
+
 CompoundReply refuse_own_mount(const Compound& c, int fd_index) {
   int op = -1;
   for (size_t i = 0; i < c.ops.size() && op < 0; ++i)
@@ -196,6 +209,7 @@ CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progre
     return lock_plan(c, p);
   }();
   if (!held) return rejected(held.err(), held.status().message());
+  if (p.refuse) return refused_by_plan(c, p);  // invariant 11: nothing ran, nothing to mark
   if (sync::Fetcher* f = fetcher_.load())
     for (const auto& k : p.exclusive)
       if (Status st = f->ensure_all(obj_of(p, k)); !st)

@@ -36,6 +36,14 @@
 // world) that the request needs. Files inside the mount are named by
 // path instead ("copy"), which reads the store directly.
 //
+// Invariant 11: a compound with txn on never changes an immutable or
+// append-only inode (chattr +i / +a; fuse/fs_flags.cpp): the plan fails
+// with EPERM naming the path before anything changes (plan.cpp), because
+// the backing filesystem would refuse the change halfway through, or the
+// undo that must restore the inode. So no compound is left half-done and
+// no undo meets an inode it cannot write. The flags cannot change while
+// the compound holds its locks (the FUSE ioctl takes the inode's lock).
+//
 // Locks: id_mu_ protects the id block (held across its one LMDB write);
 // durable_mu_ serializes commit points and make_durable() (held across
 // syncfs and the LMDB delete); mu_ protects lazy_, reclaim_ and stop_ and

@@ -7,6 +7,8 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -158,6 +160,38 @@ int in_child_with_timeout(const std::function<int()>& fn, int seconds) {
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
   return -1;
+}
+
+// chattr on the store's own copy of a mount path (not through the mount):
+// adds `add` and clears `clear` among the inode flags; true on success.
+std::string store_path(const std::string& rel) { return env("TCFS_TEST_STORE") + "/root/" + rel; }
+bool chattr(const std::string& rel, unsigned add, unsigned clear = 0) {
+  int fd = open(store_path(rel).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  unsigned v = 0;
+  bool ok = ioctl(fd, FS_IOC_GETFLAGS, &v) == 0;
+  v = (v | add) & ~clear;
+  ok = ok && ioctl(fd, FS_IOC_SETFLAGS, &v) == 0;
+  close(fd);
+  return ok;
+}
+// Clears +i / +a of its paths on every exit path (the store could not be
+// cleaned up otherwise).
+struct Unflag {
+  std::vector<std::string> rels;
+  ~Unflag() {
+    for (const auto& r : rels) chattr(r, 0, FS_IMMUTABLE_FL | FS_APPEND_FL);
+  }
+};
+// The compound was refused by its plan: rolled back at op `op` with EPERM,
+// the message naming `path` and the flag, and no operation ran.
+void check_refused(const tcfs::CompoundReply& r, int op, const std::string& path, const char* flag) {
+  CHECK(r.outcome == Outcome::RolledBack);
+  CHECK(r.failed_op == op);
+  CHECK(r.err == EPERM);
+  CHECK_MESSAGE(r.message.find(path) != std::string::npos, r.message);
+  CHECK_MESSAGE(r.message.find(flag) != std::string::npos, r.message);
+  for (const auto& res : r.results) CHECK(!res.ran);
 }
 
 }  // namespace
@@ -586,4 +620,98 @@ TEST_CASE("malformed requests get clear rejections and never hurt the daemon") {
     CHECK(r.err == E2BIG);
   }
   daemon_still_serves();
+}
+
+TEST_CASE("a compound that would change an immutable file is refused before anything changes") {
+  std::string d = area("immut");
+  spit(d + "/other", "other");
+  spit(d + "/frozen", "frozen");
+  Unflag guard{{"immut/frozen"}};
+  REQUIRE(chattr("immut/frozen", FS_IMMUTABLE_FL));
+  struct Case {
+    const char* what;
+    std::function<void(Compound&)> add;
+  };
+  for (const Case& k : {
+           Case{"write", [](Compound& c) { c.write("immut/frozen", "X", 0); }},
+           Case{"truncate", [](Compound& c) { c.truncate("immut/frozen", 0); }},
+           Case{"chmod", [](Compound& c) { c.chmod("immut/frozen", 0600); }},
+           Case{"setxattr", [](Compound& c) { c.setxattr("immut/frozen", "user.k", "v"); }},
+           Case{"link", [](Compound& c) { c.link("immut/frozen", "immut/second"); }},
+           Case{"rename", [](Compound& c) { c.rename("immut/frozen", "immut/moved"); }},
+           Case{"rename onto", [](Compound& c) { c.rename("immut/other", "immut/frozen"); }},
+           Case{"remove", [](Compound& c) { c.remove("immut/frozen"); }},
+           Case{"copy onto", [](Compound& c) { c.copy("immut/other", "immut/frozen"); }},
+       }) {
+    CAPTURE(k.what);
+    Compound c;
+    c.write("immut/other", "CHANGED", 0);
+    c.create("immut/new", 0644, true);
+    k.add(c);
+    check_refused(submit(c), 2, "immut/frozen", "immutable");
+    CHECK(slurp(d + "/other") == "other");
+    CHECK(!fs::exists(d + "/new"));
+    CHECK(slurp(d + "/frozen") == "frozen");
+  }
+  CHECK(!fs::exists(d + "/second"));
+  CHECK(!fs::exists(d + "/moved"));
+  // Reading it is no change: a copy from it commits.
+  Compound ok;
+  ok.copy("immut/frozen", "immut/copy");
+  CHECK(submit(ok).outcome == Outcome::Committed);
+  CHECK(slurp(d + "/copy") == "frozen");
+}
+
+TEST_CASE("a compound cannot append to an append-only file: its undo could not shorten it") {
+  std::string d = area("appendonly");
+  spit(d + "/log", "line1\n");
+  Unflag guard{{"appendonly/log"}};
+  REQUIRE(chattr("appendonly/log", FS_APPEND_FL));
+  Compound c;
+  c.append("appendonly/log", "line2\n");
+  c.mkdir("appendonly", 0755);  // exists: the compound would roll back, and need a truncate
+  check_refused(submit(c), 0, "appendonly/log", "append-only");
+  CHECK(slurp(d + "/log") == "line1\n");
+  Compound t;
+  t.truncate("appendonly/log", 0);
+  check_refused(submit(t), 0, "appendonly/log", "append-only");
+  CHECK(slurp(d + "/log") == "line1\n");
+  daemon_still_serves();
+}
+
+TEST_CASE("a compound cannot add to or remove from a protected directory") {
+  std::string d = area("protdir");
+  fs::create_directories(d + "/ad");
+  spit(d + "/ad/old", "old");
+  Unflag guard{{"protdir/ad"}};
+  REQUIRE(chattr("protdir/ad", FS_APPEND_FL));
+  // A create there is allowed by the kernel, but its undo would have to
+  // remove the entry again, which an append-only directory refuses.
+  Compound c;
+  c.create("protdir/ad/new", 0644, true);
+  c.mkdir("protdir", 0755);  // fails: rolls back
+  check_refused(submit(c), 0, "protdir/ad", "append-only");
+  CHECK(!fs::exists(d + "/ad/new"));
+  Compound r;
+  r.remove("protdir/ad/old");
+  check_refused(submit(r), 0, "protdir/ad", "append-only");
+  CHECK(slurp(d + "/ad/old") == "old");
+}
+
+TEST_CASE("a recursive remove of a tree holding an immutable file is refused, and the tree stays") {
+  std::string d = area("rmtree");
+  fs::create_directories(d + "/top/mid/low");
+  spit(d + "/top/a", "a");
+  spit(d + "/top/mid/low/pinned", "pinned");
+  Unflag guard{{"rmtree/top/mid/low/pinned"}};
+  REQUIRE(chattr("rmtree/top/mid/low/pinned", FS_IMMUTABLE_FL));
+  Compound c;
+  c.remove("rmtree/top", true);
+  check_refused(submit(c), 0, "rmtree/top/mid/low/pinned", "immutable");
+  CHECK(slurp(d + "/top/a") == "a");
+  CHECK(slurp(d + "/top/mid/low/pinned") == "pinned");
+  // Cleared, the same compound removes the tree.
+  REQUIRE(chattr("rmtree/top/mid/low/pinned", 0, FS_IMMUTABLE_FL));
+  CHECK(submit(c).outcome == Outcome::Committed);
+  CHECK(!fs::exists(d + "/top"));
 }
