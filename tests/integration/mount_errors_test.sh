@@ -254,6 +254,10 @@ for mode in -f daemon; do
   expect_refusal "[$mode] store inside the mountpoint" "inside the mountpoint" "$W/m6" -- \
     "$TCFS_BIN" mount --store "$W/m6/store-in-mnt" "${fl[@]}" -o nonempty "$W/m6"
 done
+mkdir -p "$W/m7/blob"
+"$TCFS_BIN" init --store "$W/stores/bl" --blobber "dir://$W/m7/blob" > /dev/null 2>&1 || fail "init of a store with a blobber in m7"
+expect_refusal "dir:// blobber inside the mountpoint" "blobber.*inside the mountpoint" "$W/m7" -- \
+  "$TCFS_BIN" mount --store "$W/stores/bl" -f -o nonempty "$W/m7"
 
 # --- no /dev/fuse --------------------------------------------------------------------
 # A private mount namespace with an empty tmpfs over /dev; the mountpoint is

@@ -324,6 +324,21 @@ tcfs::Status check_apart(const std::string& store_dir, const std::string& mountp
   return {};
 }
 
+// The same for a dir:// blobber: its objects would be written through the
+// mount (txn.h invariant 10).
+tcfs::Status check_blobbers_apart(tcfs::store::Store& s, const std::string& mountpoint) {
+  auto cfg = tcfs::cli::load_config(s.meta());
+  if (!cfg || !cfg->has_value()) return {};
+  for (const auto& url : (*cfg)->urls) {
+    if (url.rfind("dir://", 0) != 0) continue;
+    std::string dir = url.substr(6);
+    if (!check_apart(dir, mountpoint))
+      return tcfs::Status::error(EINVAL, "blobber " + url + " is inside the mountpoint " + mountpoint +
+                                             ": the daemon would write it through its own mount");
+  }
+  return {};
+}
+
 int run_mount(const std::string& store_dir, const std::string& mountpoint, bool foreground,
               const std::vector<std::string>& opts) {
   DaemonConfig dc;
@@ -356,6 +371,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   st = tm.recover([](const std::string& line) { spdlog::warn("recovery: {}", line); });
   if (!st) return fail(tcfs::Status::error(st.err(), "recovery of store " + s.path() + ": " + st.message()));
 
+  if (!(st = check_blobbers_apart(s, cfg.mountpoint))) return fail(st);
   auto remote = open_remote(s, locks, tm, dc);
   if (!remote) return fail(tcfs::Status::error(remote.err(), "blobbers of store " + s.path() + ": " +
                                                             remote.status().message()));
