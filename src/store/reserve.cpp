@@ -34,8 +34,8 @@ bool SpaceReserve::borrow() {
   off_t size = lseek(fd_.get(), 0, SEEK_END);
   whole_ = false;
   if (size <= 0) return false;
-  ++borrowers_;
   if (ftruncate(fd_.get(), 0) != 0) return false;
+  ++borrowers_;  // only a successful borrow is given back
   // The freed blocks must be usable now, not after the next log flush.
   fdatasync(fd_.get());
   spdlog::info("space reserve: released {} bytes of the store for a compound that frees space", size);
@@ -45,11 +45,6 @@ bool SpaceReserve::borrow() {
 void SpaceReserve::give_back() {
   std::lock_guard g(mu_);
   if (borrowers_) --borrowers_;
-}
-
-bool SpaceReserve::whole() {
-  std::lock_guard g(mu_);
-  return whole_;
 }
 
 }  // namespace tcfs::store

@@ -33,7 +33,6 @@ class SpaceReserve {
   // Allocates the reserve again if it was released or never filled and
   // nobody borrows it; true when it is whole.
   bool refill();
-  bool whole();
 
  private:
   std::mutex mu_;  // protects fd_, whole_ and borrowers_
