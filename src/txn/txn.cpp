@@ -71,12 +71,9 @@ CompoundReply refused_by_plan(const Compound& c, const Plan& p) {
 }
 
 CompoundReply refuse_own_mount(const Compound& c, int fd_index) {
-  int op = -1;
-  for (size_t i = 0; i < c.ops.size() && op < 0; ++i)
-    if (c.ops[i].fd_index == fd_index) op = static_cast<int>(i);
-  std::string what = op >= 0 ? std::string(op_kind_name(c.ops[static_cast<size_t>(op)].kind)) + " " +
-                                   (c.ops[static_cast<size_t>(op)].path.empty() ? "/" : c.ops[static_cast<size_t>(op)].path)
-                             : "compound";
+  auto it = std::find_if(c.ops.begin(), c.ops.end(), [&](const Op& o) { return o.fd_index == fd_index; });
+  int op = it == c.ops.end() ? -1 : static_cast<int>(it - c.ops.begin());
+  std::string what = op < 0 ? "compound" : std::string(op_kind_name(it->kind)) + " " + (it->path.empty() ? "/" : it->path);
   return rejected(EDEADLK, what + ": the file passed as descriptor " + std::to_string(fd_index) +
                                " lies on this tcfs mount, and the daemon never reads through its own mount; "
                                "name it by its path in the mount with a \"copy\" operation instead",

@@ -233,24 +233,35 @@ TEST_CASE("open errors") {
   CHECK(read_file(t / "f") == "data");
 }
 
+// open(O_DIRECT) with a 4 KiB-aligned buffer of n bytes, or skip (tmpfs).
+struct DirectFile {
+  Fd fd;
+  std::unique_ptr<void, decltype(&free)> mem{nullptr, &free};
+  char* buf = nullptr;
+  bool open(const std::string& path, int flags, size_t n) {
+    if (fs_type() == "tmpfs") return false;
+    int f = ::open(path.c_str(), flags | O_DIRECT | O_CLOEXEC, 0644);
+    if (f < 0 && errno == EINVAL) return false;
+    REQUIRE_SYS(f);
+    fd = Fd(f);
+    void* m = nullptr;
+    REQUIRE(posix_memalign(&m, 4096, n) == 0);
+    mem.reset(m);
+    buf = static_cast<char*>(m);
+    return true;
+  }
+};
+
 TEST_CASE("O_DIRECT round trip with aligned buffers") {
-  if (fs_type() == "tmpfs") {
-    MESSAGE("tmpfs has no O_DIRECT: skipped");
-    return;
-  }
   TestDir t;
-  int probe = open((t / "f").c_str(), O_CREAT | O_RDWR | O_DIRECT | O_CLOEXEC, 0644);
-  if (probe < 0 && errno == EINVAL) {
-    MESSAGE("open(O_DIRECT) gives EINVAL here: skipped");
+  constexpr size_t kChunk = 65536, kTotal = 1 << 20;
+  DirectFile d;
+  if (!d.open(t / "f", O_CREAT | O_RDWR, kTotal)) {
+    MESSAGE("no O_DIRECT here (tmpfs, or open gives EINVAL): skipped");
     return;
   }
-  REQUIRE_SYS(probe);
-  Fd fd(probe);
-  constexpr size_t kChunk = 65536, kTotal = 1 << 20;
-  void* mem = nullptr;
-  REQUIRE(posix_memalign(&mem, 4096, kTotal) == 0);
-  std::unique_ptr<void, decltype(&free)> guard(mem, &free);
-  char* buf = static_cast<char*>(mem);
+  const Fd& fd = d.fd;
+  char* buf = d.buf;
   const std::string data = pattern(kTotal, 9);
   std::memcpy(buf, data.data(), kTotal);
   for (size_t off = 0; off < kTotal; off += kChunk)
@@ -280,25 +291,6 @@ TEST_CASE("O_DIRECT round trip with aligned buffers") {
   CHECK(pread(fd, buf, 4096, static_cast<off_t>(3 * kTotal)) == 0);
   CHECK(pread_all(Fd(must_open(t / "f", O_RDONLY)), 4096, kTotal) == std::string(4096, '\0'));
 }
-
-// open(O_DIRECT) with a 4 KiB-aligned buffer of n bytes, or skip (tmpfs).
-struct DirectFile {
-  Fd fd;
-  std::unique_ptr<void, decltype(&free)> mem{nullptr, &free};
-  char* buf = nullptr;
-  bool open(const std::string& path, int flags, size_t n) {
-    if (fs_type() == "tmpfs") return false;
-    int f = ::open(path.c_str(), flags | O_DIRECT | O_CLOEXEC, 0644);
-    if (f < 0 && errno == EINVAL) return false;
-    REQUIRE_SYS(f);
-    fd = Fd(f);
-    void* m = nullptr;
-    REQUIRE(posix_memalign(&m, 4096, n) == 0);
-    mem.reset(m);
-    buf = static_cast<char*>(m);
-    return true;
-  }
-};
 
 TEST_CASE("a buffered reader sees each O_DIRECT write at once, even one racing with it") {
   TestDir t;

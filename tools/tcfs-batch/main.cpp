@@ -185,18 +185,27 @@ void close_fds(Compound& c) {
 }
 
 // Connects for the first path and makes every op path mount-relative.
-int run_ops(Compound& c, const std::vector<std::string>& anchors, const Common& o) {
-  if (anchors.empty()) return usage_error("no paths");
-  auto cl = tcfs::Client::for_path(with_dir(o, anchors.front()));
-  std::string err = cl ? std::string() : cl.status().message();
+// Makes every op path mount-relative for cl and submits.
+int run_ops_on(tcfs::Client& cl, Compound& c, const Common& o) {
+  std::string err;
   for (auto& op : c.ops)
-    if (err.empty()) err = make_relative(*cl, op, o);
-  if (err.empty()) err = check_fds(*cl, c);
+    if (err.empty()) err = make_relative(cl, op, o);
+  if (err.empty()) err = check_fds(cl, c);
   if (!err.empty()) {
     close_fds(c);
     return usage_error(err);
   }
-  return submit(*cl, c, o);
+  return submit(cl, c, o);
+}
+
+int run_ops(Compound& c, const std::vector<std::string>& anchors, const Common& o) {
+  if (anchors.empty()) return usage_error("no paths");
+  auto cl = tcfs::Client::for_path(with_dir(o, anchors.front()));
+  if (!cl) {
+    close_fds(c);
+    return usage_error(cl.status().message());
+  }
+  return run_ops_on(*cl, c, o);
 }
 
 void raise_nofile() {
@@ -229,6 +238,7 @@ std::vector<std::string> build_from_lines(std::vector<tcfs::batch::ParsedOp>& pa
     return errors;
   }
   cl.emplace(std::move(first.value()));
+  const dev_t own = mount_dev(*cl);
   for (auto& p : parsed) {
     if (std::string e = make_relative(*cl, p.op, o); !e.empty()) at(p.line, e);
     if (p.from.empty()) {
@@ -242,7 +252,7 @@ std::vector<std::string> build_from_lines(std::vector<tcfs::batch::ParsedOp>& pa
       continue;
     }
     struct stat st;
-    if (fstat(fd, &st) == 0 && st.st_dev == mount_dev(*cl)) {
+    if (fstat(fd, &st) == 0 && st.st_dev == own) {
       close(fd);
       at(p.line, p.from + " lies inside the tcfs mount " + cl->mount().mountpoint +
                      ", which the daemon never reads through: use {\"op\":\"copy\",\"path\":SOURCE,\"to\":TARGET}");
@@ -397,7 +407,7 @@ int cmd_put(const std::vector<std::string>& args, const Common& o) {
       return usage_error(err);
     }
   }
-  return run_ops(c, {dest}, o);
+  return run_ops_on(*cl, c, o);
 }
 
 // cp -r inside the mount: walk the source through the mount.

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "client/mountinfo.h"
 #include "control/server.h"
 #include "control/socket_path.h"
 #include "fuse/session.h"
@@ -312,13 +313,11 @@ tcfs::Status check_apart(const std::string& store_dir, const std::string& mountp
   char* real = realpath(store_dir.c_str(), nullptr);
   std::string store = real ? real : store_dir;
   free(real);
-  auto under = [](const std::string& p, const std::string& d) {
-    return p == d || d == "/" || (p.size() > d.size() && p.compare(0, d.size(), d) == 0 && p[d.size()] == '/');
-  };
-  if (under(mountpoint, store))
+  using tcfs::client_detail::path_under;
+  if (path_under(mountpoint, store))
     return tcfs::Status::error(EINVAL, "mountpoint " + mountpoint + " is inside the store " + store +
                                            ": the daemon would read through its own mount");
-  if (under(store, mountpoint))
+  if (path_under(store, mountpoint))
     return tcfs::Status::error(EINVAL, "the store " + store + " is inside the mountpoint " + mountpoint +
                                            ": the daemon would read through its own mount");
   return {};
