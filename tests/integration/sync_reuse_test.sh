@@ -34,7 +34,7 @@ for round in 1 2 3; do
     mkdir "$mA/A/d$d"
     for f in $(seq 5); do echo "round $round dir $d file $f" > "$mA/A/d$d/f$f"; done
   done
-  sync_now "$mA"; ok '[[ $? == 0 ]]' "round $round: sync of the files: $(cat "$work/sync.out")"
+  sync_now "$mA"; rc=$?; ok '[[ $rc == 0 ]]' "round $round: sync of the files: $(cat "$work/sync.out")"
   old=$(stat -c %i "$fs"/A/root/A/d*/f* | sort -u)
   rm -r "$mA"/A/d*
   mkdir "$mA/A/new$round"; echo data > "$mA/A/new$round/x"
@@ -43,7 +43,7 @@ for round in 1 2 3; do
   setfattr -n user.k -v "v$round" "$mA/A/new$round/sub/y"
   new=$(stat -c %i "$fs/A/root/A/new$round" "$fs/A/root/A/new$round"/x "$fs/A/root/A/new$round"/sub "$fs/A/root/A/new$round"/sub/y)
   reused=$((reused + $(comm -12 <(echo "$old") <(echo "$new" | sort -u) | wc -l)))
-  sync_now "$mA"; ok '[[ $? == 0 ]]' "round $round: sync of the new tree: $(cat "$work/sync.out")"
+  sync_now "$mA"; rc=$?; ok '[[ $rc == 0 ]]' "round $round: sync of the new tree: $(cat "$work/sync.out")"
 done
 ok '(( reused > 0 ))' "XFS reused no inode number (the test proves nothing): $reused"
 restore_cmp 1
@@ -52,7 +52,7 @@ for round in 1 2 3; do
   echo changed >> "$mA/A/new$round/x"; echo changed >> "$mA/A/new$round/sub/y"
   chmod 640 "$mA/A/new$round/sub/y"; mkdir "$mA/A/new$round/sub/later"
 done
-sync_now "$mA"; ok '[[ $? == 0 ]]' "sync of the changes: $(cat "$work/sync.out")"
+sync_now "$mA"; rc=$?; ok '[[ $rc == 0 ]]' "sync of the changes: $(cat "$work/sync.out")"
 restore_cmp 2
 stop "$mA"
 echo "$checks checks, $fails failed (inode numbers reused: $reused)"

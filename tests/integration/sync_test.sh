@@ -49,7 +49,7 @@ mkfifo "$mA/fifo"
 : > "$mA/empty"
 src=$work/src; mkdir -p "$src/t/u"; echo one > "$src/t/a"; head -c 300000 /dev/urandom > "$src/t/u/b"
 "$TCFS_BATCH" put -q "$src/t" "$mA/put" && "$TCFS_BATCH" mv -q "$mA/docs/s6.txt" "$mA/put/moved.txt"
-ok '[[ $? == 0 ]]' "compounds through tcfs-batch"
+rc=$?; ok '[[ $rc == 0 ]]' "compounds through tcfs-batch"
 "$T" sync "$mA" --timeout 60 > /dev/null; rc=$?
 ok '[[ $rc == 0 ]]' "tcfs sync: rc $rc"
 st=$("$T" status "$mA")
