@@ -69,8 +69,8 @@ std::vector<MountEntry> parse_mountinfo(std::istream& in) {
     // id parent major:minor root mountpoint options [optional...] - fstype source superopts
     std::istringstream ls(line);
     MountEntry e;
-    std::string dev, root, mp, opts, f;
-    if (!(ls >> e.id >> e.parent >> dev >> root >> mp >> opts)) continue;
+    std::string root, mp, f;
+    if (!(ls >> e.id >> e.parent >> e.majmin >> root >> mp >> e.opts)) continue;
     while (ls >> f && f != "-") {
     }
     if (f != "-" || !(ls >> e.fstype >> e.source)) continue;

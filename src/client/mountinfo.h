@@ -22,7 +22,9 @@ namespace tcfs::client_detail {
 
 struct MountEntry {
   int id = 0, parent = 0;
+  std::string majmin;     // "0:45": the superblock's device
   std::string mountpoint, fstype, source;
+  std::string opts;       // per-mount options: "rw,nosuid,nodev,relatime"
   std::string superopts;  // "rw,user_id=0,..." (as the kernel writes them)
 };
 

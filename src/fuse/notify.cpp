@@ -2,7 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/sysmacros.h>
+
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 
 namespace tcfs::fusefs {
 namespace {
@@ -27,6 +31,25 @@ void KernelNotifier::data(const txn::LockKey& k) {
 void KernelNotifier::entry(const txn::LockKey& parent, const std::string& name) {
   fuse_ino_t id = table_.find_id(static_cast<dev_t>(parent.dev), static_cast<ino_t>(parent.ino));
   if (id) check(fuse_lowlevel_notify_inval_entry(se_, id, name.c_str(), name.size()), "entry", parent.ino);
+}
+
+bool KernelNotifier::read_only() const {
+  if (!dev_) return false;
+  std::string want = std::to_string(major(dev_)) + ":" + std::to_string(minor(dev_));
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // id parent major:minor root mountpoint options [optional...] - fstype source superopts
+    size_t a = line.find(' '), b = a == std::string::npos ? a : line.find(' ', a + 1);
+    if (b == std::string::npos || line.compare(b + 1, want.size() + 1, want + " ") != 0) continue;
+    size_t sep = line.find(" - ");
+    if (sep == std::string::npos) continue;
+    size_t f = line.find(' ', sep + 3), src = f == std::string::npos ? f : line.find(' ', f + 1);
+    if (src == std::string::npos) continue;
+    std::string opts = line.substr(src + 1);
+    return opts == "ro" || opts.rfind("ro,", 0) == 0;
+  }
+  return false;
 }
 
 }  // namespace tcfs::fusefs

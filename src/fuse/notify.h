@@ -8,6 +8,8 @@
 
 #include <fuse_lowlevel.h>
 
+#include <string>
+
 #include "fuse/inode_table.h"
 #include "txn/invalidate.h"
 
@@ -16,16 +18,23 @@ namespace tcfs::fusefs {
 class KernelNotifier : public txn::Invalidator {
  public:
   // dev: the mount's device number (from /proc/self/mountinfo), 0 unknown.
-  KernelNotifier(fuse_session* se, InodeTable& table, dev_t dev) : se_(se), table_(table), dev_(dev) {}
+  KernelNotifier(fuse_session* se, InodeTable& table, dev_t dev, std::string mountpoint)
+      : se_(se), table_(table), dev_(dev), mountpoint_(std::move(mountpoint)) {}
   void attrs(const txn::LockKey& k) override;
   void data(const txn::LockKey& k) override;
   void entry(const txn::LockKey& parent, const std::string& name) override;
   dev_t device() const override { return dev_; }
+  // Reads the superblock's flags from /proc/self/mountinfo (a remount
+  // changes them at any time; asking the mount itself would be I/O
+  // through it).
+  bool read_only() const override;
+  std::string mountpoint() const override { return mountpoint_; }
 
  private:
   fuse_session* se_;
   InodeTable& table_;
   dev_t dev_;
+  std::string mountpoint_;
 };
 
 }  // namespace tcfs::fusefs

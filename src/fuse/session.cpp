@@ -210,7 +210,7 @@ Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
   set_read_ahead(majmin, cfg.fs.read_ahead_kb);
   spdlog::info("mounted store {} on {} ({}{})", store.path(), cfg.mountpoint, store.fs_type(),
                store.reflink() ? ", reflink" : ", no reflink");
-  KernelNotifier notifier(se, fs.table(), dev_of(majmin));
+  KernelNotifier notifier(se, fs.table(), dev_of(majmin), cfg.mountpoint);
   on_mounted(notifier);
 
   fuse_loop_config* lc = fuse_loop_cfg_create();

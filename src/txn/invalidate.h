@@ -14,6 +14,9 @@
 //    the compound's lock) already holds; data() takes page locks that a
 //    READ waiting in our read handler holds.
 //  * Objects the kernel has never seen are ignored.
+//  * read_only(): the mount's superblock is read-only now (mounted -o ro,
+//    or remounted so); compounds are then refused (txn.h invariant 12).
+//    mountpoint(): where it is mounted, for messages ("" unknown).
 //  * device(): the device number of the live mount's superblock (0: no
 //    mount). The daemon never does I/O through its own mount (DESIGN.md
 //    §3): a file the caller passes that lives there is refused, since
@@ -37,6 +40,8 @@ class Invalidator {
   virtual void data(const LockKey& k) = 0;
   virtual void entry(const LockKey& parent, const std::string& name) = 0;
   virtual dev_t device() const { return 0; }
+  virtual bool read_only() const { return false; }
+  virtual std::string mountpoint() const { return ""; }
 };
 
 }  // namespace tcfs::txn

@@ -44,6 +44,13 @@
 // no undo meets an inode it cannot write. The flags cannot change while
 // the compound holds its locks (the FUSE ioctl takes the inode's lock).
 //
+// Invariant 12: a compound changes nothing on a read-only mount (mounted
+// -o ro, or remounted so: Invalidator::read_only()). It is refused with
+// EROFS naming the mountpoint before planning, as the kernel refuses
+// every write there. The flag is read when the compound starts; a remount
+// to read-only while one runs lets it finish, as it lets a write in flight
+// finish.
+//
 // Locks: id_mu_ protects the id block (held across its one LMDB write);
 // durable_mu_ serializes commit points and make_durable() (held across
 // syncfs and the LMDB delete); mu_ protects lazy_, reclaim_ and stop_ and

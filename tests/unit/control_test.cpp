@@ -984,6 +984,9 @@ TEST_CASE("mountinfo: the deepest mount that shows the path must be tcfs") {
       "garbage line\n");
   auto table = client_detail::parse_mountinfo(in);
   REQUIRE(table.size() == 6);
+  CHECK(table[1].majmin == "0:40");
+  CHECK(table[1].opts == "rw");
+  CHECK(table[1].superopts == "rw,user_id=0");
   auto l = client_detail::locate(table, "/srv/data/a/b");
   REQUIRE(l.is_ok());
   CHECK(l->mount.mountpoint == "/srv/data");

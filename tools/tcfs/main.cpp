@@ -30,6 +30,7 @@
 #include "sync/evict.h"
 #include "sync/syncer.h"
 #include "tools/tcfs/remote.h"
+#include "tools/tcfs/remount.h"
 #include "txn/txn.h"
 #include "util/log.h"
 
@@ -79,34 +80,39 @@ bool number_opt(const std::string& o, const char* name, uint64_t* out) {
   return true;
 }
 
-// Splits "-o a,b" lists; takes out the options tcfs handles itself.
+// Takes out of "-o a,b" lists the options tcfs handles itself.
 void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
   auto& cfg = dc.mount;
-  for (const auto& group : raw) {
-    size_t start = 0;
-    while (start <= group.size()) {
-      size_t comma = group.find(',', start);
-      std::string o = group.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      start = comma == std::string::npos ? group.size() + 1 : comma + 1;
-      if (o.empty()) continue;
-      if (o == "nonempty") cfg.allow_nonempty = true;
-      else if (o == "writeback") cfg.fs.writeback_cache = true;
-      else if (number_opt(o, "max_ops", &dc.limits.max_ops)) {
-      } else if (number_opt(o, "max_inline", &dc.limits.max_inline_bytes)) {
-        dc.limits.max_frame_bytes = std::max(dc.limits.max_frame_bytes, dc.limits.max_inline_bytes + (64u << 20));
-      } else if (number_opt(o, "max_fds", &dc.limits.max_fds)) {
-      } else if (number_opt(o, "ctl_user_conns", &dc.limits.user_conns)) {
-      } else if (size_opt(o, "ctl_user_mem", &dc.limits.user_bytes, false)) {
-      } else if (uint64_t ms = 0; number_opt(o, "ctl_idle", &ms)) {
-        dc.limits.idle_ms = static_cast<int>(std::min<uint64_t>(ms, INT32_MAX));
-      } else if (uint64_t v = 0; number_opt(o, "sync_interval", &v)) {
-        dc.sync.interval_ms = static_cast<unsigned>(std::min<uint64_t>(v, 86400000));
-      } else if (size_opt(o, "cache_size", &dc.evict.cache_bytes, false)) {
-      } else if (size_opt(o, "cache_reserve", &dc.evict.reserve_bytes, true)) {
-        dc.reserve_set = true;
-      } else cfg.fuse_opts.push_back(o);
-    }
+  for (const auto& o : tcfs::cli::split_options(raw)) {
+    if (o == "nonempty") cfg.allow_nonempty = true;
+    else if (o == "writeback") cfg.fs.writeback_cache = true;
+    else if (number_opt(o, "max_ops", &dc.limits.max_ops)) {
+    } else if (number_opt(o, "max_inline", &dc.limits.max_inline_bytes)) {
+      dc.limits.max_frame_bytes = std::max(dc.limits.max_frame_bytes, dc.limits.max_inline_bytes + (64u << 20));
+    } else if (number_opt(o, "max_fds", &dc.limits.max_fds)) {
+    } else if (number_opt(o, "ctl_user_conns", &dc.limits.user_conns)) {
+    } else if (size_opt(o, "ctl_user_mem", &dc.limits.user_bytes, false)) {
+    } else if (uint64_t ms = 0; number_opt(o, "ctl_idle", &ms)) {
+      dc.limits.idle_ms = static_cast<int>(std::min<uint64_t>(ms, INT32_MAX));
+    } else if (uint64_t v = 0; number_opt(o, "sync_interval", &v)) {
+      dc.sync.interval_ms = static_cast<unsigned>(std::min<uint64_t>(v, 86400000));
+    } else if (size_opt(o, "cache_size", &dc.evict.cache_bytes, false)) {
+    } else if (size_opt(o, "cache_reserve", &dc.evict.reserve_bytes, true)) {
+      dc.reserve_set = true;
+    } else cfg.fuse_opts.push_back(o);
   }
+}
+
+// o is one of tcfs's own options (taken out by parse_o): it applies when
+// the daemon starts.
+bool daemon_option(const std::string& o) {
+  DaemonConfig dc;
+  try {
+    parse_o({o}, dc);
+  } catch (const CLI::ValidationError&) {
+    return true;
+  }
+  return dc.mount.fuse_opts.empty();
 }
 
 int fail(const tcfs::Status& st) {
@@ -424,13 +430,15 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
 
 
 // mount(8) with type fuse.tcfs runs `tcfs STORE MOUNTPOINT -o OPTS` (via
-// mount.fuse3); rewrite that form to `tcfs mount --store STORE ... MOUNTPOINT`.
+// mount.fuse3); rewrite that form to `tcfs mount --mount-helper --store
+// STORE ... MOUNTPOINT` (a remount reads its options differently then:
+// remount.h).
 std::vector<std::string> helper_form(int argc, char** argv) {
   std::vector<std::string> a(argv, argv + argc);
   bool subcommand = a.size() >= 2 && (a[1] == "mount" || a[1] == "init" || a[1] == "sync" ||
                                      a[1] == "status" || a[1] == "gc" || a[1] == "scrub");
   if (a.size() >= 3 && a[1].rfind('-', 0) != 0 && !subcommand && a[2].rfind('-', 0) != 0) {
-    std::vector<std::string> out = {a[0], "mount", "--store", a[1]};
+    std::vector<std::string> out = {a[0], "mount", "--mount-helper", "--store", a[1]};
     out.insert(out.end(), a.begin() + 3, a.end());
     out.push_back(a[2]);
     return out;
@@ -458,12 +466,15 @@ int main(int argc, char** argv) {
   mount->add_option("--store", store_dir, "store directory (created on first mount)")
       ->default_str(default_store());
   mount->add_flag("-f,--foreground", foreground, "stay in the foreground, log to stderr");
+  bool from_helper = false;  // run by mount(8) through mount.fuse3 (helper_form)
+  mount->add_flag("--mount-helper", from_helper)->group("");
   std::string cache_size;
   mount->add_option("--cache-size", cache_size,
                     "keep the store's files under SIZE (e.g. 20G): clean files, least recently used first, "
                     "become stubs fetched back from the blobbers on use (same as -o cache_size=SIZE)");
   mount->add_option("-o", opts,
-                    "mount options, comma separated: nonempty (allow a non-empty mountpoint), "
+                    "mount options, comma separated: remount (change the flags of the tcfs mount on MOUNTPOINT in "
+                    "place: ro, rw, noexec, ...; see tcfs(8)), nonempty (allow a non-empty mountpoint), "
                     "writeback (kernel writeback cache), max_ops=N, max_inline=BYTES, max_fds=N "
                     "(compound limits), ctl_user_conns=N, ctl_user_mem=SIZE, ctl_idle=MS (control socket "
                     "limits per user; see tcfs(8)), sync_interval=MS (a sync round this long after a change; default "
@@ -517,6 +528,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : kExitUsage;
   }
   if (*mount) {
+    if (tcfs::cli::wants_remount(opts)) return tcfs::cli::run_remount(mountpoint, opts, from_helper, daemon_option);
     if (!cache_size.empty()) opts.push_back("cache_size=" + cache_size);
     return run_mount(store_dir, mountpoint, foreground, opts);
   }
