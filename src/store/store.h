@@ -1,12 +1,18 @@
 // store/store.h — the local store: its on-disk layout, its lock, and what
 // the filesystem under it can do.
 //
-// Layout (DESIGN.md §4), created on first open:
+// Layout (DESIGN.md §4), created on first open unless noted:
 //   <store>/root/      the tree the mount shows
 //   <store>/txn/       undo images of in-flight compounds (same fs as root/)
 //   <store>/meta/      LMDB environment (database "store": format, uuid)
-//   <store>/journal/   endurant log segments
-//   <store>/reserve    space held back for compounds that free space (reserve.h)
+//   <store>/journal/   reserved for the endurant log (planned; empty)
+//   <store>/sync/      sync/stage: point-in-time clones of a sync round
+//                      (made by the daemon when the store has blobbers)
+//   <store>/reserve    space held back for compounds that free space
+//                      (reserve.h; made when a TxnManager is built)
+//   <store>/control.sock  the control socket of a daemon run by a user
+//                      other than root (root's lives in /run/tcfs:
+//                      control/socket_path.h P2)
 //   <store>/lock       flock()ed by the one process that owns the store; it
 //                      holds that process's pid as text, for error messages
 //
@@ -14,7 +20,7 @@
 // a daemon run by root): made so when open() creates it, and an older
 // store with a wider mode is closed by open() before anything in it is
 // used. Nothing in the store is reachable by other users outside the
-// mount (the control socket lives elsewhere: control/socket_path.h).
+// mount (root's control socket lives in /run/tcfs: control/socket_path.h).
 //
 // Contract: Store::open() either returns a store whose lock this process
 // holds for the Store's lifetime, or an error naming the path and reason

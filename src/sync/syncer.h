@@ -35,7 +35,9 @@
 // Locks: round_mu_ serializes rounds (held for a whole round, never while
 // waiting for a freeze... the freeze is taken inside it, and nothing that
 // holds world locks ever takes round_mu_). mu_ protects the counters,
-// status fields and the background thread's wake-up state; it is a leaf.
+// status fields and the background thread's wake-up state; while it is
+// held only the Tracker's mutex (a leaf: tracker.h) is taken (put_back,
+// oldest, pending). Order: round_mu_ -> mu_ -> Tracker::mu_.
 //
 // Thread-safety: every member may be called from any thread.
 #pragma once

@@ -77,7 +77,8 @@ struct Plan {
 };
 
 // root_fd: the store's root/ directory. Image names are unique within the
-// compound ("d<n>" data images, "v<n>" victims). keys_only: a first pass
+// compound (data images go into one pack, txn/<id>/images; "v<n>" file
+// victims, "t<n>" directory victims). keys_only: a first pass
 // that only needs the lock set (no file handles, no xattr values).
 Plan plan(int root_fd, const Compound& c, bool keys_only = false);
 

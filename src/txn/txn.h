@@ -11,7 +11,7 @@
 //   3. syncfs: the images are durable (invariant 2).
 //   4. the recovery record, synced into LMDB (invariants 1, 2). [txn.after_rr]
 //   5. the operations, in order, as the caller, the progress marker advanced
-//      before each.                                     [txn.before_op/after_op]
+//      before each.                  [txn.before_op/after_op, then txn.after_exec]
 //      On a failure: undo 0..k, syncfs, delete the RR, reply "rolled back".
 //   6. sync on: syncfs, so every effect is durable.     [txn.after_sync]
 //   7. COMMIT POINT: the synced LMDB transaction that deletes the RR

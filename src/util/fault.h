@@ -35,5 +35,5 @@ void crash_point(const char* name);
 
 }  // namespace tcfs::fault
 
-// Use at a named step of a protocol: TCFS_CRASH_POINT("txn.after_rr_commit").
+// Use at a named step of a protocol: TCFS_CRASH_POINT("txn.after_rr").
 #define TCFS_CRASH_POINT(name) ::tcfs::fault::crash_point(name)
