@@ -35,13 +35,19 @@ std::string summary_of(const Compound& c) {
   return s;
 }
 
-CompoundReply rejected(int err, std::string msg, int op = -1) {
-  CompoundReply r;
-  r.outcome = Outcome::Rejected;
-  r.err = err;
+// Every failure reply is built here: outcome, the failing operation (-1:
+// the request), its errno on the reply and on its result, the message.
+CompoundReply ended(CompoundReply r, Outcome o, int32_t op, int err, std::string msg) {
+  r.outcome = o;
   r.failed_op = op;
+  r.err = err;
   r.message = std::move(msg);
+  if (op >= 0 && static_cast<size_t>(op) < r.results.size()) r.results[static_cast<size_t>(op)].err = err;
   return r;
+}
+
+CompoundReply rejected(int err, std::string msg, int op = -1) {
+  return ended(CompoundReply{}, Outcome::Rejected, op, err, std::move(msg));
 }
 
 // Invariant 10: the index of the first descriptor whose file lives on the
@@ -61,13 +67,8 @@ int fd_on_mount(const Compound& c, dev_t mount_dev) {
 // inode ends the compound before anything runs.
 CompoundReply refused_by_plan(const Compound& c, const Plan& p) {
   CompoundReply r;
-  r.outcome = Outcome::RolledBack;
-  r.failed_op = p.failed_op;
-  r.err = p.err;
-  r.message = p.message;
   r.results.resize(c.ops.size());
-  r.results[static_cast<size_t>(p.failed_op)].err = p.err;
-  return r;
+  return ended(std::move(r), Outcome::RolledBack, p.failed_op, p.err, p.message);
 }
 
 CompoundReply refuse_own_mount(const Compound& c, int fd_index) {
@@ -249,13 +250,8 @@ CompoundReply TxnManager::run_plain(const Compound& c, const Caller& who, Plan& 
     AsRoot root(who.creds);
     if (syncfs(store_.root_fd()) != 0 && st_) st_ = Status::from_errno("syncfs");
   }
-  reply.outcome = st_ ? Outcome::Committed : Outcome::Partial;
-  if (!st_) {
-    reply.failed_op = static_cast<int32_t>(i);
-    reply.err = st_.err();
-    reply.message = st_.message();
-    if (i < reply.results.size()) reply.results[i].err = st_.err();
-  }
+  if (!st_) return ended(std::move(reply), Outcome::Partial, static_cast<int32_t>(i), st_.err(), st_.message());
+  reply.outcome = Outcome::Committed;
   return reply;
 }
 
@@ -291,7 +287,7 @@ Status TxnManager::prepare(const Compound& c, const Caller& who, Plan& p, Fd* tx
 
 // A compound whose every operation frees space or needs none may use the
 // store's space reserve (store/reserve.h) to prepare on a full store.
-static bool frees_only(const Compound& c) {
+bool TxnManager::frees_only(const Compound& c) {
   for (const auto& op : c.ops)
     switch (op.kind) {
       case OpKind::Remove: case OpKind::Truncate: case OpKind::Removexattr:
@@ -301,131 +297,117 @@ static bool frees_only(const Compound& c) {
   return true;
 }
 
-CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p, const Progress& progress) {
-  CompoundReply reply;
-  reply.results.resize(c.ops.size());
-  Fd txn_dir, marker;
-  Status prep = prepare(c, who, p, &txn_dir, &marker);
-  struct Borrowed {  // the reserve stays free for this compound until it ends
-    store::SpaceReserve* r = nullptr;
-    ~Borrowed() {
-      if (r) r->give_back();  // refilled by the background thread
-    }
-  } borrowed;
-  if (!prep && prep.err() == ENOSPC && frees_only(c) && reserve_.borrow()) {
-    borrowed.r = &reserve_;
-    prep = prepare(c, who, p, &txn_dir, &marker);
-  }
-  if (!prep) return rejected(prep.err(), prep.message());
-  RecoveryRecord& rr = p.rr;
-  reply.txn_id = rr.id;
-  UndoCtx uctx{store_.root_fd(), store_.txn_fd(), false, {}};
+// Step 2-4 with the reserve when the store is full and the compound only
+// frees space; `borrowed` gives the reserve back when the compound ends.
+Status TxnManager::prepare_any(const Compound& c, const Caller& who, Plan& p, Fd* txn_dir, Fd* marker,
+                               Borrowed& borrowed) {
+  Status st = prepare(c, who, p, txn_dir, marker);
+  if (st || st.err() != ENOSPC || !frees_only(c) || !reserve_.borrow()) return st;
+  borrowed.r = &reserve_;
+  return prepare(c, who, p, txn_dir, marker);
+}
 
-  // Step 5: the operations, as the caller.
+// Step 5: the operations, as the caller, the progress marker advanced
+// before each. Returns the index of the operation that failed (or the
+// planned failure), with its error; ok when all ran.
+std::pair<size_t, Status> TxnManager::execute(const Compound& c, const Caller& who, Plan& p, const Fd& txn_dir,
+                                              const Fd& marker, CompoundReply& reply, const Progress& progress) {
+  RecoveryRecord& rr = p.rr;
   LastOpen last;
   ExecCtx ctx{store_.root_fd(), txn_dir.get(), &who.creds, &c.fds, store_.reflink(), {}, &last};
   ctx.amend_exchange = [&](size_t step, Identity ident) {
     rr.steps[step].id = ident;
     return put_rr(store_.meta(), rr);
   };
+  AsUser as(who.creds);
+  ThreadUmask mask(0);  // modes are applied as given (tcfs/compound.h)
   size_t i = 0;
-  Status st_;
-  {
-    AsUser as(who.creds);
-    ThreadUmask mask(0);  // modes are applied as given (tcfs/compound.h)
-    for (; i < p.ops.size(); ++i) {
-      if (i > 0) {
-        st_ = mark_ran(marker.get(), static_cast<uint32_t>(i));  // as the caller: it owns the marker
-        if (!st_) break;
-      }
-      TCFS_CRASH_POINT("txn.before_op");
-      reply.results[i].ran = true;
-      st_ = exec_op(ctx, c.ops[i], p.ops[i], reply.results[i]);
-      if (!st_) break;
-      TCFS_CRASH_POINT("txn.after_op");
-      if (progress) progress(i + 1, c.ops.size());
-    }
-    if (st_ && p.failed_op >= 0) {
-      int e = probe_errno(ctx, c.ops[static_cast<size_t>(p.failed_op)]);
-      st_ = Status::error(e ? e : p.err, p.message);
-      i = static_cast<size_t>(p.failed_op);
-    }
+  Status st;
+  for (; i < p.ops.size(); ++i) {
+    if (i > 0 && !(st = mark_ran(marker.get(), static_cast<uint32_t>(i))))  // as the caller: it owns the marker
+      return {i, st};
+    TCFS_CRASH_POINT("txn.before_op");
+    reply.results[i].ran = true;
+    if (!(st = exec_op(ctx, c.ops[i], p.ops[i], reply.results[i]))) return {i, st};
+    TCFS_CRASH_POINT("txn.after_op");
+    if (progress) progress(i + 1, c.ops.size());
   }
+  if (p.failed_op >= 0) {
+    int e = probe_errno(ctx, c.ops[static_cast<size_t>(p.failed_op)]);
+    return {static_cast<size_t>(p.failed_op), Status::error(e ? e : p.err, p.message)};
+  }
+  return {i, {}};
+}
 
-  if (!st_) {
-    // Online undo of operations 0..i (op i may have half happened).
-    UndoStats us;
-    Status ust = p.ops.empty() ? Status() : undo(uctx, rr, static_cast<uint32_t>(std::min(i, p.ops.size() - 1)), us);
-    if (ust && !p.ops.empty()) ust = finish_undo(uctx, store_.meta(), rr.id);
-    if (!ust) {
-      // The RR stays: recovery (or tcfs-undo) will finish the job.
-      spdlog::error("txn {}: undo failed: {}", rr.id, ust.message());
-    }
-    reply.outcome = Outcome::RolledBack;
-    reply.failed_op = static_cast<int32_t>(i);
-    reply.err = st_.err();
-    reply.message = st_.message();
-    reply.results[i].err = st_.err();
+// Online undo of operations 0..last (`last` may have half happened). When
+// the undo fails the RR stays: recovery (or tcfs-undo) finishes the job.
+void TxnManager::roll_back(const Plan& p, uint32_t last) {
+  if (p.ops.empty()) return;  // prepare() stored no RR
+  UndoCtx uctx{store_.root_fd(), store_.txn_fd(), false, {}};
+  UndoStats us;
+  uint32_t upto = last == kAllOps ? kAllOps : std::min<uint32_t>(last, static_cast<uint32_t>(p.ops.size() - 1));
+  Status st = undo(uctx, p.rr, upto, us);
+  if (st) st = finish_undo(uctx, store_.meta(), p.rr.id);
+  if (!st) spdlog::error("txn {}: undo failed: {}", p.rr.id, st.message());
+}
+
+CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p, const Progress& progress) {
+  CompoundReply reply;
+  reply.results.resize(c.ops.size());
+  Fd txn_dir, marker;
+  Borrowed borrowed;  // the reserve stays free for this compound until it ends
+  if (Status st = prepare_any(c, who, p, &txn_dir, &marker, borrowed); !st) return rejected(st.err(), st.message());
+  reply.txn_id = p.rr.id;
+
+  auto [i, st] = execute(c, who, p, txn_dir, marker, reply, progress);
+  if (!st) {
+    roll_back(p, static_cast<uint32_t>(i));
     for (auto& r : reply.results) r.bytes = r.ran ? r.bytes : 0;
-    return reply;
+    return ended(std::move(reply), Outcome::RolledBack, static_cast<int32_t>(i), st.err(), st.message());
   }
   TCFS_CRASH_POINT("txn.after_exec");
 
-  if (!c.options.sync) {
+  if (!c.options.sync) {  // committed once a later commit() takes it along
     std::lock_guard g(mu_);
-    lazy_.push_back(rr.id);
+    lazy_.push_back(p.rr.id);
     reply.outcome = Outcome::Committed;
     return reply;
   }
-  // Step 6: every effect durable; step 7: the commit point.
-  std::vector<uint64_t> done{rr.id};
-  {
-    std::lock_guard d(durable_mu_);
-    {
-      std::lock_guard g(mu_);
-      done.insert(done.end(), lazy_.begin(), lazy_.end());
-    }
-    Status st = syncfs(store_.root_fd()) == 0 ? Status() : Status::from_errno("syncfs");
-    TCFS_CRASH_POINT("txn.after_sync");
-    if (st) st = delete_rrs(store_.meta(), done);  // COMMIT POINT (invariant 6)
-    if (!st) {
-      // Cannot commit durably: undo instead (the RR is still there).
-      UndoStats us;
-      Status ust = undo(uctx, rr, kAllOps, us);
-      if (ust) ust = finish_undo(uctx, store_.meta(), rr.id);
-      if (!ust) spdlog::error("txn {}: undo after a failed commit: {}", rr.id, ust.message());
-      reply.outcome = Outcome::RolledBack;
-      reply.failed_op = -1;
-      reply.err = st.err();
-      reply.message = "commit: " + st.message();
-      return reply;
-    }
-    TCFS_CRASH_POINT("txn.after_commit");
-    std::lock_guard g(mu_);
-    std::erase_if(lazy_, [&](uint64_t x) { return std::find(done.begin(), done.end(), x) != done.end(); });
+  if (Status cst = commit(p.rr.id); !cst) {
+    roll_back(p, kAllOps);  // cannot commit durably: undo instead (the RR is still there)
+    return ended(std::move(reply), Outcome::RolledBack, -1, cst.err(), "commit: " + cst.message());
   }
-  for (uint64_t x : done) reclaim_later(x);
   reply.outcome = Outcome::Committed;
   return reply;
 }
 
-Status TxnManager::make_durable() {
-  std::lock_guard d(durable_mu_);
+// Steps 6-7 for compound `id` (0: none) and every sync-off compound still
+// waiting (lazy_): syncfs makes all their effects durable, then one synced
+// LMDB transaction deletes their RRs. One routine serves a sync-on
+// compound and make_durable().
+Status TxnManager::commit(uint64_t id) {
   std::vector<uint64_t> ids;
   {
-    std::lock_guard g(mu_);
-    ids = lazy_;
-  }
-  if (ids.empty()) return {};
-  if (syncfs(store_.root_fd()) != 0) return Status::from_errno("syncfs");
-  TCFS_TRY(delete_rrs(store_.meta(), ids));  // commit point of sync-off compounds
-  {
+    std::lock_guard d(durable_mu_);
+    if (id) ids.push_back(id);
+    {
+      std::lock_guard g(mu_);
+      ids.insert(ids.end(), lazy_.begin(), lazy_.end());
+    }
+    if (ids.empty()) return {};
+    Status st = syncfs(store_.root_fd()) == 0 ? Status() : Status::from_errno("syncfs");
+    TCFS_CRASH_POINT("txn.after_sync");
+    TCFS_TRY(st);
+    TCFS_TRY(delete_rrs(store_.meta(), ids));  // COMMIT POINT (invariant 6)
+    TCFS_CRASH_POINT("txn.after_commit");
     std::lock_guard g(mu_);
     std::erase_if(lazy_, [&](uint64_t x) { return std::find(ids.begin(), ids.end(), x) != ids.end(); });
   }
   for (uint64_t x : ids) reclaim_later(x);
   return {};
 }
+
+Status TxnManager::make_durable() { return commit(0); }
 
 bool TxnManager::has_lazy() {
   std::lock_guard g(mu_);

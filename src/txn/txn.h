@@ -125,9 +125,24 @@ class TxnManager {
  private:
   struct Locked;
   Result<LockSet> lock_plan(const Compound& c, struct Plan& plan);
+  struct Borrowed {  // the space reserve, held for one compound's whole run
+    store::SpaceReserve* r = nullptr;
+    ~Borrowed() {
+      if (r) r->give_back();  // refilled by the background thread
+    }
+  };
+  // The protocol's steps (see the top of this file), each a function:
+  // prepare (2-4), execute (5), roll_back (5, on a failure), commit (6-7).
   CompoundReply run_txn(const Compound& c, const Caller& who, struct Plan& plan, const Progress& progress);
   CompoundReply run_plain(const Compound& c, const Caller& who, struct Plan& plan, const Progress& progress);
   Status prepare(const Compound& c, const Caller& who, struct Plan& p, Fd* txn_dir, Fd* marker);
+  Status prepare_any(const Compound& c, const Caller& who, struct Plan& p, Fd* txn_dir, Fd* marker,
+                     Borrowed& borrowed);
+  static bool frees_only(const Compound& c);
+  std::pair<size_t, Status> execute(const Compound& c, const Caller& who, struct Plan& p, const Fd& txn_dir,
+                                    const Fd& marker, CompoundReply& reply, const Progress& progress);
+  void roll_back(const struct Plan& p, uint32_t last);
+  Status commit(uint64_t id);
   Status make_images(uint64_t id, struct Plan& plan, const Caller& who, int* txn_fd, int* progress_fd);
   void invalidate_attrs(const struct Plan& plan);
   void mark(const struct Plan& plan);
@@ -146,7 +161,7 @@ class TxnManager {
   std::mutex id_mu_;  // protects next_id_, id_limit_
   uint64_t next_id_ = 0, id_limit_ = 0;
 
-  std::mutex durable_mu_;  // serializes make_durable(); ordered before mu_
+  std::mutex durable_mu_;  // serializes commit() (commit points); ordered before mu_
   std::mutex mu_;          // protects lazy_, reclaim_, stop_
   std::condition_variable cv_;
   std::vector<uint64_t> lazy_;     // committed with sync off, RR still present
