@@ -252,3 +252,46 @@ TEST_CASE("export: forgotten node ids resolve again, inside root/ only") {
   tb.forget(uint64_t{999} << 32, 1);  // unknown: ignored
   close(root);
 }
+
+TEST_CASE("export: a reused inode number gets another node id; FORGETs stay with their object") {
+  TempDir t;
+  int root = open(t.path.c_str(), O_RDONLY | O_DIRECTORY);
+  REQUIRE(root >= 0);
+  auto table = InodeTable::create(root);
+  REQUIRE(table.is_ok());
+  InodeTable& tb = *table.value();
+  struct stat st;
+  close(open((t / "a").c_str(), O_CREAT | O_WRONLY, 0644));
+  auto a = tb.lookup(tb.root(), "a", &st);
+  REQUIRE(a.is_ok());
+  fuse_ino_t aid = tb.id_of(*a.value());
+  ino_t a_ino = st.st_ino;
+  REQUIRE(unlink((t / "a").c_str()) == 0);
+  // Make objects until one takes a's number (ext4, XFS reuse at once).
+  std::string name;
+  for (int i = 0; i < 64 && name.empty(); ++i) {
+    std::string n = "b" + std::to_string(i);
+    close(open((t / n).c_str(), O_CREAT | O_WRONLY, 0644));
+    REQUIRE(stat((t / n).c_str(), &st) == 0);
+    if (st.st_ino == a_ino) name = n;
+  }
+  if (name.empty()) {
+    MESSAGE("the filesystem did not reuse the inode number: skipped");
+    close(root);
+    return;
+  }
+  auto b = tb.lookup(tb.root(), name.c_str(), &st);
+  REQUIRE(b.is_ok());
+  fuse_ino_t bid = tb.id_of(*b.value());
+  CHECK(b.value() != a.value());
+  CHECK(bid != aid);
+  CHECK(&tb.get(aid) == a.value());  // the kernel may still use the old one
+  CHECK(tb.size() == 2);
+  tb.forget(aid, 1);  // the old object's FORGET, after the new lookup
+  CHECK(tb.size() == 1);
+  CHECK(&tb.get(bid) == b.value());
+  CHECK(tb.find_id(st.st_dev, st.st_ino) == bid);
+  tb.forget(bid, 1);
+  CHECK(tb.size() == 0);
+  close(root);
+}
