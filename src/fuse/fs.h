@@ -21,7 +21,8 @@
 // operations (txn/locks.h, fast path).
 //
 // Thread-safety and locks: callbacks run on many libfuse workers at once.
-// Shared state is the InodeTable (its own leaf mutex) and per-handle state
+// Shared state is the InodeTable (its own leaf mutex, taken for one hash
+// lookup by every node id -> Inode resolution, get()) and per-handle state
 // (FileHandle, DirHandle), which the kernel never uses from two requests at
 // once for directories; FileHandle is immutable after open. Lock order:
 // LockManager locks (FuseGuard) -> DirHandle::mu -> InodeTable::mu_ and

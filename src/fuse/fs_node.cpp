@@ -7,6 +7,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <climits>
 
 #include "fuse/creds.h"
@@ -84,8 +86,34 @@ Result<EntryReply> lookup_locked(Fs& fs, fuse_ino_t parent, const char* name) {
   return fs.lookup_entry(dir, name);
 }
 
+// LOOKUP(id, ".") and LOOKUP(id, ".."): the kernel asks these only to
+// reconnect an exported handle (FUSE_CAP_EXPORT_SUPPORT): the object of
+// node id `id`, decoded if the daemon forgot it (inode_table.h, export
+// security rule), or its parent directory. The object's attributes are
+// read again under its Read lock, as a lookup's child.
+Result<EntryReply> lookup_dots(Fs& fs, fuse_ino_t id, bool dotdot) {
+  struct stat st;
+  auto in = dotdot ? fs.table().parent(fs.table().get(id), &st) : fs.table().resolve(id, &st);
+  if (!in) return in.err() == ENOENT ? Status::error(ESTALE) : in.status();
+  Inode& obj = *in.value();
+  fuse_ino_t oid = fs.table().id_of(obj);
+  auto s = under(fs.locks().fuse_enter({{key_of(obj), txn::LockMode::Read}}), [&] {
+    return with_fd(fs, oid, [&](int fd) {
+      return fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? Status() : errno_status();
+    });
+  });
+  if (!s) {
+    fs.table().forget(oid, 1);
+    return s;
+  }
+  spdlog::debug("lookup: node {:#x} \"{}\" -> node {:#x}", id, dotdot ? ".." : ".", oid);
+  return fs.make_entry(obj, st);
+}
+
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Fs& fs = fs_of(req);
+  if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))
+    return reply(req, {"lookup", parent, name}, lookup_dots(fs, parent, name[1] == '.'));
   auto r = lookup_locked(fs, parent, name);
   if (!r && r.err() == ENOENT) r = negative_entry(fs.options());
   reply(req, {"lookup", parent, name}, r);
@@ -334,6 +362,7 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
 EntryReply Fs::make_entry(Inode& in, const struct stat& st) const {
   EntryReply r{};
   r.e.ino = table_->id_of(in);
+  r.e.generation = in.gen;  // the backing generation (fuse/export.h)
   r.e.attr = st;
   stub_blocks(in, r.e.attr);
   r.e.attr_timeout = opts_.attr_timeout;

@@ -1,13 +1,42 @@
 #include "fuse/inode_table.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <vector>
 
 #include "util/handle.h"
 
 namespace tcfs::fusefs {
+namespace {
+
+// An fd closed when it goes out of scope (unless released).
+struct ScopedFd {
+  int fd;
+  explicit ScopedFd(int f) : fd(f) {}
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  ~ScopedFd() {
+    if (fd >= 0) close(fd);
+  }
+  int release() {
+    int f = fd;
+    fd = -1;
+    return f;
+  }
+};
+
+uint32_t random_u32() {
+  uint32_t v = 0;
+  if (getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v) v = static_cast<uint32_t>(getpid()) * 2654435761u;
+  return v;
+}
+
+}  // namespace
 
 Inode::~Inode() {
   if (fd >= 0) close(fd);
@@ -32,6 +61,19 @@ Result<std::unique_ptr<InodeTable>> InodeTable::create(int root_fd, size_t fd_bu
   root->type = st.st_mode & S_IFMT;
   root->handle = make_handle(root->fd, "");  // the sync layer's identity of it (sync/sync.h 4a)
   root->nlookup = 1;  // never dropped
+  root->id = FUSE_ROOT_ID;
+  root->gen = 0;  // the kernel wants 0 for the root
+  t->store_fd_ = openat(root_fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (!root->handle.empty() && t->store_fd_ >= 0) t->layout_ = HandleLayout::learn(root->handle, st.st_ino);
+  uint64_t ino;
+  uint32_t gen;
+  if (t->layout_ && t->layout_->split(root->handle, &ino, &gen) && ino <= NodeCode::kLow)
+    t->code_.root_code = (uint64_t{gen} << 32) | ino;
+  else
+    t->layout_.reset();
+  t->epoch_ = random_u32() | 1;
+  t->next_seq_ = (random_u32() >> 8) + 1;
+  t->unknown_ = std::make_unique<Inode>();
   t->root_ = root.get();
   t->root_owner_ = std::move(root);
   return t;
@@ -40,6 +82,7 @@ Result<std::unique_ptr<InodeTable>> InodeTable::create(int root_fd, size_t fd_bu
 InodeTable::~InodeTable() {
   lru_.clear();
   if (mount_fd_ >= 0) close(mount_fd_);
+  if (store_fd_ >= 0) close(store_fd_);
 }
 
 void InodeTable::settle_locked(Inode& in) {
@@ -62,6 +105,7 @@ Result<FdPin> InodeTable::pin(Inode& in) {
   std::unique_lock<std::mutex> g(mu_);
   if (in.fd < 0) {
     g.unlock();
+    if (in.handle.empty()) return Status::error(ESTALE);  // unknown_: a node id nobody holds
     int fd = open_handle(mount_fd_, in.handle, O_PATH);
     if (fd < 0) return Status::from_errno();
     g.lock();
@@ -103,7 +147,7 @@ bool InodeTable::in_use(ino_t ino, const std::string& handle) {
   // A detached Inode (its number taken by another object) may still have
   // files open: it is the old object, and no other.
   if (it != map_.end() && it->second->handle == handle && it->second->opens > 0) return true;
-  for (const auto& [p, in] : detached_)
+  for (const Inode* in : detached_)
     if (in->src_ino == ino && in->handle == handle && in->opens > 0) return true;
   return false;
 }
@@ -112,7 +156,7 @@ fuse_ino_t InodeTable::find_id(dev_t dev, ino_t ino) {
   if (dev == root_->src_dev && ino == root_->src_ino) return FUSE_ROOT_ID;
   std::lock_guard<std::mutex> g(mu_);
   auto it = map_.find(Key{dev, ino});
-  return it == map_.end() ? 0 : id_of(*it->second);
+  return it == map_.end() ? 0 : it->second->id;
 }
 
 Inode* InodeTable::ref_locked(const Key& k) {
@@ -120,7 +164,39 @@ Inode* InodeTable::ref_locked(const Key& k) {
   auto it = map_.find(k);
   if (it == map_.end()) return nullptr;
   ++it->second->nlookup;
-  return it->second.get();
+  return it->second;
+}
+
+void InodeTable::detach_locked(Inode& in) {
+  auto it = map_.find({in.src_dev, in.src_ino});
+  if (it != map_.end() && it->second == &in) map_.erase(it);
+  detached_.insert(&in);
+}
+
+Inode* InodeTable::insert_locked(std::unique_ptr<Inode> in) {
+  fuse_ino_t id = 0;
+  uint64_t ino;
+  uint32_t gen = epoch_;
+  if (layout_ && !in->handle.empty() && in->src_dev == root_->src_dev && layout_->split(in->handle, &ino, &gen) &&
+      ino == in->src_ino)
+    id = code_.encode(ino, gen);
+  if (id == 0 || by_id_.count(id)) {
+    // Not codable, or (ino, gen) met twice: a session id (fuse/export.h).
+    gen = epoch_;
+    do {
+      if (next_seq_ > NodeCode::kLow) next_seq_ = 1;
+      id = next_seq_++ << 32;
+    } while (by_id_.count(id));
+  }
+  in->id = id;
+  in->gen = gen;
+  Inode* raw = in.get();
+  if (raw->fd >= 0) ++open_fds_;
+  by_id_.emplace(id, std::move(in));
+  map_[Key{raw->src_dev, raw->src_ino}] = raw;
+  settle_locked(*raw);
+  evict_locked();
+  return raw;
 }
 
 Result<Inode*> InodeTable::create_inode(int parent_fd, const char* name, struct stat* st) {
@@ -141,10 +217,7 @@ Result<Inode*> InodeTable::create_inode(int parent_fd, const char* name, struct 
   }
   std::lock_guard<std::mutex> g(mu_);
   if (Inode* known = ref_locked({in->src_dev, in->src_ino})) return known;
-  if (in->fd >= 0) ++open_fds_;
-  Inode* raw = in.get();
-  map_.emplace(Key{raw->src_dev, raw->src_ino}, std::move(in));
-  return raw;
+  return insert_locked(std::move(in));
 }
 
 Result<Inode*> InodeTable::adopt_unnamed(int fd) {
@@ -158,17 +231,10 @@ Result<Inode*> InodeTable::adopt_unnamed(int fd) {
   in->type = st.st_mode & S_IFMT;
   in->nlookup = 1;
   std::lock_guard<std::mutex> g(mu_);
-  Key k{in->src_dev, in->src_ino};
-  if (auto it = map_.find(k); it != map_.end()) {
-    // A forgotten-to-be Inode of a gone object with the same number: it
-    // lives on for the kernel's references only (as in lookup()).
-    detached_.emplace(it->second.get(), std::move(it->second));
-    map_.erase(it);
-  }
-  ++open_fds_;
-  Inode* raw = in.get();
-  map_.emplace(k, std::move(in));
-  return raw;
+  // A forgotten-to-be Inode of a gone object with the same number: it
+  // lives on for the kernel's references only (as in lookup()).
+  if (auto it = map_.find(Key{in->src_dev, in->src_ino}); it != map_.end()) detach_locked(*it->second);
+  return insert_locked(std::move(in));  // no handle: a session id, fd kept
 }
 
 // Whether the object `in` names is gone, so that (parent_fd, name), which
@@ -199,15 +265,152 @@ Result<Inode*> InodeTable::lookup(Inode& parent, const char* name, struct stat* 
     if (Inode* in = ref_locked(k)) {
       if (in->type == (st->st_mode & S_IFMT) && !dead_locked(*in, pp->fd(), name)) return in;
       // The inode number names another object now (the one the kernel
-      // still holds is gone): that Inode leaves the map and lives on, for
+      // still holds is gone): that Inode leaves map_ and lives on, for
       // the kernel's references only, until they are forgotten.
       --in->nlookup;
-      auto it = map_.find(k);
-      detached_.emplace(it->second.get(), std::move(it->second));
-      map_.erase(it);
+      detach_locked(*in);
     }
   }
   return create_inode(pp->fd(), name, st);
+}
+
+// The Inode of the object open at fd (O_PATH, taken over), one reference
+// added: the known one if its handle matches, else a new one keeping fd.
+Result<Inode*> InodeTable::adopt_fd(int fd, const struct stat& st) {
+  ScopedFd owned(fd);
+  std::string h = make_handle(fd, "");
+  std::lock_guard<std::mutex> g(mu_);
+  Key k{st.st_dev, st.st_ino};
+  if (Inode* known = ref_locked(k)) {
+    if (known == root_ || (known->type == (st.st_mode & S_IFMT) && known->handle == h)) return known;
+    --known->nlookup;
+    detach_locked(*known);
+  }
+  auto in = std::make_unique<Inode>();
+  in->src_dev = st.st_dev;
+  in->src_ino = st.st_ino;
+  in->type = st.st_mode & S_IFMT;
+  in->handle = std::move(h);
+  in->nlookup = 1;
+  in->fd = owned.release();
+  return insert_locked(std::move(in));
+}
+
+// The export security rule (inode_table.h).
+bool InodeTable::inside_root(int fd, const struct stat& st) {
+  if (st.st_dev != root_->src_dev) return false;
+  if (st.st_ino == root_->src_ino) return true;
+  if (S_ISDIR(st.st_mode)) {
+    ScopedFd cur(openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    struct stat cst = st;
+    for (int i = 0; i < kMaxDepth && cur.fd >= 0; ++i) {
+      struct stat p;
+      if (fstat(cur.fd, &p) != 0 || p.st_dev != root_->src_dev) return false;
+      if (p.st_ino == root_->src_ino) return true;
+      if (p.st_ino == cst.st_ino) return false;  // the filesystem's root: never met root/
+      cst = p;
+      ScopedFd up(openat(cur.fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+      std::swap(cur.fd, up.fd);
+    }
+    return false;
+  }
+  if (st.st_nlink == 0) return false;
+  // A non-directory: none of the store's own objects outside root/.
+  std::vector<int> dirs;
+  int top = openat(store_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (top < 0) return false;
+  dirs.push_back(top);
+  size_t seen = 0;
+  bool ok = true;
+  while (!dirs.empty() && ok) {
+    int dfd = dirs.back();
+    dirs.pop_back();
+    DIR* d = fdopendir(dfd);
+    if (!d) {
+      close(dfd);
+      ok = false;
+      break;
+    }
+    bool at_top = dfd == top;
+    while (dirent* de = readdir(d)) {
+      if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+      if (at_top && !strcmp(de->d_name, "root")) continue;
+      if (++seen > kMaxScan) {
+        ok = false;
+        break;
+      }
+      if (de->d_ino == st.st_ino) {
+        struct stat s;
+        if (fstatat(dirfd(d), de->d_name, &s, AT_SYMLINK_NOFOLLOW) != 0 ||
+            (s.st_dev == st.st_dev && s.st_ino == st.st_ino)) {
+          ok = false;
+          break;
+        }
+      }
+      if (de->d_type == DT_DIR || de->d_type == DT_UNKNOWN) {
+        int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub >= 0) dirs.push_back(sub);
+        else if (de->d_type == DT_DIR) ok = false;  // unreadable: cannot tell
+      }
+    }
+    closedir(d);
+  }
+  for (int f : dirs) close(f);
+  return ok;
+}
+
+Result<Inode*> InodeTable::resolve(fuse_ino_t id, struct stat* st) {
+  if (id == FUSE_ROOT_ID) {
+    if (fstatat(root_->fd, "", st, AT_EMPTY_PATH) != 0) return Status::from_errno();
+    return root_;
+  }
+  Inode* known = nullptr;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (auto it = by_id_.find(id); it != by_id_.end()) {
+      known = it->second.get();
+      ++known->nlookup;
+    }
+  }
+  if (known) {  // the kernel's FORGET may still be on its way
+    auto p = pin(*known);
+    if (p && fstatat(p->fd(), "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 && st->st_nlink > 0) return known;
+    forget(id, 1);
+    return Status::error(ESTALE);
+  }
+  uint64_t ino;
+  uint32_t gen;
+  if (!layout_ || !code_.decode(id, &ino, &gen)) return Status::error(ESTALE);
+  std::string h = layout_->build(ino, gen);
+  int fd = open_handle(mount_fd_, h, O_PATH);
+  if (fd < 0) return Status::error(ESTALE);
+  ScopedFd owned(fd);
+  if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 || st->st_ino != ino) return Status::error(ESTALE);
+  if (!inside_root(fd, *st)) {
+    spdlog::debug("export: node {:#x} (inode {}) is not under the store's root/: refused", id, ino);
+    return Status::error(ESTALE);
+  }
+  auto in = adopt_fd(owned.release(), *st);
+  if (!in) return in.status();
+  if (in.value()->id != id) {  // another id for this object (a session id): not the handle's
+    forget(in.value()->id, 1);
+    return Status::error(ESTALE);
+  }
+  return in;
+}
+
+Result<Inode*> InodeTable::parent(Inode& dir, struct stat* st) {
+  if (&dir == root_) return resolve(FUSE_ROOT_ID, st);  // never above root/
+  if (dir.type != S_IFDIR) return Status::error(ENOTDIR);
+  auto p = pin(dir);
+  if (!p) return p.status();
+  int fd = openat(p->fd(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno();
+  ScopedFd owned(fd);
+  if (fstat(fd, st) != 0) return Status::from_errno();
+  if (st->st_dev == root_->src_dev && st->st_ino == root_->src_ino) return root_;
+  if (!inside_root(fd, *st)) return Status::error(ESTALE);
+  return adopt_fd(owned.release(), *st);
 }
 
 void InodeTable::forget(fuse_ino_t ino, uint64_t n) {
@@ -215,29 +418,26 @@ void InodeTable::forget(fuse_ino_t ino, uint64_t n) {
   std::unique_ptr<Inode> dead;  // destroyed (fd closed) outside the lock
   {
     std::lock_guard<std::mutex> g(mu_);
-    Inode& in = get(ino);
+    auto it = by_id_.find(ino);
+    if (it == by_id_.end()) return;
+    Inode& in = *it->second;
     if (in.nlookup > n) {
       in.nlookup -= n;
       return;
     }
-    auto it = map_.find({in.src_dev, in.src_ino});
-    if (it != map_.end() && it->second.get() == &in) {
-      dead = std::move(it->second);
-      map_.erase(it);
-    } else if (auto d = detached_.find(&in); d != detached_.end()) {
-      dead = std::move(d->second);
-      detached_.erase(d);
-    } else {
-      return;
-    }
+    auto m = map_.find({in.src_dev, in.src_ino});
+    if (m != map_.end() && m->second == &in) map_.erase(m);
+    detached_.erase(&in);
     if (in.is_linked()) lru_.erase(lru_.iterator_to(in));
     if (in.fd >= 0) --open_fds_;
+    dead = std::move(it->second);
+    by_id_.erase(it);
   }
 }
 
 size_t InodeTable::size() {
   std::lock_guard<std::mutex> g(mu_);
-  return map_.size();
+  return by_id_.size();
 }
 
 size_t InodeTable::open_fds() {

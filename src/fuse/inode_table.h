@@ -20,15 +20,41 @@
 //    are open, so the number of objects the kernel may remember is not
 //    bounded by RLIMIT_NOFILE. Pinned inodes, inodes with open files and
 //    objects whose filesystem gives no handles keep their fd.
-//  * The FUSE node id of an Inode is its address; FUSE_ROOT_ID maps to the
-//    root Inode, which is never forgotten. The kernel holds `nlookup`
-//    references; an Inode is destroyed when forget() drops them to zero. A
-//    node id is never used by the kernel after that, and never while one of
-//    its requests is in flight, so a pinned Inode is never destroyed.
+//  * Node ids (fuse/export.h): an object's id is its backing inode number
+//    and generation, gen << 32 | ino, with the root's swapped with 1
+//    (FUSE_ROOT_ID), when the filesystem's handle layout is known and the
+//    number fits; otherwise a session id. An id names one object only: a
+//    new object that reused a number has another generation, so another
+//    id, and the kernel's references to the old one (nlookup, FORGET) stay
+//    with the old Inode. `generation` in entry replies is the backing one
+//    (0 for the root, as the kernel wants; the session epoch for session
+//    ids). The root is never forgotten. The kernel holds `nlookup`
+//    references; an Inode is destroyed when forget() drops them to zero.
+//    A node id is never used by the kernel after that except in
+//    LOOKUP(id, "."), which resolve() answers by decoding the id, and
+//    never while one of its requests is in flight, so a pinned Inode is
+//    never destroyed.
+//  * Export security rule: resolve() reaches only objects inside the
+//    store's root/. The handle it opens is rebuilt from (ino, gen), never
+//    taken from the request, and opened on the store's filesystem; then
+//      - a directory must reach root/ by walking "..", at most kMaxDepth
+//        steps (otherwise: outside root/, e.g. txn/ or meta/);
+//      - a non-directory must have links (nlink > 0) and must not be any
+//        object found under the store directory outside root/ (meta/,
+//        txn/, journal/, sync/, reserve, lock, ...: scanned at each such
+//        resolve, at most kMaxScan entries, refused if there are more).
+//    Everything refused gives ESTALE, like a deleted object. Limit: a
+//    non-directory has no path to check, so one that lies on the same
+//    filesystem outside the store directory altogether (the store on a
+//    filesystem shared with other data) is not refused by this rule; the
+//    kernel's own permission checks still apply to it. Export a store that
+//    has its filesystem to itself (tcfs(8), NFS EXPORT).
+//    parent() (LOOKUP(id, "..")) of the root is the root: never the store.
 //
 // Lock order: InodeTable::mu_ is a leaf lock: nothing else is acquired
-// while it is held. mu_ protects map_, detached_, lru_, open_fds_ and every Inode's
-// fd, nlookup, pins and opens.
+// while it is held. mu_ protects by_id_, map_, detached_, lru_, open_fds_,
+// next_seq_ and every Inode's fd, nlookup, pins and opens. get() takes it
+// for one hash lookup (every request resolves its node id so).
 //
 // Thread-safety: all members are safe to call from any FUSE worker.
 #pragma once
@@ -40,9 +66,12 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
+#include "fuse/export.h"
 #include "tcfs/status.h"
 
 namespace tcfs::fusefs {
@@ -52,6 +81,8 @@ struct Inode : boost::intrusive::list_base_hook<> {  // hook: InodeTable::lru_
   ino_t src_ino = 0;
   mode_t type = 0;     // S_IFMT bits, immutable (an object never changes type)
   std::string handle;  // struct file_handle bytes; empty: no handles, fd kept
+  fuse_ino_t id = 0;     // node id, immutable (fuse/export.h)
+  uint32_t gen = 0;      // generation in entry replies, immutable
   // Guarded by InodeTable::mu_:
   int fd = -1;          // O_PATH | O_NOFOLLOW, or -1 while evicted
   uint64_t nlookup = 0;
@@ -82,14 +113,32 @@ class InodeTable {
   // root_fd: the store's root/ directory (duplicated; caller keeps its own).
   // fd_budget: inode fds kept open at most (beyond those that must stay).
   static Result<std::unique_ptr<InodeTable>> create(int root_fd, size_t fd_budget = 4096);
+  static constexpr int kMaxDepth = 4096;     // ".." steps from a directory to root/
+  static constexpr size_t kMaxScan = 100000;  // store entries outside root/ checked
   ~InodeTable();
 
   Inode& root() { return *root_; }
-  // Node id -> Inode. The kernel guarantees the id is live.
-  Inode& get(fuse_ino_t ino) { return ino == FUSE_ROOT_ID ? *root_ : *reinterpret_cast<Inode*>(ino); }
-  fuse_ino_t id_of(const Inode& in) const {
-    return &in == root_ ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(&in);
+  // Node id -> Inode. The kernel uses only ids it holds; an unknown one
+  // (a kernel bug) gives an Inode whose pin() fails with ESTALE.
+  Inode& get(fuse_ino_t ino) {
+    if (ino == FUSE_ROOT_ID) return *root_;
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = by_id_.find(ino);
+    return it == by_id_.end() ? *unknown_ : *it->second;
   }
+  fuse_ino_t id_of(const Inode& in) const { return in.id; }
+  // Whether the filesystem's handles are understood, so node ids are coded
+  // (fuse/export.h) and the kernel may be told FUSE_CAP_EXPORT_SUPPORT.
+  bool exportable() const { return layout_.has_value(); }
+  const std::optional<HandleLayout>& layout() const { return layout_; }
+
+  // LOOKUP(id, "."): the object of node id `id` (known, or decoded from
+  // the id under the export security rule above), one kernel reference
+  // added, *st filled. ESTALE if it is gone or refused.
+  Result<Inode*> resolve(fuse_ino_t id, struct stat* st);
+  // LOOKUP(id, ".."): the parent directory of directory `dir` (the root
+  // for the root), one kernel reference added, *st filled.
+  Result<Inode*> parent(Inode& dir, struct stat* st);
 
   // The inode's O_PATH fd, reopened from its handle if it was evicted
   // (ESTALE if the object no longer exists).
@@ -102,7 +151,7 @@ class InodeTable {
   // with no links cannot be reopened by handle everywhere), kept open
   // until the Inode is forgotten. fd is the object's open file (not kept).
   Result<Inode*> adopt_unnamed(int fd);
-  // Drops n kernel references.
+  // Drops n kernel references to node id ino (ignored if unknown).
   void forget(fuse_ino_t ino, uint64_t n);
   // An open file keeps its inode's fd (an unlinked object has no handle
   // that reopens it on every filesystem).
@@ -136,22 +185,38 @@ class InodeTable {
 
   Inode* ref_locked(const Key& k);    // caller holds mu_
   bool dead_locked(Inode& in, int parent_fd, const char* name);  // caller holds mu_
+  // Gives `in` its node id and puts it in by_id_ and map_ (the current
+  // object of its number). Caller holds mu_.
+  Inode* insert_locked(std::unique_ptr<Inode> in);
+  void detach_locked(Inode& in);  // another object has its number now
+  // An Inode for the object open at fd (O_PATH), identity from fd itself.
+  Result<Inode*> adopt_fd(int fd, const struct stat& st);
+  bool inside_root(int fd, const struct stat& st);  // the export security rule
   void unpin(Inode* in);
   void settle_locked(Inode& in);      // put in/out of lru_ by its state
   void evict_locked();                // closes fds beyond the budget
   Result<Inode*> create_inode(int parent_fd, const char* name, struct stat* st);
 
   std::mutex mu_;
-  std::unordered_map<Key, std::unique_ptr<Inode>, KeyHash> map_;
+  // Every Inode but the root, by node id (owner).
+  std::unordered_map<fuse_ino_t, std::unique_ptr<Inode>> by_id_;
+  // The Inode of the object that has (dev, ino) now.
+  std::unordered_map<Key, Inode*, KeyHash> map_;
   // Inodes whose (dev, ino) was reused by another object while the kernel
-  // still held them: out of map_, freed when forgotten.
-  std::unordered_map<Inode*, std::unique_ptr<Inode>> detached_;
+  // still held them: in by_id_, not in map_, until forgotten.
+  std::unordered_set<Inode*> detached_;
   Lru lru_;  // inodes whose fd may be closed, least recently used first
   size_t open_fds_ = 0;
   size_t fd_budget_ = 4096;
   int mount_fd_ = -1;  // for open_by_handle_at
+  int store_fd_ = -1;  // root/'s parent: the store directory (export rule)
+  std::optional<HandleLayout> layout_;
+  NodeCode code_;
+  uint64_t next_seq_ = 1;   // session ids: next_seq_ << 32
+  uint32_t epoch_ = 1;      // generation of session ids
   Inode* root_ = nullptr;
   std::unique_ptr<Inode> root_owner_;
+  std::unique_ptr<Inode> unknown_;  // get() of an id nobody holds
 };
 
 }  // namespace tcfs::fusefs

@@ -39,6 +39,10 @@ void on_init(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_ASYNC_DIO);
   want(FUSE_CAP_CACHE_SYMLINKS);
   if (fs->options().writeback_cache) want(FUSE_CAP_WRITEBACK_CACHE);
+  // Handles that outlive the kernel's inode cache and remounts (NFS
+  // export, open_by_handle_at): node ids decode to backing objects
+  // (fuse/export.h), and LOOKUP of "." and ".." is answered (fs_node.cpp).
+  if (fs->table().exportable()) want(FUSE_CAP_EXPORT_SUPPORT);
   // Locks are left to the kernel (no getlk/setlk/flock ops): flock and
   // fcntl locks then work between processes of this host.
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
@@ -168,6 +172,11 @@ Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
   if (!table) return table.status();
   txn::LockManager own_locks;  // when the caller shares none (no compounds then)
   if (!hooks.locks) hooks.locks = &own_locks;
+  if (const auto& l = table.value()->layout())
+    spdlog::info("export: handles of {} objects are decoded (NFS export, open_by_handle_at)", l->name());
+  else
+    spdlog::info("export: the store's filesystem ({}) has no known handle layout: handles of the mount "
+                 "go stale once the kernel forgets an inode (no NFS export)", store.fs_type());
   sync::Evictor* evictor = hooks.evictor;
   Fs fs(store, std::move(table.value()), cfg.fs, std::move(hooks));
   // The evictor asks the table what is open while the table lives
