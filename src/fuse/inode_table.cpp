@@ -9,26 +9,11 @@
 #include <cstring>
 #include <vector>
 
+#include "util/fd.h"
 #include "util/handle.h"
 
 namespace tcfs::fusefs {
 namespace {
-
-// An fd closed when it goes out of scope (unless released).
-struct ScopedFd {
-  int fd;
-  explicit ScopedFd(int f) : fd(f) {}
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-  ~ScopedFd() {
-    if (fd >= 0) close(fd);
-  }
-  int release() {
-    int f = fd;
-    fd = -1;
-    return f;
-  }
-};
 
 uint32_t random_u32() {
   uint32_t v = 0;
@@ -277,7 +262,7 @@ Result<Inode*> InodeTable::lookup(Inode& parent, const char* name, struct stat* 
 // The Inode of the object open at fd (O_PATH, taken over), one reference
 // added: the known one if its handle matches, else a new one keeping fd.
 Result<Inode*> InodeTable::adopt_fd(int fd, const struct stat& st) {
-  ScopedFd owned(fd);
+  Fd owned(fd);
   std::string h = make_handle(fd, "");
   std::lock_guard<std::mutex> g(mu_);
   Key k{st.st_dev, st.st_ino};
@@ -301,16 +286,16 @@ bool InodeTable::inside_root(int fd, const struct stat& st) {
   if (st.st_dev != root_->src_dev) return false;
   if (st.st_ino == root_->src_ino) return true;
   if (S_ISDIR(st.st_mode)) {
-    ScopedFd cur(openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    Fd cur(openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
     struct stat cst = st;
-    for (int i = 0; i < kMaxDepth && cur.fd >= 0; ++i) {
+    for (int i = 0; i < kMaxDepth && cur; ++i) {
       struct stat p;
-      if (fstat(cur.fd, &p) != 0 || p.st_dev != root_->src_dev) return false;
+      if (fstat(cur.get(), &p) != 0 || p.st_dev != root_->src_dev) return false;
       if (p.st_ino == root_->src_ino) return true;
       if (p.st_ino == cst.st_ino) return false;  // the filesystem's root: never met root/
       cst = p;
-      ScopedFd up(openat(cur.fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
-      std::swap(cur.fd, up.fd);
+      Fd up(openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+      cur = std::move(up);
     }
     return false;
   }
@@ -384,7 +369,7 @@ Result<Inode*> InodeTable::resolve(fuse_ino_t id, struct stat* st) {
   std::string h = layout_->build(ino, gen);
   int fd = open_handle(mount_fd_, h, O_PATH);
   if (fd < 0) return Status::error(ESTALE);
-  ScopedFd owned(fd);
+  Fd owned(fd);
   if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 || st->st_ino != ino) return Status::error(ESTALE);
   if (!inside_root(fd, *st)) {
     spdlog::debug("export: node {:#x} (inode {}) is not under the store's root/: refused", id, ino);
@@ -406,7 +391,7 @@ Result<Inode*> InodeTable::parent(Inode& dir, struct stat* st) {
   if (!p) return p.status();
   int fd = openat(p->fd(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Status::from_errno();
-  ScopedFd owned(fd);
+  Fd owned(fd);
   if (fstat(fd, st) != 0) return Status::from_errno();
   if (st->st_dev == root_->src_dev && st->st_ino == root_->src_ino) return root_;
   if (!inside_root(fd, *st)) return Status::error(ESTALE);
