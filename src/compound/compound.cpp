@@ -1,4 +1,4 @@
-// control/compound.cpp — names of operation kinds and outcomes, and the
+// compound/compound.cpp — names of operation kinds and outcomes, and the
 // Compound builder (tcfs/compound.h). Linked into the daemon and into the
 // client library.
 #include <array>
