@@ -18,6 +18,8 @@
 
 #include <string>
 
+#include "util/crash_points.h"
+
 namespace tcfs::fault {
 
 // Returns the errno to inject at `site`, or 0.
@@ -36,4 +38,6 @@ void crash_point(const char* name);
 }  // namespace tcfs::fault
 
 // Use at a named step of a protocol: TCFS_CRASH_POINT("txn.after_rr").
-#define TCFS_CRASH_POINT(name) ::tcfs::fault::crash_point(name)
+// The name must be registered in util/crash_points.h (checked at compile
+// time).
+#define TCFS_CRASH_POINT(name) ::tcfs::fault::crash_point(::tcfs::crash::registered(name))

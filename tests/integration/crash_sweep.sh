@@ -177,8 +177,10 @@ trial() {
   return 0
 }
 
-points=(txn.after_lock txn.after_images txn.after_rr txn.before_op txn.after_op
-        txn.after_exec txn.after_sync txn.after_commit)
+# Every point of the protocol, from the registry (util/crash_points.h).
+points_of() { "$TCFS_BIN" debug crash-points | awk -F'\t' -v p="$1" '$2 == p { print $1 }'; }
+mapfile -t points < <(points_of txn)
+((${#points[@]} >= 8)) || die "the registry lists ${#points[@]} txn crash points"
 for point in "${points[@]}"; do
   for ((nth = 1; nth <= max_nth; nth++)); do
     trial "$point" "$nth" undo || break
@@ -187,7 +189,9 @@ for point in "${points[@]}"; do
 done
 
 # tcfs-undo itself dies at its own points; running it again finishes the job.
-for point in undo.before_step undo.after_step undo.after_inodes undo.after_sync undo.after_delete; do
+mapfile -t undo_points < <(points_of undo)
+((${#undo_points[@]} >= 5)) || die "the registry lists ${#undo_points[@]} undo crash points"
+for point in "${undo_points[@]}"; do
   for ((nth = 1; nth <= max_nth; nth++)); do
     populate
     "$TREESNAP" --ino --times --root-times "$store/root" > "$work/pre"

@@ -101,7 +101,10 @@ restore() {  # store: a fresh store from the blobbers, mounted on $work/mR, comp
 ok 'restore "$fs/R1"' "a restore from the blobbers matches"
 
 # --- a crash at each step of an eviction loses nothing ----------------------
-for point in evict.after_intent evict.after_punch; do
+# Every eviction point of the registry (util/crash_points.h).
+mapfile -t evict_points < <("$TCFS_BIN" debug crash-points | awk -F'\t' '$2 == "evict" { print $1 }')
+ok '(( ${#evict_points[@]} >= 2 ))' "the registry lists the eviction crash points (${#evict_points[@]})"
+for point in "${evict_points[@]}"; do
   start "$fs/A" "$mA" -o cache_reserve=0
   for i in 0 1 2 3 4 5 6 7; do cat "$mA/f$i" > /dev/null; done   # fetch everything back: over the cap
   stop "$mA"

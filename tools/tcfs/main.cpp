@@ -32,6 +32,7 @@
 #include "tools/tcfs/remote.h"
 #include "tools/tcfs/remount.h"
 #include "txn/txn.h"
+#include "util/crash_points.h"
 #include "util/log.h"
 
 namespace {
@@ -436,7 +437,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
 std::vector<std::string> helper_form(int argc, char** argv) {
   std::vector<std::string> a(argv, argv + argc);
   bool subcommand = a.size() >= 2 && (a[1] == "mount" || a[1] == "init" || a[1] == "sync" ||
-                                     a[1] == "status" || a[1] == "gc" || a[1] == "scrub");
+                                     a[1] == "status" || a[1] == "gc" || a[1] == "scrub" || a[1] == "debug");
   if (a.size() >= 3 && a[1].rfind('-', 0) != 0 && !subcommand && a[2].rfind('-', 0) != 0) {
     std::vector<std::string> out = {a[0], "mount", "--mount-helper", "--store", a[1]};
     out.insert(out.end(), a.begin() + 3, a.end());
@@ -521,6 +522,12 @@ int main(int argc, char** argv) {
   status->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
   status->add_flag("--json", as_json, "print the daemon's figures as JSON");
 
+  // Hidden: for tests and developers.
+  CLI::App* debug = app.add_subcommand("debug", "")->group("");
+  debug->require_subcommand(1);
+  CLI::App* crash_points =
+      debug->add_subcommand("crash-points", "print every named crash point: name, protocol, where, state (tab-separated)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -546,6 +553,10 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     return tcfs::cli::cmd_init(store_dir, from.empty() ? blobbers : from, ec, !from.empty(), accept_older);
+  }
+  if (*crash_points) {
+    for (const auto& p : tcfs::crash::kCrashPoints) printf("%s\t%s\t%s\t%s\n", p.name, p.protocol, p.where, p.state);
+    return 0;
   }
   if (*sync) return tcfs::cli::cmd_sync(target, timeout_s);
   if (*status) return tcfs::cli::cmd_status(target, as_json);

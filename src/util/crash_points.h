@@ -1,0 +1,66 @@
+// util/crash_points.h — the one registry of named crash points.
+//
+// Contract:
+//  * Every TCFS_CRASH_POINT(name) in the tree names an entry of
+//    kCrashPoints: the macro checks it at compile time (registered() is
+//    consteval), so a point cannot be added without its entry here.
+//  * Each entry says which protocol the point belongs to, where it is
+//    (file and function) and what a crash there leaves behind, i.e. the
+//    state recovery starts from. `tcfs debug crash-points` prints the table
+//    (name, protocol, where, state; tab-separated); the crash sweeps read
+//    it, so a new point of a swept protocol is swept without editing a
+//    script (tests/integration/crash_sweep.sh: txn, undo;
+//    evict_test.sh: evict; sync_crash_test.sh: sync, fetch).
+//  * A point fires (SIGKILL) when TCFS_CRASH_AT=name[:nth] names it
+//    (util/fault.h).
+//
+// Thread-safety: constant data.
+#pragma once
+
+#include <string_view>
+
+namespace tcfs::crash {
+
+struct PointInfo {
+  const char* name;
+  const char* protocol;  // txn, undo, evict, sync, fetch
+  const char* where;
+  const char* state;     // what a crash here leaves for recovery
+};
+
+inline constexpr PointInfo kCrashPoints[] = {
+    // The compound protocol (txn/txn.h steps 1-8).
+    {"txn.after_lock", "txn", "txn/txn.cpp TxnManager::run", "locks held, nothing written: no RR"},
+    {"txn.after_images", "txn", "txn/txn.cpp TxnManager::prepare",
+     "undo images in txn/<id>/, not yet synced; no RR: reclaimed"},
+    {"txn.after_rr", "txn", "txn/txn.cpp TxnManager::prepare", "RR durable, no operation run: undo is a no-op"},
+    {"txn.before_op", "txn", "txn/txn.cpp TxnManager::execute", "operations 0..k-1 done, marker at k: undone"},
+    {"txn.after_op", "txn", "txn/txn.cpp TxnManager::execute", "operations 0..k done: undone"},
+    {"txn.after_exec", "txn", "txn/txn.cpp TxnManager::run_txn", "every operation done, RR present: undone"},
+    {"txn.after_sync", "txn", "txn/txn.cpp TxnManager::commit",
+     "effects durable, RR present (before the commit point): undone"},
+    {"txn.after_commit", "txn", "txn/txn.cpp TxnManager::commit", "RR deleted (after the commit point): kept"},
+    // The undo executor (txn/undo.h), online, at recovery and in tcfs-undo.
+    {"undo.before_step", "undo", "txn/undo.cpp Undoer::run", "some steps undone: undo runs again (idempotent)"},
+    {"undo.after_step", "undo", "txn/undo.cpp Undoer::run", "one more step undone: undo runs again"},
+    {"undo.after_inodes", "undo", "txn/undo.cpp Undoer::run", "every step undone, not yet synced: runs again"},
+    {"undo.after_sync", "undo", "txn/undo.cpp finish_undo", "undo durable, RR present: runs again"},
+    {"undo.after_delete", "undo", "txn/undo.cpp finish_undo", "RR deleted: txn/<id>/ reclaimed later"},
+    // Eviction (sync/evict.h).
+    {"evict.after_intent", "evict", "sync/evict.cpp Evictor::evict_batch",
+     "stub state committed in LMDB (evict.h 4a), content intact: fetched back as needed"},
+    {"evict.after_punch", "evict", "sync/evict.cpp Evictor::evict_batch",
+     "content punched, times put back, ctime not yet recorded: a stub, rescanned at mount"},
+};
+
+inline constexpr bool same(const char* a, const char* b) { return std::string_view(a) == std::string_view(b); }
+
+// `name`, if it is registered; otherwise not a constant expression (a
+// compile error at the TCFS_CRASH_POINT that names it).
+consteval const char* registered(const char* name) {
+  for (const auto& p : kCrashPoints)
+    if (same(p.name, name)) return name;
+  throw "crash point not in util/crash_points.h";
+}
+
+}  // namespace tcfs::crash
