@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "util/handle.h"
+#include "util/fault.h"
 
 namespace tcfs::sync {
 
@@ -219,6 +220,7 @@ Status Fetcher::write_block(int fd, const std::string& data, uint64_t off, const
 
 Status Fetcher::complete(const ObjRef& o, int fd) {
   if (::fdatasync(fd) != 0) return Status::from_errno("fdatasync fetched file");
+  TCFS_CRASH_POINT("fetch.after_data");
   struct stat sb;
   if (::fstat(fd, &sb) != 0) return Status::from_errno("stat fetched file");
   auto t = meta::Txn::begin(state_.env(), true);
@@ -230,7 +232,9 @@ Status Fetcher::complete(const ObjRef& o, int fd) {
   (*f)->ctime_sec = sb.st_ctim.tv_sec;
   (*f)->ctime_nsec = static_cast<uint32_t>(sb.st_ctim.tv_nsec);
   TCFS_TRY(state_.put_file(*t, o.ino, **f));
-  return t->commit();  // fetch.h 3
+  TCFS_TRY(t->commit());  // fetch.h 3: an ordinary clean file from here on
+  TCFS_CRASH_POINT("fetch.after_commit");
+  return {};
 }
 
 }  // namespace tcfs::sync

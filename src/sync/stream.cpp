@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "sync/msgpack.h"
+#include "util/fault.h"
 
 namespace tcfs::sync {
 namespace {
@@ -75,6 +76,7 @@ Status StreamWriter::finish(const json& info) {
   // The barrier, then the end: nothing the end names, directly or through
   // the records, can be lost once the end is there (sync.h 5).
   TCFS_TRY(os_.flush());
+  TCFS_CRASH_POINT("sync.after_barrier");
   return os_.put(base_ + "/end", body, blob::Durability::now);  // the stream exists from here on (stream.h; sync.h 7)
 }
 

@@ -13,6 +13,7 @@
 
 #include "sync/stream.h"
 #include "util/fd.h"
+#include "util/fault.h"
 
 namespace tcfs::sync {
 
@@ -321,10 +322,12 @@ Status Syncer::round() {
     if (st) st = durable;
     t0 = Clock::now();
     if (st) st = check_head();  // the head this journal names as prev reads back (chain.h 5)
-    if (st) st = write_journal(r);
+    if (st) st = write_journal(r);  // REMOTE COMMIT POINT: the journal's end object (sync.h 5)
+    if (st) TCFS_CRASH_POINT("sync.after_end");
     r.journal_s = since(t0);
     t0 = Clock::now();
-    if (st) st = commit_local(r);
+    if (st) st = commit_local(r);  // sync.h 7: the round is synced locally
+    if (st) TCFS_CRASH_POINT("sync.after_local_commit");
     r.commit_s = since(t0);
     clear_stage(env_.fs.stage_fd);
     if (st && opt_.snapshot_every && (epoch_ + 1) % opt_.snapshot_every == 0) snapshot_due_ = true;

@@ -51,6 +51,17 @@ inline constexpr PointInfo kCrashPoints[] = {
      "stub state committed in LMDB (evict.h 4a), content intact: fetched back as needed"},
     {"evict.after_punch", "evict", "sync/evict.cpp Evictor::evict_batch",
      "content punched, times put back, ctime not yet recorded: a stub, rescanned at mount"},
+    // Sync rounds (sync/sync.h).
+    {"sync.after_barrier", "sync", "sync/stream.cpp StreamWriter::finish",
+     "every chunk and block durable on the blobbers, no end object: the round never happened"},
+    {"sync.after_end", "sync", "sync/syncer.cpp Syncer::round",
+     "end object written (the remote commit point), the round not committed locally: the next start "
+     "rescans and the next round follows it"},
+    {"sync.after_local_commit", "sync", "sync/syncer.cpp Syncer::round", "the round committed on both sides"},
+    // Fetching a stub's content (sync/fetch.h).
+    {"fetch.after_data", "fetch", "sync/fetch.cpp Fetcher::complete",
+     "content written and synced, still a stub in LMDB: fetched again on use (same bytes)"},
+    {"fetch.after_commit", "fetch", "sync/fetch.cpp Fetcher::complete", "an ordinary clean file"},
 };
 
 inline constexpr bool same(const char* a, const char* b) { return std::string_view(a) == std::string_view(b); }
