@@ -1,6 +1,7 @@
 #include "fuse/session.h"
 
 #include "fuse/notify.h"
+#include "util/dir.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -147,16 +148,9 @@ Status check_mountpoint(const std::string& mp, bool allow_nonempty) {
   if ((sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
     return Status::error(EBUSY, "mountpoint " + mp + " is already a mount point (unmount it first)");
   if (!allow_nonempty) {
-    DIR* d = opendir(mp.c_str());
-    if (!d) return Status::from_errno("mountpoint " + mp);
     bool empty = true;
-    while (dirent* de = readdir(d)) {
-      if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-        empty = false;
-        break;
-      }
-    }
-    closedir(d);
+    TCFS_TRY(for_each_entry(AT_FDCWD, mp.c_str(), [&](const char*, unsigned char) { return empty = false; },
+                            "mountpoint " + mp));
     if (!empty)
       return Status::error(ENOTEMPTY, "mountpoint " + mp + " is not empty (use -o nonempty to mount over it)");
   }

@@ -15,26 +15,15 @@
 
 #include "util/fd.h"
 #include "util/handle.h"
+#include "util/dir.h"
 
 namespace tcfs::sync {
 namespace {
 
 // Names in a directory (not "." or ".."), from an fd the caller keeps.
 Result<std::vector<std::string>> list_dir(int dirfd) {
-  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::from_errno("open directory");
-  DIR* d = ::fdopendir(fd);
-  if (!d) {
-    ::close(fd);
-    return Status::from_errno("fdopendir");
-  }
-  std::vector<std::string> names;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
+  auto names = list_names(dirfd, ".", "open directory");
+  if (names) std::sort(names->begin(), names->end());
   return names;
 }
 

@@ -15,6 +15,7 @@
 #include "util/fault.h"
 #include "util/fd.h"
 #include "util/handle.h"
+#include "util/dir.h"
 
 namespace tcfs::sync {
 namespace {
@@ -128,33 +129,22 @@ void Evictor::consider(int dirfd, const char* name, const struct stat& sb, meta:
 // evict.h 1: measures every regular file under dirfd.
 Status Evictor::scan_dir(int dirfd, meta::Txn& t, Scan& s, unsigned depth) {
   if (depth > kMaxDepth) return {};
-  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::from_errno("evict: open a directory to scan");
-  DIR* d = ::fdopendir(fd);
-  if (!d) {
-    ::close(fd);
-    return Status::from_errno("evict: fdopendir");
-  }
   Status st;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_type != DT_UNKNOWN && e->d_type != DT_DIR && e->d_type != DT_REG) continue;
-    std::string_view n = e->d_name;
-    if (n == "." || n == "..") continue;
+  Status listed = for_each_entry(dirfd, ".", [&](const char* name, unsigned char type) {
+    if (type != DT_UNKNOWN && type != DT_DIR && type != DT_REG) return true;
     struct stat sb;
-    if (::fstatat(::dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
+    if (::fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0) return true;  // gone meanwhile
     if (S_ISDIR(sb.st_mode)) {
-      Fd sub(::openat(::dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (sub.get() < 0) continue;
-      if (!(st = scan_dir(sub.get(), t, s, depth + 1))) break;
-      continue;
+      Fd sub(::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      return sub.get() < 0 || (st = scan_dir(sub.get(), t, s, depth + 1)).is_ok();
     }
-    if (!S_ISREG(sb.st_mode)) continue;
-    if (sb.st_nlink > 1 && !s.linked.emplace(sb.st_ino, true).second) continue;
+    if (!S_ISREG(sb.st_mode)) return true;
+    if (sb.st_nlink > 1 && !s.linked.emplace(sb.st_ino, true).second) return true;
     s.used += static_cast<uint64_t>(sb.st_blocks) * 512;
-    consider(::dirfd(d), e->d_name, sb, t, s);
-  }
-  ::closedir(d);
-  return st;
+    consider(dirfd, name, sb, t, s);
+    return true;
+  }, "evict: open a directory to scan");
+  return st ? listed : st;
 }
 
 // Re-checked under the freeze, between rounds (evict.h 3).

@@ -19,6 +19,7 @@
 #include "sync/stream.h"
 #include "util/fd.h"
 #include "util/handle.h"
+#include "util/dir.h"
 
 namespace tcfs::sync {
 namespace {
@@ -91,13 +92,8 @@ class Restorer {
   }
 
   Status check_empty() {
-    Fd d(::openat(root_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    DIR* dir = ::fdopendir(::dup(d.get()));
-    if (!dir) return Status::from_errno("open store root");
     bool empty = true;
-    while (dirent* e = ::readdir(dir))
-      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") empty = false;
-    ::closedir(dir);
+    TCFS_TRY(for_each_entry(root_, ".", [&](const char*, unsigned char) { return empty = false; }, "open store root"));
     if (!empty) return Status::error(ENOTEMPTY, "the store's tree is not empty: restore needs a new store");
     return {};
   }

@@ -11,6 +11,7 @@
 
 #include "txn/fsops.h"
 #include "util/fault.h"
+#include "util/dir.h"
 
 namespace tcfs::txn {
 namespace {
@@ -192,36 +193,33 @@ Status check_removable(int dirfd, const std::string& path, uid_t uid, int depth 
   if (faccessat(AT_FDCWD, p.c_str(), R_OK | X_OK, AT_EACCESS) != 0) return err_at(path, "cannot list");
   struct stat dst;
   if (fstat(dirfd, &dst) != 0) return err_at(path, "stat");
-  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return err_at(path, "open");
-  DIR* d = fdopendir(fd);
   Status st;
   bool any = false;
-  while (struct dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n == "." || n == "..") continue;
+  Status listed = for_each_entry(dirfd, ".", [&](const char* n, unsigned char) {
     if (!any && faccessat(AT_FDCWD, p.c_str(), W_OK | X_OK, AT_EACCESS) != 0) {
       st = err_at(path, "cannot remove entries of");
-      break;
+      return false;
     }
     any = true;
     struct stat est;
-    if (fstatat(fd, n.c_str(), &est, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (fstatat(dirfd, n, &est, AT_SYMLINK_NOFOLLOW) != 0) return true;
     if ((dst.st_mode & S_ISVTX) && uid != 0 && est.st_uid != uid && dst.st_uid != uid) {
       st = Status::error(EPERM, path + "/" + n + ": sticky directory, not the owner");
-      break;
+      return false;
     }
-    if (S_ISDIR(est.st_mode)) {
-      Fd sub(openat(fd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!sub) {
-        st = err_at(path + "/" + n, "cannot open");
-        break;
-      }
-      st = check_removable(sub.get(), path + "/" + n, uid, depth + 1);
-      if (!st) break;
+    if (!S_ISDIR(est.st_mode)) return true;
+    Fd sub(openat(dirfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!sub) {
+      st = err_at(path + "/" + n, "cannot open");
+      return false;
     }
+    st = check_removable(sub.get(), path + "/" + n, uid, depth + 1);
+    return st.is_ok();
+  });
+  if (!listed) {
+    errno = listed.err();
+    return err_at(path, "open");
   }
-  closedir(d);
   return st;
 }
 

@@ -1,4 +1,5 @@
 #include "txn/fsops.h"
+#include "util/dir.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -122,20 +123,15 @@ Status restore_from_pack(int pack, uint64_t off, uint64_t size, int dst) {
 Status remove_tree(int dirfd, const std::string& name) {
   if (unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return {};
   if (errno != EISDIR && errno != EPERM) return Status::from_errno("unlink " + name);
-  int fd = openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return Status::from_errno("open " + name);
-  DIR* d = fdopendir(fd);
-  std::vector<std::string> names;
-  while (struct dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
+  Fd fd(openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return Status::from_errno("open " + name);
+  auto names = list_names(fd.get(), ".", "list " + name);
+  if (!names) return names.status();
   Status st;
-  for (const auto& n : names) {
-    Status s = remove_tree(fd, n);
+  for (const auto& n : *names) {
+    Status s = remove_tree(fd.get(), n);
     if (!s && st) st = s;
   }
-  closedir(d);
   if (unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT && st) st = Status::from_errno("rmdir " + name);
   return st;
 }

@@ -32,6 +32,9 @@
 #include <map>
 #include <unordered_map>
 
+#include "util/dir.h"
+#include "util/fd.h"
+
 namespace tcfs::txn {
 namespace {
 
@@ -170,32 +173,20 @@ uint64_t protection_at(int dirfd, const char* p) {
 // directory dirfd (shown as path) fails the plan. Depth-bounded, no symlinks.
 void scan_protected(int dirfd, const std::string& path, int depth) {
   if (depth > 4096) fail(ELOOP, path + ": too deep");
-  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) fail(errno, "cannot read directory " + path);
-  DIR* d = fdopendir(fd);
   std::string hit;
   uint64_t attrs = 0;
-  while (struct dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n == "." || n == "..") continue;
+  Status listed = for_each_entry(dirfd, ".", [&](const char* n, unsigned char type) {
     std::string sub = join(path, n);
-    if ((attrs = protection_at(fd, n.c_str())) != 0) {
+    if ((attrs = protection_at(dirfd, n)) != 0) {
       hit = sub;
-      break;
+      return false;
     }
-    if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;
-    int sfd = openat(fd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (sfd < 0) continue;  // not a directory; unreadable ones fail when removed
-    try {
-      scan_protected(sfd, sub, depth + 1);
-    } catch (...) {
-      close(sfd);
-      closedir(d);
-      throw;
-    }
-    close(sfd);
-  }
-  closedir(d);
+    if (type != DT_DIR && type != DT_UNKNOWN) return true;
+    Fd sfd(openat(dirfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (sfd) scan_protected(sfd.get(), sub, depth + 1);  // else not a directory; unreadable ones fail when removed
+    return true;
+  });
+  if (!listed) fail(listed.err(), "cannot read directory " + path);
   if (attrs) fail_protected(attrs, hit);
 }
 
@@ -301,20 +292,14 @@ bool Planner::dir_empty(VNode* dir, const std::string& path) {
   for (const auto& [name, kid] : dir->kids)
     if (kid) return false;
   if (dir->fresh) return true;
-  int fd = openat(root_fd_, dir->orig.empty() ? "." : dir->orig.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) fail(errno, "cannot read directory " + path);
-  DIR* d = fdopendir(fd);
   bool empty = true;
-  while (struct dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n == "." || n == "..") continue;
+  Status listed = for_each_entry(root_fd_, dir->orig.empty() ? "." : dir->orig.c_str(), [&](const char* n, unsigned char) {
     auto it = dir->kids.find(n);
-    if (it == dir->kids.end() || it->second) {
-      empty = false;
-      break;
-    }
-  }
-  closedir(d);
+    if (it != dir->kids.end() && !it->second) return true;  // removed by this compound
+    empty = false;
+    return false;
+  });
+  if (!listed) fail(listed.err(), "cannot read directory " + path);
   return empty;
 }
 
@@ -381,28 +366,18 @@ void Planner::check_changeable(VNode* n) {
 // this compound already removed or replaced at its top are skipped.
 void Planner::check_subtree(VNode* dir, const std::string& path) {
   if (dir->fresh || !c_.options.txn || keys_only_) return;
-  int fd = openat(root_fd_, dir->orig.empty() ? "." : dir->orig.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) fail(errno, "cannot read directory " + path);
-  DIR* d = fdopendir(fd);
   std::vector<std::pair<std::string, std::string>> entries;  // (name, path under root/ now)
-  while (struct dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != ".." && !dir->kids.count(n)) entries.emplace_back(n, join(dir->orig, n));
-  }
-  closedir(d);
+  Status listed = for_each_entry(root_fd_, dir->orig.empty() ? "." : dir->orig.c_str(), [&](const char* n, unsigned char) {
+    if (!dir->kids.count(n)) entries.emplace_back(n, join(dir->orig, n));
+    return true;
+  });
+  if (!listed) fail(listed.err(), "cannot read directory " + path);
   for (const auto& [name, kid] : dir->kids)
     if (kid && !kid->fresh) entries.emplace_back(name, kid->orig);
   for (const auto& [n, real] : entries) {
     if (uint64_t a = protection_at(root_fd_, real.c_str())) fail_protected(a, join(path, n));
-    int sfd = openat(root_fd_, real.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (sfd < 0) continue;
-    try {
-      scan_protected(sfd, join(path, n), 1);
-    } catch (...) {
-      close(sfd);
-      throw;
-    }
-    close(sfd);
+    Fd sfd(openat(root_fd_, real.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (sfd) scan_protected(sfd.get(), join(path, n), 1);
   }
 }
 

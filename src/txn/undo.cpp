@@ -19,6 +19,7 @@
 
 #include "txn/fsops.h"
 #include "util/fault.h"
+#include "util/dir.h"
 
 namespace tcfs::txn {
 namespace {
@@ -306,15 +307,12 @@ Status remove_txn_dir(int txn_root_fd, uint64_t id) { return remove_tree(txn_roo
 
 std::vector<uint64_t> list_txn_dirs(int txn_root_fd) {
   std::vector<uint64_t> out;
-  int fd = openat(txn_root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return out;
-  DIR* d = fdopendir(fd);
-  while (struct dirent* e = readdir(d)) {
+  (void)for_each_entry(txn_root_fd, ".", [&](const char* name, unsigned char) {
     char* end = nullptr;
-    unsigned long long v = strtoull(e->d_name, &end, 10);
-    if (end && *end == '\0' && e->d_name[0] != '\0' && v > 0) out.push_back(v);
-  }
-  closedir(d);
+    unsigned long long v = strtoull(name, &end, 10);
+    if (end && *end == '\0' && name[0] != '\0' && v > 0) out.push_back(v);
+    return true;
+  });
   return out;
 }
 

@@ -1,7 +1,15 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
 
 #include "tcfs/status.h"
+#include "util/dir.h"
 #include "util/fault.h"
 
 using tcfs::Result;
@@ -58,4 +66,38 @@ TEST_CASE("errno names") {
   CHECK(tcfs::fault::errno_from_name("ENOSPC") == ENOSPC);
   CHECK(tcfs::fault::errno_from_name("EIO") == EIO);
   CHECK(tcfs::fault::errno_from_name("NOPE") == 0);
+}
+
+TEST_CASE("for_each_entry lists a directory once, without . and .., and closes it on every way out") {
+  char tmpl[] = "/tmp/tcfs-dir-XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  std::string dir = tmpl;
+  for (const char* n : {"a", "b", "c"}) {
+    FILE* f = fopen((dir + "/" + n).c_str(), "w");
+    REQUIRE(f != nullptr);
+    fclose(f);
+  }
+  REQUIRE(mkdir((dir + "/sub").c_str(), 0755) == 0);
+  auto open_fds = [] {
+    int n = 0;
+    tcfs::for_each_entry(AT_FDCWD, "/proc/self/fd", [&](const char*, unsigned char) { return ++n, true; });
+    return n;
+  };
+  int before = open_fds();
+  auto names = tcfs::list_names(AT_FDCWD, dir.c_str());
+  REQUIRE(names.is_ok());
+  std::sort(names->begin(), names->end());
+  CHECK(*names == std::vector<std::string>{"a", "b", "c", "sub"});
+  int seen = 0;
+  CHECK(tcfs::for_each_entry(AT_FDCWD, dir.c_str(), [&](const char*, unsigned char) { return ++seen < 2; }).is_ok());
+  CHECK(seen == 2);  // stopped when fn said so
+  CHECK_THROWS(tcfs::for_each_entry(AT_FDCWD, dir.c_str(), [](const char*, unsigned char) -> bool { throw 1; }));
+  auto missing = tcfs::for_each_entry(AT_FDCWD, (dir + "/none").c_str(), [](const char*, unsigned char) { return true; },
+                                      "list none");
+  CHECK(missing.err() == ENOENT);
+  CHECK(missing.message().find("list none") != std::string::npos);
+  CHECK(open_fds() == before);  // nothing left open, the exception's way out included
+  for (const char* n : {"a", "b", "c"}) unlink((dir + "/" + n).c_str());
+  rmdir((dir + "/sub").c_str());
+  rmdir(dir.c_str());
 }
