@@ -101,7 +101,7 @@ class Executor {
 };
 
 struct ServerInfo {
-  std::string version = "tcfs 0.1.0";
+  std::string version = "tcfs " TCFS_VERSION;
   std::string mount;  // the mountpoint
   std::string store;  // the store directory
 };

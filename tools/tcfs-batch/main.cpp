@@ -433,7 +433,7 @@ bool add_copy(Compound& c, const std::string& src, const std::string& dst, bool 
 
 int main(int argc, char** argv) {
   CLI::App app{"tcfs-batch: run all-or-nothing batches of file operations (compounds) on a tcfs mount"};
-  app.set_version_flag("--version", "tcfs-batch 0.1.0");
+  app.set_version_flag("--version", "tcfs-batch " TCFS_VERSION);
   app.require_subcommand(1);
   Common o;
   app.add_flag("--no-sync", o.no_sync, "atomic, but a crash may roll the committed compound back (faster)");

@@ -60,7 +60,7 @@ int list(tcfs::store::Store& store) {
 int main(int argc, char** argv) {
   tcfs::init_logging("tcfs-undo", tcfs::LogTarget::Stderr);
   CLI::App app{"tcfs-undo: roll back the compounds a crash left unfinished in a tcfs store (no daemon may hold it)"};
-  app.set_version_flag("--version", "tcfs-undo 0.1.0");
+  app.set_version_flag("--version", "tcfs-undo " TCFS_VERSION);
   std::string dir;
   bool do_list = false, dry = false;
   app.add_flag("-l,--list", do_list, "list pending compounds (id, age, operations, caller) and change nothing");

@@ -406,7 +406,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
     tm.start_background();
     if (rem) rem->syncer->start();
     if (rem) rem->evictor->start();
-    tcfs::control::ServerInfo info{"tcfs 0.1.0", cfg.mountpoint, s.path()};
+    tcfs::control::ServerInfo info{"tcfs " TCFS_VERSION, cfg.mountpoint, s.path()};
     auto exec = std::make_shared<DaemonExecutor>(tm, rem, s.path());
     auto sock = tcfs::control::prepare_socket_path(s.path());  // control/socket_path.h P1, P2
     auto srv = sock ? tcfs::control::ControlServer::start(*sock, exec, dc.limits, info)
@@ -457,7 +457,7 @@ int main(int argc, char** argv) {
   argc = static_cast<int>(argp.size());
   argv = argp.data();
   CLI::App app{"tcfs: a transactional FUSE filesystem over a local store backed by blobbers"};
-  app.set_version_flag("--version", "tcfs 0.1.0");
+  app.set_version_flag("--version", "tcfs " TCFS_VERSION);
   app.require_subcommand(1);
 
   std::string store_dir = default_store(), mountpoint;
