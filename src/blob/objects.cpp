@@ -102,14 +102,14 @@ struct ObjectStore::Whole {
 };
 
 Result<std::unique_ptr<ObjectStore>> ObjectStore::make(std::vector<std::unique_ptr<Blobber>> blobbers, unsigned k,
-                                                       unsigned m) {
+                                                       unsigned m, std::shared_ptr<const Cipher> cipher) {
   auto codec = Codec::make(k, m);
   if (!codec) return codec.status();
   if (blobbers.size() != size_t{k} + m)
     return Status::error(EINVAL, "erasure code " + std::to_string(k) + "+" + std::to_string(m) + " needs " +
                                      std::to_string(k + m) + " blobbers, " + std::to_string(blobbers.size()) +
                                      " given");
-  return std::unique_ptr<ObjectStore>(new ObjectStore(std::move(blobbers), std::move(*codec)));
+  return std::unique_ptr<ObjectStore>(new ObjectStore(std::move(blobbers), std::move(*codec), std::move(cipher)));
 }
 
 size_t ObjectStore::place(const std::string& name, unsigned i) const {
@@ -154,6 +154,13 @@ Status ObjectStore::put_shards(const std::string& name, uint64_t len, const std:
 
 Status ObjectStore::put(const std::string& name, std::string_view data, Durability d) {
   TCFS_TRY(check_key(name));
+  std::string sealed;
+  if (cipher_) {  // objects.h 7: every shard is ciphertext
+    auto s = cipher_->seal(name, data);
+    if (!s) return s.status();
+    sealed = std::move(*s);
+    data = sealed;
+  }
   const uint64_t len = data.size();
   const size_t S = static_cast<size_t>((len + k() - 1) / k());
   std::vector<std::string> own;  // padded data shards and parity; views point into data or here
@@ -297,13 +304,9 @@ void ObjectStore::repair(const std::string& name, Whole& w) {
   }
 }
 
-Result<std::string> ObjectStore::read(const std::string& name, uint64_t objlen, uint64_t off, uint64_t len,
-                                      const Verify& verify) {
-  TCFS_TRY(check_key(name));
-  if (off > objlen || len > objlen - off)
-    return Status::error(EINVAL, "object " + name + ": range " + std::to_string(off) + "+" + std::to_string(len) +
-                                     " outside its " + std::to_string(objlen) + " bytes");
-  if (len == 0) return std::string();
+// Bytes [off, off+len) of the stored (maybe sealed) object straight from
+// the data shards that hold them (objects.h 4), unchecked.
+Result<std::string> ObjectStore::read_fast(const std::string& name, uint64_t objlen, uint64_t off, uint64_t len) {
   const uint64_t S = (objlen + k() - 1) / k();
   const unsigned first = static_cast<unsigned>(off / S), last = static_cast<unsigned>((off + len - 1) / S);
   std::vector<Result<std::string>> piece(last - first + 1, Status::error(EIO));
@@ -315,15 +318,23 @@ Result<std::string> ObjectStore::read(const std::string& name, uint64_t objlen, 
       piece[j] = Status::error(EIO, bl_[place(name, i)]->url() + ": " + shard_key(name, i) + ": short read");
   });
   std::string out;
-  bool ok = true;
   for (auto& p : piece) {
-    if (!p) {
-      ok = false;
-      break;
-    }
+    if (!p) return p.status();
     out += *p;
   }
-  if (ok && (!verify || verify(out))) {
+  return out;
+}
+
+Result<std::string> ObjectStore::read(const std::string& name, uint64_t objlen, uint64_t off, uint64_t len,
+                                      const Verify& verify) {
+  TCFS_TRY(check_key(name));
+  if (off > objlen || len > objlen - off)
+    return Status::error(EINVAL, "object " + name + ": range " + std::to_string(off) + "+" + std::to_string(len) +
+                                     " outside its " + std::to_string(objlen) + " bytes");
+  if (len == 0) return std::string();
+  if (cipher_) return read_sealed(name, objlen, off, len, verify);
+  auto out = read_fast(name, objlen, off, len);
+  if (out && (!verify || verify(*out))) {
     stats_.bytes_got += len;
     return out;
   }
@@ -340,14 +351,51 @@ Result<std::string> ObjectStore::read(const std::string& name, uint64_t objlen, 
   return range;
 }
 
+// objects.h 7: the seal header and the segments holding the range, opened.
+Result<std::string> ObjectStore::read_sealed(const std::string& name, uint64_t objlen, uint64_t off, uint64_t len,
+                                             const Verify& verify) {
+  const uint64_t clen = Cipher::sealed_len(objlen);
+  const Cipher::Span sp = Cipher::span(objlen, off, len);
+  auto head = read_fast(name, clen, 0, kSealHeader);
+  auto segs = head ? read_fast(name, clen, sp.c_off, sp.c_len) : head;
+  auto opened = segs ? cipher_->open_span(name, objlen, *head, sp, *segs) : segs;
+  if (opened) {
+    std::string range = opened->substr(off - sp.p_off, len);
+    if (!verify || verify(range)) {
+      stats_.bytes_got += len;
+      return range;
+    }
+  }
+  stats_.degraded_reads++;
+  auto w = read_whole(name, clen);  // objects.h 4: the fallback
+  if (!w) return w.status();
+  auto all = cipher_->open(name, w->data);
+  if (!all) return all.status();  // cipher.h 5: never a byte that failed its tag
+  std::string range = all->substr(off, len);
+  if (verify && !verify(range)) {
+    spdlog::error("read {}: content does not match its hash even rebuilt from good shards", name);
+    return Status::error(EIO, "object " + name + ": content does not match its hash");
+  }
+  repair(name, *w);
+  stats_.bytes_got += len;
+  return range;
+}
+
 Result<std::string> ObjectStore::read_all(const std::string& name, const Verify& verify) {
   TCFS_TRY(check_key(name));
   auto w = read_whole(name, kToEnd);
   if (!w) return w.status();
-  if (verify && !verify(w->data)) return Status::error(EIO, "object " + name + ": content does not match its hash");
+  std::string opened;
+  if (cipher_) {  // objects.h 7
+    auto o = cipher_->open(name, w->data);
+    if (!o) return o.status();
+    opened = std::move(*o);
+  }
+  std::string_view p = cipher_ ? std::string_view(opened) : std::string_view(w->data);
+  if (verify && !verify(p)) return Status::error(EIO, "object " + name + ": content does not match its hash");
   repair(name, *w);
-  stats_.bytes_got += w->data.size();
-  return std::move(w->data);
+  stats_.bytes_got += p.size();
+  return cipher_ ? std::move(opened) : std::move(w->data);
 }
 
 Status ObjectStore::remove(const std::string& name) {
@@ -385,7 +433,12 @@ Result<ScrubReport> ObjectStore::scrub(const std::string& name, const Verify& ve
     rep.bad += s == Shard::Bad;
     rep.missing += s == Shard::Missing;
   }
-  rep.readable = !verify || verify(w->data);
+  if (cipher_) {
+    auto p = cipher_->open(name, w->data);
+    rep.readable = p && (!verify || verify(*p));
+  } else {
+    rep.readable = !verify || verify(w->data);
+  }
   if (!rep.readable) return rep;
   uint64_t before = stats_.shards_repaired;
   repair(name, *w);
