@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 #include <string>
 
+#include "blob/cipher.h"
 #include "blob/hash.h"
 #include "control/wire.h"
 #include "fuzz_input.h"
@@ -224,6 +225,27 @@ void s3xml_seeds() {
                               "<Contents/></ListBucketResult>");
 }
 
+// A sealed object in fuzz_sealed's input form (its fixed key).
+std::string sealed_input(const std::string& plain, uint64_t off, uint64_t len) {
+  auto c = blob::Cipher::make(std::string(blob::kKeyBytes, '\x5e'));
+  auto s = c ? (*c)->seal("p/5e/5eed", plain) : Result<std::string>(c.status());
+  if (!s) abort();
+  std::string in(1, '\x07');
+  fuzz::put_le(in, plain.size(), 4);
+  fuzz::put_le(in, off, 4);
+  fuzz::put_le(in, len, 4);
+  fuzz::put_piece(in, *s);
+  return in + "round trip";
+}
+
+void sealed_seeds() {
+  seed("sealed", "small", sealed_input("hello, sealed world", 3, 9));
+  seed("sealed", "empty", sealed_input("", 0, 0));
+  std::string data;
+  for (int i = 0; i < 3000; i++) data += static_cast<char>(i * 13);
+  seed("sealed", "3000", sealed_input(data, 2990, 10));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -240,5 +262,6 @@ int main(int argc, char** argv) {
   stream_seeds();
   shard_seeds();
   s3xml_seeds();
+  sealed_seeds();
   return 0;
 }
