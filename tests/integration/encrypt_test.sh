@@ -85,6 +85,8 @@ ok '[[ $rc == 0 ]] && out_has "round reached: epoch"' "restore with the key: rc 
 mR=$work/mR
 [[ $rc == 0 ]] && start "$fs/R" "$mR" && snap "$mR" > "$work/r.snap"
 ok 'diff "$work/a.snap" "$work/r.snap" > /dev/null' "the restored tree equals the source tree"
+st=$(timeout 60 "$T" status "$mR")
+ok '[[ $st == *"encrypted (AES-256-GCM, key file $key)"* ]]' "status says the set is encrypted: $st"
 [[ $rc == 0 ]] && stop "$mR"
 
 restore_to "$fs/X"; rc=$?

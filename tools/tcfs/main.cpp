@@ -278,6 +278,7 @@ tcfs::control::Json DaemonExecutor::status() {
   j["cache"]["fetched_bytes"] = r_->fetcher->bytes_fetched();
   if (!ev.last_error.empty()) j["cache"]["last_error"] = ev.last_error;
   j["ec"] = r_->cfg.ec();
+  if (!r_->cfg.key_file.empty()) j["encryption"] = {{"cipher", "AES-256-GCM"}, {"key_file", r_->cfg.key_file}};
   auto bl = tcfs::control::Json::array();
   for (size_t i = 0; i < r_->objects->width(); i++) {
     tcfs::Status p = r_->objects->blobber(i).probe();

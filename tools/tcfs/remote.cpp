@@ -329,7 +329,10 @@ int cmd_status(const std::string& mountpoint, bool as_json) {
     return 0;
   }
   const json& y = s["sync"];
-  printf("blobbers:   %s erasure code\n", s.value("ec", "").c_str());
+  std::string enc = s.contains("encryption") ? ", encrypted (AES-256-GCM, key file " +
+                                                   s["encryption"].value("key_file", "") + ")"
+                                             : "";
+  printf("blobbers:   %s erasure code%s\n", s.value("ec", "").c_str(), enc.c_str());
   for (const auto& b : s["blobbers"])
     printf("  %-40s %s\n", b.value("url", "").c_str(), b.value("health", "").c_str());
   if (std::string problem = y.value("chain_problem", ""); !problem.empty())  // never a state they cannot give back
