@@ -356,8 +356,11 @@ Result<std::string> ObjectStore::read_sealed(const std::string& name, uint64_t o
                                              const Verify& verify) {
   const uint64_t clen = Cipher::sealed_len(objlen);
   const Cipher::Span sp = Cipher::span(objlen, off, len);
-  auto head = read_fast(name, clen, 0, kSealHeader);
-  auto segs = head ? read_fast(name, clen, sp.c_off, sp.c_len) : head;
+  // The header and the segments; one read when the range starts in segment 0.
+  Result<std::string> head = read_fast(name, clen, 0, sp.first == 0 ? sp.c_off + sp.c_len : kSealHeader);
+  Result<std::string> segs = Status::error(EIO);
+  if (head && sp.first == 0) segs = head->substr(sp.c_off), head->resize(kSealHeader);
+  else if (head) segs = read_fast(name, clen, sp.c_off, sp.c_len);
   auto opened = segs ? cipher_->open_span(name, objlen, *head, sp, *segs) : segs;
   if (opened) {
     std::string range = opened->substr(off - sp.p_off, len);

@@ -108,6 +108,10 @@ mkdir -p "$work/mx"
 timeout 30 "$T" mount --store "$fs/R" -f "$work/mx" > "$work/mount.out" 2>&1; rc=$?
 grep -qs " $work/mx fuse" /proc/mounts && umount "$work/mx"
 ok '[[ $rc != 0 ]] && grep -qF "key file $key" "$work/mount.out"' "mount without its key file: rc $rc: $(cat "$work/mount.out")"
+cp "$work/other" "$key"
+timeout 30 "$T" mount --store "$fs/R" -f "$work/mx" > "$work/mount.out" 2>&1; rc=$?
+grep -qs " $work/mx fuse" /proc/mounts && umount "$work/mx"
+ok '[[ $rc != 0 ]] && grep -qF "key file $key holds another key" "$work/mount.out"' "mount with another key: rc $rc: $(cat "$work/mount.out")"
 mv "$key.away" "$key"
 
 # --- tampering ----------------------------------------------------------------
