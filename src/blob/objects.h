@@ -53,8 +53,10 @@
 //     (4), opens them and asks the verifier; an open that fails counts as
 //     the verifier refusing, so the whole-object fallback (CRC-checked,
 //     rebuilt from any K good shards, repaired) follows, and if the sealed
-//     object still does not open the read is EIO naming the object (wrong
-//     key, or more than M shards tampered with their CRCs fixed up).
+//     object still does not open the read is EIO naming the object (the
+//     wrong key; more than M shards damaged; or shards altered with their
+//     CRCs recomputed, which the fallback does not route around: refused,
+//     never returned).
 //     content_hash() is the Cipher's keyed hash, else SHA-256: everything
 //     that names or checks a block by its content uses it (blocks.h 1).
 //
