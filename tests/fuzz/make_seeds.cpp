@@ -172,15 +172,17 @@ void stream_seeds() {
 
 // An object put by ObjectStore, in fuzz_shard's input form.
 std::string shard_input(unsigned k, unsigned m, const std::string& data, unsigned missing, uint64_t off,
-                        uint64_t len) {
+                        uint64_t len, bool sealed = false) {
   std::vector<fuzz::MemBlobber*> mem;
-  auto os = fuzz::mem_store(k, m, &mem);
+  std::shared_ptr<const blob::Cipher> c;
+  if (sealed) c = blob::Cipher::make(std::string(blob::kKeyBytes, '\x5e')).value();
+  auto os = fuzz::mem_store(k, m, &mem, c);
   const std::string name = "b/5e/5eed";
   if (!os->put(name, data)) abort();
   std::string s;
   s.push_back(static_cast<char>(k - 1));
   s.push_back(static_cast<char>(m));
-  s.push_back(2);  // verifier: accept
+  s.push_back(sealed ? '\x82' : '\x02');  // verifier: accept (high bit: sealed with fuzz_shard's key)
   fuzz::put_le(s, data.size(), 4);
   fuzz::put_le(s, off, 4);
   fuzz::put_le(s, len, 4);
@@ -199,6 +201,7 @@ void shard_seeds() {
   seed("shard", "k3m2-missing", shard_input(3, 2, data, 0, 0, 300));
   seed("shard", "k1m0", shard_input(1, 0, "tiny", 99, 1, 2));
   seed("shard", "k2m1-empty", shard_input(2, 1, "", 99, 0, 0));
+  seed("shard", "k2m1-sealed", shard_input(2, 1, data, 99, 10, 200, true));
 }
 
 void s3xml_seeds() {
