@@ -102,6 +102,10 @@ ok '[[ $rc == 1 && ! -e $fs/X && ! -e $work/absent ]] && out_has "does not exist
 timeout 300 "$T" init --store "$fs/X" --from-blobbers "${P[@]}" --ec 2+1 --key-file "$key" > "$work/restore.out" 2>&1; rc=$?
 ok '[[ $rc == 1 && ! -e $fs/X ]] && out_has "NOT encrypted"' "an encrypted restore of a plain set: rc $rc: $(cat "$work/restore.out")"
 
+timeout 300 "$T" init --store "$fs/X" --blobber "${P[@]}" --ec 2+1 --key-file "$work/fresh" > "$work/restore.out" 2>&1; rc=$?
+ok '[[ $rc == 1 && ! -e $fs/X && ! -e $work/fresh ]] && out_has "already hold a tcfs tree"' \
+  "a failed encrypted init leaves no key file behind: rc $rc: $(cat "$work/restore.out")"
+
 # --- a mount whose key file is gone refuses -----------------------------------
 mv "$key" "$key.away"
 mkdir -p "$work/mx"

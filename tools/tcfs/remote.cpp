@@ -140,7 +140,8 @@ Status check_down(const RemoteConfig& c, const std::vector<std::string>& down, b
 }
 
 // The key file for init: read, or created for a new set (remote.h).
-Status prepare_key(RemoteConfig& c, const std::string& key_file, bool restore) {
+// *created: init made the file (it is removed again if init fails).
+Status prepare_key(RemoteConfig& c, const std::string& key_file, bool restore, bool* created) {
   if (key_file.empty()) return {};
   char abs[PATH_MAX];
   std::string dir = key_file.substr(0, key_file.find_last_of('/') + 1);
@@ -149,10 +150,7 @@ Status prepare_key(RemoteConfig& c, const std::string& key_file, bool restore) {
   auto key = blob::load_key_file(c.key_file);
   if (!key && key.err() == ENOENT && !restore) {
     key = blob::create_key_file(c.key_file);
-    if (key)
-      fprintf(stderr, "tcfs: created key file %s (32 random bytes, mode 0600). KEEP A COPY OF IT ELSEWHERE: "
-                      "without it nothing on the blobbers can be read, not even by a restore.\n",
-              c.key_file.c_str());
+    *created = key.is_ok();
   }
   if (!key && key.err() == ENOENT)
     return Status::error(ENOENT, "key file " + c.key_file + " does not exist: a restore needs the key the set "
@@ -209,14 +207,10 @@ void print_restore(const sync::RestoreReport& rep) {
 
 }  // namespace
 
-int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore,
-             bool accept_older, const std::string& key_file) {
-  auto cfg = parse_ec(urls, ec);
-  if (!cfg) {
-    fprintf(stderr, "tcfs: error: %s\n", cfg.status().message().c_str());
-    return kExitUsage;
-  }
-  if (Status st = prepare_key(*cfg, key_file, restore); !st) return fail(st);
+namespace {
+
+// init once the key (if any) is ready (cmd_init).
+int init_set(const std::string& store_dir, Result<RemoteConfig>& cfg, bool restore, bool accept_older) {
   std::vector<std::string> down;
   auto os = open_objects(*cfg, &down);
   if (!os) return fail(os.status());
@@ -271,6 +265,29 @@ int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls,
          cfg->ec().c_str(), enc.c_str(), down.empty() ? "" : " (DEGRADED: a blobber is missing)");
   for (const auto& u : cfg->urls) printf("  %s\n", u.c_str());
   return 0;
+}
+
+}  // namespace
+
+int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore,
+             bool accept_older, const std::string& key_file) {
+  auto cfg = parse_ec(urls, ec);
+  if (!cfg) {
+    fprintf(stderr, "tcfs: error: %s\n", cfg.status().message().c_str());
+    return kExitUsage;
+  }
+  bool created = false;
+  if (Status st = prepare_key(*cfg, key_file, restore, &created); !st) return fail(st);
+  int rc = init_set(store_dir, cfg, restore, accept_older);
+  if (created && rc != 0) {  // remote.h: a failed init leaves no key behind
+    unlink(cfg->key_file.c_str());
+    spdlog::info("init: failed; removed the key file it created, {}", cfg->key_file);
+  } else if (created) {
+    fprintf(stderr, "tcfs: created key file %s (32 random bytes, mode 0600). KEEP A COPY OF IT ELSEWHERE: "
+                    "without it nothing on the blobbers can be read, not even by a restore.\n",
+            cfg->key_file.c_str());
+  }
+  return rc;
 }
 
 int cmd_sync(const std::string& mountpoint, double timeout_s) {

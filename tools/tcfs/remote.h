@@ -22,7 +22,8 @@
 //    absolute path and the key's id; open_objects() loads the key from
 //    that path and refuses, naming the path, a missing, malformed,
 //    group/world-accessible key file, or one whose id differs. init
-//    creates a missing key file (a new set only, never a restore) and
+//    creates a missing key file (a new set only, never a restore; removed
+//    again when init fails, so a refused init leaves nothing) and
 //    writes the key-check object kKeyCheck, sealed; a set that holds one
 //    is encrypted. init refuses, changing nothing: a plain init or restore
 //    of an encrypted set (no --key-file), an encrypted restore of a plain
