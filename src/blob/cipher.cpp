@@ -82,8 +82,9 @@ bool segment(EVP_CIPHER_CTX* c, bool enc, const std::string& key, uint64_t i, bo
   return true;
 }
 
+// Not logged here: ObjectStore logs the read that finally fails (a failed
+// fast-path open is only a degraded read, objects.h 7).
 Status refused(const std::string& name, const std::string& why) {
-  spdlog::error("open {}: {}", name, why);
   return Status::error(EIO, "object " + name + ": " + why);
 }
 

@@ -55,8 +55,13 @@
 //     rebuilt from any K good shards, repaired) follows, and if the sealed
 //     object still does not open the read is EIO naming the object (the
 //     wrong key; more than M shards damaged; or shards altered with their
-//     CRCs recomputed, which the fallback does not route around: refused,
-//     never returned).
+//     CRCs recomputed: refused, never returned). A sealed object that
+//     fails to open though its shards pass their CRCs is tried with every
+//     other set of K good shards (parity read too); the first that opens
+//     is the object, and the good shards that disagree with it are bad
+//     (so up to M shards altered with their CRCs recomputed are routed
+//     around and repaired). scrub, which reads every shard, also marks bad
+//     any parity shard that disagrees with the opened object.
 //     content_hash() is the Cipher's keyed hash, else SHA-256: everything
 //     that names or checks a block by its content uses it (blocks.h 1).
 //
@@ -140,6 +145,11 @@ class ObjectStore {
   Result<std::string> read_sealed(const std::string& name, uint64_t objlen, uint64_t off, uint64_t len,
                                   const Verify& verify);
   struct Whole;  // all shards of one object read whole
+  Result<std::string> assemble(const Whole& w, const std::vector<unsigned>& have) const;
+  void read_rest(const std::string& name, Whole& w);
+  Result<std::string> open_sealed(const std::string& name, Whole& w);
+  Result<std::string> log_sealed(const std::string& name, Result<std::string>& o) const;
+  void mark_altered(const std::string& name, Whole& w);
   Result<Whole> read_whole(const std::string& name, uint64_t objlen_hint);
   Status put_shards(const std::string& name, uint64_t len, const std::vector<std::string_view>& payloads,
                     const std::vector<unsigned>& which, Durability d);

@@ -4,6 +4,7 @@
 // content hashes, repair under encryption, and key files.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#include <isa-l/crc.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -24,6 +25,24 @@ std::shared_ptr<const Cipher> cipher(uint32_t seed) {
   auto c = Cipher::make(random_bytes(kKeyBytes, seed));
   REQUIRE(c.is_ok());
   return *c;
+}
+
+uint32_t crc32c(std::string_view s) {
+  return crc32_iscsi(reinterpret_cast<unsigned char*>(const_cast<char*>(s.data())), static_cast<int>(s.size()), 0);
+}
+void put_le32(std::string& s, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; i++) s[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+// Flips a payload byte of a shard file and recomputes both of its CRCs
+// (objects.cpp: 12 header crc, 32 payload crc), as a forger would.
+void forge(const std::string& file, size_t at) {
+  std::string s = read_file(file);
+  s[kShardHeader + at] ^= 0x20;
+  put_le32(s, 32, crc32c(std::string_view(s).substr(kShardHeader)));
+  put_le32(s, 12, 0);
+  put_le32(s, 12, crc32c(std::string_view(s).substr(0, kShardHeader)));
+  write_file(file, s);
 }
 
 bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
@@ -193,6 +212,36 @@ TEST_CASE("sealed objects: a damaged shard is repaired; beyond M, or with anothe
   // The same blobbers without a cipher: sealed bytes come back sealed, never "plain".
   s.reopen(2, 1, 0);
   CHECK(s.os->read_all("b/ef/other", whole).err() == EIO);
+}
+
+TEST_CASE("sealed objects: shards altered with their CRCs recomputed are routed around up to M, refused beyond") {
+  Set s(2, 1, 13);
+  const std::string name = "p/aa/pack";
+  std::string data = random_bytes(150000, 14);
+  REQUIRE(s.os->put(name, data).is_ok());
+  for (unsigned i = 0; i < 3; i++) {
+    CAPTURE(i);
+    std::string f = s.shard_file(name, i), before = read_file(f);
+    forge(f, 1000);
+    if (i < 2) {  // a data shard: the read notices, finds the K shards that open, rewrites the forged one
+      CHECK(s.os->read(name, data.size(), 0, data.size(), {}).value() == data);
+      CHECK(read_file(f) == before);
+    } else {  // parity: reads never need it; scrub finds it disagrees and rewrites it
+      auto rep = s.os->scrub(name, {});
+      REQUIRE(rep.is_ok());
+      CHECK(rep->readable);
+      CHECK(rep->bad == 1);
+      CHECK(rep->repaired == 1);
+      CHECK(read_file(f) == before);
+    }
+  }
+  forge(s.shard_file(name, 0), 10);
+  forge(s.shard_file(name, 1), 10);
+  auto r = s.os->read_all(name, {});
+  CHECK(r.err() == EIO);
+  CHECK(contains(r.status().message(), name));
+  auto rep = s.os->scrub(name, {});
+  CHECK((!rep.is_ok() || !rep->readable));
 }
 
 TEST_CASE("key files: created private, read raw or hex, refused when readable by others or malformed") {
