@@ -106,6 +106,13 @@ timeout 300 "$T" init --store "$fs/X" --blobber "${P[@]}" --ec 2+1 --key-file "$
 ok '[[ $rc == 1 && ! -e $fs/X && ! -e $work/fresh ]] && out_has "already hold a tcfs tree"' \
   "a failed encrypted init leaves no key file behind: rc $rc: $(cat "$work/restore.out")"
 
+mkdir -p "$fs/q0" "$fs/q1" "$fs/q2"; : > "$work/notastore"
+timeout 300 "$T" init --store "$work/notastore" --blobber "dir://$fs/q0" "dir://$fs/q1" "dir://$fs/q2" --ec 2+1 \
+  --key-file "$work/fresh" > "$work/restore.out" 2>&1; rc=$?
+nk=$(find "$fs"/q? -type f | wc -l)
+ok '[[ $rc == 1 && ! -e $work/fresh && $nk == 0 ]]' \
+  "an init failing after its key-check object takes it back with the key: rc $rc, $nk files left: $(cat "$work/restore.out")"
+
 # --- a mount whose key file is gone refuses -----------------------------------
 mv "$key" "$key.away"
 mkdir -p "$work/mx"

@@ -267,6 +267,20 @@ int init_set(const std::string& store_dir, Result<RemoteConfig>& cfg, bool resto
   return 0;
 }
 
+// A failed init with a key it created: the key-check object it may have
+// written (only this init can have sealed one with a fresh random key) and
+// the key file go again.
+void undo_created_key(const RemoteConfig& c) {
+  if (auto os = open_objects(c, nullptr); os) {
+    auto names = (*os)->list("k/");
+    if (names && std::find(names->begin(), names->end(), kKeyCheck) != names->end() &&
+        (*os)->read_all(kKeyCheck, {}))
+      (void)(*os)->remove(kKeyCheck);
+  }
+  unlink(c.key_file.c_str());
+  spdlog::info("init: failed; removed the key file it created, {}", c.key_file);
+}
+
 }  // namespace
 
 int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore,
@@ -280,8 +294,7 @@ int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls,
   if (Status st = prepare_key(*cfg, key_file, restore, &created); !st) return fail(st);
   int rc = init_set(store_dir, cfg, restore, accept_older);
   if (created && rc != 0) {  // remote.h: a failed init leaves no key behind
-    unlink(cfg->key_file.c_str());
-    spdlog::info("init: failed; removed the key file it created, {}", cfg->key_file);
+    undo_created_key(*cfg);
   } else if (created) {
     fprintf(stderr, "tcfs: created key file %s (32 random bytes, mode 0600). KEEP A COPY OF IT ELSEWHERE: "
                     "without it nothing on the blobbers can be read, not even by a restore.\n",
