@@ -2,7 +2,9 @@
 // ones, on top of ObjectStore.
 //
 // Design note (cited as "blocks.h N"):
-//  1. A block is at most kMaxBlock bytes, named by its SHA-256. A block of
+//  1. A block is at most kMaxBlock bytes, named by its content hash,
+//     ObjectStore::content_hash (SHA-256, or the keyed hash of an encrypted
+//     store, objects.h 7: then a name reveals nothing). A block of
 //     at least pack_threshold bytes is its own object "b/XX/HEX" (HEX its
 //     hash, XX the first two digits); a smaller one is appended to the open
 //     pack, an object "p/XX/ID" with a random 256-bit ID, written when it
@@ -20,7 +22,7 @@
 //     only after ObjectStore::flush(), the barrier, which the caller runs
 //     before anything durable names them (sync.h 5). BlockWriter::flush()
 //     writes the open pack; it is not that barrier.
-//  4. Every read verifies the block's SHA-256 (objects.h 4 falls back to
+//  4. Every read verifies the block's content hash (objects.h 4 falls back to
 //     the redundancy, and repairs, when it does not match).
 //
 // Thread-safety: BlockWriter may be used from many threads at once (mu_
@@ -43,7 +45,7 @@ namespace tcfs::blob {
 constexpr uint32_t kMaxBlock = 4u << 20;
 
 struct BlockRef {
-  Hash hash;            // SHA-256 of the block
+  Hash hash;            // content hash of the block (1)
   uint32_t len = 0;     // the block's length
   bool packed = false;  // in a pack (else a standalone object)
   Hash obj;             // the object: == hash when standalone, the pack's id when packed
@@ -70,8 +72,8 @@ class BlockWriter {
  public:
   explicit BlockWriter(ObjectStore& os, BlockWriterOptions opt = {}) : os_(os), opt_(opt) {}
   // Stores data (<= kMaxBlock bytes) and says where it will be readable (3).
-  Result<BlockRef> put(std::string_view data) { return put(data, sha256(data)); }
-  // The same, with hash == sha256(data) already known (it is not checked).
+  Result<BlockRef> put(std::string_view data) { return put(data, os_.content_hash(data)); }
+  // The same, with hash == os.content_hash(data) already known (it is not checked).
   Result<BlockRef> put(std::string_view data, const Hash& hash);
   // Writes the open pack, if any; returns the first error since the last flush.
   Status flush();

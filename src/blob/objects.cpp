@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -102,14 +103,14 @@ struct ObjectStore::Whole {
 };
 
 Result<std::unique_ptr<ObjectStore>> ObjectStore::make(std::vector<std::unique_ptr<Blobber>> blobbers, unsigned k,
-                                                       unsigned m) {
+                                                       unsigned m, std::shared_ptr<const Cipher> cipher) {
   auto codec = Codec::make(k, m);
   if (!codec) return codec.status();
   if (blobbers.size() != size_t{k} + m)
     return Status::error(EINVAL, "erasure code " + std::to_string(k) + "+" + std::to_string(m) + " needs " +
                                      std::to_string(k + m) + " blobbers, " + std::to_string(blobbers.size()) +
                                      " given");
-  return std::unique_ptr<ObjectStore>(new ObjectStore(std::move(blobbers), std::move(*codec)));
+  return std::unique_ptr<ObjectStore>(new ObjectStore(std::move(blobbers), std::move(*codec), std::move(cipher)));
 }
 
 size_t ObjectStore::place(const std::string& name, unsigned i) const {
@@ -154,6 +155,13 @@ Status ObjectStore::put_shards(const std::string& name, uint64_t len, const std:
 
 Status ObjectStore::put(const std::string& name, std::string_view data, Durability d) {
   TCFS_TRY(check_key(name));
+  std::string sealed;
+  if (cipher_) {  // objects.h 7: every shard is ciphertext
+    auto s = cipher_->seal(name, data);
+    if (!s) return s.status();
+    sealed = std::move(*s);
+    data = sealed;
+  }
   const uint64_t len = data.size();
   const size_t S = static_cast<size_t>((len + k() - 1) / k());
   std::vector<std::string> own;  // padded data shards and parity; views point into data or here
@@ -255,24 +263,98 @@ Result<ObjectStore::Whole> ObjectStore::read_whole(const std::string& name, uint
                                   std::to_string(n) + " shards usable (" + std::to_string(k()) +
                                   " needed): " + failed);
   }
-  // Rebuild missing data shards from the first k good ones.
+  have.resize(k());  // missing data shards are rebuilt from the first k good ones
+  auto data = assemble(w, have);
+  if (!data) return data.status();
+  w.data = std::move(*data);
+  return w;
+}
+
+// The object from the k good shards `have` (ascending): data shards not
+// among them are rebuilt.
+Result<std::string> ObjectStore::assemble(const Whole& w, const std::vector<unsigned>& have) const {
   std::vector<unsigned> want;
   for (unsigned i = 0; i < k(); i++)
-    if (w.state[i] != Shard::Good) want.push_back(i);
+    if (std::find(have.begin(), have.end(), i) == have.end()) want.push_back(i);
+  std::vector<std::string> out(want.size(), std::string(w.shardlen, '\0'));
   if (!want.empty()) {
-    have.resize(k());
     std::vector<const uint8_t*> hp;
     for (unsigned i : have) hp.push_back(reinterpret_cast<const uint8_t*>(w.payload[i].data()));
-    std::vector<std::string> out(want.size(), std::string(w.shardlen, '\0'));
     std::vector<uint8_t*> op;
     for (auto& o : out) op.push_back(reinterpret_cast<uint8_t*>(o.data()));
     TCFS_TRY(codec_.rebuild(w.shardlen, have, hp.data(), want, op.data()));
-    for (size_t j = 0; j < want.size(); j++) w.payload[want[j]] = std::move(out[j]);
   }
-  w.data.reserve(w.shardlen * k());
-  for (unsigned i = 0; i < k(); i++) w.data += w.payload[i];
-  w.data.resize(w.objlen);
-  return w;
+  std::string data;
+  data.reserve(w.shardlen * k());
+  for (unsigned i = 0, j = 0; i < k(); i++) data += j < want.size() && want[j] == i ? out[j++] : w.payload[i];
+  data.resize(w.objlen);
+  return data;
+}
+
+// Reads the shards read_whole did not (parity, when the data shards were
+// good), keeping the good ones' payloads: scrub checks them, and a sealed
+// object that does not open is tried with them (open_sealed).
+void ObjectStore::read_rest(const std::string& name, Whole& w) {
+  for (unsigned i = 0; i < width(); i++) {
+    if (w.state[i] != Shard::Unread) continue;
+    Blobber& b = *bl_[place(name, i)];
+    auto got = b.get_bytes(shard_key(name, i));
+    Header h;
+    std::string why = got ? check_header(name, *got, k(), m(), i, h) : got.status().message();
+    if (got && why.empty() && (got->size() != kShardHeader + h.shardlen || h.objlen != w.objlen)) why = "wrong size";
+    if (got && why.empty() && crc32c(std::string_view(*got).substr(kShardHeader)) != h.crc)
+      why = "payload checksum mismatch";
+    w.state[i] = why.empty() ? Shard::Good : (!got && got.err() == ENOENT ? Shard::Missing : Shard::Bad);
+    w.why[i] = why.empty() ? "" : b.url() + ": " + shard_key(name, i) + ": " + why;
+    if (why.empty()) w.payload[i] = got->substr(kShardHeader);
+  }
+}
+
+// objects.h 7: the sealed object opened. When the shards that built it pass
+// their checksums but it does not open (a shard altered with its CRC
+// recomputed), every other set of K good shards is tried; with one that
+// opens, the good shards that disagree with it are marked bad (repair
+// rewrites them). Else EIO naming the object.
+Result<std::string> ObjectStore::open_sealed(const std::string& name, Whole& w) {
+  auto o = cipher_->open(name, w.data);
+  if (o && std::find(w.state.begin(), w.state.end(), Shard::Unread) == w.state.end())
+    mark_altered(name, w);  // every shard read (scrub): parity must fit the opened object too
+  if (o || m() == 0) return log_sealed(name, o);
+  read_rest(name, w);
+  std::vector<unsigned> good;
+  for (unsigned i = 0; i < width(); i++)
+    if (w.state[i] == Shard::Good) good.push_back(i);
+  std::vector<bool> pick(good.size(), false);
+  std::fill(pick.begin(), pick.begin() + std::min<size_t>(k(), pick.size()), true);
+  do {
+    std::vector<unsigned> have;
+    for (size_t j = 0; j < good.size(); j++)
+      if (pick[j]) have.push_back(good[j]);
+    auto data = assemble(w, have);
+    auto p = data ? cipher_->open(name, *data) : Result<std::string>(data.status());
+    if (!p) continue;
+    w.data = std::move(*data);
+    mark_altered(name, w);
+    return p;
+  } while (std::prev_permutation(pick.begin(), pick.end()));
+  return log_sealed(name, o);
+}
+
+Result<std::string> ObjectStore::log_sealed(const std::string& name, Result<std::string>& o) const {
+  if (!o) spdlog::error("read {}: does not open with the store's key: {}", name, o.status().message());
+  return std::move(o);
+}
+
+// Good shards whose payload differs from what the opened object encodes to.
+void ObjectStore::mark_altered(const std::string& name, Whole& w) {
+  std::vector<std::string> own;
+  std::vector<std::string_view> want = encode(w.data, w.shardlen, own);
+  for (unsigned i = 0; i < width(); i++) {
+    if (w.state[i] != Shard::Good || w.payload[i] == want[i]) continue;
+    w.state[i] = Shard::Bad;
+    w.why[i] = bl_[place(name, i)]->url() + ": " + shard_key(name, i) + ": altered (its checksum fits, the seal does not)";
+    spdlog::warn("read {}: shard {} {}", name, i, w.why[i]);
+  }
 }
 
 void ObjectStore::repair(const std::string& name, Whole& w) {
@@ -297,13 +379,9 @@ void ObjectStore::repair(const std::string& name, Whole& w) {
   }
 }
 
-Result<std::string> ObjectStore::read(const std::string& name, uint64_t objlen, uint64_t off, uint64_t len,
-                                      const Verify& verify) {
-  TCFS_TRY(check_key(name));
-  if (off > objlen || len > objlen - off)
-    return Status::error(EINVAL, "object " + name + ": range " + std::to_string(off) + "+" + std::to_string(len) +
-                                     " outside its " + std::to_string(objlen) + " bytes");
-  if (len == 0) return std::string();
+// Bytes [off, off+len) of the stored (maybe sealed) object straight from
+// the data shards that hold them (objects.h 4), unchecked.
+Result<std::string> ObjectStore::read_fast(const std::string& name, uint64_t objlen, uint64_t off, uint64_t len) {
   const uint64_t S = (objlen + k() - 1) / k();
   const unsigned first = static_cast<unsigned>(off / S), last = static_cast<unsigned>((off + len - 1) / S);
   std::vector<Result<std::string>> piece(last - first + 1, Status::error(EIO));
@@ -315,15 +393,23 @@ Result<std::string> ObjectStore::read(const std::string& name, uint64_t objlen, 
       piece[j] = Status::error(EIO, bl_[place(name, i)]->url() + ": " + shard_key(name, i) + ": short read");
   });
   std::string out;
-  bool ok = true;
   for (auto& p : piece) {
-    if (!p) {
-      ok = false;
-      break;
-    }
+    if (!p) return p.status();
     out += *p;
   }
-  if (ok && (!verify || verify(out))) {
+  return out;
+}
+
+Result<std::string> ObjectStore::read(const std::string& name, uint64_t objlen, uint64_t off, uint64_t len,
+                                      const Verify& verify) {
+  TCFS_TRY(check_key(name));
+  if (off > objlen || len > objlen - off)
+    return Status::error(EINVAL, "object " + name + ": range " + std::to_string(off) + "+" + std::to_string(len) +
+                                     " outside its " + std::to_string(objlen) + " bytes");
+  if (len == 0) return std::string();
+  if (cipher_) return read_sealed(name, objlen, off, len, verify);
+  auto out = read_fast(name, objlen, off, len);
+  if (out && (!verify || verify(*out))) {
     stats_.bytes_got += len;
     return out;
   }
@@ -340,14 +426,54 @@ Result<std::string> ObjectStore::read(const std::string& name, uint64_t objlen, 
   return range;
 }
 
+// objects.h 7: the seal header and the segments holding the range, opened.
+Result<std::string> ObjectStore::read_sealed(const std::string& name, uint64_t objlen, uint64_t off, uint64_t len,
+                                             const Verify& verify) {
+  const uint64_t clen = Cipher::sealed_len(objlen);
+  const Cipher::Span sp = Cipher::span(objlen, off, len);
+  // The header and the segments; one read when the range starts in segment 0.
+  Result<std::string> head = read_fast(name, clen, 0, sp.first == 0 ? sp.c_off + sp.c_len : kSealHeader);
+  Result<std::string> segs = Status::error(EIO);
+  if (head && sp.first == 0) segs = head->substr(sp.c_off), head->resize(kSealHeader);
+  else if (head) segs = read_fast(name, clen, sp.c_off, sp.c_len);
+  auto opened = segs ? cipher_->open_span(name, objlen, *head, sp, *segs) : segs;
+  if (opened) {
+    std::string range = opened->substr(off - sp.p_off, len);
+    if (!verify || verify(range)) {
+      stats_.bytes_got += len;
+      return range;
+    }
+  }
+  stats_.degraded_reads++;
+  auto w = read_whole(name, clen);  // objects.h 4: the fallback
+  if (!w) return w.status();
+  auto all = open_sealed(name, *w);
+  if (!all) return all.status();  // cipher.h 5: never a byte that failed its tag
+  std::string range = all->substr(off, len);
+  if (verify && !verify(range)) {
+    spdlog::error("read {}: content does not match its hash even rebuilt from good shards", name);
+    return Status::error(EIO, "object " + name + ": content does not match its hash");
+  }
+  repair(name, *w);
+  stats_.bytes_got += len;
+  return range;
+}
+
 Result<std::string> ObjectStore::read_all(const std::string& name, const Verify& verify) {
   TCFS_TRY(check_key(name));
   auto w = read_whole(name, kToEnd);
   if (!w) return w.status();
-  if (verify && !verify(w->data)) return Status::error(EIO, "object " + name + ": content does not match its hash");
+  std::string opened;
+  if (cipher_) {  // objects.h 7
+    auto o = open_sealed(name, *w);
+    if (!o) return o.status();
+    opened = std::move(*o);
+  }
+  std::string_view p = cipher_ ? std::string_view(opened) : std::string_view(w->data);
+  if (verify && !verify(p)) return Status::error(EIO, "object " + name + ": content does not match its hash");
   repair(name, *w);
-  stats_.bytes_got += w->data.size();
-  return std::move(w->data);
+  stats_.bytes_got += p.size();
+  return cipher_ ? std::move(opened) : std::move(w->data);
 }
 
 Status ObjectStore::remove(const std::string& name) {
@@ -367,25 +493,19 @@ Result<ScrubReport> ObjectStore::scrub(const std::string& name, const Verify& ve
   // read_whole stops after the data shards when they are good: scrub checks
   // parity too, by reading the object again through every shard.
   if (!w) return w.status();  // fewer than K good shards: nothing to repair from
-  const unsigned n = k() + m();
-  for (unsigned i = k(); i < n; i++) {
-    if (w->state[i] != Shard::Unread) continue;
-    Blobber& b = *bl_[place(name, i)];
-    auto got = b.get_bytes(shard_key(name, i));
-    Header h;
-    std::string why = got ? check_header(name, *got, k(), m(), i, h) : got.status().message();
-    if (got && why.empty() && (got->size() != kShardHeader + h.shardlen || h.objlen != w->objlen)) why = "wrong size";
-    if (got && why.empty() && crc32c(std::string_view(*got).substr(kShardHeader)) != h.crc)
-      why = "payload checksum mismatch";
-    w->state[i] = why.empty() ? Shard::Good : (!got && got.err() == ENOENT ? Shard::Missing : Shard::Bad);
-    w->why[i] = why.empty() ? "" : b.url() + ": " + shard_key(name, i) + ": " + why;
-  }
+  read_rest(name, *w);
+  std::optional<Result<std::string>> opened;  // objects.h 7: before counting, it may find altered shards
+  if (cipher_) opened = open_sealed(name, *w);
   for (auto s : w->state) {
     rep.good += s == Shard::Good;
     rep.bad += s == Shard::Bad;
     rep.missing += s == Shard::Missing;
   }
-  rep.readable = !verify || verify(w->data);
+  if (opened) {
+    rep.readable = *opened && (!verify || verify(**opened));
+  } else {
+    rep.readable = !verify || verify(w->data);
+  }
   if (!rep.readable) return rep;
   uint64_t before = stats_.shards_repaired;
   repair(name, *w);

@@ -44,6 +44,26 @@
 //     blobbers fail to list (a lost disk, an unreachable endpoint): it logs
 //     each one, names it in *unreachable when asked, and lists from the
 //     others. With more than M failing it fails, naming them all.
+//  7. Encryption (optional, cipher.h). With a Cipher, put() seals the
+//     object first (cipher.h 2) and erasure-codes the sealed bytes, so
+//     every shard is ciphertext; 1-6 apply to the sealed object, whose
+//     length is Cipher::sealed_len(LEN). Callers still speak of plain
+//     bytes: read() maps the plain range to the segments that hold it,
+//     reads those and the 40-byte seal header through the fast range path
+//     (4), opens them and asks the verifier; an open that fails counts as
+//     the verifier refusing, so the whole-object fallback (CRC-checked,
+//     rebuilt from any K good shards, repaired) follows, and if the sealed
+//     object still does not open the read is EIO naming the object (the
+//     wrong key; more than M shards damaged; or shards altered with their
+//     CRCs recomputed: refused, never returned). A sealed object that
+//     fails to open though its shards pass their CRCs is tried with every
+//     other set of K good shards (parity read too); the first that opens
+//     is the object, and the good shards that disagree with it are bad
+//     (so up to M shards altered with their CRCs recomputed are routed
+//     around and repaired). scrub, which reads every shard, also marks bad
+//     any parity shard that disagrees with the opened object.
+//     content_hash() is the Cipher's keyed hash, else SHA-256: everything
+//     that names or checks a block by its content uses it (blocks.h 1).
 //
 // Thread-safety: every member may be called from many threads at once; an
 // ObjectStore holds no mutable state besides its counters (atomics).
@@ -58,6 +78,7 @@
 #include <vector>
 
 #include "blob/blobber.h"
+#include "blob/cipher.h"
 #include "blob/ec.h"
 
 namespace tcfs::blob {
@@ -82,9 +103,12 @@ struct ScrubReport {
 
 class ObjectStore {
  public:
-  // blobbers.size() must be k + m.
+  // blobbers.size() must be k + m; with a cipher every object is sealed (7).
   static Result<std::unique_ptr<ObjectStore>> make(std::vector<std::unique_ptr<Blobber>> blobbers, unsigned k,
-                                                   unsigned m);
+                                                   unsigned m, std::shared_ptr<const Cipher> cipher = nullptr);
+  const Cipher* cipher() const { return cipher_.get(); }
+  // What names and checks a block by its content (7).
+  Hash content_hash(std::string_view data) const { return cipher_ ? cipher_->content_hash(data) : sha256(data); }
   unsigned k() const { return codec_.k(); }
   unsigned m() const { return codec_.m(); }
   size_t width() const { return bl_.size(); }
@@ -115,8 +139,17 @@ class ObjectStore {
   ObjectStats& stats() { return stats_; }
 
  private:
-  ObjectStore(std::vector<std::unique_ptr<Blobber>> bl, Codec c) : bl_(std::move(bl)), codec_(std::move(c)) {}
+  ObjectStore(std::vector<std::unique_ptr<Blobber>> bl, Codec c, std::shared_ptr<const Cipher> ci)
+      : bl_(std::move(bl)), codec_(std::move(c)), cipher_(std::move(ci)) {}
+  Result<std::string> read_fast(const std::string& name, uint64_t objlen, uint64_t off, uint64_t len);
+  Result<std::string> read_sealed(const std::string& name, uint64_t objlen, uint64_t off, uint64_t len,
+                                  const Verify& verify);
   struct Whole;  // all shards of one object read whole
+  Result<std::string> assemble(const Whole& w, const std::vector<unsigned>& have) const;
+  void read_rest(const std::string& name, Whole& w);
+  Result<std::string> open_sealed(const std::string& name, Whole& w);
+  Result<std::string> log_sealed(const std::string& name, Result<std::string>& o) const;
+  void mark_altered(const std::string& name, Whole& w);
   Result<Whole> read_whole(const std::string& name, uint64_t objlen_hint);
   Status put_shards(const std::string& name, uint64_t len, const std::vector<std::string_view>& payloads,
                     const std::vector<unsigned>& which, Durability d);
@@ -126,6 +159,7 @@ class ObjectStore {
 
   std::vector<std::unique_ptr<Blobber>> bl_;
   Codec codec_;
+  std::shared_ptr<const Cipher> cipher_;  // null: objects are stored plain
   ObjectStats stats_;
 };
 

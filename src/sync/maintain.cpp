@@ -238,7 +238,8 @@ Result<MaintenanceReport> Syncer::scrub() {
     blob::Verify v;
     if (auto it = blocks.find(name); it != blocks.end()) {
       blob::Hash h = it->second;
-      v = [h](std::string_view b) { return blob::sha256(b) == h; };
+      blob::ObjectStore* os = env_.objects;
+      v = [h, os](std::string_view b) { return os->content_hash(b) == h; };  // blocks.h 1
     }
     auto r = env_.objects->scrub(name, v);
     if (!r) {

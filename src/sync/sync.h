@@ -75,7 +75,7 @@ constexpr uint64_t kRootId = 1;
 constexpr const char* kFilesDb = "sync_files";      // ino(8, BE) -> FileState (state.h)
 constexpr const char* kIdsDb = "sync_ids";          // id(8, BE) -> ino(8, BE)
 constexpr const char* kEntriesDb = "sync_entries";  // parent id(8, BE) + name -> child id(8, BE)
-constexpr const char* kBlocksDb = "sync_blocks";    // sha256(32) -> BlockRef
+constexpr const char* kBlocksDb = "sync_blocks";    // content hash (32, blocks.h 1) -> BlockRef
 constexpr const char* kRestoreDb = "sync_restore";  // id(8, BE) -> InodeRec, only while restoring
 constexpr const char* kSyncDb = "sync_meta";        // "epoch", "head", "boot", "next_id", "config", ...
 

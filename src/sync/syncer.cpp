@@ -106,7 +106,7 @@ struct Syncer::Uploader {
 
 // Stores one block unless the store (or this round) has it already; sets ref.
 Status Syncer::put_block(Round& r, Uploader& u, meta::Txn& t, std::string_view block, blob::BlockRef& ref) {
-  blob::Hash h = blob::sha256(block);
+  blob::Hash h = env_.objects->content_hash(block);  // blocks.h 1
   std::optional<blob::BlockRef> have;
   {
     // A block another worker is uploading right now is waited for, so

@@ -2,7 +2,8 @@
 // (blob/objects.cpp: shard headers, sizes, CRCs, the erasure-code rebuild
 // and repair), read through ObjectStore::read_all, read (a range, as
 // read_block asks for one) and scrub over in-memory blobbers.
-// Input: K-1 (mod 4), M (mod 3), a verifier mode byte, the range read's
+// Input: K-1 (mod 4), M (mod 3), a verifier mode byte (mod 3; its high
+// bit: the store seals its objects with a fixed key, objects.h 7), the range read's
 // objlen, off, len (u32 each, as in a BlockRef), then per shard a flags
 // byte and its bytes (a length-prefixed piece). Shard flags: 1 = present; 2 = the harness
 // writes the right object id into the header, 4 = the right payload CRC,
@@ -55,11 +56,13 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Input in(data, size);
   const unsigned k = 1 + in.u8() % 4, m = in.u8() % 3;
-  const uint8_t vmode = in.u8() % 3;
+  const uint8_t vbyte = in.u8(), vmode = vbyte % 3;
+  std::shared_ptr<const blob::Cipher> cipher;
+  if (vbyte & 0x80) cipher = blob::Cipher::make(std::string(blob::kKeyBytes, '\x5e')).value();
   // 32-bit, as a BlockRef (the range reads' only source, read_block) holds them.
   const uint64_t objlen = in.le(4), off = in.le(4), len = in.le(4);
   std::vector<fuzz::MemBlobber*> mem;
-  auto os = fuzz::mem_store(k, m, &mem);
+  auto os = fuzz::mem_store(k, m, &mem, cipher);
   for (unsigned i = 0; i < k + m; i++) {
     const uint8_t flags = in.u8();
     std::string shard = in.piece();

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 #include <string>
 
+#include "blob/cipher.h"
 #include "blob/hash.h"
 #include "control/wire.h"
 #include "fuzz_input.h"
@@ -171,15 +172,17 @@ void stream_seeds() {
 
 // An object put by ObjectStore, in fuzz_shard's input form.
 std::string shard_input(unsigned k, unsigned m, const std::string& data, unsigned missing, uint64_t off,
-                        uint64_t len) {
+                        uint64_t len, bool sealed = false) {
   std::vector<fuzz::MemBlobber*> mem;
-  auto os = fuzz::mem_store(k, m, &mem);
+  std::shared_ptr<const blob::Cipher> c;
+  if (sealed) c = blob::Cipher::make(std::string(blob::kKeyBytes, '\x5e')).value();
+  auto os = fuzz::mem_store(k, m, &mem, c);
   const std::string name = "b/5e/5eed";
   if (!os->put(name, data)) abort();
   std::string s;
   s.push_back(static_cast<char>(k - 1));
   s.push_back(static_cast<char>(m));
-  s.push_back(2);  // verifier: accept
+  s.push_back(sealed ? '\x82' : '\x02');  // verifier: accept (high bit: sealed with fuzz_shard's key)
   fuzz::put_le(s, data.size(), 4);
   fuzz::put_le(s, off, 4);
   fuzz::put_le(s, len, 4);
@@ -198,6 +201,7 @@ void shard_seeds() {
   seed("shard", "k3m2-missing", shard_input(3, 2, data, 0, 0, 300));
   seed("shard", "k1m0", shard_input(1, 0, "tiny", 99, 1, 2));
   seed("shard", "k2m1-empty", shard_input(2, 1, "", 99, 0, 0));
+  seed("shard", "k2m1-sealed", shard_input(2, 1, data, 99, 10, 200, true));
 }
 
 void s3xml_seeds() {
@@ -224,6 +228,27 @@ void s3xml_seeds() {
                               "<Contents/></ListBucketResult>");
 }
 
+// A sealed object in fuzz_sealed's input form (its fixed key).
+std::string sealed_input(const std::string& plain, uint64_t off, uint64_t len) {
+  auto c = blob::Cipher::make(std::string(blob::kKeyBytes, '\x5e'));
+  auto s = c ? (*c)->seal("p/5e/5eed", plain) : Result<std::string>(c.status());
+  if (!s) abort();
+  std::string in(1, '\x07');
+  fuzz::put_le(in, plain.size(), 4);
+  fuzz::put_le(in, off, 4);
+  fuzz::put_le(in, len, 4);
+  fuzz::put_piece(in, *s);
+  return in + "round trip";
+}
+
+void sealed_seeds() {
+  seed("sealed", "small", sealed_input("hello, sealed world", 3, 9));
+  seed("sealed", "empty", sealed_input("", 0, 0));
+  std::string data;
+  for (int i = 0; i < 3000; i++) data += static_cast<char>(i * 13);
+  seed("sealed", "3000", sealed_input(data, 2990, 10));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -240,5 +265,6 @@ int main(int argc, char** argv) {
   stream_seeds();
   shard_seeds();
   s3xml_seeds();
+  sealed_seeds();
   return 0;
 }

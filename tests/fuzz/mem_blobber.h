@@ -81,14 +81,15 @@ class MemBlobber : public blob::Blobber {
 };
 
 // An ObjectStore of k+m in-memory blobbers; *mem receives their addresses.
-inline std::unique_ptr<blob::ObjectStore> mem_store(unsigned k, unsigned m, std::vector<MemBlobber*>* mem) {
+inline std::unique_ptr<blob::ObjectStore> mem_store(unsigned k, unsigned m, std::vector<MemBlobber*>* mem,
+                                                     std::shared_ptr<const blob::Cipher> cipher = nullptr) {
   std::vector<std::unique_ptr<blob::Blobber>> bl;
   for (unsigned i = 0; i < k + m; i++) {
     auto b = std::make_unique<MemBlobber>("mem://" + std::to_string(i));
     if (mem) mem->push_back(b.get());
     bl.push_back(std::move(b));
   }
-  auto os = blob::ObjectStore::make(std::move(bl), k, m);
+  auto os = blob::ObjectStore::make(std::move(bl), k, m, std::move(cipher));
   if (!os) abort();
   return std::move(*os);
 }

@@ -35,7 +35,8 @@ namespace {
 struct Blobbers {
   TempDir tmp;
   std::unique_ptr<blob::ObjectStore> os;
-  explicit Blobbers(unsigned k = 2, unsigned m = 1) {
+  explicit Blobbers(unsigned k = 2, unsigned m = 1, std::shared_ptr<const blob::Cipher> c = nullptr) { open(k, m, c); }
+  void open(unsigned k, unsigned m, std::shared_ptr<const blob::Cipher> c) {
     std::vector<std::unique_ptr<blob::Blobber>> bl;
     for (unsigned i = 0; i < k + m; i++) {
       std::string d = tmp / ("b" + std::to_string(i));
@@ -44,7 +45,7 @@ struct Blobbers {
       o.index = static_cast<int>(i);
       bl.push_back(std::move(blob::open_blobber("dir://" + d, o).value()));
     }
-    os = std::move(blob::ObjectStore::make(std::move(bl), k, m).value());
+    os = std::move(blob::ObjectStore::make(std::move(bl), k, m, std::move(c)).value());
   }
 };
 
@@ -559,6 +560,53 @@ TEST_CASE("restore: the tree comes back as stubs, fetches verify, and the new st
   // Restoring into a tree that is not empty is refused.
   State st4(*third.env);
   CHECK(restore(*b.os, third.root_fd, st4).err() == ENOTEMPTY);
+}
+
+// Whether any file under dir holds needle (in its bytes or its name).
+bool tree_holds(const std::string& dir, const std::string& needle) {
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.path().string().find(needle) != std::string::npos) return true;
+    if (e.is_regular_file() && read_file(e.path()).find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST_CASE("encryption: a sealed image reads back with the key only; no content, name or SHA-256 on the blobbers") {
+  auto key = blob::Cipher::make(random_bytes(32, 77)).value();
+  Blobbers b(2, 1, key);
+  Local src;
+  const std::string marker = "sealed-marker-5b1d", name = "name-visible-only-locally";
+  std::string big = random_bytes(2 * 1024 * 1024, 78) + marker;
+  write_file(src.root() + "/" + name, marker + " small");
+  write_file(src.root() + "/big", big);
+  write_file(src.root() + "/big-copy", big);  // deduplicated under the keyed hash too
+  {
+    auto s = src.syncer(*b.os);
+    REQUIRE(s->rescan().is_ok());
+    REQUIRE(s->round().is_ok());
+    CHECK(s->status().blocks_deduplicated >= 1);
+  }
+  compare_tree(*b.os, src.root());
+  CHECK_FALSE(tree_holds(b.tmp.path, marker));
+  CHECK_FALSE(tree_holds(b.tmp.path, name));
+  CHECK_FALSE(tree_holds(b.tmp.path, blob::sha256(big).hex().substr(0, 32)));
+  CHECK(tree_holds(b.tmp.path, "/b/"));  // the big block is a standalone object, keyed name
+  Local dst;
+  State st(*dst.env);
+  REQUIRE(restore(*b.os, dst.root_fd, st).is_ok());
+  Fetcher f(dst.root_fd, *dst.env, *b.os);
+  REQUIRE(f.load().is_ok());
+  REQUIRE(f.ensure_all(dst.obj("big")).is_ok());
+  CHECK(read_file(dst.root() + "/big") == big);
+  // Another key, or none: the same blobbers give nothing back.
+  for (auto other : {blob::Cipher::make(random_bytes(32, 79)).value(), std::shared_ptr<const blob::Cipher>()}) {
+    b.open(2, 1, other);
+    Local x;
+    State sx(*x.env);
+    auto r = restore(*b.os, x.root_fd, sx);
+    CHECK_FALSE(r.is_ok());
+    CHECK_FALSE(fs::exists(x.root() + "/big"));
+  }
 }
 
 TEST_CASE("fetch: a damaged shard is repaired on the way; too many lost shards give EIO, never wrong data") {

@@ -1,8 +1,8 @@
 // tcfs — the daemon and its command line.
 //
 //   tcfs mount [--store DIR] [-f] [--cache-size SIZE] [-o OPT[,OPT...]] MOUNTPOINT
-//   tcfs init [--store DIR] --blobber URL... [--ec K+M]
-//   tcfs init [--store DIR] --from-blobbers URL... [--ec K+M] [--accept-older]
+//   tcfs init [--store DIR] --blobber URL... [--ec K+M] [--key-file FILE]
+//   tcfs init [--store DIR] --from-blobbers URL... [--ec K+M] [--accept-older] [--key-file FILE]
 //   tcfs sync MOUNTPOINT [--timeout S]
 //   tcfs status MOUNTPOINT [--json]
 //   tcfs gc MOUNTPOINT | tcfs scrub MOUNTPOINT
@@ -285,6 +285,7 @@ tcfs::control::Json DaemonExecutor::status() {
   j["cache"]["fetched_bytes"] = r_->fetcher->bytes_fetched();
   if (!ev.last_error.empty()) j["cache"]["last_error"] = ev.last_error;
   j["ec"] = r_->cfg.ec();
+  if (!r_->cfg.key_file.empty()) j["encryption"] = {{"cipher", "AES-256-GCM"}, {"key_file", r_->cfg.key_file}};
   auto bl = tcfs::control::Json::array();
   for (size_t i = 0; i < r_->objects->width(); i++) {
     tcfs::Status p = r_->objects->blobber(i).probe();
@@ -502,6 +503,13 @@ int main(int argc, char** argv) {
   init->add_flag("--accept-older", accept_older,
                  "restore: when a later round on the blobbers cannot be read, restore the newest round that "
                  "can (and say so) instead of failing");
+  std::string key_file;
+  init->add_option("--key-file", key_file,
+                   "encrypt what the store sends to its blobbers (AES-256-GCM; blocks, packs, journals, "
+                   "snapshots; block names become keyed hashes) with the 32-byte key in FILE (raw, or 64 hex "
+                   "digits; mode 0600). A new set creates FILE with a random key if it does not exist: keep a "
+                   "copy elsewhere, nothing on the blobbers can be read without it. A restore needs the set's key. "
+                   "The store records FILE's path and reads it at every mount");
   init->add_option("--ec", ec,
                    "erasure code K+M over the K+M blobbers: any K of them rebuild the data "
                    "(default: 1+0 for one blobber, N-1+1 for N)");
@@ -552,7 +560,7 @@ int main(int argc, char** argv) {
       fprintf(stderr, "tcfs: error: --accept-older goes with --from-blobbers (a restore)\n");
       return kExitUsage;
     }
-    return tcfs::cli::cmd_init(store_dir, from.empty() ? blobbers : from, ec, !from.empty(), accept_older);
+    return tcfs::cli::cmd_init(store_dir, from.empty() ? blobbers : from, ec, !from.empty(), accept_older, key_file);
   }
   if (*crash_points) {
     for (const auto& p : tcfs::crash::kCrashPoints) printf("%s\t%s\t%s\t%s\n", p.name, p.protocol, p.where, p.state);

@@ -7,6 +7,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -49,7 +51,13 @@ Result<RemoteConfig> parse_ec(const std::vector<std::string>& urls, const std::s
   return c;
 }
 
-json to_json(const RemoteConfig& c) { return {{"blobbers", c.urls}, {"k", c.k}, {"m", c.m}}; }
+json to_json(const RemoteConfig& c) {
+  json j = {{"blobbers", c.urls}, {"k", c.k}, {"m", c.m}};
+  if (!c.key_file.empty()) j["key_file"] = c.key_file, j["key_id"] = c.key_id;  // plain sets: unchanged
+  return j;
+}
+
+constexpr const char* kKeyCheckText = "tcfs key check v1";
 
 }  // namespace
 
@@ -76,6 +84,8 @@ Result<std::optional<RemoteConfig>> load_config(meta::Env& env) {
   for (const auto& u : j["blobbers"]) c.urls.push_back(u.get<std::string>());
   c.k = j.value("k", 1u);
   c.m = j.value("m", 0u);
+  c.key_file = j.value("key_file", "");
+  c.key_id = j.value("key_id", "");
   return std::optional<RemoteConfig>(std::move(c));
 }
 
@@ -92,7 +102,19 @@ Result<std::unique_ptr<blob::ObjectStore>> open_objects(const RemoteConfig& c, s
     }
     bl.push_back(std::move(*b));
   }
-  return blob::ObjectStore::make(std::move(bl), c.k, c.m);
+  std::shared_ptr<const blob::Cipher> cipher;
+  if (!c.key_file.empty()) {
+    auto key = blob::load_key_file(c.key_file);
+    if (!key) return Status::error(key.err(), key.status().message() + " (the store's blobbers are encrypted with it)");
+    auto ci = blob::Cipher::make(*key);
+    if (!ci) return ci.status();
+    if (!c.key_id.empty() && (*ci)->key_id() != c.key_id)
+      return Status::error(EKEYREJECTED, "key file " + c.key_file + " holds another key than the one the store's "
+                                         "blobbers are encrypted with (key id " + (*ci)->key_id().substr(0, 16) +
+                                         ", expected " + c.key_id.substr(0, 16) + ")");
+    cipher = std::move(*ci);
+  }
+  return blob::ObjectStore::make(std::move(bl), c.k, c.m, std::move(cipher));
 }
 
 namespace {
@@ -117,6 +139,58 @@ Status check_down(const RemoteConfig& c, const std::vector<std::string>& down, b
   return {};
 }
 
+// The key file for init: read, or created for a new set (remote.h).
+// *created: init made the file (it is removed again if init fails).
+Status prepare_key(RemoteConfig& c, const std::string& key_file, bool restore, bool* created) {
+  if (key_file.empty()) return {};
+  char abs[PATH_MAX];
+  std::string dir = key_file.substr(0, key_file.find_last_of('/') + 1);
+  if (!realpath(dir.empty() ? "." : dir.c_str(), abs)) return Status::from_errno("key file " + key_file);
+  c.key_file = std::string(abs) + "/" + key_file.substr(key_file.find_last_of('/') + 1);
+  auto key = blob::load_key_file(c.key_file);
+  if (!key && key.err() == ENOENT && !restore) {
+    key = blob::create_key_file(c.key_file);
+    *created = key.is_ok();
+  }
+  if (!key && key.err() == ENOENT)
+    return Status::error(ENOENT, "key file " + c.key_file + " does not exist: a restore needs the key the set "
+                                 "was encrypted with");
+  if (!key) return key.status();
+  auto ci = blob::Cipher::make(*key);
+  if (!ci) return ci.status();
+  c.key_id = (*ci)->key_id();
+  spdlog::info("init: key file {} (key id {})", c.key_file, c.key_id.substr(0, 16));
+  return {};
+}
+
+// The key-check object against this init's key, or its absence (remote.h).
+// A new encrypted set gets one; nothing else is written.
+Status check_key_object(blob::ObjectStore& os, const RemoteConfig& c, bool restore) {
+  auto names = os.list("k/");
+  if (!names) return names.status();
+  bool marked = std::find(names->begin(), names->end(), kKeyCheck) != names->end();
+  if (!os.cipher()) {
+    if (marked)
+      return Status::error(EKEYREJECTED, "the blobbers hold an ENCRYPTED tcfs set (key-check object " +
+                                             std::string(kKeyCheck) + "): give its key with --key-file FILE");
+    return {};
+  }
+  if (!marked) {
+    if (restore)
+      return Status::error(EKEYREJECTED, "the blobbers hold a tcfs set that is NOT encrypted (no key-check object " +
+                                             std::string(kKeyCheck) + "): restore it without --key-file");
+    return os.put(kKeyCheck, kKeyCheckText);
+  }
+  auto got = os.read_all(kKeyCheck, {});
+  if (!got && got.err() == EIO)
+    return Status::error(EKEYREJECTED, "key file " + c.key_file + " is not the key these blobbers are encrypted "
+                                       "with (their key-check object does not open with it: " +
+                                       got.status().message() + ")");
+  if (!got) return got.status();
+  if (*got != kKeyCheckText) return Status::error(EKEYREJECTED, "the blobbers' key-check object is not tcfs's");
+  return {};
+}
+
 void print_restore(const sync::RestoreReport& rep) {
   printf("tcfs: restored %llu directories, %llu files (%llu bytes, fetched on first use), %llu symlinks, "
          "%llu other, %llu hard links from %llu journal(s); round reached: epoch %llu (%s)\n",
@@ -133,13 +207,10 @@ void print_restore(const sync::RestoreReport& rep) {
 
 }  // namespace
 
-int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore,
-             bool accept_older) {
-  auto cfg = parse_ec(urls, ec);
-  if (!cfg) {
-    fprintf(stderr, "tcfs: error: %s\n", cfg.status().message().c_str());
-    return kExitUsage;
-  }
+namespace {
+
+// init once the key (if any) is ready (cmd_init).
+int init_set(const std::string& store_dir, Result<RemoteConfig>& cfg, bool restore, bool accept_older) {
   std::vector<std::string> down;
   auto os = open_objects(*cfg, &down);
   if (!os) return fail(os.status());
@@ -169,6 +240,7 @@ int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls,
     return fail(Status::error(EEXIST, "the blobbers already hold a tcfs tree (" + std::to_string(existing->size()) +
                                           " journal objects): they belong to another store; "
                                           "--from-blobbers restores it into a new store"));
+  if (Status st = check_key_object(**os, *cfg, restore); !st) return fail(st);
   auto store = store::Store::open(store_dir);
   if (!store) return fail(store.status());
   auto& s = **store;
@@ -188,10 +260,47 @@ int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls,
   sync::State state(s.meta());
   if (Status st = state.put(*t, "config", to_json(*cfg).dump()); !st) return fail(st);
   if (Status st = t->commit(); !st) return fail(st);
-  printf("tcfs: store %s: %zu blobber(s), erasure code %s%s\n", s.path().c_str(), cfg->urls.size(), cfg->ec().c_str(),
-         down.empty() ? "" : " (DEGRADED: a blobber is missing)");
+  std::string enc = cfg->key_file.empty() ? "" : ", encrypted (AES-256-GCM, key file " + cfg->key_file + ")";
+  printf("tcfs: store %s: %zu blobber(s), erasure code %s%s%s\n", s.path().c_str(), cfg->urls.size(),
+         cfg->ec().c_str(), enc.c_str(), down.empty() ? "" : " (DEGRADED: a blobber is missing)");
   for (const auto& u : cfg->urls) printf("  %s\n", u.c_str());
   return 0;
+}
+
+// A failed init with a key it created: the key-check object it may have
+// written (only this init can have sealed one with a fresh random key) and
+// the key file go again.
+void undo_created_key(const RemoteConfig& c) {
+  if (auto os = open_objects(c, nullptr); os) {
+    auto names = (*os)->list("k/");
+    if (names && std::find(names->begin(), names->end(), kKeyCheck) != names->end() &&
+        (*os)->read_all(kKeyCheck, {}))
+      (void)(*os)->remove(kKeyCheck);
+  }
+  unlink(c.key_file.c_str());
+  spdlog::info("init: failed; removed the key file it created, {}", c.key_file);
+}
+
+}  // namespace
+
+int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore,
+             bool accept_older, const std::string& key_file) {
+  auto cfg = parse_ec(urls, ec);
+  if (!cfg) {
+    fprintf(stderr, "tcfs: error: %s\n", cfg.status().message().c_str());
+    return kExitUsage;
+  }
+  bool created = false;
+  if (Status st = prepare_key(*cfg, key_file, restore, &created); !st) return fail(st);
+  int rc = init_set(store_dir, cfg, restore, accept_older);
+  if (created && rc != 0) {  // remote.h: a failed init leaves no key behind
+    undo_created_key(*cfg);
+  } else if (created) {
+    fprintf(stderr, "tcfs: created key file %s (32 random bytes, mode 0600). KEEP A COPY OF IT ELSEWHERE: "
+                    "without it nothing on the blobbers can be read, not even by a restore.\n",
+            cfg->key_file.c_str());
+  }
+  return rc;
 }
 
 int cmd_sync(const std::string& mountpoint, double timeout_s) {
@@ -250,7 +359,10 @@ int cmd_status(const std::string& mountpoint, bool as_json) {
     return 0;
   }
   const json& y = s["sync"];
-  printf("blobbers:   %s erasure code\n", s.value("ec", "").c_str());
+  std::string enc = s.contains("encryption") ? ", encrypted (AES-256-GCM, key file " +
+                                                   s["encryption"].value("key_file", "") + ")"
+                                             : "";
+  printf("blobbers:   %s erasure code%s\n", s.value("ec", "").c_str(), enc.c_str());
   for (const auto& b : s["blobbers"])
     printf("  %-40s %s\n", b.value("url", "").c_str(), b.value("health", "").c_str());
   if (std::string problem = y.value("chain_problem", ""); !problem.empty())  // never a state they cannot give back

@@ -17,6 +17,17 @@
 //    shards once they are back); with more it fails, naming them. A restore
 //    whose chain is cut (chain.h 3) fails unless accept_older, and then
 //    says which round it restored and what it could not read.
+//  * Encryption (blob/cipher.h): with a key file, everything sent to the
+//    blobbers is sealed. The config then also records the key file's
+//    absolute path and the key's id; open_objects() loads the key from
+//    that path and refuses, naming the path, a missing, malformed,
+//    group/world-accessible key file, or one whose id differs. init
+//    creates a missing key file (a new set only, never a restore; removed
+//    again when init fails, so a refused init leaves nothing) and
+//    writes the key-check object kKeyCheck, sealed; a set that holds one
+//    is encrypted. init refuses, changing nothing: a plain init or restore
+//    of an encrypted set (no --key-file), an encrypted restore of a plain
+//    set, and a key the key-check object does not open with.
 //
 // Thread-safety: called from main() only.
 #pragma once
@@ -32,9 +43,13 @@
 
 namespace tcfs::cli {
 
+// The key-check object of an encrypted set (its sealed content: kKeyCheckText).
+constexpr const char* kKeyCheck = "k/key";
+
 struct RemoteConfig {
   std::vector<std::string> urls;
   unsigned k = 1, m = 0;
+  std::string key_file, key_id;  // empty: the set is not encrypted
   std::string ec() const { return std::to_string(k) + "+" + std::to_string(m); }
 };
 
@@ -48,7 +63,7 @@ Result<int> open_stage(store::Store& s);
 
 // restore: --from-blobbers (the store's tree must be empty; the blobbers must hold one).
 int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore,
-             bool accept_older = false);
+             bool accept_older = false, const std::string& key_file = "");
 int cmd_sync(const std::string& mountpoint, double timeout_s);
 int cmd_status(const std::string& mountpoint, bool json);
 // gc or scrub through the daemon; exit 1 when scrub finds objects it cannot make whole.
