@@ -577,6 +577,7 @@ TEST_CASE("fake daemon: a reply frame over the frame limit is EMSGSIZE and nothi
   auto h = cl.hello();
   done = true;
   CHECK(h.err() == EMSGSIZE);
+  CHECK(has(h.status().what(), "exceeds the limit of " + std::to_string(protocol::kDefaultMaxFrameBytes)));
 }
 
 TEST_CASE("fake daemon: after the daemon closes an idle connection the next call reconnects by itself") {
