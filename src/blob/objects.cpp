@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "blob/hash.h"
+#include "util/parallel.h"
 
 namespace tcfs::blob {
 namespace {
@@ -82,15 +83,6 @@ std::string check_header(const std::string& name, std::string_view s, unsigned k
 std::string shard_key(const std::string& name, unsigned i) { return name + "." + std::to_string(i); }
 
 }  // namespace
-
-void parallel_for(size_t n, const std::function<void(size_t)>& fn) {
-  if (n == 0) return;
-  std::vector<std::thread> ts;
-  ts.reserve(n - 1);
-  for (size_t i = 1; i < n; i++) ts.emplace_back([&fn, i] { fn(i); });
-  fn(0);
-  for (auto& t : ts) t.join();
-}
 
 enum class Shard { Unread, Good, Bad, Missing };
 

@@ -163,7 +163,4 @@ class ObjectStore {
   ObjectStats stats_;
 };
 
-// Runs fn(0..n-1) on n threads (the caller's among them) and waits.
-void parallel_for(size_t n, const std::function<void(size_t)>& fn);
-
 }  // namespace tcfs::blob

@@ -38,29 +38,6 @@ bool same_ctime(const FileState& f, const struct stat& sb) {
 
 }  // namespace
 
-uint64_t parse_size(const std::string& s) {
-  if (s.empty()) return 0;
-  size_t used = 0;
-  uint64_t v = 0;
-  try {
-    v = std::stoull(s, &used);
-  } catch (const std::exception&) {
-    return 0;
-  }
-  std::string unit = s.substr(used);
-  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
-  if (!unit.empty() && (unit.back() == 'i')) unit.pop_back();
-  unsigned shift = 0;
-  if (unit.empty()) shift = 0;
-  else if (unit == "K" || unit == "k") shift = 10;
-  else if (unit == "M" || unit == "m") shift = 20;
-  else if (unit == "G" || unit == "g") shift = 30;
-  else if (unit == "T" || unit == "t") shift = 40;
-  else return 0;
-  if (shift && v > (~uint64_t{0} >> shift)) return 0;
-  return v << shift;
-}
-
 Evictor::Evictor(EvictEnv env, EvictOptions opt) : env_(std::move(env)), opt_(opt), state_(*env_.meta) {
   stats_.cap = opt_.cache_bytes;
   stats_.reserve = opt_.reserve_bytes;

@@ -164,7 +164,4 @@ class Evictor {
   std::thread bg_;
 };
 
-// "64M", "10G", "1048576": bytes; 0 on a malformed size.
-uint64_t parse_size(const std::string& s);
-
 }  // namespace tcfs::sync

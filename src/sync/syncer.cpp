@@ -14,6 +14,7 @@
 #include "sync/stream.h"
 #include "util/fd.h"
 #include "util/fault.h"
+#include "util/parallel.h"
 
 namespace tcfs::sync {
 
@@ -164,7 +165,7 @@ Status Syncer::upload(Round& r) {
   std::atomic<size_t> next{0};
   auto t0 = Clock::now();
   size_t nworkers = std::max<size_t>(1, std::min<size_t>(opt_.workers, items.size()));
-  blob::parallel_for(nworkers, [&](size_t) {
+  parallel_for(nworkers, [&](size_t) {
     auto t = meta::Txn::begin(*env_.meta, false);
     if (!t) return u.fail(t.status());
     std::string buf;

@@ -20,6 +20,7 @@
 #include "test_util.h"
 #include "util/fault.h"
 #include "util/handle.h"
+#include "util/size.h"
 
 using namespace tcfs;
 using namespace tcfs::sync;
@@ -178,7 +179,7 @@ struct World {
 
 }  // namespace
 
-TEST_CASE("parse_size: units K/M/G/T with optional i and B, plain bytes, 0 when malformed") {
+TEST_CASE("parse_size (util/size.h, used for cache sizes): units K/M/G/T with optional i and B, plain bytes, 0 when malformed") {
   CHECK(parse_size("1048576") == 1048576);
   CHECK(parse_size("64K") == 64 * KiB);
   CHECK(parse_size("64M") == 64 * KiB * KiB);
@@ -191,9 +192,8 @@ TEST_CASE("parse_size: units K/M/G/T with optional i and B, plain bytes, 0 when 
   CHECK(parse_size("12X") == 0);
   CHECK(parse_size("1 M") == 0);
   CHECK(parse_size("99999999999999T") == 0);  // overflows 64 bits
-  // Not asserted (a product bug, reported): std::stoull takes a sign and
-  // leading blanks, so parse_size("-1") is 2^64-1 and " 5M" is 5 MiB;
-  // "-o cache_size=-1" is accepted as an unlimited cap.
+  CHECK(parse_size("-1") == 0);   // std::stoull would take the sign: an unlimited cap
+  CHECK(parse_size(" 5M") == 0);  // and leading blanks
 }
 
 TEST_CASE("evict.h 1: a pass measures the store by a scan: st_blocks of regular files, a hard link once") {

@@ -5,11 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <string>
 #include <vector>
 
 #include "tcfs/status.h"
 #include "util/dir.h"
+#include "util/parallel.h"
 #include "util/fault.h"
 
 using tcfs::Result;
@@ -100,4 +103,20 @@ TEST_CASE("for_each_entry lists a directory once, without . and .., and closes i
   for (const char* n : {"a", "b", "c"}) unlink((dir + "/" + n).c_str());
   rmdir((dir + "/sub").c_str());
   rmdir(dir.c_str());
+}
+
+TEST_CASE("parallel_for runs every index once, all at once") {
+  std::vector<std::atomic<int>> hits(5);
+  std::atomic<int> inside{0}, most{0};
+  tcfs::parallel_for(hits.size(), [&](size_t i) {
+    int now = ++inside;
+    for (int m = most.load(); now > m && !most.compare_exchange_weak(m, now);) {
+    }
+    hits[i]++;
+    while (most.load() < static_cast<int>(hits.size()) && inside.load() < static_cast<int>(hits.size())) std::this_thread::yield();
+    --inside;
+  });
+  for (auto& h : hits) CHECK(h.load() == 1);
+  CHECK(most.load() == 5);  // every call was running at the same time
+  tcfs::parallel_for(0, [](size_t) { FAIL("called for n = 0"); });
 }

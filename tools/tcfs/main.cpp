@@ -34,6 +34,7 @@
 #include "txn/txn.h"
 #include "util/crash_points.h"
 #include "util/log.h"
+#include "util/size.h"
 
 namespace {
 
@@ -61,7 +62,7 @@ bool size_opt(const std::string& o, const char* name, uint64_t* out, bool zero_o
   std::string prefix = std::string(name) + "=";
   if (o.compare(0, prefix.size(), prefix) != 0) return false;
   std::string v = o.substr(prefix.size());
-  *out = tcfs::sync::parse_size(v);
+  *out = tcfs::parse_size(v);
   if (*out == 0 && !(zero_ok && v == "0"))
     throw CLI::ValidationError("-o", "bad size in '" + o + "' (a number of bytes, or with K, M, G or T)");
   return true;
