@@ -112,6 +112,7 @@ size_t ObjectStore::place(const std::string& name, unsigned i) const {
 
 Status ObjectStore::put_shards(const std::string& name, uint64_t len, const std::vector<std::string_view>& payloads,
                                const std::vector<unsigned>& which, Durability d) {
+  if (d == Durability::batched) unflushed_++;
   std::vector<Status> st(which.size());
   parallel_for(which.size(), [&](size_t j) {
     unsigned i = which[j];
@@ -195,9 +196,11 @@ std::vector<std::string_view> ObjectStore::encode(std::string_view data, size_t 
 }
 
 Status ObjectStore::flush() {
+  uint64_t before = unflushed_.load();  // what this flush covers: puts that began before it
   std::vector<Status> st(width());
   parallel_for(width(), [&](size_t i) { st[i] = bl_[i]->flush(); });
   for (auto& s : st) TCFS_TRY(s);  // objects.h 3: durable only if every blobber says so
+  unflushed_ -= before;
   return {};
 }
 

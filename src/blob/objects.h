@@ -137,6 +137,10 @@ class ObjectStore {
   // Which blobber holds shard i of name (1).
   size_t place(const std::string& name, unsigned i) const;
   ObjectStats& stats() { return stats_; }
+  // Batched puts started since the last successful flush() began (3): 0
+  // means everything put so far is durable. The sync layer checks it
+  // before an end object (sync.h 5).
+  uint64_t unflushed() const { return unflushed_.load(); }
 
  private:
   ObjectStore(std::vector<std::unique_ptr<Blobber>> bl, Codec c, std::shared_ptr<const Cipher> ci)
@@ -161,6 +165,7 @@ class ObjectStore {
   Codec codec_;
   std::shared_ptr<const Cipher> cipher_;  // null: objects are stored plain
   ObjectStats stats_;
+  std::atomic<uint64_t> unflushed_{0};
 };
 
 }  // namespace tcfs::blob

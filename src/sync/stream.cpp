@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "sync/msgpack.h"
+#include "util/check.h"
 #include "util/fault.h"
 
 namespace tcfs::sync {
@@ -76,6 +77,7 @@ Status StreamWriter::finish(const json& info) {
   // The barrier, then the end: nothing the end names, directly or through
   // the records, can be lost once the end is there (sync.h 5).
   TCFS_TRY(os_.flush());
+  TCFS_CHECK(os_.unflushed() == 0, "sync 5: the end object only once every block and chunk it names is durable");
   TCFS_CRASH_POINT("sync.after_barrier");
   return os_.put(base_ + "/end", body, blob::Durability::now);  // the stream exists from here on (stream.h; sync.h 7)
 }

@@ -55,7 +55,18 @@ struct PlannedOp {
   size_t exchange_step = 0;         // index of its UndoExchange step in rr.steps
 };
 
+// Where a compound is in the protocol (txn.h steps 2-8); each transition
+// checks the invariant it relies on (util/check.h, "txn N").
+enum class Phase {
+  Planned,    // locked, nothing written (a failed prepare leaves only garbage)
+  Prepared,   // images and RR durable (invariants 1-3): changes may start
+  Executing,  // operations running as the caller
+  Executed,   // every operation done, the RR still there (undo possible)
+  Ended,      // committed (or queued as sync-off), rolled back, or partial (txn off)
+};
+
 struct Plan {
+  Phase phase = Phase::Planned;  // set by TxnManager as the protocol goes
   RecoveryRecord rr;          // id, caller, steps, inodes (id/created/pid filled by the caller)
   std::vector<PlannedOp> ops;  // one per op up to (excluding) failed_op
   std::vector<LockKey> exclusive, shared;

@@ -155,6 +155,13 @@ Status put_rr(meta::Env& env, const RecoveryRecord& rr) {
   return t->commit();
 }
 
+bool has_rr(meta::Env& env, uint64_t id) {
+  auto t = meta::Txn::begin(env, false);
+  if (!t) return false;
+  auto v = t->get(env.db(kRrDb), rr_key(id));
+  return v && v->has_value();
+}
+
 Status delete_rrs(meta::Env& env, const std::vector<uint64_t>& ids) {
   auto t = meta::Txn::begin(env, true);
   if (!t) return t.status();

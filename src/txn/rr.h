@@ -114,6 +114,8 @@ std::string rr_key(uint64_t id);
 Status put_rr(meta::Env& env, const RecoveryRecord& rr);
 // Deletes the RRs with a synced commit: the commit point (invariant 6).
 Status delete_rrs(meta::Env& env, const std::vector<uint64_t>& ids);
+// Whether the RR of compound `id` is in LMDB (false also when it cannot be read).
+bool has_rr(meta::Env& env, uint64_t id);
 // Every pending RR, oldest first.
 Result<std::vector<RecoveryRecord>> list_rrs(meta::Env& env);
 // Next unused compound id (persisted, so ids never repeat across restarts).

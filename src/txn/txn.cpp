@@ -18,6 +18,7 @@
 #include "txn/plan.h"
 #include "txn/rr.h"
 #include "txn/undo.h"
+#include "util/check.h"
 #include "util/fault.h"
 
 namespace tcfs::txn {
@@ -218,6 +219,8 @@ CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progre
         return rejected(st.err(), "content of a file the compound changes: " + st.message());
   TCFS_CRASH_POINT("txn.after_lock");
   reply = c.options.txn ? run_txn(c, who, p, progress) : run_plain(c, who, p, progress);
+  TCFS_CHECK(reply.outcome == Outcome::Rejected || p.phase == Phase::Ended,
+             "txn 7: locks are held until the commit or the undo has finished");
   mark(p);               // sync.h 1: inside the world, before the locks go
   invalidate_attrs(p);  // safe under the locks: takes no page or inode lock
   held->release();
@@ -250,6 +253,7 @@ CompoundReply TxnManager::run_plain(const Compound& c, const Caller& who, Plan& 
     AsRoot root(who.creds);
     if (syncfs(store_.root_fd()) != 0 && st_) st_ = Status::from_errno("syncfs");
   }
+  p.phase = Phase::Ended;
   if (!st_) return ended(std::move(reply), Outcome::Partial, static_cast<int32_t>(i), st_.err(), st_.message());
   reply.outcome = Outcome::Committed;
   return reply;
@@ -269,7 +273,10 @@ Status TxnManager::prepare(const Compound& c, const Caller& who, Plan& p, Fd* tx
   rr.nops = static_cast<uint32_t>(c.ops.size());
   rr.sync = c.options.sync;
   rr.summary = summary_of(c);
-  if (p.ops.empty()) return {};
+  if (p.ops.empty()) {
+    p.phase = Phase::Prepared;  // nothing will change: no image, no RR
+    return {};
+  }
   int tfd = -1, pfd = -1;
   Status st = make_images(rr.id, p, who, &tfd, &pfd);
   *txn_dir = Fd(tfd);
@@ -282,6 +289,7 @@ Status TxnManager::prepare(const Compound& c, const Caller& who, Plan& p, Fd* tx
     return Status::error(st.err(), "prepare compound: " + st.message());
   }
   TCFS_CRASH_POINT("txn.after_rr");
+  p.phase = Phase::Prepared;
   return {};
 }
 
@@ -312,6 +320,9 @@ Status TxnManager::prepare_any(const Compound& c, const Caller& who, Plan& p, Fd
 // planned failure), with its error; ok when all ran.
 std::pair<size_t, Status> TxnManager::execute(const Compound& c, const Caller& who, Plan& p, const Fd& txn_dir,
                                               const Fd& marker, CompoundReply& reply, const Progress& progress) {
+  TCFS_CHECK(p.phase == Phase::Prepared, "txn 2: the RR and the images are durable before the first change");
+  TCFS_CHECK_EXPENSIVE(p.ops.empty() || has_rr(store_.meta(), p.rr.id), "txn 2: the RR is in LMDB before the first change");
+  p.phase = Phase::Executing;
   RecoveryRecord& rr = p.rr;
   LastOpen last;
   ExecCtx ctx{store_.root_fd(), txn_dir.get(), &who.creds, &c.fds, store_.reflink(), {}, &last};
@@ -360,6 +371,7 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
   reply.txn_id = p.rr.id;
 
   auto [i, st] = execute(c, who, p, txn_dir, marker, reply, progress);
+  p.phase = st ? Phase::Executed : Phase::Ended;
   if (!st) {
     roll_back(p, static_cast<uint32_t>(i));
     for (auto& r : reply.results) r.bytes = r.ran ? r.bytes : 0;
@@ -367,6 +379,8 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
   }
   TCFS_CRASH_POINT("txn.after_exec");
 
+  TCFS_CHECK(p.phase == Phase::Executed, "txn 6: the commit point comes after every operation ran");
+  p.phase = Phase::Ended;
   if (!c.options.sync) {  // committed once a later commit() takes it along
     std::lock_guard g(mu_);
     lazy_.push_back(p.rr.id);

@@ -1,8 +1,13 @@
-// util/misc.cpp — parse_size (size.h) and parallel_for (parallel.h).
+// util/misc.cpp — parse_size (size.h), parallel_for (parallel.h) and the
+// failure path of invariant checks (check.h).
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "util/check.h"
 #include "util/parallel.h"
 #include "util/size.h"
 
@@ -38,6 +43,12 @@ void parallel_for(size_t n, const std::function<void(size_t)>& fn) {
   for (size_t i = 1; i < n; i++) ts.emplace_back([&fn, i] { fn(i); });
   fn(0);
   for (auto& t : ts) t.join();
+}
+
+void invariant_broken(const char* cond, const char* name, const char* file, int line) {
+  spdlog::critical("invariant {} broken: {} at {}:{}", name, cond, file, line);
+  spdlog::default_logger()->flush();
+  std::abort();
 }
 
 }  // namespace tcfs

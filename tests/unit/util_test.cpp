@@ -1,6 +1,10 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <csignal>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +15,7 @@
 #include <vector>
 
 #include "tcfs/status.h"
+#include "util/check.h"
 #include "util/dir.h"
 #include "util/parallel.h"
 #include "util/fault.h"
@@ -119,4 +124,29 @@ TEST_CASE("parallel_for runs every index once, all at once") {
   for (auto& h : hits) CHECK(h.load() == 1);
   CHECK(most.load() == 5);  // every call was running at the same time
   tcfs::parallel_for(0, [](size_t) { FAIL("called for n = 0"); });
+}
+
+TEST_CASE("TCFS_CHECK aborts naming the invariant; a check that holds does nothing") {
+  TCFS_CHECK(1 + 1 == 2, "test 1");  // holds: nothing happens
+  int p[2];
+  REQUIRE(pipe(p) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    dup2(p[1], 2);
+    spdlog::set_default_logger(spdlog::stderr_logger_st("check-child"));
+    int answer = 41;
+    TCFS_CHECK(answer == 42, "test 7: the answer");
+    _exit(0);  // not reached
+  }
+  close(p[1]);
+  std::string out;
+  char buf[512];
+  for (ssize_t n; (n = read(p[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(p[0]);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGABRT);
+  CHECK(out.find("invariant test 7: the answer broken: answer == 42") != std::string::npos);
 }
