@@ -411,12 +411,19 @@ Result<std::string> ObjectStore::read(const std::string& name, uint64_t objlen, 
   stats_.degraded_reads++;
   auto w = read_whole(name, objlen);  // objects.h 4: the fallback
   if (!w) return w.status();
-  std::string range = w->data.substr(off, len);
+  return rebuilt_range(name, *w, w->data, off, len, verify);
+}
+
+// objects.h 4: the range of an object rebuilt from good shards (`all`),
+// checked by the verifier; then the bad shards are rewritten.
+Result<std::string> ObjectStore::rebuilt_range(const std::string& name, Whole& w, const std::string& all,
+                                               uint64_t off, uint64_t len, const Verify& verify) {
+  std::string range = all.substr(off, len);
   if (verify && !verify(range)) {
     spdlog::error("read {}: content does not match its hash even rebuilt from good shards", name);
     return Status::error(EIO, "object " + name + ": content does not match its hash");
   }
-  repair(name, *w);
+  repair(name, w);
   stats_.bytes_got += len;
   return range;
 }
@@ -444,14 +451,7 @@ Result<std::string> ObjectStore::read_sealed(const std::string& name, uint64_t o
   if (!w) return w.status();
   auto all = open_sealed(name, *w);
   if (!all) return all.status();  // cipher.h 5: never a byte that failed its tag
-  std::string range = all->substr(off, len);
-  if (verify && !verify(range)) {
-    spdlog::error("read {}: content does not match its hash even rebuilt from good shards", name);
-    return Status::error(EIO, "object " + name + ": content does not match its hash");
-  }
-  repair(name, *w);
-  stats_.bytes_got += len;
-  return range;
+  return rebuilt_range(name, *w, *all, off, len, verify);
 }
 
 Result<std::string> ObjectStore::read_all(const std::string& name, const Verify& verify) {

@@ -160,6 +160,8 @@ class ObjectStore {
   std::vector<std::string_view> encode(std::string_view data, size_t S, std::vector<std::string>& own);
   std::vector<unsigned> all_shards() const;
   void repair(const std::string& name, Whole& w);
+  Result<std::string> rebuilt_range(const std::string& name, Whole& w, const std::string& all, uint64_t off,
+                                    uint64_t len, const Verify& verify);
 
   std::vector<std::unique_ptr<Blobber>> bl_;
   Codec codec_;
