@@ -126,8 +126,12 @@ stop "$m3"
 
 # --- a corrupted shard: detected, read right, rewritten ----------------------
 restore_to "$fs/R4" || die "restore R4"
-shard=$(find "$fs"/b?/b -type f -size +1M -name '*.0' | head -1)  # a data shard: plain reads use it
-[[ -n $shard ]] || die "no data shard of the large file found"
+# Data shard 0 of big.bin's first 4 MiB block (named by its SHA-256): plain
+# reads use it. By name, since a background round may also have sent blocks
+# of a partly written big.bin that no file holds now.
+h=$(head -c $((4 << 20)) "$work/big.ref" | sha256sum | cut -c1-64)
+shard=$(find "$fs"/b?/b -type f -name "$h.0" | head -1)
+[[ -n $shard ]] || die "no data shard of the large file's first block ($h) found"
 cp "$shard" "$work/shard.orig"
 printf '\xff\xff\xff\xff' | dd of="$shard" bs=1 seek=5000 conv=notrunc status=none
 m4=$work/m4
