@@ -22,16 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "client/mountinfo.h"
-#include "control/server.h"
-#include "control/socket_path.h"
-#include "fuse/session.h"
-#include "store/store.h"
-#include "sync/evict.h"
-#include "sync/syncer.h"
+#include "daemon/daemon.h"
 #include "tools/tcfs/remote.h"
 #include "tools/tcfs/remount.h"
-#include "txn/txn.h"
 #include "util/crash_points.h"
 #include "util/log.h"
 #include "util/size.h"
@@ -153,200 +146,6 @@ void detach_stdio() {
   if (fd > 2) close(fd);
 }
 
-// The store's link to its blobbers while mounted (absent: local only).
-struct Remote {
-  tcfs::cli::RemoteConfig cfg;
-  std::unique_ptr<tcfs::blob::ObjectStore> objects;
-  tcfs::sync::Tracker tracker;
-  std::unique_ptr<tcfs::sync::Syncer> syncer;
-  std::unique_ptr<tcfs::sync::Fetcher> fetcher;
-  std::unique_ptr<tcfs::sync::Evictor> evictor;
-  int stage_fd = -1;
-  ~Remote() {
-    evictor.reset();
-    syncer.reset();
-    fetcher.reset();
-    if (stage_fd >= 0) close(stage_fd);
-  }
-};
-
-// The evictor (sync/evict.h): the cap from cache_size, and a reserve of
-// free space (5% of the store's filesystem, at most 1 GiB, unless given).
-std::unique_ptr<tcfs::sync::Evictor> open_evictor(tcfs::store::Store& s, tcfs::txn::LockManager& locks, Remote& r,
-                                                  const DaemonConfig& dc) {
-  tcfs::sync::EvictOptions eo = dc.evict;
-  struct statvfs v;
-  if (!dc.reserve_set && fstatvfs(s.root_fd(), &v) == 0)
-    eo.reserve_bytes = std::min<uint64_t>(uint64_t{1} << 30, uint64_t{v.f_blocks} * v.f_frsize / 20);
-  tcfs::sync::EvictEnv env;
-  env.root_fd = s.root_fd();
-  env.meta = &s.meta();
-  env.fetcher = r.fetcher.get();
-  env.tracker = &r.tracker;
-  env.freeze = [&locks] { return std::make_shared<tcfs::txn::Freeze>(locks.freeze()); };
-  tcfs::sync::Syncer* syncer = r.syncer.get();
-  env.between_rounds = [syncer](const std::function<tcfs::Status()>& fn) { return syncer->between_rounds(fn); };
-  env.want_sync = [syncer] { (void)syncer->wait_synced(std::chrono::milliseconds(0)); };
-  return std::make_unique<tcfs::sync::Evictor>(std::move(env), eo);
-}
-
-// Opens the blobber set, the sync state, and rescans after an unclean stop
-// (before the mount serves: nothing else runs yet).
-tcfs::Result<std::unique_ptr<Remote>> open_remote(tcfs::store::Store& s, tcfs::txn::LockManager& locks,
-                                                  tcfs::txn::TxnManager& tm, const DaemonConfig& dc) {
-  const tcfs::sync::SyncOptions& opt = dc.sync;
-  auto cfg = tcfs::cli::load_config(s.meta());
-  if (!cfg) return cfg.status();
-  if (!cfg->has_value()) return std::unique_ptr<Remote>();
-  auto r = std::make_unique<Remote>();
-  r->cfg = **cfg;
-  std::vector<std::string> down;
-  auto os = tcfs::cli::open_objects(r->cfg, &down);
-  if (!os) return os.status();
-  r->objects = std::move(*os);
-  for (const auto& d : down) {
-    fprintf(stderr, "tcfs: warning: %s (changes queue locally until it is back)\n", d.c_str());
-    spdlog::warn("mount: blobber down: {}", d);
-  }
-  auto stage = tcfs::cli::open_stage(s);
-  if (!stage) return stage.status();
-  r->stage_fd = *stage;
-  tcfs::sync::SyncEnv env;
-  env.fs = {s.root_fd(), r->stage_fd, s.reflink()};
-  env.meta = &s.meta();
-  env.objects = r->objects.get();
-  env.tracker = &r->tracker;
-  env.freeze = [&locks] { return std::make_shared<tcfs::txn::Freeze>(locks.freeze()); };
-  int root = s.root_fd();
-  env.make_durable = [&tm, root] {
-    if (syncfs(root) != 0) return tcfs::Status::from_errno("syncfs");
-    return tm.has_lazy() ? tm.make_durable() : tcfs::Status();
-  };
-  auto syncer = tcfs::sync::Syncer::open(std::move(env), opt);
-  if (!syncer) return syncer.status();
-  r->syncer = std::move(*syncer);
-  r->fetcher = std::make_unique<tcfs::sync::Fetcher>(s.root_fd(), s.meta(), *r->objects);
-  if (auto st = r->fetcher->load(); !st) return st;
-  if (!r->syncer->was_clean()) {
-    spdlog::info("mount: the last stop was not clean: rescanning {}", s.path());
-    if (auto st = r->syncer->rescan(); !st) return tcfs::Status::error(st.err(), "rescan: " + st.message());
-  }
-  r->evictor = open_evictor(s, locks, *r, dc);
-  return r;
-}
-
-class DaemonExecutor final : public tcfs::control::Executor {
- public:
-  DaemonExecutor(tcfs::txn::TxnManager& tm, Remote* r, std::string store) : tm_(tm), r_(r), store_(std::move(store)) {}
-  tcfs::CompoundReply run(const tcfs::Compound& c, const tcfs::control::Caller& who,
-                          const tcfs::control::ProgressFn& progress) override {
-    tcfs::txn::Caller w;
-    w.pid = who.pid;
-    w.creds.uid = who.uid;
-    w.creds.gid = who.gid;
-    w.creds.groups = who.groups;
-    return tm_.run(c, w, progress);
-  }
-  tcfs::Status sync(uint64_t timeout_ms) override {
-    if (!r_) return Executor::sync(timeout_ms);
-    TCFS_TRY(r_->syncer->wait_synced(std::chrono::milliseconds(timeout_ms)));
-    return r_->syncer->ensure_restorable();  // "on the blobbers" only if they give it back (chain.h 5)
-  }
-  tcfs::control::Json status() override;
-  tcfs::Result<tcfs::control::Json> maintain(const std::string& what) override {
-    if (!r_) return Executor::maintain(what);
-    auto rep = what == "gc" ? r_->syncer->gc() : r_->syncer->scrub();
-    if (!rep) return rep.status();
-    return tcfs::control::Json{{"objects", rep->objects},        {"deleted", rep->deleted},
-                               {"index_dropped", rep->index_dropped}, {"good", rep->good},
-                               {"repaired", rep->repaired},      {"unrecoverable", rep->unrecoverable},
-                               {"problems", rep->problems},      {"chain_rewritten", rep->chain_rewritten}};
-  }
-
- private:
-  tcfs::txn::TxnManager& tm_;
-  Remote* r_;
-  std::string store_;
-};
-
-tcfs::control::Json DaemonExecutor::status() {
-  tcfs::control::Json j = tcfs::control::Json::object();
-  struct statvfs v;
-  if (statvfs(store_.c_str(), &v) == 0)
-    j["cache"] = {{"used_bytes", (uint64_t{v.f_blocks} - v.f_bfree) * v.f_frsize},
-                  {"free_bytes", uint64_t{v.f_bavail} * v.f_frsize}};
-  if (!r_) return j;
-  auto ev = r_->evictor->stats();
-  j["cache"]["cap_bytes"] = ev.cap;
-  j["cache"]["reserve_bytes"] = ev.reserve;
-  j["cache"]["store_bytes"] = ev.used;
-  j["cache"]["stubs"] = r_->fetcher->stubs();
-  j["cache"]["evicted_files"] = ev.files_evicted;
-  j["cache"]["evicted_bytes"] = ev.bytes_evicted;
-  j["cache"]["fetched_bytes"] = r_->fetcher->bytes_fetched();
-  if (!ev.last_error.empty()) j["cache"]["last_error"] = ev.last_error;
-  j["ec"] = r_->cfg.ec();
-  if (!r_->cfg.key_file.empty()) j["encryption"] = {{"cipher", "AES-256-GCM"}, {"key_file", r_->cfg.key_file}};
-  auto bl = tcfs::control::Json::array();
-  for (size_t i = 0; i < r_->objects->width(); i++) {
-    tcfs::Status p = r_->objects->blobber(i).probe();
-    bl.push_back({{"url", r_->objects->blobber(i).url()}, {"health", p ? "ok" : "DOWN: " + p.message()}});
-  }
-  j["blobbers"] = bl;
-  auto st = r_->syncer->status();
-  j["sync"] = {{"epoch", st.epoch},
-               {"head", st.head},
-               {"pending", st.pending},
-               {"dirty_files", r_->tracker.dirty_files()},
-               {"dirty_bytes", r_->tracker.dirty_bytes()},
-               {"oldest_pending_s", st.oldest_pending_s},
-               {"rounds", st.rounds},
-               {"failures", st.failures},
-               {"last_error", st.last_error},
-               {"bytes_uploaded", st.bytes_uploaded},
-               {"blocks_uploaded", st.blocks_uploaded},
-               {"blocks_deduplicated", st.blocks_deduplicated},
-               {"objects_synced", st.objects_synced},
-               {"upload_rate", st.upload_rate},
-               {"running", st.running},
-               {"chain_problem", r_->syncer->chain_problem()},
-               {"chain_rewrites", st.chain_rewrites}};
-  return j;
-}
-
-// The daemon never does I/O through its own mount (txn.h invariant 10): a
-// mountpoint inside the store (the daemon would walk into the mount from
-// root/) or a store inside the mountpoint (its paths would lead into the
-// mount once it is up) is refused.
-tcfs::Status check_apart(const std::string& store_dir, const std::string& mountpoint) {
-  char* real = realpath(store_dir.c_str(), nullptr);
-  std::string store = real ? real : store_dir;
-  free(real);
-  using tcfs::client_detail::path_under;
-  if (path_under(mountpoint, store))
-    return tcfs::Status::error(EINVAL, "mountpoint " + mountpoint + " is inside the store " + store +
-                                           ": the daemon would read through its own mount");
-  if (path_under(store, mountpoint))
-    return tcfs::Status::error(EINVAL, "the store " + store + " is inside the mountpoint " + mountpoint +
-                                           ": the daemon would read through its own mount");
-  return {};
-}
-
-// The same for a dir:// blobber: its objects would be written through the
-// mount (txn.h invariant 10).
-tcfs::Status check_blobbers_apart(tcfs::store::Store& s, const std::string& mountpoint) {
-  auto cfg = tcfs::cli::load_config(s.meta());
-  if (!cfg || !cfg->has_value()) return {};
-  for (const auto& url : (*cfg)->urls) {
-    if (url.rfind("dir://", 0) != 0) continue;
-    std::string dir = url.substr(6);
-    if (!check_apart(dir, mountpoint))
-      return tcfs::Status::error(EINVAL, "blobber " + url + " is inside the mountpoint " + mountpoint +
-                                             ": the daemon would write it through its own mount");
-  }
-  return {};
-}
-
 int run_mount(const std::string& store_dir, const std::string& mountpoint, bool foreground,
               const std::vector<std::string>& opts) {
   DaemonConfig dc;
@@ -362,7 +161,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   free(real);
   tcfs::Status st = tcfs::fusefs::check_mountpoint(cfg.mountpoint, cfg.allow_nonempty);
   if (!st) return fail(st);
-  if (!(st = check_apart(store_dir, cfg.mountpoint))) return fail(st);
+  if (!(st = tcfs::daemon::check_apart(store_dir, cfg.mountpoint))) return fail(st);
   if (!(st = tcfs::fusefs::check_dev_fuse())) return fail(st);
 
   int notify_fd = -1;
@@ -370,51 +169,17 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
     int rc = daemonize(&notify_fd);
     if (rc >= 0) return rc;
   }
-  auto store = tcfs::store::Store::open(store_dir);
-  if (!store) return fail(store.status());
-  tcfs::store::Store& s = *store.value();
-  tcfs::txn::LockManager locks;
-  tcfs::txn::TxnManager tm(s, locks, nullptr);
-  // Invariant 9: roll back what a crash left half-done before serving.
-  st = tm.recover([](const std::string& line) { spdlog::warn("recovery: {}", line); });
-  if (!st) return fail(tcfs::Status::error(st.err(), "recovery of store " + s.path() + ": " + st.message()));
-
-  if (!(st = check_blobbers_apart(s, cfg.mountpoint))) return fail(st);
-  auto remote = open_remote(s, locks, tm, dc);
-  if (!remote) return fail(tcfs::Status::error(remote.err(), "blobbers of store " + s.path() + ": " +
-                                                            remote.status().message()));
-  Remote* rem = remote->get();
-
-  tcfs::fusefs::Hooks hooks;
-  hooks.locks = &locks;
-  if (rem) {
-    hooks.tracker = &rem->tracker;
-    hooks.fetcher = rem->fetcher.get();
-    hooks.evictor = rem->evictor.get();
-    tm.set_tracker(&rem->tracker);
-    tm.set_fetcher(rem->fetcher.get());
-  }
-  hooks.before_fsync_ack = [&tm] { return tm.has_lazy() ? tm.make_durable() : tcfs::Status(); };
-  std::unique_ptr<tcfs::control::ControlServer> control;
-  auto stop_control = [&] {
-    if (control) control->stop();
-    if (rem) rem->evictor->stop();
-    if (rem) rem->syncer->stop();  // a last round: what the mount committed goes out
-    tm.set_invalidator(nullptr);
-    tm.stop_background();
-  };
-  st = tcfs::fusefs::serve(s, cfg, hooks, [&](tcfs::txn::Invalidator& inv) {
-    tm.set_invalidator(&inv);
-    tm.start_background();
-    if (rem) rem->syncer->start();
-    if (rem) rem->evictor->start();
-    tcfs::control::ServerInfo info{"tcfs " TCFS_VERSION, cfg.mountpoint, s.path()};
-    auto exec = std::make_shared<DaemonExecutor>(tm, rem, s.path());
-    auto sock = tcfs::control::prepare_socket_path(s.path());  // control/socket_path.h P1, P2
-    auto srv = sock ? tcfs::control::ControlServer::start(*sock, exec, dc.limits, info)
-                    : tcfs::Result<std::unique_ptr<tcfs::control::ControlServer>>(sock.status());
-    if (srv) control = std::move(srv.value());
-    else spdlog::error("compounds unavailable on {}: {}", cfg.mountpoint, srv.status().message());
+  tcfs::daemon::DaemonOptions o;
+  o.store_dir = store_dir;
+  o.mountpoint = cfg.mountpoint;
+  o.limits = dc.limits;
+  o.sync = dc.sync;
+  o.evict = dc.evict;
+  o.reserve_set = dc.reserve_set;
+  o.version = "tcfs " TCFS_VERSION;
+  auto d = tcfs::daemon::Daemon::open(o);
+  if (!d) return fail(d.status());
+  st = (*d)->run(cfg, [&] {
     if (notify_fd < 0) return;
     tcfs::init_logging("tcfs", tcfs::LogTarget::Syslog);
     if (chdir("/") != 0) { /* the mount works from any cwd */ }
@@ -422,8 +187,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
     char c = 'M';
     if (write(notify_fd, &c, 1) != 1) { /* parent gone: nothing to tell */ }
     close(notify_fd);
-  }, stop_control);
-  stop_control();
+  });
   if (!st) {
     spdlog::error("mount {}: {}", cfg.mountpoint, st.message());
     return fail(st);

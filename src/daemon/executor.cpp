@@ -1,0 +1,109 @@
+// daemon/executor.cpp — control requests on a mounted store (executor.h).
+#include "daemon/executor.h"
+
+#include <sys/statvfs.h>
+
+namespace tcfs::daemon {
+namespace {
+
+using control::Json;
+
+class DaemonExecutor final : public control::Executor {
+ public:
+  DaemonExecutor(txn::TxnManager& tm, Remote* r, std::string store) : tm_(tm), r_(r), store_(std::move(store)) {}
+
+  CompoundReply run(const Compound& c, const control::Caller& who, const control::ProgressFn& progress) override {
+    txn::Caller w;
+    w.pid = who.pid;
+    w.creds.uid = who.uid;
+    w.creds.gid = who.gid;
+    w.creds.groups = who.groups;
+    return tm_.run(c, w, progress);
+  }
+
+  Status sync(uint64_t timeout_ms) override {
+    if (!r_) return Executor::sync(timeout_ms);
+    TCFS_TRY(r_->syncer->wait_synced(std::chrono::milliseconds(timeout_ms)));
+    return r_->syncer->ensure_restorable();  // "on the blobbers" only if they give it back (chain.h 5)
+  }
+
+  Json status() override {
+    Json j = Json::object();
+    struct statvfs v;
+    if (statvfs(store_.c_str(), &v) == 0)
+      j["cache"] = {{"used_bytes", (uint64_t{v.f_blocks} - v.f_bfree) * v.f_frsize},
+                    {"free_bytes", uint64_t{v.f_bavail} * v.f_frsize}};
+    if (!r_) return j;
+    cache_status(j["cache"]);
+    j["ec"] = r_->cfg.ec();
+    if (!r_->cfg.key_file.empty()) j["encryption"] = {{"cipher", "AES-256-GCM"}, {"key_file", r_->cfg.key_file}};
+    j["blobbers"] = blobbers_status();
+    j["sync"] = sync_status();
+    return j;
+  }
+
+  Result<Json> maintain(const std::string& what) override {
+    if (!r_) return Executor::maintain(what);
+    auto rep = what == "gc" ? r_->syncer->gc() : r_->syncer->scrub();
+    if (!rep) return rep.status();
+    return Json{{"objects", rep->objects},        {"deleted", rep->deleted},
+                {"index_dropped", rep->index_dropped}, {"good", rep->good},
+                {"repaired", rep->repaired},      {"unrecoverable", rep->unrecoverable},
+                {"problems", rep->problems},      {"chain_rewritten", rep->chain_rewritten}};
+  }
+
+ private:
+  void cache_status(Json& c) {
+    auto ev = r_->evictor->stats();
+    c["cap_bytes"] = ev.cap;
+    c["reserve_bytes"] = ev.reserve;
+    c["store_bytes"] = ev.used;
+    c["stubs"] = r_->fetcher->stubs();
+    c["evicted_files"] = ev.files_evicted;
+    c["evicted_bytes"] = ev.bytes_evicted;
+    c["fetched_bytes"] = r_->fetcher->bytes_fetched();
+    if (!ev.last_error.empty()) c["last_error"] = ev.last_error;
+  }
+
+  Json blobbers_status() {
+    auto bl = Json::array();
+    for (size_t i = 0; i < r_->objects->width(); i++) {
+      Status p = r_->objects->blobber(i).probe();
+      bl.push_back({{"url", r_->objects->blobber(i).url()}, {"health", p ? "ok" : "DOWN: " + p.message()}});
+    }
+    return bl;
+  }
+
+  Json sync_status() {
+    auto st = r_->syncer->status();
+    return {{"epoch", st.epoch},
+            {"head", st.head},
+            {"pending", st.pending},
+            {"dirty_files", r_->tracker.dirty_files()},
+            {"dirty_bytes", r_->tracker.dirty_bytes()},
+            {"oldest_pending_s", st.oldest_pending_s},
+            {"rounds", st.rounds},
+            {"failures", st.failures},
+            {"last_error", st.last_error},
+            {"bytes_uploaded", st.bytes_uploaded},
+            {"blocks_uploaded", st.blocks_uploaded},
+            {"blocks_deduplicated", st.blocks_deduplicated},
+            {"objects_synced", st.objects_synced},
+            {"upload_rate", st.upload_rate},
+            {"running", st.running},
+            {"chain_problem", r_->syncer->chain_problem()},
+            {"chain_rewrites", st.chain_rewrites}};
+  }
+
+  txn::TxnManager& tm_;
+  Remote* r_;
+  std::string store_;
+};
+
+}  // namespace
+
+std::shared_ptr<control::Executor> make_executor(txn::TxnManager& tm, Remote* r, std::string store_path) {
+  return std::make_shared<DaemonExecutor>(tm, r, std::move(store_path));
+}
+
+}  // namespace tcfs::daemon

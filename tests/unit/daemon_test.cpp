@@ -1,0 +1,149 @@
+// Unit tests for daemon/: the composition root's start and stop order
+// (daemon.h 3, 4) on a real store, a real dir:// blobber and the real
+// control socket, without a FUSE mount (the invalidator is a test's).
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <set>
+#include <thread>
+
+#include "control/socket_path.h"
+#include "daemon/blobber_set.h"
+#include "daemon/daemon.h"
+#include "tcfs/client.h"
+#include "test_util.h"
+
+using namespace tcfs;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct NoKernel final : txn::Invalidator {
+  void attrs(const txn::LockKey&) override {}
+  void data(const txn::LockKey&) override {}
+  void entry(const txn::LockKey&, const std::string&) override {}
+};
+
+// A store bound to one dir:// blobber (tcfs init).
+struct World {
+  TempDir tmp;
+  std::string store = tmp / "store", url;
+  World() {
+    mkdir((tmp / "b0").c_str(), 0700);
+    url = "dir://" + (tmp / "b0");
+    auto cfg = daemon::parse_ec({url}, "");
+    REQUIRE(cfg.is_ok());
+    auto rep = daemon::init_set(store, *cfg, "", false, false);
+    REQUIRE_MESSAGE(rep.is_ok(), rep.status().message());
+  }
+  std::unique_ptr<daemon::Daemon> open() {
+    daemon::DaemonOptions o;
+    o.store_dir = store;
+    o.sync.interval_ms = 1;  // rounds back to back while compounds commit
+    auto d = daemon::Daemon::open(o);
+    REQUIRE_MESSAGE(d.is_ok(), d.status().message());
+    return std::move(*d);
+  }
+};
+
+std::string content(int i) { return random_bytes(256 << 10, static_cast<uint32_t>(i)); }
+
+// Commits compounds (create + 256 KiB write each) through the control
+// socket until the daemon stops serving; returns the committed indexes.
+std::set<int> commit_until_stopped(const std::string& store, std::atomic<int>& committed) {
+  std::set<int> done;
+  auto c = Client::connect(MountInfo{"/unused", store, control::socket_path(store, geteuid())});
+  if (!c) return done;
+  for (int i = 0;; i++) {
+    Compound k;
+    k.create("f" + std::to_string(i)).write("f" + std::to_string(i), content(i));
+    auto r = c->submit(k);
+    if (!r || r->outcome != Outcome::Committed) break;
+    done.insert(i);
+    committed++;
+  }
+  return done;
+}
+
+}  // namespace
+
+TEST_CASE("daemon.h 4: a stop while compounds and a sync round are in flight ends both, in the documented order") {
+  World w;
+  std::string store_path;
+  std::set<int> done;
+  {
+    auto d = w.open();
+    store_path = d->store().path();
+    NoKernel inv;
+    d->start(inv);
+    std::atomic<int> committed{0};
+    auto writer = std::async(std::launch::async, [&] { return commit_until_stopped(store_path, committed); });
+    // Hang guards only: both waits end in well under a second normally.
+    auto until = std::chrono::steady_clock::now() + 60s;
+    while (committed < 20 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+    REQUIRE(committed >= 20);
+    until = std::chrono::steady_clock::now() + 10s;  // rounds run back to back: one is running most of the time
+    while (!d->remote()->syncer->status().running && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(100us);
+    bool round_in_flight = d->remote()->syncer->status().running;
+    d->stop();
+    REQUIRE_MESSAGE(writer.wait_for(60s) == std::future_status::ready, "the compound writer hung after stop()");
+    done = writer.get();
+    MESSAGE("compounds committed: " << done.size() << "; a round was in flight at stop(): " << round_in_flight);
+    CHECK(d->stop_trace() == std::vector<std::string>{"control", "evictor", "syncer", "txn"});
+    d->stop();  // idempotent
+    CHECK(d->stop_trace().size() == 4);
+    // No compound half done: each file is whole or absent; every committed one is whole.
+    for (int i = 0; i <= *done.rbegin() + 1; i++) {
+      std::string p = store_path + "/root/f" + std::to_string(i);
+      std::string got = read_file(p);
+      bool exists = access(p.c_str(), F_OK) == 0;
+      if (done.count(i)) CHECK_MESSAGE(got == content(i), p);
+      else CHECK_MESSAGE((!exists || got == content(i)), p << " is half written");
+    }
+  }
+  // The stop was clean: no recovery record left, no rescan needed.
+  {
+    auto d = w.open();
+    CHECK(d->remote()->syncer->was_clean());
+    CHECK(d->remote()->syncer->status().pending == 0);
+  }
+  // Everything committed reached the blobber: a restore shows every file whole in size.
+  auto cfg = daemon::parse_ec({w.url}, "");
+  REQUIRE(cfg.is_ok());
+  auto rep = daemon::init_set(w.tmp / "restored", *cfg, "", true, false);
+  REQUIRE_MESSAGE(rep.is_ok(), rep.status().message());
+  for (int i : done) {
+    struct stat sb;
+    std::string p = w.tmp / "restored/root/f" + std::to_string(i);
+    REQUIRE_MESSAGE(stat(p.c_str(), &sb) == 0, p << " missing after restore");
+    CHECK(sb.st_size == (256 << 10));
+  }
+}
+
+TEST_CASE("daemon.h 3, 4: stop before start does nothing; the executor works once open") {
+  World w;
+  auto d = w.open();
+  d->stop();
+  CHECK(d->stop_trace().empty());
+  auto st = d->executor()->status();
+  CHECK(st.contains("sync"));
+  CHECK(st["blobbers"].size() == 1);
+}
+
+TEST_CASE("daemon.h 1: a dir:// blobber inside the mountpoint is refused at open, naming both") {
+  World w;
+  daemon::DaemonOptions o;
+  o.store_dir = w.store;
+  o.mountpoint = w.tmp.path;
+  auto d = daemon::Daemon::open(o);
+  REQUIRE(!d.is_ok());
+  CHECK(d.status().message().find("inside the mountpoint " + w.tmp.path) != std::string::npos);
+  CHECK(daemon::check_apart(w.store, w.tmp.path).err() == EINVAL);
+  CHECK(daemon::check_apart(w.tmp.path, w.store).err() == EINVAL);
+  CHECK(daemon::check_apart(w.store, "/mnt/elsewhere").is_ok());
+}
