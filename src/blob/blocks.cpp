@@ -85,7 +85,7 @@ Result<BlockRef> BlockWriter::put(std::string_view data, const Hash& hash) {
   Pack full;
   bool seal = false;
   {
-    std::lock_guard<std::mutex> g(mu_);
+    MutexLock g(mu_);
     if (!have_open_) {
       open_ = Pack{random_id(), {}};
       open_.bytes.reserve(opt_.pack_target);
@@ -107,7 +107,7 @@ Result<BlockRef> BlockWriter::put(std::string_view data, const Hash& hash) {
 
 Status BlockWriter::write_pack(Pack p) {
   Status st = os_.put(pack_object_name(p.id), p.bytes, Durability::batched);  // blocks.h 3
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   if (st) {
     packs_written_++;
     sealed_[p.id] = static_cast<uint32_t>(p.bytes.size());
@@ -119,7 +119,7 @@ Status BlockWriter::write_pack(Pack p) {
 
 Status BlockWriter::finish(BlockRef& r) const {
   if (!r.packed) return {};
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   auto it = sealed_.find(r.obj);
   if (it == sealed_.end()) return Status::error(EAGAIN, "block " + r.hash.hex() + ": its pack is not written yet");
   r.objlen = it->second;
@@ -130,7 +130,7 @@ Status BlockWriter::flush() {
   Pack p;
   bool have = false;
   {
-    std::lock_guard<std::mutex> g(mu_);
+    MutexLock g(mu_);
     if (have_open_) {
       p = std::move(open_);
       have_open_ = false;
@@ -138,7 +138,7 @@ Status BlockWriter::flush() {
     }
   }
   Status st = have ? write_pack(std::move(p)) : Status{};
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   Status f = failed_;
   failed_ = Status{};
   return f ? st : f;

@@ -32,13 +32,13 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "blob/hash.h"
 #include "blob/objects.h"
+#include "util/mutex.h"
 
 namespace tcfs::blob {
 
@@ -87,15 +87,15 @@ class BlockWriter {
     Hash id;
     std::string bytes;
   };
-  Status write_pack(Pack p);
+  Status write_pack(Pack p) TCFS_EXCLUDES(mu_);
 
   ObjectStore& os_;
   BlockWriterOptions opt_;
-  mutable std::mutex mu_;  // protects open_, have_open_, failed_, sealed_
-  Pack open_;
-  std::map<Hash, uint32_t> sealed_;  // written packs: id -> length
-  bool have_open_ = false;
-  Status failed_;
+  mutable Mutex mu_;  // protects open_, have_open_, failed_, sealed_
+  Pack open_ TCFS_GUARDED_BY(mu_);
+  std::map<Hash, uint32_t> sealed_ TCFS_GUARDED_BY(mu_);  // written packs: id -> length
+  bool have_open_ TCFS_GUARDED_BY(mu_) = false;
+  Status failed_ TCFS_GUARDED_BY(mu_);
   std::atomic<uint64_t> packs_written_{0};
 };
 

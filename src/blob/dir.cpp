@@ -39,12 +39,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <set>
 #include <vector>
 
 #include "blob/backend.h"
 #include "util/fd.h"
+#include "util/mutex.h"
 
 namespace tcfs::blob {
 namespace {
@@ -72,11 +72,11 @@ class DirBlobber final : public Blobber {
   Status make_parents(const std::string& key, Durability d);
   Status write_tmp(int fd, uint64_t size, const Source& src, const std::string& key, Durability d);
   // Opens root_fd_ if needed (3).
-  Status watch();
+  Status watch() TCFS_EXCLUDES(mu_);
   // Records dir (relative, "" = PATH) as changed by a batched put (3).
-  void changed(const std::string& dir);
+  void changed(const std::string& dir) TCFS_EXCLUDES(mu_);
   // fsyncs every ancestor of key recorded by changed() (2).
-  Status sync_ancestors(const std::string& key);
+  Status sync_ancestors(const std::string& key) TCFS_EXCLUDES(mu_);
   std::string abs(const std::string& rel) const { return rel.empty() ? root_ : root_ + "/" + rel; }
   // Appends keys > token under dir (relative "rel", "" = root) to out.
   Status walk(const std::string& rel, const std::string& prefix, const std::string& token, size_t max,
@@ -85,9 +85,9 @@ class DirBlobber final : public Blobber {
   std::string root_, url_;
   int index_;
   std::atomic<uint64_t> seq_{0};
-  std::mutex mu_;  // protects root_fd_, dirty_
-  Fd root_fd_;
-  std::set<std::string> dirty_;  // directories batched puts changed since the last flush
+  Mutex mu_;  // protects root_fd_, dirty_
+  Fd root_fd_ TCFS_GUARDED_BY(mu_);
+  std::set<std::string> dirty_ TCFS_GUARDED_BY(mu_);  // directories batched puts changed since the last flush
 };
 
 // Objects are the tree's bytes and names (an erasure code keeps plain data
@@ -157,7 +157,7 @@ Status DirBlobber::write_tmp(int fd, uint64_t size, const Source& src, const std
 }
 
 Status DirBlobber::watch() {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   if (root_fd_.get() >= 0) return {};
   root_fd_ = Fd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (root_fd_.get() < 0) return Status::from_errno("blobber " + url_);
@@ -165,14 +165,14 @@ Status DirBlobber::watch() {
 }
 
 void DirBlobber::changed(const std::string& dir) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   dirty_.insert(dir);
 }
 
 Status DirBlobber::sync_ancestors(const std::string& key) {
   std::vector<std::string> todo;
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     if (dirty_.empty()) return {};
     for (std::string d = parent_of(key); !d.empty();) {
       d = parent_of(d);
@@ -218,7 +218,7 @@ Status DirBlobber::flush() {
   std::set<std::string> dirs;
   int fd;
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     dirs.swap(dirty_);
     fd = root_fd_.get();
   }
@@ -226,7 +226,7 @@ Status DirBlobber::flush() {
   if (fd >= 0 && ::syncfs(fd) != 0) st = Status::from_errno(url_ + ": flush: syncfs");
   for (auto it = dirs.begin(); st && it != dirs.end(); ++it) st = fsync_dir(abs(*it));
   if (!st) {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     dirty_.insert(dirs.begin(), dirs.end());  // 3: still to be made durable
   }
   return st;

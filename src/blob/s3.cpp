@@ -63,6 +63,7 @@
 
 #include "blob/backend.h"
 #include "blob/s3xml.h"
+#include "util/mutex.h"
 
 namespace tcfs::blob {
 namespace {
@@ -235,7 +236,7 @@ class Pool {
   }
   CURL* take() {
     {
-      std::lock_guard<std::mutex> g(mu_);
+      MutexLock g(mu_);
       if (!idle_.empty()) {
         CURL* h = idle_.back();
         idle_.pop_back();
@@ -246,7 +247,7 @@ class Pool {
   }
   void give(CURL* h) {
     {
-      std::lock_guard<std::mutex> g(mu_);
+      MutexLock g(mu_);
       if (idle_.size() < kMaxIdle) {
         idle_.push_back(h);
         return;
@@ -256,8 +257,8 @@ class Pool {
   }
 
  private:
-  std::mutex mu_;            // protects idle_
-  std::vector<CURL*> idle_;  // handles not in a transfer, connections kept alive
+  Mutex mu_;                                      // protects idle_
+  std::vector<CURL*> idle_ TCFS_GUARDED_BY(mu_);  // handles not in a transfer, connections kept alive
 };
 
 bool transient(const Resp& r) {

@@ -30,7 +30,7 @@ QuotaSettings quota_settings(const Limits& lim, uint64_t max_conns) {
 }
 
 Status Quota::admit(uid_t uid) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   auto root = users_.find(0);
   uint64_t all = others_.conns + (root == users_.end() ? 0 : root->second.conns);
   if (all >= s_.max_conns)
@@ -60,7 +60,7 @@ Status Quota::admit(uid_t uid) {
 }
 
 void Quota::leave(uid_t uid) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   auto it = users_.find(uid);
   if (it == users_.end() || it->second.conns == 0) return;  // Q4: never below zero
   --it->second.conns;
@@ -69,7 +69,7 @@ void Quota::leave(uid_t uid) {
 }
 
 Status Quota::take(uid_t uid, uint64_t bytes, uint64_t fds) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   Usage& u = users_[uid];
   if (uid != 0) {
     Status refused;
@@ -101,7 +101,7 @@ Status Quota::take(uid_t uid, uint64_t bytes, uint64_t fds) {
 
 void Quota::give_back(uid_t uid, uint64_t bytes, uint64_t fds) {
   if (bytes == 0 && fds == 0) return;
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   auto it = users_.find(uid);
   if (it == users_.end()) return;
   Usage& u = it->second;
@@ -117,13 +117,13 @@ void Quota::give_back(uid_t uid, uint64_t bytes, uint64_t fds) {
 }
 
 Usage Quota::of(uid_t uid) const {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   auto it = users_.find(uid);
   return it == users_.end() ? Usage{} : it->second;
 }
 
 Usage Quota::others() const {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   return others_;
 }
 

@@ -29,10 +29,10 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 
 #include "control/wire.h"
 #include "tcfs/status.h"
+#include "util/mutex.h"
 
 namespace tcfs::control {
 
@@ -68,9 +68,9 @@ class Quota {
 
  private:
   QuotaSettings s_;
-  mutable std::mutex mu_;
-  std::map<uid_t, Usage> users_;  // uids with anything held
-  Usage others_;                  // sum over users_ but root
+  mutable Mutex mu_;
+  std::map<uid_t, Usage> users_ TCFS_GUARDED_BY(mu_);  // uids with anything held
+  Usage others_ TCFS_GUARDED_BY(mu_);                  // sum over users_ but root
 };
 
 // What one request takes from its user's share, released when it ends (Q4).

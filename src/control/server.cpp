@@ -89,7 +89,7 @@ ControlServer::~ControlServer() { stop(); }
 
 void ControlServer::stop() {
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     if (stopping_) return;
     stopping_ = true;
     for (auto& c : conns_)
@@ -97,10 +97,16 @@ void ControlServer::stop() {
   }
   if (wake_[1] >= 0 && write(wake_[1], "x", 1) < 0) { /* the acceptor also polls with a timeout */ }
   if (acceptor_.joinable()) acceptor_.join();
-  // No thread adds to conns_ any more; connection threads only touch their own entry.
-  for (auto& c : conns_)
+  // No thread adds to conns_ any more; connection threads only touch their
+  // own entry (under mu_, so they are joined without it).
+  std::list<Conn> conns;
+  {
+    MutexLock g(mu_);
+    conns.splice(conns.end(), conns_);  // the entries stay where they are
+  }
+  for (auto& c : conns)
     if (c.thread.joinable()) c.thread.join();
-  conns_.clear();
+  conns.clear();
   for (int fd : {listen_fd_, wake_[0], wake_[1]})
     if (fd >= 0) close(fd);
   if (listen_fd_ >= 0) unlink(path_.c_str());
@@ -126,7 +132,7 @@ void ControlServer::accept_loop() {
       break;
     }
     {
-      std::lock_guard g(mu_);
+      MutexLock g(mu_);
       if (stopping_) break;
     }
     if (!(p[0].revents & POLLIN)) continue;
@@ -150,7 +156,7 @@ void ControlServer::admit(int fd) {
     close(fd);
     return;
   }
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   reap_locked();
   Status in = stopping_ ? Status::error(ESHUTDOWN, "the daemon is stopping") : quota_->admit(who->uid);  // S1
   if (!in) {
@@ -173,7 +179,7 @@ void ControlServer::admit(int fd) {
 void ControlServer::serve(Conn* c) {
   while (wait_for_request(c->fd, c->who) && handle(c->fd, c->who)) {
   }
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   quota_->leave(c->who.uid);
   close(c->fd);
   c->fd = -1;
@@ -204,7 +210,7 @@ bool ControlServer::refuse(int fd, const Caller& who, int err, const std::string
 bool ControlServer::frame_failed(int fd, const Caller& who, const Status& st) {
   if (st.err() == ENODATA) return false;  // the client hung up between requests
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     if (stopping_) return false;  // stop() shut the connection down
   }
   bool stream_cut = st.err() == ECONNRESET || st.err() == EPIPE;

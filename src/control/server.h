@@ -52,7 +52,6 @@
 #include <functional>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -61,6 +60,7 @@
 #include "control/quota.h"
 #include "control/wire.h"
 #include "tcfs/compound.h"
+#include "util/mutex.h"
 
 namespace tcfs::control {
 
@@ -182,7 +182,7 @@ class ControlServer {
   bool refuse(int fd, const Caller& who, int err, const std::string& why);
   bool run_compound(int fd, const Caller& who, Json req, std::vector<int> fds);
   bool run_sync(int fd, const Caller& who, const Json& req);
-  void reap_locked();
+  void reap_locked() TCFS_REQUIRES(mu_);
 
   std::string path_;
   std::shared_ptr<Executor> exec_;
@@ -192,9 +192,9 @@ class ControlServer {
   int listen_fd_ = -1;
   int wake_[2] = {-1, -1};  // pipe: stop() wakes the accept loop
   std::thread acceptor_;
-  std::mutex mu_;
-  std::list<Conn> conns_;
-  bool stopping_ = false;
+  Mutex mu_;  // order: mu_ -> Quota::mu_
+  std::list<Conn> conns_ TCFS_GUARDED_BY(mu_);
+  bool stopping_ TCFS_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace tcfs::control

@@ -33,7 +33,6 @@
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -44,6 +43,7 @@
 #include "sync/fetch.h"
 #include "sync/tracker.h"
 #include "txn/locks.h"
+#include "util/mutex.h"
 
 namespace tcfs::fusefs {
 
@@ -72,11 +72,11 @@ struct FileHandle {
 };
 
 struct DirHandle {
-  std::mutex mu;  // protects everything below
-  int fd = -1;
-  off_t pos = 0;  // d_off of the last entry handed to the kernel (0 = start)
-  std::vector<char> buf;  // getdents64 buffer
-  size_t buf_off = 0, buf_len = 0;
+  Mutex mu;  // protects everything below but fd
+  int fd = -1;  // set by opendir, then read-only
+  off_t pos TCFS_GUARDED_BY(mu) = 0;  // d_off of the last entry handed to the kernel (0 = start)
+  std::vector<char> buf TCFS_GUARDED_BY(mu);  // getdents64 buffer
+  size_t buf_off TCFS_GUARDED_BY(mu) = 0, buf_len TCFS_GUARDED_BY(mu) = 0;
   ~DirHandle();
 };
 

@@ -48,7 +48,10 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     });
   });
   if (!st) return reply(req, {"opendir", ino}, Result<OpenReply>(st));
-  d->buf.resize(kDentsBuf);
+  {
+    MutexLock g(d->mu);  // not shared yet: taken for the analysis only
+    d->buf.resize(kDentsBuf);
+  }
   // The kernel may cache listings: every change to a directory goes through
   // this daemon, which tells the kernel (directly or by its own bookkeeping).
   fi->cache_readdir = 1;
@@ -60,8 +63,8 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 bool is_dot(const char* n) { return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')); }
 
 // Refills d's buffer when empty. Returns >0 when an entry is ready, 0 at the
-// end of the directory, -errno on error. Caller holds d->mu.
-int next_entry(DirHandle& d, linux_dirent64** out) {
+// end of the directory, -errno on error.
+int next_entry(DirHandle& d, linux_dirent64** out) TCFS_REQUIRES(d.mu) {
   if (d.buf_off >= d.buf_len) {
     long n = syscall(SYS_getdents64, d.fd, d.buf.data(), d.buf.size());
     if (n < 0) return -errno;
@@ -129,9 +132,9 @@ size_t add_entry(fuse_req_t req, Fs& fs, Inode& dir, DirHandle& d, bool plus, bo
 }
 
 // Fills out with entries from the handle's position; returns the bytes
-// used or the error (only when nothing could be listed). Caller holds d.mu.
+// used or the error (only when nothing could be listed).
 Result<size_t> fill_listing(fuse_req_t req, Fs& fs, Inode& dir, DirHandle& d, off_t off, bool plus, bool careful,
-                            char* out, size_t size) {
+                            char* out, size_t size) TCFS_REQUIRES(d.mu) {
   if (off != d.pos) {
     if (lseek(d.fd, off, SEEK_SET) < 0) return Status::error(errno);
     d.buf_off = d.buf_len = 0;
@@ -163,7 +166,7 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
     // released: once the kernel has the reply it may release the handle on
     // another worker at once.
     txn::FuseGuard lk = lock_read(fs, ino);
-    std::lock_guard<std::mutex> g(d.mu);
+    MutexLock g(d.mu);
     used = fill_listing(req, fs, fs.table().get(ino), d, off, plus, lk.locked(), out.get(), size);
   }
   if (!used) return reply(req, {"readdir", ino}, used.status());

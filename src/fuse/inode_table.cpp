@@ -57,7 +57,10 @@ Result<std::unique_ptr<InodeTable>> InodeTable::create(int root_fd, size_t fd_bu
   else
     t->layout_.reset();
   t->epoch_ = random_u32() | 1;
-  t->next_seq_ = (random_u32() >> 8) + 1;
+  {
+    MutexLock g(t->mu_);  // not shared yet: taken for the analysis only
+    t->next_seq_ = (random_u32() >> 8) + 1;
+  }
   t->unknown_ = std::make_unique<Inode>();
   t->root_ = root.get();
   t->root_owner_ = std::move(root);
@@ -87,7 +90,7 @@ void InodeTable::evict_locked() {
 }
 
 Result<FdPin> InodeTable::pin(Inode& in) {
-  std::unique_lock<std::mutex> g(mu_);
+  UniqueLock g(mu_);
   if (in.fd < 0) {
     g.unlock();
     if (in.handle.empty()) return Status::error(ESTALE);  // unknown_: a node id nobody holds
@@ -108,26 +111,26 @@ Result<FdPin> InodeTable::pin(Inode& in) {
 }
 
 void InodeTable::unpin(Inode* in) {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   --in->pins;
   settle_locked(*in);
 }
 
 void InodeTable::opened(Inode& in) {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   ++in.opens;
   settle_locked(in);
 }
 
 void InodeTable::released(Inode& in) {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   --in.opens;
   settle_locked(in);
   evict_locked();
 }
 
 bool InodeTable::in_use(ino_t ino, const std::string& handle) {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   auto it = map_.find(Key{root_->src_dev, ino});
   // A detached Inode (its number taken by another object) may still have
   // files open: it is the old object, and no other.
@@ -139,7 +142,7 @@ bool InodeTable::in_use(ino_t ino, const std::string& handle) {
 
 fuse_ino_t InodeTable::find_id(dev_t dev, ino_t ino) {
   if (dev == root_->src_dev && ino == root_->src_ino) return FUSE_ROOT_ID;
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   auto it = map_.find(Key{dev, ino});
   return it == map_.end() ? 0 : it->second->id;
 }
@@ -200,7 +203,7 @@ Result<Inode*> InodeTable::create_inode(int parent_fd, const char* name, struct 
     in->src_dev = st->st_dev;
     in->src_ino = st->st_ino;
   }
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   if (Inode* known = ref_locked({in->src_dev, in->src_ino})) return known;
   return insert_locked(std::move(in));
 }
@@ -215,7 +218,7 @@ Result<Inode*> InodeTable::adopt_unnamed(int fd) {
   in->src_ino = st.st_ino;
   in->type = st.st_mode & S_IFMT;
   in->nlookup = 1;
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   // A forgotten-to-be Inode of a gone object with the same number: it
   // lives on for the kernel's references only (as in lookup()).
   if (auto it = map_.find(Key{in->src_dev, in->src_ino}); it != map_.end()) detach_locked(*it->second);
@@ -245,7 +248,7 @@ Result<Inode*> InodeTable::lookup(Inode& parent, const char* name, struct stat* 
   // so the name still means the object stat() saw.)
   if (fstatat(pp->fd(), name, st, AT_SYMLINK_NOFOLLOW) != 0) return Status::from_errno();
   {
-    std::lock_guard<std::mutex> g(mu_);
+    MutexLock g(mu_);
     Key k{st->st_dev, st->st_ino};
     if (Inode* in = ref_locked(k)) {
       if (in->type == (st->st_mode & S_IFMT) && !dead_locked(*in, pp->fd(), name)) return in;
@@ -264,7 +267,7 @@ Result<Inode*> InodeTable::lookup(Inode& parent, const char* name, struct stat* 
 Result<Inode*> InodeTable::adopt_fd(int fd, const struct stat& st) {
   Fd owned(fd);
   std::string h = make_handle(fd, "");
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   Key k{st.st_dev, st.st_ino};
   if (Inode* known = ref_locked(k)) {
     if (known == root_ || (known->type == (st.st_mode & S_IFMT) && known->handle == h)) return known;
@@ -351,7 +354,7 @@ Result<Inode*> InodeTable::resolve(fuse_ino_t id, struct stat* st) {
   }
   Inode* known = nullptr;
   {
-    std::lock_guard<std::mutex> g(mu_);
+    MutexLock g(mu_);
     if (auto it = by_id_.find(id); it != by_id_.end()) {
       known = it->second.get();
       ++known->nlookup;
@@ -402,7 +405,7 @@ void InodeTable::forget(fuse_ino_t ino, uint64_t n) {
   if (ino == FUSE_ROOT_ID) return;
   std::unique_ptr<Inode> dead;  // destroyed (fd closed) outside the lock
   {
-    std::lock_guard<std::mutex> g(mu_);
+    MutexLock g(mu_);
     auto it = by_id_.find(ino);
     if (it == by_id_.end()) return;
     Inode& in = *it->second;
@@ -421,12 +424,12 @@ void InodeTable::forget(fuse_ino_t ino, uint64_t n) {
 }
 
 size_t InodeTable::size() {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   return by_id_.size();
 }
 
 size_t InodeTable::open_fds() {
-  std::lock_guard<std::mutex> g(mu_);
+  MutexLock g(mu_);
   return open_fds_;
 }
 

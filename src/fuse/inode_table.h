@@ -65,7 +65,6 @@
 #include <boost/intrusive/list.hpp>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -73,6 +72,7 @@
 
 #include "fuse/export.h"
 #include "tcfs/status.h"
+#include "util/mutex.h"
 
 namespace tcfs::fusefs {
 
@@ -83,7 +83,8 @@ struct Inode : boost::intrusive::list_base_hook<> {  // hook: InodeTable::lru_
   std::string handle;  // struct file_handle bytes; empty: no handles, fd kept
   fuse_ino_t id = 0;     // node id, immutable (fuse/export.h)
   uint32_t gen = 0;      // generation in entry replies, immutable
-  // Guarded by InodeTable::mu_:
+  // Guarded by InodeTable::mu_ (not annotated: the analysis names a lock
+  // only through the object that holds the member):
   int fd = -1;          // O_PATH | O_NOFOLLOW, or -1 while evicted
   uint64_t nlookup = 0;
   unsigned pins = 0;    // FdPins alive
@@ -122,7 +123,7 @@ class InodeTable {
   // (a kernel bug) gives an Inode whose pin() fails with ESTALE.
   Inode& get(fuse_ino_t ino) {
     if (ino == FUSE_ROOT_ID) return *root_;
-    std::lock_guard<std::mutex> g(mu_);
+    MutexLock g(mu_);
     auto it = by_id_.find(ino);
     return it == by_id_.end() ? *unknown_ : *it->second;
   }
@@ -183,37 +184,37 @@ class InodeTable {
   };
   using Lru = boost::intrusive::list<Inode>;
 
-  Inode* ref_locked(const Key& k);    // caller holds mu_
-  bool dead_locked(Inode& in, int parent_fd, const char* name);  // caller holds mu_
+  Inode* ref_locked(const Key& k) TCFS_REQUIRES(mu_);
+  bool dead_locked(Inode& in, int parent_fd, const char* name) TCFS_REQUIRES(mu_);
   // Gives `in` its node id and puts it in by_id_ and map_ (the current
-  // object of its number). Caller holds mu_.
-  Inode* insert_locked(std::unique_ptr<Inode> in);
-  void detach_locked(Inode& in);  // another object has its number now
+  // object of its number).
+  Inode* insert_locked(std::unique_ptr<Inode> in) TCFS_REQUIRES(mu_);
+  void detach_locked(Inode& in) TCFS_REQUIRES(mu_);  // another object has its number now
   // An Inode for the object open at fd (O_PATH), identity from fd itself.
   Result<Inode*> adopt_fd(int fd, const struct stat& st);
   bool inside_root(int fd, const struct stat& st);  // the export security rule
-  void unpin(Inode* in);
-  void settle_locked(Inode& in);      // put in/out of lru_ by its state
-  void evict_locked();                // closes fds beyond the budget
+  void unpin(Inode* in) TCFS_EXCLUDES(mu_);
+  void settle_locked(Inode& in) TCFS_REQUIRES(mu_);  // put in/out of lru_ by its state
+  void evict_locked() TCFS_REQUIRES(mu_);            // closes fds beyond the budget
   Result<Inode*> create_inode(int parent_fd, const char* name, struct stat* st);
 
-  std::mutex mu_;
+  Mutex mu_;
   // Every Inode but the root, by node id (owner).
-  std::unordered_map<fuse_ino_t, std::unique_ptr<Inode>> by_id_;
+  std::unordered_map<fuse_ino_t, std::unique_ptr<Inode>> by_id_ TCFS_GUARDED_BY(mu_);
   // The Inode of the object that has (dev, ino) now.
-  std::unordered_map<Key, Inode*, KeyHash> map_;
+  std::unordered_map<Key, Inode*, KeyHash> map_ TCFS_GUARDED_BY(mu_);
   // Inodes whose (dev, ino) was reused by another object while the kernel
   // still held them: in by_id_, not in map_, until forgotten.
-  std::unordered_set<Inode*> detached_;
-  Lru lru_;  // inodes whose fd may be closed, least recently used first
-  size_t open_fds_ = 0;
-  size_t fd_budget_ = 4096;
+  std::unordered_set<Inode*> detached_ TCFS_GUARDED_BY(mu_);
+  Lru lru_ TCFS_GUARDED_BY(mu_);  // inodes whose fd may be closed, least recently used first
+  size_t open_fds_ TCFS_GUARDED_BY(mu_) = 0;
+  size_t fd_budget_ = 4096;  // set by create(), then read-only
   int mount_fd_ = -1;  // for open_by_handle_at
   int store_fd_ = -1;  // root/'s parent: the store directory (export rule)
   std::optional<HandleLayout> layout_;
   NodeCode code_;
-  uint64_t next_seq_ = 1;   // session ids: next_seq_ << 32
-  uint32_t epoch_ = 1;      // generation of session ids
+  uint64_t next_seq_ TCFS_GUARDED_BY(mu_) = 1;  // session ids: next_seq_ << 32
+  uint32_t epoch_ = 1;  // generation of session ids; set by create(), then read-only
   Inode* root_ = nullptr;
   std::unique_ptr<Inode> root_owner_;
   std::unique_ptr<Inode> unknown_;  // get() of an id nobody holds

@@ -17,7 +17,7 @@ SpaceReserve::SpaceReserve(int dir_fd, uint64_t bytes)
 }
 
 bool SpaceReserve::refill() {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   if (whole_ || !fd_ || borrowers_) return whole_;
   // Mode 0: real blocks, so the space is held, not merely promised.
   if (fallocate(fd_.get(), 0, 0, static_cast<off_t>(bytes_)) == 0) {
@@ -29,7 +29,7 @@ bool SpaceReserve::refill() {
 }
 
 bool SpaceReserve::borrow() {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   if (!fd_) return false;
   off_t size = lseek(fd_.get(), 0, SEEK_END);
   whole_ = false;
@@ -43,7 +43,7 @@ bool SpaceReserve::borrow() {
 }
 
 void SpaceReserve::give_back() {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   if (borrowers_) --borrowers_;
 }
 

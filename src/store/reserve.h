@@ -14,9 +14,9 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 
 #include "util/fd.h"
+#include "util/mutex.h"
 
 namespace tcfs::store {
 
@@ -35,11 +35,11 @@ class SpaceReserve {
   bool refill();
 
  private:
-  std::mutex mu_;  // protects fd_, whole_ and borrowers_
-  Fd fd_;
-  uint64_t bytes_;
-  bool whole_ = false;
-  unsigned borrowers_ = 0;
+  Mutex mu_;  // protects fd_, whole_ and borrowers_
+  Fd fd_ TCFS_GUARDED_BY(mu_);
+  uint64_t bytes_;  // set at construction, then read-only
+  bool whole_ TCFS_GUARDED_BY(mu_) = false;
+  unsigned borrowers_ TCFS_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace tcfs::store

@@ -46,12 +46,12 @@ Evictor::Evictor(EvictEnv env, EvictOptions opt) : env_(std::move(env)), opt_(op
 Evictor::~Evictor() { stop(); }
 
 void Evictor::set_in_use(std::function<bool(const ObjRef&)> f) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   in_use_ = std::move(f);
 }
 
 void Evictor::touch(const ObjRef& o) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   touched_[o.ino] = {o.handle, now_ns()};
   if (touched_.size() <= kMaxTouched) return;
   std::vector<int64_t> times;
@@ -87,7 +87,7 @@ void Evictor::consider(int dirfd, const char* name, const struct stat& sb, meta:
   if (fs.stub || !same_ctime(fs, sb) || fs.rec.size != static_cast<uint64_t>(sb.st_size)) return;
   int64_t last = std::max(ns_of(sb.st_atim), ns_of(sb.st_mtim));
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     if (in_use_ && in_use_(o)) return;
     if (auto it = touched_.find(sb.st_ino); it != touched_.end() && it->second.first == o.handle)
       last = std::max(last, it->second.second);
@@ -131,7 +131,7 @@ bool Evictor::clean_now(const ObjRef& o, const FileState& f, const struct stat& 
   if (f.stub || !same_ctime(f, sb) || f.rec.size != static_cast<uint64_t>(sb.st_size)) return false;
   if (env_.tracker && env_.tracker->marked(o)) return false;
   if (env_.fetcher && env_.fetcher->is_stub(o)) return false;
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   return in_use_ && !in_use_(o);
 }
 
@@ -231,7 +231,7 @@ Result<EvictReport> Evictor::pass(uint64_t target) {
   rep.used_after = used;
   rep.still_over = used > target;
   uint64_t fsu = fs_used();
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   scan_used_ = used;
   scan_fs_used_ = fsu;
   scanned_ = true;
@@ -243,7 +243,7 @@ Result<EvictReport> Evictor::pass(uint64_t target) {
 }
 
 void Evictor::start() {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   if (bg_.joinable() || (opt_.cache_bytes == 0 && opt_.reserve_bytes == 0)) return;
   stop_ = false;
   bg_ = std::thread([this] { background(); });
@@ -251,7 +251,7 @@ void Evictor::start() {
 
 void Evictor::stop() {
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     if (!bg_.joinable()) return;
     stop_ = true;
   }
@@ -269,9 +269,9 @@ void Evictor::background() {
   auto not_before = std::chrono::steady_clock::now();
   size_t pending_at_idle = 0;
   uint64_t fs_at_idle = 0;
-  std::unique_lock g(mu_);
+  UniqueLock g(mu_);
   while (!stop_) {
-    cv_.wait_for(g, std::chrono::milliseconds(opt_.check_ms), [&] { return stop_; });
+    g.wait_for(cv_, std::chrono::milliseconds(opt_.check_ms), [&]() TCFS_REQUIRES(mu_) { return stop_; });
     if (stop_ || !in_use_) continue;
     size_t pending = env_.tracker ? env_.tracker->pending() : 0;
     uint64_t fsu = fs_used();
@@ -309,7 +309,7 @@ void Evictor::background() {
 }
 
 EvictStats Evictor::stats() {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   return stats_;
 }
 

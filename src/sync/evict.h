@@ -62,7 +62,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -71,6 +70,7 @@
 #include "sync/fetch.h"
 #include "sync/state.h"
 #include "sync/tracker.h"
+#include "util/mutex.h"
 
 namespace tcfs::sync {
 
@@ -152,15 +152,18 @@ class Evictor {
   EvictOptions opt_;
   State state_;
 
-  std::mutex mu_;  // protects everything below
+  Mutex mu_;  // protects everything below but bg_
   std::condition_variable cv_;
   // ino -> (handle, last open in ns since the epoch): the object's, not its
   // number's (sync.h 4a).
-  std::unordered_map<uint64_t, std::pair<std::string, int64_t>> touched_;
-  std::function<bool(const ObjRef&)> in_use_;
-  EvictStats stats_;
-  uint64_t scan_used_ = 0, scan_fs_used_ = 0;  // evict.h 1: the last scan's figures
-  bool scanned_ = false, stop_ = false;
+  std::unordered_map<uint64_t, std::pair<std::string, int64_t>> touched_ TCFS_GUARDED_BY(mu_);
+  std::function<bool(const ObjRef&)> in_use_ TCFS_GUARDED_BY(mu_);
+  EvictStats stats_ TCFS_GUARDED_BY(mu_);
+  // evict.h 1: the last scan's figures
+  uint64_t scan_used_ TCFS_GUARDED_BY(mu_) = 0, scan_fs_used_ TCFS_GUARDED_BY(mu_) = 0;
+  bool scanned_ TCFS_GUARDED_BY(mu_) = false, stop_ TCFS_GUARDED_BY(mu_) = false;
+  // Started under mu_ (start()); stop() joins it without mu_, which the
+  // thread takes: not annotated.
   std::thread bg_;
 };
 

@@ -13,10 +13,10 @@
 namespace tcfs::sync {
 
 Fetcher::~Fetcher() {
-  std::unique_lock g(mu_);
+  UniqueLock g(mu_);
   stopping_ = true;
   cv_.notify_all();
-  cv_.wait(g, [&] { return jobs_.empty(); });
+  g.wait(cv_, [&]() TCFS_REQUIRES(mu_) { return jobs_.empty(); });
 }
 
 Status Fetcher::load() {
@@ -33,7 +33,7 @@ Status Fetcher::load() {
     if (!f) return f.status();
     if (f->has_value() && (*f)->stub) stubs[ino] = (*f)->handle;
   }
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   stubs_ = std::move(stubs);
   return {};
 }
@@ -45,22 +45,22 @@ bool Fetcher::stub_locked(const ObjRef& o) const {
 }
 
 bool Fetcher::is_stub(const ObjRef& o) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   return stub_locked(o);
 }
 
 void Fetcher::add_stub(const ObjRef& o) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   stubs_[o.ino] = o.handle;
 }
 
 size_t Fetcher::stubs() {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   return stubs_.size();
 }
 
 Status Fetcher::ensure(const ObjRef& o, uint64_t off, uint64_t len) {
-  std::unique_lock g(mu_);
+  UniqueLock g(mu_);
   if (!stub_locked(o)) return {};
   std::shared_ptr<Job> job;
   if (auto it = jobs_.find(o); it != jobs_.end()) {
@@ -97,7 +97,7 @@ Status Fetcher::ensure(const ObjRef& o, uint64_t off, uint64_t len) {
   if (need.empty()) return {};
   job->wanted.insert(job->wanted.end(), need.begin(), need.end());
   cv_.notify_all();
-  cv_.wait(g, [&] {
+  g.wait(cv_, [&] {
     if (job->finished) return true;
     for (size_t i : need)
       if (!job->done[i]) return false;
@@ -119,7 +119,7 @@ std::vector<size_t> Fetcher::missing(const Job& job, uint64_t off, uint64_t len)
 }
 
 bool Fetcher::is_local(const ObjRef& o, uint64_t off, uint64_t len) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   if (!stub_locked(o)) return true;
   if (len == 0) return true;
   auto it = jobs_.find(o);
@@ -131,17 +131,17 @@ bool Fetcher::is_local(const ObjRef& o, uint64_t off, uint64_t len) {
 void Fetcher::run(ObjRef o, std::shared_ptr<Job> job, FileState fs) {
   int fd = open_handle(root_, fs.handle, O_WRONLY);
   Status st = fd < 0 ? Status::from_errno("open stub " + std::to_string(fs.rec.id)) : Status{};
-  std::mutex write_mu;  // one block's write and the times after it (fetch.h 2)
+  Mutex write_mu;  // one block's write and the times after it (fetch.h 2)
   std::vector<std::thread> helpers;
   if (st) {
     {
-      std::lock_guard g(mu_);
+      MutexLock g(mu_);
       size_t want = std::min<size_t>(kDepth, job->blocks.size());
       while (helpers.size() + 1 < want && helpers_ < kMaxHelpers) {
         helpers_++;
         helpers.emplace_back([&] {
           Status h = fetch_all(*job, fd, fs, write_mu);
-          std::lock_guard l(mu_);
+          MutexLock l(mu_);
           if (!h && job->err) job->err = h;
           helpers_--;
           cv_.notify_all();
@@ -150,13 +150,13 @@ void Fetcher::run(ObjRef o, std::shared_ptr<Job> job, FileState fs) {
     }
     Status own = fetch_all(*job, fd, fs, write_mu);
     for (auto& t : helpers) t.join();
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     st = job->err ? own : job->err;
   }
   if (st) st = complete(o, fd);
   if (fd >= 0) ::close(fd);
   if (!st) spdlog::error("fetch of object {} (inode {}): {}", fs.rec.id, o.ino, st.message());
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   job->err = st;
   job->finished = true;
   if (st && stub_locked(o)) stubs_.erase(o.ino);  // fetch.h 3: an ordinary file from here on
@@ -173,11 +173,11 @@ std::optional<size_t> Fetcher::pick(Job& job) {
   return std::nullopt;
 }
 
-Status Fetcher::fetch_all(Job& job, int fd, const FileState& f, std::mutex& write_mu) {
+Status Fetcher::fetch_all(Job& job, int fd, const FileState& f, Mutex& write_mu) {
   for (;;) {
     size_t i;
     {
-      std::lock_guard g(mu_);
+      MutexLock g(mu_);
       if (stopping_) return Status::error(ESHUTDOWN, "stopping");
       if (!job.err) return {};  // another thread of the job failed
       auto p = pick(job);
@@ -188,10 +188,10 @@ Status Fetcher::fetch_all(Job& job, int fd, const FileState& f, std::mutex& writ
     auto data = blob::read_block(os_, job.blocks[i]);  // fetch.h 4: verified, or an error
     Status st = data ? Status{} : Status::error(EIO, "object " + std::to_string(f.rec.id) + ": " + data.status().message());
     if (st) {
-      std::lock_guard w(write_mu);
+      MutexLock w(write_mu);
       st = write_block(fd, *data, job.offs[i], f);
     }
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     job.busy[i] = false;
     if (!st) {
       if (job.err) job.err = st;

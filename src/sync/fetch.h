@@ -37,7 +37,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_map>
@@ -45,6 +44,7 @@
 
 #include "blob/objects.h"
 #include "sync/state.h"
+#include "util/mutex.h"
 
 namespace tcfs::sync {
 
@@ -83,25 +83,29 @@ class Fetcher {
     Status err;
   };
   void run(ObjRef o, std::shared_ptr<Job> job, FileState fs);
-  bool stub_locked(const ObjRef& o) const;  // caller holds mu_
+  bool stub_locked(const ObjRef& o) const TCFS_REQUIRES(mu_);
   // The block a fetching thread takes next, or nullopt; caller holds mu_.
   static std::optional<size_t> pick(Job& job);
   // Blocks of job under [off, off+len) not written yet; caller holds mu_.
   static std::vector<size_t> missing(const Job& job, uint64_t off, uint64_t len);
-  Status fetch_all(Job& job, int fd, const FileState& f, std::mutex& write_mu);
+  Status fetch_all(Job& job, int fd, const FileState& f, Mutex& write_mu) TCFS_EXCLUDES(mu_);
   static Status write_block(int fd, const std::string& data, uint64_t off, const FileState& f);
   Status complete(const ObjRef& o, int fd);
 
   int root_;
   State state_;
   blob::ObjectStore& os_;
-  std::mutex mu_;
+  // A job's write_mu (run()) is a leaf, never held with mu_. A Job's fields
+  // are under mu_ too (not annotated: the analysis names a lock only
+  // through the object that holds the member).
+  Mutex mu_;
   std::condition_variable cv_;
-  std::unordered_map<uint64_t, std::string> stubs_;  // inode number -> the stub's handle (sync.h 4a)
-  std::map<ObjRef, std::shared_ptr<Job>> jobs_;
+  // inode number -> the stub's handle (sync.h 4a)
+  std::unordered_map<uint64_t, std::string> stubs_ TCFS_GUARDED_BY(mu_);
+  std::map<ObjRef, std::shared_ptr<Job>> jobs_ TCFS_GUARDED_BY(mu_);
   std::vector<std::thread> threads_;
-  bool stopping_ = false;
-  unsigned helpers_ = 0;  // extra fetching threads running (fetch.h 2)
+  bool stopping_ TCFS_GUARDED_BY(mu_) = false;
+  unsigned helpers_ TCFS_GUARDED_BY(mu_) = 0;  // extra fetching threads running (fetch.h 2)
   std::atomic<uint64_t> fetched_{0};
 };
 

@@ -145,7 +145,7 @@ Status Syncer::verify_chain(bool repair) {
   }
   spdlog::warn("sync: epoch {} ({}) is whole on the blobbers again (rewritten as a snapshot)", epoch_, head_);
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     stats_.chain_rewrites++;
   }
   last_rewrite_ = problem;
@@ -153,7 +153,7 @@ Status Syncer::verify_chain(bool repair) {
 }
 
 Status Syncer::set_chain_problem(const std::string& p) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   stats_.chain_problem = p;
   return {};
 }
@@ -168,21 +168,21 @@ Status Syncer::check_head() {
 }
 
 Status Syncer::ensure_restorable() {
-  std::lock_guard rl(round_mu_);
+  MutexLock rl(round_mu_);
   return verify_chain(true);
 }
 
 std::string Syncer::chain_problem() {
-  {
-    std::unique_lock rl(round_mu_, std::try_to_lock);  // a round in progress: its check, or the last one, stands
-    if (rl.owns_lock()) (void)verify_chain(false);
+  if (round_mu_.try_lock()) {  // a round in progress: its check, or the last one, stands
+    MutexLock rl(round_mu_, std::adopt_lock);
+    (void)verify_chain(false);
   }
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   return stats_.chain_problem;
 }
 
 Result<MaintenanceReport> Syncer::gc() {
-  std::lock_guard rl(round_mu_);
+  MutexLock rl(round_mu_);
   MaintenanceReport rep;
   auto live = live_objects(nullptr);
   if (!live) return live.status();
@@ -224,7 +224,7 @@ Result<MaintenanceReport> Syncer::scrub() {
   std::set<std::string> live;
   MaintenanceReport rep;
   {
-    std::lock_guard rl(round_mu_);
+    MutexLock rl(round_mu_);
     last_rewrite_.clear();
     TCFS_TRY(verify_chain(true));  // chain.h 5: the image gives back this store's state
     rep.chain_rewritten = last_rewrite_;
@@ -262,7 +262,7 @@ Result<MaintenanceReport> Syncer::scrub() {
   }
   for (const auto& p : rep.problems) stream_lost = stream_lost || p.rfind("n/", 0) == 0;
   if (stream_lost) {  // a journal or snapshot chunk of the image is gone: its state is rewritten whole
-    std::lock_guard rl(round_mu_);
+    MutexLock rl(round_mu_);
     if (Status st = write_snapshot(epoch_, head_); !st)
       rep.problems.push_back("rewriting the synced state as a snapshot failed: " + st.message());
     else

@@ -47,15 +47,19 @@ Result<std::unique_ptr<Syncer>> Syncer::open(SyncEnv env, SyncOptions opt) {
   auto clean = s->state_.get(*t, "clean");
   for (const Status& st : {boot.status(), epoch.status(), next.status(), head.status(), clean.status()}) TCFS_TRY(st);
   s->boot_ = *boot + 1;  // sync.h 6: never the same journal name twice
-  s->epoch_ = *epoch;
-  s->next_id_ = *next;
-  s->head_ = head->value_or("");
+  {
+    MutexLock rl(s->round_mu_);  // not shared yet: the locks are taken for the analysis only
+    s->epoch_ = *epoch;
+    s->next_id_ = *next;
+    s->head_ = head->value_or("");
+    MutexLock g(s->mu_);
+    s->stats_.epoch = s->epoch_;
+    s->stats_.head = s->head_;
+  }
   s->was_clean_ = clean->has_value() && **clean == "1";
   TCFS_TRY(s->state_.put(*t, "boot", std::to_string(s->boot_)));
   TCFS_TRY(t->del(s->env_.meta->db(kSyncDb), "clean"));  // a crash from here on is not clean
   TCFS_TRY(t->commit());
-  s->stats_.epoch = s->epoch_;
-  s->stats_.head = s->head_;
   clear_stage(s->env_.fs.stage_fd);
   return s;
 }
@@ -90,18 +94,22 @@ Status read_stage(int fd, const std::string& name, uint64_t off, size_t len, cha
 // What the upload workers share (Syncer::upload).
 struct Syncer::Uploader {
   blob::BlockWriter writer;
-  std::mutex mu;                    // protects everything below
+  Mutex mu;                         // protects everything below, and a Round's new_blocks and counts
   std::condition_variable done_cv;  // an inflight upload finished
-  std::set<blob::Hash> inflight;
-  Status first_err;
+  std::set<blob::Hash> inflight TCFS_GUARDED_BY(mu);
+  Status first_err TCFS_GUARDED_BY(mu);
   Uploader(blob::ObjectStore& os, const blob::BlockWriterOptions& o) : writer(os, o) {}
   bool failed() {
-    std::lock_guard g(mu);
+    MutexLock g(mu);
     return !first_err;
   }
   void fail(const Status& s) {
-    std::lock_guard g(mu);
+    MutexLock g(mu);
     if (first_err) first_err = s;
+  }
+  Status error() {
+    MutexLock g(mu);
+    return first_err;
   }
 };
 
@@ -112,8 +120,8 @@ Status Syncer::put_block(Round& r, Uploader& u, meta::Txn& t, std::string_view b
   {
     // A block another worker is uploading right now is waited for, so
     // identical blocks of one round are stored once.
-    std::unique_lock g(u.mu);
-    u.done_cv.wait(g, [&] { return !u.inflight.count(h); });
+    UniqueLock g(u.mu);
+    g.wait(u.done_cv, [&]() TCFS_REQUIRES(u.mu) { return !u.inflight.count(h); });
     if (auto it = r.new_blocks.find(h); it != r.new_blocks.end()) have = it->second;
     else u.inflight.insert(h);
   }
@@ -127,7 +135,7 @@ Status Syncer::put_block(Round& r, Uploader& u, meta::Txn& t, std::string_view b
       uploaded = put.is_ok();
     }
     {
-      std::lock_guard g(u.mu);
+      MutexLock g(u.mu);
       u.inflight.erase(h);
       if (uploaded) r.new_blocks.emplace(h, **known);
     }
@@ -135,7 +143,7 @@ Status Syncer::put_block(Round& r, Uploader& u, meta::Txn& t, std::string_view b
     if (!known) return known.status();
     have = *known;
   }
-  std::lock_guard g(u.mu);
+  MutexLock g(u.mu);
   if (uploaded) {
     r.blocks_uploaded++;
     r.bytes_uploaded += block.size();
@@ -193,7 +201,7 @@ Status Syncer::upload(Round& r) {
       if (Status st = put_block(r, u, *t, block, r.refs[it.obj][it.idx]); !st) return u.fail(st);
     }
   });
-  TCFS_TRY(u.first_err);
+  TCFS_TRY(u.error());  // the workers are done; the lock is for the analysis
   TCFS_TRY(u.writer.flush());  // every pack is written before a record names it (sync.h 5)
   // Refs into packs get their pack's length now (blocks.h 3).
   for (auto& [h, ref] : r.new_blocks)
@@ -281,14 +289,14 @@ Status Syncer::write_snapshot(uint64_t epoch, const std::string& head) {
 }
 
 Status Syncer::round() {
-  std::lock_guard rl(round_mu_);
+  MutexLock rl(round_mu_);
   Round r;
   uint64_t ticket;
   auto t0 = Clock::now();
   {
     std::shared_ptr<void> frozen = env_.freeze ? env_.freeze() : nullptr;  // sync.h 2: the capture point
     {
-      std::lock_guard g(mu_);
+      MutexLock g(mu_);
       ticket = requested_;
       stats_.running = true;
     }
@@ -298,7 +306,7 @@ Status Syncer::round() {
       Status st = capture(env_.fs, state_, r.cap);
       if (!st) {
         env_.tracker->put_back(std::move(r.cap.marks));
-        std::lock_guard g(mu_);
+        MutexLock g(mu_);
         stats_.running = false;
         stats_.failures++;
         stats_.last_error = st.message();
@@ -338,7 +346,7 @@ Status Syncer::round() {
       else spdlog::warn("sync: snapshot of epoch {} failed, will retry: {}", epoch_ + 1, s.message());
     }
   }
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   stats_.running = false;
   stats_.rounds++;
   if (!st) {
@@ -373,7 +381,7 @@ Status Syncer::round() {
 }
 
 void Syncer::start() {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   if (bg_.joinable()) return;
   stop_ = false;
   bg_ = std::thread([this] { background(); });
@@ -383,16 +391,17 @@ void Syncer::background() {
   auto delay = std::chrono::milliseconds(opt_.retry_ms);
   auto not_before = Clock::now();
   std::string last_logged;
-  std::unique_lock g(mu_);
+  UniqueLock g(mu_);
   while (!stop_) {
     auto interval = std::chrono::milliseconds(opt_.interval_ms);
     if (Clock::now() < not_before) {
       // Backing off after a failure: a waiter (requested_ > covered_) does
       // not cut the back-off short, or this loop would spin until it ends.
-      cv_.wait_until(g, not_before, [&] { return stop_; });
+      g.wait_until(cv_, not_before, [&]() TCFS_REQUIRES(mu_) { return stop_; });
       continue;
     }
-    cv_.wait_for(g, interval / 4 + std::chrono::milliseconds(1), [&] { return stop_ || requested_ > covered_; });
+    g.wait_for(cv_, interval / 4 + std::chrono::milliseconds(1),
+               [&]() TCFS_REQUIRES(mu_) { return stop_ || requested_ > covered_; });
     if (stop_) break;
     auto now = Clock::now();
     auto oldest = env_.tracker->oldest();
@@ -403,7 +412,8 @@ void Syncer::background() {
     g.lock();
     if (st) {
       delay = std::chrono::milliseconds(opt_.retry_ms);
-      if (!last_logged.empty()) spdlog::warn("sync: caught up after failures (epoch {})", epoch_);
+      // stats_.epoch is epoch_ (both change under mu_), which is round_mu_'s.
+      if (!last_logged.empty()) spdlog::warn("sync: caught up after failures (epoch {})", stats_.epoch);
       last_logged.clear();
       continue;
     }
@@ -416,7 +426,7 @@ void Syncer::background() {
 
 void Syncer::stop() {
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     if (!bg_.joinable()) return;
     stop_ = true;
   }
@@ -431,10 +441,10 @@ void Syncer::stop() {
 }
 
 Status Syncer::wait_synced(std::chrono::milliseconds timeout) {
-  std::unique_lock g(mu_);
+  UniqueLock g(mu_);
   uint64_t ticket = ++requested_;
   cv_.notify_all();
-  if (cv_.wait_for(g, timeout, [&] { return covered_ >= ticket; })) return {};
+  if (g.wait_for(cv_, timeout, [&]() TCFS_REQUIRES(mu_) { return covered_ >= ticket; })) return {};
   std::string msg = std::to_string(env_.tracker->pending()) + " changes not on the blobbers yet";
   if (stats_.running) msg += ", a round is in progress";
   if (!stats_.last_error.empty()) msg += "; last error: " + stats_.last_error;
@@ -442,7 +452,7 @@ Status Syncer::wait_synced(std::chrono::milliseconds timeout) {
 }
 
 SyncStatus Syncer::status() {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   SyncStatus s = stats_;
   s.pending = env_.tracker->pending();
   auto oldest = env_.tracker->oldest();

@@ -50,7 +50,6 @@
 #include <set>
 #include <vector>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
@@ -58,6 +57,7 @@
 #include "sync/capture.h"
 #include "sync/state.h"
 #include "sync/tracker.h"
+#include "util/mutex.h"
 
 namespace tcfs::sync {
 
@@ -134,8 +134,8 @@ class Syncer {
   // Runs fn between rounds (holding round_mu_): no round is capturing,
   // uploading or committing meanwhile, so the synced state in LMDB and the
   // marks in the Tracker together say what is on the blobbers (evict.h).
-  Status between_rounds(const std::function<Status()>& fn) {
-    std::lock_guard g(round_mu_);
+  Status between_rounds(const std::function<Status()>& fn) TCFS_EXCLUDES(round_mu_) {
+    MutexLock g(round_mu_);
     return fn();
   }
 
@@ -145,15 +145,15 @@ class Syncer {
   struct Uploader;
   Status upload(Round& r);
   Status put_block(Round& r, Uploader& u, meta::Txn& t, std::string_view block, blob::BlockRef& ref);
-  Status write_journal(Round& r);
-  Status commit_local(Round& r);
-  Status write_snapshot(uint64_t epoch, const std::string& head);
+  Status write_journal(Round& r) TCFS_REQUIRES(round_mu_);
+  Status commit_local(Round& r) TCFS_REQUIRES(round_mu_);
+  Status write_snapshot(uint64_t epoch, const std::string& head) TCFS_REQUIRES(round_mu_);
   void background();
-  Result<std::set<std::string>> live_objects(std::map<std::string, blob::Hash>* blocks);
-  // maintain.cpp, round_mu_ held: chain.h 5.
-  Status verify_chain(bool repair);
-  Status check_head();
-  Status set_chain_problem(const std::string& p);
+  Result<std::set<std::string>> live_objects(std::map<std::string, blob::Hash>* blocks) TCFS_REQUIRES(round_mu_);
+  // maintain.cpp: chain.h 5.
+  Status verify_chain(bool repair) TCFS_REQUIRES(round_mu_);
+  Status check_head() TCFS_REQUIRES(round_mu_);
+  Status set_chain_problem(const std::string& p) TCFS_EXCLUDES(mu_);
 
   SyncEnv env_;
   SyncOptions opt_;
@@ -161,18 +161,23 @@ class Syncer {
   bool was_clean_ = false;
   uint64_t boot_ = 0;
 
-  std::mutex round_mu_;  // one round at a time; protects epoch_, head_, next_id_, attempt_
-  uint64_t epoch_ = 0, next_id_ = kRootId + 1;
-  std::string head_;
-  unsigned attempt_ = 0, snap_attempt_ = 0;
-  bool snapshot_due_ = false;
-  std::string last_rewrite_;  // why verify_chain() last rewrote the state
+  // Lock order: round_mu_ -> mu_ (-> Tracker::mu_).
+  Mutex round_mu_ TCFS_ACQUIRED_BEFORE(mu_);  // one round at a time; protects everything below up to mu_
+  // epoch_ and head_ change with mu_ held too, so stats_ (under mu_) repeats them.
+  uint64_t epoch_ TCFS_GUARDED_BY(round_mu_) = 0, next_id_ TCFS_GUARDED_BY(round_mu_) = kRootId + 1;
+  std::string head_ TCFS_GUARDED_BY(round_mu_);
+  unsigned attempt_ TCFS_GUARDED_BY(round_mu_) = 0, snap_attempt_ TCFS_GUARDED_BY(round_mu_) = 0;
+  bool snapshot_due_ TCFS_GUARDED_BY(round_mu_) = false;
+  std::string last_rewrite_ TCFS_GUARDED_BY(round_mu_);  // why verify_chain() last rewrote the state
 
-  std::mutex mu_;  // protects everything below
+  Mutex mu_;  // protects everything below but bg_
   std::condition_variable cv_;
-  uint64_t requested_ = 0, covered_ = 0;  // wait_synced() tickets; covered_ = the last committed round's
-  bool stop_ = false;
-  SyncStatus stats_;
+  // wait_synced() tickets; covered_ = the last committed round's
+  uint64_t requested_ TCFS_GUARDED_BY(mu_) = 0, covered_ TCFS_GUARDED_BY(mu_) = 0;
+  bool stop_ TCFS_GUARDED_BY(mu_) = false;
+  SyncStatus stats_ TCFS_GUARDED_BY(mu_);
+  // Started under mu_ (start()); stop() joins it without mu_, which the
+  // thread takes: not annotated.
   std::thread bg_;
 };
 

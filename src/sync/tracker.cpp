@@ -17,32 +17,32 @@ void Tracker::touched() {
 }
 
 void Tracker::data(const ObjRef& o, uint64_t bytes) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   touched();
   m_.data.insert(o);
   m_.bytes += bytes;
 }
 
 void Tracker::bytes(uint64_t n) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   m_.bytes += n;
 }
 
 void Tracker::attr(const ObjRef& o) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   touched();
   m_.attr.insert(o);
 }
 
 void Tracker::name(const ObjRef& parent, std::string_view name) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   touched();
   m_.names.emplace(parent, std::string(name));
   m_.attr.insert(parent);
 }
 
 Marks Tracker::take() {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   Marks out = std::move(m_);
   out.since = oldest_;
   m_ = Marks{};
@@ -51,7 +51,7 @@ Marks Tracker::take() {
 
 void Tracker::put_back(Marks m) {
   if (m.empty()) return;
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   auto since = m.since;
   bool was_empty = m_.empty();
   m_.merge(std::move(m));
@@ -59,27 +59,27 @@ void Tracker::put_back(Marks m) {
 }
 
 size_t Tracker::pending() const {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   return m_.size();
 }
 
 size_t Tracker::dirty_files() const {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   return m_.data.size();
 }
 
 uint64_t Tracker::dirty_bytes() const {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   return m_.bytes;
 }
 
 bool Tracker::marked(const ObjRef& o) const {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   return m_.data.count(o) || m_.attr.count(o);
 }
 
 std::chrono::steady_clock::time_point Tracker::oldest() const {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   return m_.empty() ? std::chrono::steady_clock::time_point{} : oldest_;
 }
 

@@ -17,13 +17,13 @@
 
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "sync/object.h"
+#include "util/mutex.h"
 
 namespace tcfs::sync {
 
@@ -58,10 +58,10 @@ class Tracker {
   std::chrono::steady_clock::time_point oldest() const;
 
  private:
-  void touched();  // caller holds mu_
-  mutable std::mutex mu_;
-  Marks m_;
-  std::chrono::steady_clock::time_point oldest_{};
+  void touched() TCFS_REQUIRES(mu_);
+  mutable Mutex mu_;
+  Marks m_ TCFS_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point oldest_ TCFS_GUARDED_BY(mu_){};
 };
 
 }  // namespace tcfs::sync

@@ -71,7 +71,7 @@ bool LockManager::grantable(const Entry& e, LockMode m) {
 
 void LockManager::lock_one(const LockKey& k, LockMode m) {
   Shard& s = shard(k);
-  std::unique_lock g(s.mu);
+  UniqueLock g(s.mu);
   Entry& e = s.map[k];
   if (!grantable(e, m)) {
     waiting_.fetch_add(1);
@@ -80,7 +80,7 @@ void LockManager::lock_one(const LockKey& k, LockMode m) {
     // flag does not block it.
     uint32_t* flag = m == LockMode::Exclusive ? &e.wait_excl : m == LockMode::Path ? &e.wait_path : nullptr;
     if (flag) ++*flag;
-    s.cv.wait(g, [&] {
+    g.wait(s.cv, [&] {
       if (flag) --*flag;
       bool ok = grantable(e, m);
       if (flag && !ok) ++*flag;
@@ -99,7 +99,7 @@ void LockManager::lock_one(const LockKey& k, LockMode m) {
 
 bool LockManager::try_one(const LockKey& k, LockMode m) {
   Shard& s = shard(k);
-  std::lock_guard g(s.mu);
+  MutexLock g(s.mu);
   Entry& e = s.map[k];
   if (!grantable(e, m)) {
     if (e.empty()) s.map.erase(k);
@@ -117,7 +117,7 @@ bool LockManager::try_one(const LockKey& k, LockMode m) {
 void LockManager::unlock_one(const LockKey& k, LockMode m) {
   Shard& s = shard(k);
   {
-    std::lock_guard g(s.mu);
+    MutexLock g(s.mu);
     auto it = s.map.find(k);
     if (it == s.map.end()) return;
     Entry& e = it->second;
@@ -164,22 +164,22 @@ void LockManager::compound_begin() {
 void LockManager::compound_end() { compounds_.fetch_sub(1, std::memory_order_seq_cst); }
 
 void LockManager::world_enter() {
-  std::unique_lock g(world_mu_);
-  world_cv_.wait(g, [&] { return !frozen_ && freezers_waiting_ == 0; });
+  UniqueLock g(world_mu_);
+  g.wait(world_cv_, [&]() TCFS_REQUIRES(world_mu_) { return !frozen_ && freezers_waiting_ == 0; });
   ++world_users_;
 }
 
 void LockManager::world_leave() {
-  std::lock_guard g(world_mu_);
+  MutexLock g(world_mu_);
   if (--world_users_ == 0) world_cv_.notify_all();
 }
 
 Freeze LockManager::freeze() {
   compound_begin();  // FUSE operations leave the fast path; those on it drain
   {
-    std::unique_lock g(world_mu_);
+    UniqueLock g(world_mu_);
     ++freezers_waiting_;
-    world_cv_.wait(g, [&] { return world_users_ == 0 && !frozen_; });
+    g.wait(world_cv_, [&]() TCFS_REQUIRES(world_mu_) { return world_users_ == 0 && !frozen_; });
     --freezers_waiting_;
     frozen_ = true;
   }
@@ -190,7 +190,7 @@ Freeze LockManager::freeze() {
 
 void LockManager::unfreeze() {
   {
-    std::lock_guard g(world_mu_);
+    MutexLock g(world_mu_);
     frozen_ = false;
   }
   world_cv_.notify_all();
@@ -276,7 +276,7 @@ FuseGuard LockManager::fuse_try(const LockKey& k, LockMode m) {
 size_t LockManager::entries() {
   size_t n = 0;
   for (auto& s : shards_) {
-    std::lock_guard g(s.mu);
+    MutexLock g(s.mu);
     n += s.map.size();
   }
   return n;

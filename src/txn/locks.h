@@ -68,11 +68,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <initializer_list>
-#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "util/mutex.h"
 
 namespace tcfs::txn {
 
@@ -188,9 +189,9 @@ class LockManager {
     bool empty() const { return !read && !namew && !path && !excl && !waiters; }
   };
   struct Shard {
-    std::mutex mu;
+    Mutex mu;  // a leaf: protects map
     std::condition_variable cv;
-    std::unordered_map<LockKey, Entry, LockKeyHash> map;
+    std::unordered_map<LockKey, Entry, LockKeyHash> map TCFS_GUARDED_BY(mu);
   };
   static constexpr size_t kShards = 64;
 
@@ -215,11 +216,11 @@ class LockManager {
   std::atomic<uint64_t> waiting_{0};
   // The world gate: world_mu_ protects the three counters; world_cv_ wakes
   // freezers and gated requests. A leaf: no other lock is taken under it.
-  std::mutex world_mu_;
+  Mutex world_mu_;
   std::condition_variable world_cv_;
-  uint64_t world_users_ = 0;     // compounds and slow-path FUSE operations inside
-  uint32_t freezers_waiting_ = 0;
-  bool frozen_ = false;
+  uint64_t world_users_ TCFS_GUARDED_BY(world_mu_) = 0;  // compounds and slow-path FUSE operations inside
+  uint32_t freezers_waiting_ TCFS_GUARDED_BY(world_mu_) = 0;
+  bool frozen_ TCFS_GUARDED_BY(world_mu_) = false;
 };
 
 }  // namespace tcfs::txn

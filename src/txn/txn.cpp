@@ -90,7 +90,7 @@ TxnManager::TxnManager(store::Store& store, LockManager& locks, Invalidator* inv
 TxnManager::~TxnManager() { stop_background(); }
 
 Result<uint64_t> TxnManager::new_id() {
-  std::lock_guard g(id_mu_);
+  MutexLock g(id_mu_);
   if (next_id_ >= id_limit_) {
     // Reserve a block of ids with one synced LMDB write; ids never repeat,
     // even across a crash (a reserved block is simply skipped).
@@ -382,7 +382,7 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
   TCFS_CHECK(p.phase == Phase::Executed, "txn 6: the commit point comes after every operation ran");
   p.phase = Phase::Ended;
   if (!c.options.sync) {  // committed once a later commit() takes it along
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     lazy_.push_back(p.rr.id);
     reply.outcome = Outcome::Committed;
     return reply;
@@ -402,10 +402,10 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
 Status TxnManager::commit(uint64_t id) {
   std::vector<uint64_t> ids;
   {
-    std::lock_guard d(durable_mu_);
+    MutexLock d(durable_mu_);
     if (id) ids.push_back(id);
     {
-      std::lock_guard g(mu_);
+      MutexLock g(mu_);
       ids.insert(ids.end(), lazy_.begin(), lazy_.end());
     }
     if (ids.empty()) return {};
@@ -414,7 +414,7 @@ Status TxnManager::commit(uint64_t id) {
     TCFS_TRY(st);
     TCFS_TRY(delete_rrs(store_.meta(), ids));  // COMMIT POINT (invariant 6)
     TCFS_CRASH_POINT("txn.after_commit");
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     std::erase_if(lazy_, [&](uint64_t x) { return std::find(ids.begin(), ids.end(), x) != ids.end(); });
   }
   for (uint64_t x : ids) reclaim_later(x);
@@ -424,12 +424,12 @@ Status TxnManager::commit(uint64_t id) {
 Status TxnManager::make_durable() { return commit(0); }
 
 bool TxnManager::has_lazy() {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   return !lazy_.empty();
 }
 
 void TxnManager::reclaim_later(uint64_t id) {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   reclaim_.push_back(id);
   if (!bg_.joinable()) return;  // no background thread: reclaimed at the next start
   cv_.notify_one();
@@ -446,7 +446,7 @@ void TxnManager::start_background(unsigned interval_ms) {
 
 void TxnManager::stop_background() {
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     stop_ = true;
   }
   cv_.notify_all();
@@ -454,9 +454,10 @@ void TxnManager::stop_background() {
 }
 
 void TxnManager::background(unsigned interval_ms) {
-  std::unique_lock g(mu_);
+  UniqueLock g(mu_);
   while (!stop_) {
-    cv_.wait_for(g, std::chrono::milliseconds(interval_ms), [&] { return stop_ || !reclaim_.empty(); });
+    g.wait_for(cv_, std::chrono::milliseconds(interval_ms),
+               [&]() TCFS_REQUIRES(mu_) { return stop_ || !reclaim_.empty(); });
     std::vector<uint64_t> ids;
     ids.swap(reclaim_);
     bool lazy = !lazy_.empty();

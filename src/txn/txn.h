@@ -66,7 +66,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,6 +78,7 @@
 #include "txn/invalidate.h"
 #include "txn/locks.h"
 #include "util/creds.h"
+#include "util/mutex.h"
 
 namespace tcfs::txn {
 
@@ -142,13 +142,13 @@ class TxnManager {
   std::pair<size_t, Status> execute(const Compound& c, const Caller& who, struct Plan& p, const Fd& txn_dir,
                                     const Fd& marker, CompoundReply& reply, const Progress& progress);
   void roll_back(const struct Plan& p, uint32_t last);
-  Status commit(uint64_t id);
+  Status commit(uint64_t id) TCFS_EXCLUDES(durable_mu_, mu_);
   Status make_images(uint64_t id, struct Plan& plan, const Caller& who, int* txn_fd, int* progress_fd);
   void invalidate_attrs(const struct Plan& plan);
   void mark(const struct Plan& plan);
   void invalidate_rest(const struct Plan& plan);
-  Result<uint64_t> new_id();
-  void reclaim_later(uint64_t id);
+  Result<uint64_t> new_id() TCFS_EXCLUDES(id_mu_);
+  void reclaim_later(uint64_t id) TCFS_EXCLUDES(mu_);
   void background(unsigned interval_ms);
 
   store::Store& store_;
@@ -158,15 +158,16 @@ class TxnManager {
   std::atomic<sync::Fetcher*> fetcher_{nullptr};
   store::SpaceReserve reserve_;  // for compounds that only free space
 
-  std::mutex id_mu_;  // protects next_id_, id_limit_
-  uint64_t next_id_ = 0, id_limit_ = 0;
+  // Lock order: durable_mu_ -> mu_; id_mu_ is a leaf (taken alone).
+  Mutex id_mu_;  // protects next_id_, id_limit_
+  uint64_t next_id_ TCFS_GUARDED_BY(id_mu_) = 0, id_limit_ TCFS_GUARDED_BY(id_mu_) = 0;
 
-  std::mutex durable_mu_;  // serializes commit() (commit points); ordered before mu_
-  std::mutex mu_;          // protects lazy_, reclaim_, stop_
+  Mutex durable_mu_ TCFS_ACQUIRED_BEFORE(mu_);  // serializes commit() (commit points)
+  Mutex mu_;                                     // protects lazy_, reclaim_, stop_
   std::condition_variable cv_;
-  std::vector<uint64_t> lazy_;     // committed with sync off, RR still present
-  std::vector<uint64_t> reclaim_;  // txn/<id>/ to remove
-  bool stop_ = false;
+  std::vector<uint64_t> lazy_ TCFS_GUARDED_BY(mu_);     // committed with sync off, RR still present
+  std::vector<uint64_t> reclaim_ TCFS_GUARDED_BY(mu_);  // txn/<id>/ to remove
+  bool stop_ TCFS_GUARDED_BY(mu_) = false;
   std::thread bg_;
 };
 

@@ -5,8 +5,9 @@
 
 #include <cstdlib>
 #include <map>
-#include <mutex>
 #include <vector>
+
+#include "util/mutex.h"
 
 namespace tcfs::fault {
 namespace {
@@ -19,12 +20,12 @@ struct Armed {
 };
 
 struct Registry {
-  std::mutex mu;  // protects everything below
-  bool loaded = false;
-  std::map<std::string, Armed> faults;
-  std::string crash_name;
-  unsigned crash_nth = 0;  // 0 = no crash point armed
-  unsigned crash_hits = 0;
+  Mutex mu;  // protects everything below
+  bool loaded TCFS_GUARDED_BY(mu) = false;
+  std::map<std::string, Armed> faults TCFS_GUARDED_BY(mu);
+  std::string crash_name TCFS_GUARDED_BY(mu);
+  unsigned crash_nth TCFS_GUARDED_BY(mu) = 0;  // 0 = no crash point armed
+  unsigned crash_hits TCFS_GUARDED_BY(mu) = 0;
 };
 
 Registry& reg() {
@@ -54,8 +55,7 @@ unsigned to_uint(const std::string& s, unsigned dflt) {
   return (end && *end == '\0') ? static_cast<unsigned>(v) : dflt;
 }
 
-// Caller holds r.mu.
-void load_env(Registry& r) {
+void load_env(Registry& r) TCFS_REQUIRES(r.mu) {
   if (r.loaded) return;
   r.loaded = true;
   if (const char* f = std::getenv("TCFS_FAULT")) {
@@ -96,7 +96,7 @@ int errno_from_name(const std::string& name) {
 
 int check(const char* site) {
   Registry& r = reg();
-  std::lock_guard<std::mutex> g(r.mu);
+  MutexLock g(r.mu);
   load_env(r);
   if (r.faults.empty()) return 0;
   auto it = r.faults.find(site);
@@ -110,14 +110,14 @@ int check(const char* site) {
 
 void arm(const std::string& site, int err, unsigned nth, unsigned count) {
   Registry& r = reg();
-  std::lock_guard<std::mutex> g(r.mu);
+  MutexLock g(r.mu);
   load_env(r);
   r.faults[site] = Armed{err, nth, count, 0};
 }
 
 void arm_crash(const std::string& name, unsigned nth) {
   Registry& r = reg();
-  std::lock_guard<std::mutex> g(r.mu);
+  MutexLock g(r.mu);
   load_env(r);
   r.crash_name = name;
   r.crash_nth = nth;
@@ -126,7 +126,7 @@ void arm_crash(const std::string& name, unsigned nth) {
 
 void reset() {
   Registry& r = reg();
-  std::lock_guard<std::mutex> g(r.mu);
+  MutexLock g(r.mu);
   r.loaded = true;
   r.faults.clear();
   r.crash_name.clear();
@@ -137,7 +137,7 @@ void reset() {
 void crash_point(const char* name) {
   Registry& r = reg();
   {
-    std::lock_guard<std::mutex> g(r.mu);
+    MutexLock g(r.mu);
     load_env(r);
     if (r.crash_nth == 0 || r.crash_name != name) return;
     if (++r.crash_hits != r.crash_nth) return;

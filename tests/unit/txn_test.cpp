@@ -102,7 +102,8 @@ std::map<std::string, std::string> snapshot(const std::string& root) {
 }
 
 void check_same(const std::map<std::string, std::string>& a, const std::map<std::string, std::string>& b) {
-  for (const auto& [k, v] : a) {
+  for (const auto& kv : a) {  // plain names: clang 14 cannot capture a structured binding
+    const std::string &k = kv.first, &v = kv.second;
     auto it = b.find(k);
     if (it == b.end()) FAIL_CHECK("missing after undo: ", k, " ", v);
     else CHECK_MESSAGE(it->second == v, k, "\n   before: ", v, "\n   after:  ", it->second);
