@@ -5,15 +5,7 @@ set -uo pipefail
 : "${TCFS_TEST_MNT:?}" "${TCFS_BATCH:?}"
 m=$TCFS_TEST_MNT b=$TCFS_BATCH
 fails=0 checks=0
-# ok EXPR WHAT: EXPR is evaluated with $? still the status of the command
-# before ok (so `cmd; ok '[[ $? == 0 ]]' ...` checks cmd, not ok's own
-# counting); capturing it first (`cmd; rc=$?`) reads better.
-ok() {
-  local last=$?
-  checks=$((checks + 1))
-  if ok_status "$last"; eval "$1"; then :; else echo "FAIL: $2" >&2; fails=$((fails + 1)); fi
-}
-ok_status() { return "$1"; }
+. "$(dirname "${BASH_SOURCE[0]}")/ok.sh"
 src=$(mktemp -d /tmp/tcfs-batch-src.XXXXXX)
 trap 'rm -rf "$src"' EXIT
 
