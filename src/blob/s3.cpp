@@ -333,6 +333,11 @@ class S3Blobber final : public Blobber {
               const std::string& key) const;
   Status put_single(const std::string& key, uint64_t size, const Source& src);
   Status put_multipart(const std::string& key, uint64_t size, const Source& src);
+  Status start_multipart(const std::string& key, std::string& upload_id);
+  Status put_parts(const std::string& key, uint64_t size, const Source& src, const std::string& upload_id,
+                   std::vector<std::string>& etags);
+  Status complete_multipart(const std::string& key, uint64_t size, const std::string& upload_id,
+                            const std::vector<std::string>& etags);
   void abort_upload(const std::string& key, const std::string& upload_id);
 
   const std::string bucket_, prefix_, url_, endpoint_, sigv4_, ak_, sk_, token_;
@@ -538,27 +543,41 @@ void S3Blobber::abort_upload(const std::string& key, const std::string& upload_i
 }
 
 Status S3Blobber::put_multipart(const std::string& key, uint64_t size, const Source& src) {
-  uint64_t part = std::max(part_, (size + kMaxParts - 1) / kMaxParts);
-  std::string path = object_path(key);
+  std::string upload_id;
+  TCFS_TRY(start_multipart(key, upload_id));
+  std::vector<std::string> etags;
+  Status st = put_parts(key, size, src, upload_id, etags);
+  if (st) st = complete_multipart(key, size, upload_id, etags);
+  if (!st) abort_upload(key, upload_id);
+  return st;
+}
+
+// CreateMultipartUpload: the upload's id into upload_id.
+Status S3Blobber::start_multipart(const std::string& key, std::string& upload_id) {
   Req req;
   req.method = "POST";
-  req.target = path + "?uploads=";
+  req.target = object_path(key) + "?uploads=";
   req.headers = {"Content-Type: application/octet-stream"};
   Resp r = call("put", key, req);
   if (!r.ok()) return fail("put", key, r);
-  std::string upload_id = xml_get(r.body, "UploadId");
+  upload_id = xml_get(r.body, "UploadId");
   if (upload_id.empty()) {
     spdlog::warn("{}: put {}: CreateMultipartUpload answered without an UploadId", url_, key);
     return Status::error(EIO, url_ + ": put " + key + ": CreateMultipartUpload answered without an UploadId");
   }
-  std::string qid = uri_encode(upload_id, false);
+  return {};
+}
 
-  std::vector<std::string> etags;
+// UploadPart for each part of src in turn: their ETags into etags.
+Status S3Blobber::put_parts(const std::string& key, uint64_t size, const Source& src, const std::string& upload_id,
+                            std::vector<std::string>& etags) {
+  uint64_t part = std::max(part_, (size + kMaxParts - 1) / kMaxParts);
+  std::string path = object_path(key);
+  std::string qid = uri_encode(upload_id, false);
   std::string buf;
   try {
     buf.reserve(static_cast<size_t>(std::min(part, size)));
   } catch (...) {
-    abort_upload(key, upload_id);
     return Status::error(ENOMEM, url_ + ": put " + key + ": cannot buffer a part of " + std::to_string(part) + " bytes");
   }
   uint64_t done = 0;
@@ -567,7 +586,6 @@ Status S3Blobber::put_multipart(const std::string& key, uint64_t size, const Sou
     Status st = pull(src, buf, n, done, size, key);
     if (!st) {
       spdlog::warn("{}", st.message());
-      abort_upload(key, upload_id);
       return st;
     }
     std::string num = std::to_string(etags.size() + 1);
@@ -579,15 +597,19 @@ Status S3Blobber::put_multipart(const std::string& key, uint64_t size, const Sou
     pr.headers = {"Content-MD5: " + content_md5(buf)};
     Resp rr = call("put", key + " (part " + num + ")", pr);
     if (!rr.ok() || rr.etag.empty()) {
-      Status fs = rr.ok() ? Status::error(EIO, url_ + ": put " + key + ": part " + num + " answered without an ETag")
-                          : fail("put", key + " (part " + num + ")", rr);
-      abort_upload(key, upload_id);
-      return fs;
+      return rr.ok() ? Status::error(EIO, url_ + ": put " + key + ": part " + num + " answered without an ETag")
+                     : fail("put", key + " (part " + num + ")", rr);
     }
     etags.push_back(rr.etag);
     done += n;
   }
+  return {};
+}
 
+// CompleteMultipartUpload of the parts etags names, retried while transient.
+Status S3Blobber::complete_multipart(const std::string& key, uint64_t size, const std::string& upload_id,
+                                     const std::vector<std::string>& etags) {
+  std::string path = object_path(key);
   std::string xml = "<CompleteMultipartUpload>";
   for (size_t i = 0; i < etags.size(); ++i)
     xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + xml_escape(etags[i]) +
@@ -595,7 +617,7 @@ Status S3Blobber::put_multipart(const std::string& key, uint64_t size, const Sou
   xml += "</CompleteMultipartUpload>";
   Req cr;
   cr.method = "POST";
-  cr.target = path + "?uploadId=" + qid;
+  cr.target = path + "?uploadId=" + uri_encode(upload_id, false);
   cr.upload = true;
   cr.body = xml;
   cr.headers = {"Content-MD5: " + content_md5(xml), "Content-Type: application/xml"};
@@ -613,11 +635,7 @@ Status S3Blobber::put_multipart(const std::string& key, uint64_t size, const Sou
       Resp h = call("put", key, hr);
       if (h.ok() && h.length >= 0 && static_cast<uint64_t>(h.length) == size) return {};
     }
-    if (!transient(c) || attempt >= opt_.retries) {
-      Status fs = fail("put", key + " (complete)", c);
-      abort_upload(key, upload_id);
-      return fs;
-    }
+    if (!transient(c) || attempt >= opt_.retries) return fail("put", key + " (complete)", c);
     spdlog::info("{}: put {} (complete): {} (attempt {} of {}), retrying", url_, key,
                  c.cc != CURLE_OK ? c.curl_msg : "HTTP " + std::to_string(c.status) + " " + c.code(), attempt + 1,
                  opt_.retries + 1);

@@ -1,10 +1,6 @@
 #include "fuse/creds.h"
 
-#include <grp.h>
-#include <sched.h>
-#include <sys/fsuid.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,34 +15,19 @@
 namespace tcfs::fusefs {
 namespace {
 
-void set_ids(uid_t uid, gid_t gid) {
-  syscall(SYS_setfsgid, gid);
-  syscall(SYS_setfsuid, uid);
-}
-
-int set_groups(const gid_t* g, size_t n) { return static_cast<int>(syscall(SYS_setgroups, n, g)); }
-
 // The caller's supplementary groups into g; false if unknown.
 using GroupsOf = std::function<bool(std::vector<gid_t>& g)>;
 
-class Switch {
- public:
-  Switch(const CallerIds& who, const GroupsOf* groups_of) {
-    std::vector<gid_t> groups;
-    if (groups_of && (*groups_of)(groups)) {
-      set_groups(groups.data(), groups.size());
-      groups_set_ = true;
-    }
-    set_ids(who.uid, who.gid);
-  }
-  ~Switch() {
-    set_ids(0, 0);
-    if (groups_set_) set_groups(nullptr, 0);
-  }
-
- private:
-  bool groups_set_ = false;
-};
+// fn as the caller: its fsuid/fsgid, and its groups when asked for and
+// known (else the thread keeps its own). The effective capability set is
+// left to setfsuid (util/creds.h EffectiveCaps::kFsuid): the kernel has
+// already checked the request on the FUSE inode as the caller.
+int as_caller(const CallerIds& who, const GroupsOf* groups_of, const std::function<int()>& fn) {
+  std::vector<gid_t> groups;
+  bool known = groups_of && (*groups_of)(groups);
+  CredsSwitch s(who.uid, who.gid, known ? &groups : nullptr, EffectiveCaps::kFsuid);
+  return fn();
+}
 
 int run_as_caller(const CallerIds& who, mode_t mode, const GroupsOf& groups_of, const std::function<int()>& fn) {
   if (thread_fs_private()) umask(who.umask);
@@ -54,15 +35,8 @@ int run_as_caller(const CallerIds& who, mode_t mode, const GroupsOf& groups_of, 
   // Caller is root: nothing to switch (root's fsuid keeps its capabilities).
   if (who.uid == 0 && who.gid == 0) return fn();
   bool want_groups = (mode & S_ISGID) != 0;
-  int err;
-  {
-    Switch s(who, want_groups ? &groups_of : nullptr);
-    err = fn();
-  }
-  if ((err == EACCES || err == EPERM) && !want_groups) {
-    Switch s(who, &groups_of);
-    err = fn();
-  }
+  int err = as_caller(who, want_groups ? &groups_of : nullptr, fn);
+  if ((err == EACCES || err == EPERM) && !want_groups) err = as_caller(who, &groups_of, fn);
   return err;
 }
 

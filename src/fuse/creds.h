@@ -10,9 +10,14 @@
 // EACCES/EPERM, or when the mode asks for set-group-ID, because only then can
 // they change the outcome. A daemon that is not root runs fn as itself.
 //
+// The switch itself is util/creds.h's CredsSwitch, with the thread's own
+// group list kept until the caller's is wanted and the effective capability
+// set left to setfsuid (EffectiveCaps::kFsuid).
+//
 // Thread-safety: credentials are per thread (raw setfsuid/setfsgid/setgroups
 // syscalls, never the glibc wrappers that broadcast to every thread); the
-// umask is made per thread with unshare(CLONE_FS) on each worker's first use.
+// umask is made per thread with unshare(CLONE_FS) on each worker's first use
+// (util/creds.h thread_fs_private).
 #pragma once
 
 #include <fuse_lowlevel.h>

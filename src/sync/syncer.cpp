@@ -288,6 +288,40 @@ Status Syncer::write_snapshot(uint64_t epoch, const std::string& head) {
   return {};
 }
 
+// A round with something in it, once captured: its blocks and journal go
+// up while the local state is made durable, then the round is committed
+// locally (sync.h 3, 5, 7) and a snapshot written when one is due.
+Status Syncer::send(Round& r) {
+  // sync.h 3: the local state is made durable while the blocks go up,
+  // and before the end object is written.
+  Status durable;
+  std::thread local([&] {
+    auto t = Clock::now();
+    durable = env_.make_durable ? env_.make_durable() : Status{};
+    r.durable_s = since(t);
+  });
+  Status st = upload(r);
+  local.join();
+  if (st) st = durable;
+  auto t0 = Clock::now();
+  if (st) st = check_head();  // the head this journal names as prev reads back (chain.h 5)
+  if (st) st = write_journal(r);  // REMOTE COMMIT POINT: the journal's end object (sync.h 5)
+  if (st) TCFS_CRASH_POINT("sync.after_end");
+  r.journal_s = since(t0);
+  t0 = Clock::now();
+  if (st) st = commit_local(r);  // sync.h 7: the round is synced locally
+  if (st) TCFS_CRASH_POINT("sync.after_local_commit");
+  r.commit_s = since(t0);
+  clear_stage(env_.fs.stage_fd);
+  if (st && opt_.snapshot_every && (epoch_ + 1) % opt_.snapshot_every == 0) snapshot_due_ = true;
+  if (st && snapshot_due_) {
+    Status s = write_snapshot(epoch_ + 1, r.journal);
+    if (s) snapshot_due_ = false;
+    else spdlog::warn("sync: snapshot of epoch {} failed, will retry: {}", epoch_ + 1, s.message());
+  }
+  return st;
+}
+
 Status Syncer::round() {
   MutexLock rl(round_mu_);
   Round r;
@@ -317,35 +351,7 @@ Status Syncer::round() {
   r.capture_s = since(t0);
   Status st;
   bool empty = r.cap.objects.empty() && r.cap.entries.empty() && r.cap.drops.empty();
-  if (!empty) {
-    // sync.h 3: the local state is made durable while the blocks go up,
-    // and before the end object is written.
-    Status durable;
-    std::thread local([&] {
-      auto t = Clock::now();
-      durable = env_.make_durable ? env_.make_durable() : Status{};
-      r.durable_s = since(t);
-    });
-    st = upload(r);
-    local.join();
-    if (st) st = durable;
-    t0 = Clock::now();
-    if (st) st = check_head();  // the head this journal names as prev reads back (chain.h 5)
-    if (st) st = write_journal(r);  // REMOTE COMMIT POINT: the journal's end object (sync.h 5)
-    if (st) TCFS_CRASH_POINT("sync.after_end");
-    r.journal_s = since(t0);
-    t0 = Clock::now();
-    if (st) st = commit_local(r);  // sync.h 7: the round is synced locally
-    if (st) TCFS_CRASH_POINT("sync.after_local_commit");
-    r.commit_s = since(t0);
-    clear_stage(env_.fs.stage_fd);
-    if (st && opt_.snapshot_every && (epoch_ + 1) % opt_.snapshot_every == 0) snapshot_due_ = true;
-    if (st && snapshot_due_) {
-      Status s = write_snapshot(epoch_ + 1, r.journal);
-      if (s) snapshot_due_ = false;
-      else spdlog::warn("sync: snapshot of epoch {} failed, will retry: {}", epoch_ + 1, s.message());
-    }
-  }
+  if (!empty) st = send(r);
   MutexLock g(mu_);
   stats_.running = false;
   stats_.rounds++;

@@ -143,6 +143,7 @@ class Syncer {
   Syncer(SyncEnv env, SyncOptions opt) : env_(std::move(env)), opt_(opt), state_(*env_.meta) {}
   struct Round;
   struct Uploader;
+  Status send(Round& r) TCFS_REQUIRES(round_mu_);
   Status upload(Round& r);
   Status put_block(Round& r, Uploader& u, meta::Txn& t, std::string_view block, blob::BlockRef& ref);
   Status write_journal(Round& r) TCFS_REQUIRES(round_mu_);

@@ -105,6 +105,7 @@ class Planner {
   bool dir_empty(VNode* dir, const std::string& path);
   bool is_ancestor(VNode* a, VNode* b);  // a is b or an ancestor of b
   void put(VNode* dir, const std::string& name, VNode* n);
+  VNode* add_fresh(const Where& w, mode_t type);  // a new object at w, removed by undo
 
   // --- records ---
   int record(VNode* n);
@@ -314,6 +315,16 @@ void Planner::put(VNode* dir, const std::string& name, VNode* n) {
   if (n && n->type == S_IFDIR) n->parent = dir;
 }
 
+// A new object of this type at w (whose name is free): the directory's
+// entry recorded, the node put, and its removal the undo step.
+VNode* Planner::add_fresh(const Where& w, mode_t type) {
+  touch_dir(w.dir, w.name);
+  VNode* n = fresh(type, w.dir);
+  put(w.dir, w.name, n);
+  step(StepKind::RemoveCreated, w.path);
+  return n;
+}
+
 int Planner::record(VNode* n) {
   if (n->rec >= 0) return n->rec;
   InodeRecord r;
@@ -473,9 +484,7 @@ void Planner::mkdir(const Op& op, PlannedOp& po) {
         if (w.node->type != S_IFDIR) fail(ENOTDIR, prefix + ": exists and is not a directory");
         continue;
       }
-      touch_dir(w.dir, w.name);
-      put(w.dir, w.name, fresh(S_IFDIR, w.dir));
-      step(StepKind::RemoveCreated, w.path);
+      add_fresh(w, S_IFDIR);
       po.mkdirs.push_back(w.path);
     }
     po.noop = po.mkdirs.empty();
@@ -484,9 +493,7 @@ void Planner::mkdir(const Op& op, PlannedOp& po) {
   }
   Where w = need_parent(op.path, false);
   if (w.node) fail(EEXIST, op.path);
-  touch_dir(w.dir, w.name);
-  put(w.dir, w.name, fresh(S_IFDIR, w.dir));
-  step(StepKind::RemoveCreated, w.path);
+  add_fresh(w, S_IFDIR);
   po.path = w.path;
 }
 
@@ -499,9 +506,7 @@ void Planner::create(const Op& op, PlannedOp& po) {
     if (op.truncate && w.node->type == S_IFREG) touch_data(w.node);
     return;
   }
-  touch_dir(w.dir, w.name);
-  put(w.dir, w.name, fresh(S_IFREG, w.dir));
-  step(StepKind::RemoveCreated, w.path);
+  add_fresh(w, S_IFREG);
   po.created = true;
 }
 
@@ -532,9 +537,7 @@ void Planner::copy(const Op& op, PlannedOp& po) {
     touch_data(wd.node);
     return;
   }
-  touch_dir(wd.dir, wd.name);
-  put(wd.dir, wd.name, fresh(S_IFREG, wd.dir));
-  step(StepKind::RemoveCreated, wd.path);
+  add_fresh(wd, S_IFREG);
   po.created = true;
 }
 
@@ -566,12 +569,9 @@ void Planner::symlink(const Op& op, PlannedOp& po) {
   Where w = need_parent(op.path, false);
   if (w.node) fail(EEXIST, op.path);
   if (op.target.empty()) fail(ENOENT, op.path + ": empty symlink target");
-  touch_dir(w.dir, w.name);
-  VNode* n = fresh(S_IFLNK, w.dir);
+  VNode* n = add_fresh(w, S_IFLNK);
   n->link = op.target;
   n->link_read = true;
-  put(w.dir, w.name, n);
-  step(StepKind::RemoveCreated, w.path);
   po.path = w.path;
 }
 

@@ -58,8 +58,7 @@ class Undoer {
  private:
   Status step(const Step& s);
   Status remove_created(const Step& s);
-  Status relink_victim(const Step& s);
-  Status restore_tree(const Step& s);
+  Status image_back(const Step& s, bool tree);
   Status undo_rename(const Step& s);
   Status undo_exchange(const Step& s);
   Status restore_inode(const InodeRecord& r);
@@ -121,35 +120,23 @@ Status Undoer::remove_created(const Step& s) {
   return {};
 }
 
-Status Undoer::relink_victim(const Step& s) {
+// RelinkVictim (the image linked back: it stays in txn/<id>/ too) and
+// RestoreTree (the subtree moved back) put txn/<id>/<image> at s.path.
+Status Undoer::image_back(const Step& s, bool tree) {
   if (exists(s.path)) {
     ++stats_.skipped;
     return {};
   }
-  did("restore " + s.path + " from txn/" + std::to_string(rr_.id) + "/" + s.image);
+  std::string image = "txn/" + std::to_string(rr_.id) + "/" + s.image;
+  did(std::string(tree ? "restore subtree " : "restore ") + s.path + " from " + image);
   if (ctx_.dry_run) return {};
   std::string name;
   auto dir = open_parent(ctx_.root_fd, s.path, &name);
   if (!dir) return dir.status();
   if (txn_fd_ < 0) return Status::error(ENOENT, "undo image directory txn/" + std::to_string(rr_.id));
-  if (linkat(txn_fd_, s.image.c_str(), dir->get(), name.c_str(), 0) != 0)
-    return Status::from_errno("link txn/" + std::to_string(rr_.id) + "/" + s.image + " back to " + s.path);
-  return {};
-}
-
-Status Undoer::restore_tree(const Step& s) {
-  if (exists(s.path)) {
-    ++stats_.skipped;
-    return {};
-  }
-  did("restore subtree " + s.path + " from txn/" + std::to_string(rr_.id) + "/" + s.image);
-  if (ctx_.dry_run) return {};
-  std::string name;
-  auto dir = open_parent(ctx_.root_fd, s.path, &name);
-  if (!dir) return dir.status();
-  if (txn_fd_ < 0) return Status::error(ENOENT, "undo image directory txn/" + std::to_string(rr_.id));
-  if (renameat2(txn_fd_, s.image.c_str(), dir->get(), name.c_str(), RENAME_NOREPLACE) != 0)
-    return Status::from_errno("move txn/" + std::to_string(rr_.id) + "/" + s.image + " back to " + s.path);
+  int r = tree ? renameat2(txn_fd_, s.image.c_str(), dir->get(), name.c_str(), RENAME_NOREPLACE)
+               : linkat(txn_fd_, s.image.c_str(), dir->get(), name.c_str(), 0);
+  if (r != 0) return Status::from_errno(std::string(tree ? "move " : "link ") + image + " back to " + s.path);
   return {};
 }
 
@@ -192,8 +179,8 @@ Status Undoer::undo_exchange(const Step& s) {
 Status Undoer::step(const Step& s) {
   switch (s.kind) {
     case StepKind::RemoveCreated: return remove_created(s);
-    case StepKind::RelinkVictim: return relink_victim(s);
-    case StepKind::RestoreTree: return restore_tree(s);
+    case StepKind::RelinkVictim: return image_back(s, false);
+    case StepKind::RestoreTree: return image_back(s, true);
     case StepKind::UndoRename: return undo_rename(s);
     case StepKind::UndoExchange: return undo_exchange(s);
   }

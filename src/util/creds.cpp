@@ -29,38 +29,46 @@ void set_effective_caps(bool on) {
 
 }  // namespace
 
-void set_thread_creds(uid_t uid, gid_t gid, const gid_t* groups, size_t ngroups) {
+void set_thread_creds(uid_t uid, gid_t gid, const std::vector<gid_t>* groups, EffectiveCaps caps) {
   // Back to the daemon (uid 0): raise the effective set first, since
   // setgroups needs CAP_SETGID. As a user: groups and gid while still
   // privileged, fsuid, then an empty effective set, so no capability the
   // caller lacks (CAP_SETFCAP for security.capability, CAP_SYS_ADMIN for
   // trusted.*, CAP_MKNOD, CAP_FSETID, ...) decides anything the kernel
-  // checks on its behalf. setfsuid alone drops only the file capabilities.
-  if (uid == 0) set_effective_caps(true);
-  syscall(SYS_setgroups, ngroups, groups);
+  // checks on its behalf. setfsuid alone drops only the file capabilities
+  // (EffectiveCaps::kFsuid: the effective set is left to it).
+  bool emptied = caps == EffectiveCaps::kEmptied;
+  if (uid == 0 && emptied) set_effective_caps(true);
+  if (groups) syscall(SYS_setgroups, groups->size(), groups->data());
   syscall(SYS_setfsgid, gid);
   syscall(SYS_setfsuid, uid);
-  if (uid != 0) set_effective_caps(false);
+  if (uid != 0 && emptied) set_effective_caps(false);
 }
 
-AsUser::AsUser(const UserCreds& c) : c_(c) {
+namespace {
+const std::vector<gid_t> kNoGroups;  // the daemon's own group list
+}  // namespace
+
+CredsSwitch::CredsSwitch(uid_t uid, gid_t gid, const std::vector<gid_t>* groups, EffectiveCaps caps)
+    : groups_set_(groups != nullptr), caps_(caps) {
+  set_thread_creds(uid, gid, groups, caps);
+}
+
+CredsSwitch::~CredsSwitch() { set_thread_creds(0, 0, groups_set_ ? &kNoGroups : nullptr, caps_); }
+
+AsUser::AsUser(const UserCreds& c) {
   if (!process_is_root() || (c.uid == 0 && c.gid == 0 && c.groups.empty())) return;
-  set_thread_creds(c.uid, c.gid, c.groups.data(), c.groups.size());
-  switched_ = true;
-}
-
-AsUser::~AsUser() {
-  if (switched_) set_thread_creds(0, 0, nullptr, 0);
+  switch_.emplace(c.uid, c.gid, &c.groups, EffectiveCaps::kEmptied);
 }
 
 AsRoot::AsRoot(const UserCreds& restore_to) : c_(restore_to) {
   if (!process_is_root() || (c_.uid == 0 && c_.gid == 0 && c_.groups.empty())) return;
-  set_thread_creds(0, 0, nullptr, 0);
+  set_thread_creds(0, 0, &kNoGroups);
   switched_ = true;
 }
 
 AsRoot::~AsRoot() {
-  if (switched_) set_thread_creds(c_.uid, c_.gid, c_.groups.data(), c_.groups.size());
+  if (switched_) set_thread_creds(c_.uid, c_.gid, &c_.groups);
 }
 
 bool thread_fs_private() {

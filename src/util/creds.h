@@ -13,12 +13,17 @@
 // does on its own behalf (undo images, recovery records). A daemon that is
 // not root switches nothing (it can only act as itself).
 //
+// CredsSwitch is the one switch both are built on, and the FUSE layer's
+// too (fuse/creds.h): it can leave the thread's group list as it is and
+// the effective capability set to what setfsuid itself does.
+//
 // Thread-safety: credentials are per thread; never use the glibc setgroups()
 // wrapper, which changes every thread of the process.
 #pragma once
 
 #include <sys/types.h>
 
+#include <optional>
 #include <vector>
 
 namespace tcfs {
@@ -29,16 +34,40 @@ struct UserCreds {
   std::vector<gid_t> groups;
 };
 
+// What a switch to a user does with this thread's effective capability set.
+enum class EffectiveCaps {
+  kEmptied,  // none while a non-root uid is on (AsUser: every check is the caller's)
+  kFsuid,    // left to setfsuid, which drops only the file capabilities
+             // (CAP_CHOWN, CAP_DAC_*, CAP_FOWNER, CAP_FSETID,
+             // CAP_LINUX_IMMUTABLE, CAP_MKNOD) for a non-zero fsuid
+};
+
+// Switches this thread to uid/gid, and to *groups unless groups is null
+// (then the thread keeps its group list), for as long as it lives; then
+// back to the daemon's own: fsuid/fsgid 0, an empty group list if it was
+// set, the effective set raised again if it was emptied. It switches
+// whenever it is made: whether a switch is wanted at all (process_is_root,
+// a root caller) is the caller's decision.
+class CredsSwitch {
+ public:
+  CredsSwitch(uid_t uid, gid_t gid, const std::vector<gid_t>* groups, EffectiveCaps caps);
+  ~CredsSwitch();
+  CredsSwitch(const CredsSwitch&) = delete;
+  CredsSwitch& operator=(const CredsSwitch&) = delete;
+
+ private:
+  bool groups_set_;
+  EffectiveCaps caps_;
+};
+
 class AsUser {
  public:
   explicit AsUser(const UserCreds& c);
-  ~AsUser();
   AsUser(const AsUser&) = delete;
   AsUser& operator=(const AsUser&) = delete;
 
  private:
-  const UserCreds& c_;
-  bool switched_ = false;
+  std::optional<CredsSwitch> switch_;
 };
 
 class AsRoot {
@@ -70,8 +99,10 @@ class ThreadUmask {
   mode_t old_ = 0;
 };
 
-// Sets this thread's fs credentials (raw syscalls); used by both classes.
-void set_thread_creds(uid_t uid, gid_t gid, const gid_t* groups, size_t ngroups);
+// Sets this thread's fs credentials (raw syscalls): the one place they are
+// set. groups null keeps the thread's group list; caps as for CredsSwitch.
+void set_thread_creds(uid_t uid, gid_t gid, const std::vector<gid_t>* groups,
+                      EffectiveCaps caps = EffectiveCaps::kEmptied);
 bool process_is_root();
 // Gives this thread its own fs_struct (unshare(CLONE_FS)) on first use, so
 // umask() then affects this thread only; false where that failed. libfuse's

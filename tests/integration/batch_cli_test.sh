@@ -5,7 +5,7 @@ set -uo pipefail
 : "${TCFS_TEST_MNT:?}" "${TCFS_BATCH:?}"
 m=$TCFS_TEST_MNT b=$TCFS_BATCH
 fails=0 checks=0
-ok() { checks=$((checks + 1)); if eval "$1"; then :; else echo "FAIL: $2" >&2; fails=$((fails + 1)); fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/ok.sh"
 src=$(mktemp -d /tmp/tcfs-batch-src.XXXXXX)
 trap 'rm -rf "$src"' EXIT
 

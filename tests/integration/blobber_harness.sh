@@ -12,7 +12,7 @@
 T=$TCFS_BIN
 declare -A pid_of   # mountpoint -> daemon pid
 fails=0 checks=0
-ok() { checks=$((checks + 1)); if eval "$1"; then :; else echo "FAIL: $2" >&2; fails=$((fails + 1)); fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/ok.sh"
 die() { echo "$harness_name: $*" >&2; exit 1; }
 
 harness_cleanup() {

@@ -4,20 +4,10 @@
 # stale only for a deleted object. On XFS, ext4 and tmpfs backing stores.
 # Runs as root with TCFS_BIN and FHANDLE (tests/support/fhandle) set (meson
 # does both); every mount and daemon it starts is cleaned up by pid.
-set -uo pipefail
-
-: "${TCFS_BIN:?set TCFS_BIN to the tcfs binary}"
 : "${FHANDLE:?set FHANDLE to the fhandle helper}"
-if ((EUID != 0)); then
-  echo "export_test: needs root; skipped"
-  exit 77
-fi
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/tcfs-export.XXXXXX")
-chmod 755 "$work"
-base_mounts=() daemon="" mnt="" failures=0 checks=0
-
-is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
+. "$(dirname "$0")/mount_harness.sh"
+harness_init export_test export
+base_mounts=() daemon="" mnt=""
 
 stop_daemon() {
   [[ -n $mnt ]] && is_mounted "$mnt" && { umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null; }
@@ -29,24 +19,13 @@ stop_daemon() {
   fi
 }
 
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
+test_cleanup() {
   stop_daemon
   for ((i = ${#base_mounts[@]} - 1; i >= 0; i--)); do
     umount "${base_mounts[i]}" 2>/dev/null || umount -l "${base_mounts[i]}" 2>/dev/null
   done
-  rm -rf "$work"
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-pass() { checks=$((checks + 1)); echo "ok   - $*"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL - $*"; }
-expect() {  # expect DESCRIPTION WANT GOT
-  if [[ $2 == "$3" ]]; then pass "$1"; else fail "$1: want '$2', got '$3'"; fi
-}
 fh() { timeout 30 "$FHANDLE" "$@" 2>/dev/null; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
@@ -120,5 +99,4 @@ run_fs() {  # run_fs FSTYPE
 }
 
 for fs in xfs ext4 tmpfs; do run_fs "$fs"; done
-echo "$((checks - failures))/$checks checks passed"
-((failures == 0))
+harness_summary export_test

@@ -14,24 +14,14 @@
 #    daemon (pid in STORE/lock) exit;
 #  - SIGTERM to a foreground daemon unmounts it and it exits 0.
 # KEEP_WORK=DIR copies the stderr of every refusal into DIR for reading.
-set -uo pipefail
-
-: "${TCFS_BIN:?set TCFS_BIN to the tcfs binary}"
-if ((EUID != 0)); then
-  echo "mount_errors_test: needs root; skipped"
-  exit 77
-fi
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/tcfs-mnterr.XXXXXX")
-chmod 755 "$work"
+. "$(dirname "$0")/mount_harness.sh"
+harness_init mount_errors_test mnterr
 fs_mounts=()   # tmpfs mounts we made, unmounted last
 fg_pids=()     # foreground daemons we started
 mnts=()        # every mountpoint we gave tcfs
-failures=0 checks=0
 
-cleanup() {
-  local rc=$? m p
-  trap - EXIT INT TERM
+test_cleanup() {
+  local m p
   for m in "${mnts[@]}"; do
     if is_mounted "$m"; then
       umount "$m" 2>/dev/null || fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
@@ -47,21 +37,10 @@ cleanup() {
   for ((i = ${#fs_mounts[@]} - 1; i >= 0; i--)); do
     umount "${fs_mounts[i]}" 2>/dev/null || umount -l "${fs_mounts[i]}" 2>/dev/null
   done
-  [[ -n ${KEEP_WORK:-} ]] && cp -r "$work"/stderr.* "$KEEP_WORK"/ 2>/dev/null; rm -rf "$work"
-  exit "$rc"
+  [[ -n ${KEEP_WORK:-} ]] && cp -r "$work"/stderr.* "$KEEP_WORK"/ 2>/dev/null
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
 mount_type() { awk -v m="$1" '$2 == m { t = $3 } END { print t }' /proc/mounts; }
-
-pass() { checks=$((checks + 1)); echo "ok   - $*"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL - $*"; }
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1; shift
-  if "$@"; then pass "$what"; else fail "$what"; fi
-}
 
 # A bounded tmpfs of our own for stores and mountpoints.
 newfs() {  # newfs DIR SIZE
@@ -268,5 +247,4 @@ exec "$TCFS_BIN" mount --store "$W/stores/nf" -f "$W/m5"
 EOF
 expect_refusal "no /dev/fuse" "/dev/fuse" "$W/m5" -- unshare -m --propagation private bash "$work/nofuse.sh"
 
-echo "mount_errors_test: $((checks - failures))/$checks checks passed"
-((failures == 0))
+harness_summary mount_errors_test

@@ -14,14 +14,9 @@
 #  - remount,noexec stops exec, remount,exec allows it again;
 #  - an unknown option and a non-tcfs mountpoint are refused, naming them,
 #    and change nothing; a tcfs daemon option is named as unchanged.
-set -uo pipefail
-
-: "${TCFS_BIN:?set TCFS_BIN to the tcfs binary}"
 : "${TCFS_BATCH:?set TCFS_BATCH to the tcfs-batch binary}"
-if ((EUID != 0)); then
-  echo "remount_test: needs root; skipped"
-  exit 77
-fi
+. "$(dirname "$0")/mount_harness.sh"
+harness_needs_root remount_test
 
 # mount(8) runs its helpers with PATH reset to the standard one, where
 # mount.fuse3 looks for `tcfs`: the test runs in a mount namespace of its
@@ -31,24 +26,15 @@ if [[ -z ${TCFS_REMOUNT_NS:-} ]]; then
   exec unshare -m --propagation private "$0" "$@"
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/tcfs-remount.XXXXXX")
-chmod 755 "$work"
-mkdir -p "$work/fs" "$work/bin" /usr/local/sbin
-mount -t tmpfs -o size=128M tmpfs "$work/fs" || { echo "FAIL - tmpfs for the store"; exit 1; }
-ln -s "$TCFS_BIN" "$work/bin/tcfs"
-mount --bind "$work/bin" /usr/local/sbin || { echo "FAIL - bind $work/bin on /usr/local/sbin"; exit 1; }
+harness_init remount_test remount
 store=$work/fs/store mp=$work/fs/mnt
-mkdir -p "$mp"
-failures=0 checks=0
 
 mount_minor() { awk -v m="$1" '$5 == m { split($3, d, ":"); n = d[2] } END { print n }' /proc/self/mountinfo; }
-is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
 mount_opts() { awk -v m="$1" '$2 == m { o = $4 } END { print o }' /proc/mounts; }
 daemon_pid() { head -c 32 "$store/lock" 2>/dev/null | tr -dc 0-9; }
 
-cleanup() {
-  local rc=$? pid minor
-  trap - EXIT INT TERM
+test_cleanup() {
+  local pid minor
   pid=$(daemon_pid)
   if is_mounted "$mp"; then
     timeout 20 umount "$mp" 2>/dev/null || {
@@ -64,15 +50,14 @@ cleanup() {
   fi
   umount "$work/fs" 2>/dev/null || umount -l "$work/fs" 2>/dev/null
   umount /usr/local/sbin 2>/dev/null
-  rm -rf "$work"
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-pass() { checks=$((checks + 1)); echo "ok   - $*"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL - $*"; }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+mkdir -p "$work/fs" "$work/bin" /usr/local/sbin
+mount -t tmpfs -o size=128M tmpfs "$work/fs" || { echo "FAIL - tmpfs for the store"; exit 1; }
+ln -s "$TCFS_BIN" "$work/bin/tcfs"
+mount --bind "$work/bin" /usr/local/sbin || { echo "FAIL - bind $work/bin on /usr/local/sbin"; exit 1; }
+mkdir -p "$mp"
+
 # check_err WHAT PATTERN CMD...: CMD fails and its stderr matches PATTERN.
 check_err() {
   local what=$1 pat=$2 out rc; shift 2
@@ -146,5 +131,4 @@ check "umount ends the mount" timeout 30 umount "$mp"
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 check "the daemon exited after umount" bash -c "! kill -0 $pid 2>/dev/null"
 
-echo "remount_test: $((checks - failures)) passed, $failures failed"
-((failures == 0))
+harness_summary remount_test

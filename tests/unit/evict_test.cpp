@@ -17,6 +17,7 @@
 
 #include "sync/evict.h"
 #include "sync/syncer.h"
+#include "sync_fixture.h"
 #include "test_util.h"
 #include "util/fault.h"
 #include "util/handle.h"
@@ -24,36 +25,20 @@
 
 using namespace tcfs;
 using namespace tcfs::sync;
+using namespace tcfs::sync::testing;
 namespace fs = std::filesystem;
 
 namespace {
 
 constexpr uint64_t KiB = 1024;
 
-struct Blobbers {
-  TempDir tmp;
-  std::unique_ptr<blob::ObjectStore> os;
-  Blobbers() {
-    std::vector<std::unique_ptr<blob::Blobber>> bl;
-    for (unsigned i = 0; i < 3; i++) {
-      std::string d = tmp / ("b" + std::to_string(i));
-      fs::create_directories(d);
-      blob::BlobberOptions o;
-      o.index = static_cast<int>(i);
-      bl.push_back(std::move(blob::open_blobber("dir://" + d, o).value()));
-    }
-    os = std::move(blob::ObjectStore::make(std::move(bl), 2, 1, nullptr).value());
-  }
-};
-
 // A store-like layout, its syncer, its fetcher, and the evictor's
 // environment with every callback counted.
-struct World {
+// A store-like layout (sync_fixture.h), its syncer, its fetcher, and the
+// evictor's environment with every callback counted. The syncer member
+// hides Local::syncer(), which opens it.
+struct World : Local {
   Blobbers b;
-  TempDir tmp;
-  int root_fd = -1, stage_fd = -1;
-  std::unique_ptr<meta::Env> env;
-  Tracker tracker;
   std::unique_ptr<Syncer> syncer;
   std::unique_ptr<Fetcher> fetcher;
 
@@ -66,42 +51,15 @@ struct World {
   std::condition_variable cv;
 
   World() {
-    fs::create_directories(tmp / "root");
-    fs::create_directories(tmp / "stage");
-    fs::create_directories(tmp / "meta");
-    root_fd = open((tmp / "root").c_str(), O_RDONLY | O_DIRECTORY);
-    stage_fd = open((tmp / "stage").c_str(), O_RDONLY | O_DIRECTORY);
-    env = std::move(meta::Env::open(tmp / "meta", {kFilesDb, kIdsDb, kEntriesDb, kBlocksDb, kSyncDb, kRestoreDb}).value());
-    SyncEnv e;
-    e.fs = {root_fd, stage_fd, false};
-    e.meta = env.get();
-    e.objects = b.os.get();
-    e.tracker = &tracker;
-    auto s = Syncer::open(e, {});
-    REQUIRE(s.is_ok());
-    syncer = std::move(s.value());
+    syncer = Local::syncer(*b.os);
     fetcher = std::make_unique<Fetcher>(root_fd, *env, *b.os);
     REQUIRE(fetcher->load().is_ok());
   }
   ~World() {
     fetcher.reset();
     syncer.reset();
-    close(root_fd);
-    close(stage_fd);
-  }
-  std::string root() { return tmp / "root"; }
-  std::string path(const std::string& rel) { return root() + "/" + rel; }
-  struct stat st(const std::string& rel) {
-    struct stat sb;
-    REQUIRE(lstat(path(rel).c_str(), &sb) == 0);
-    return sb;
   }
   uint64_t used(const std::string& rel) { return static_cast<uint64_t>(st(rel).st_blocks) * 512; }
-  ObjRef obj(const std::string& rel) {
-    std::string h = make_handle(AT_FDCWD, path(rel).c_str());
-    REQUIRE(!h.empty());
-    return ObjRef{st(rel).st_ino, h};
-  }
   // Everything on disk now becomes synced (clean).
   void sync_all() {
     REQUIRE(syncer->rescan().is_ok());

@@ -22,32 +22,17 @@
 #include "sync/records.h"
 #include "sync/stream.h"
 #include "sync/syncer.h"
+#include "sync_fixture.h"
 #include "test_util.h"
 #include "util/fault.h"
 #include "util/handle.h"
 
 using namespace tcfs;
 using namespace tcfs::sync;
+using namespace tcfs::sync::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Blobbers {
-  TempDir tmp;
-  std::unique_ptr<blob::ObjectStore> os;
-  explicit Blobbers(unsigned k = 2, unsigned m = 1, std::shared_ptr<const blob::Cipher> c = nullptr) { open(k, m, c); }
-  void open(unsigned k, unsigned m, std::shared_ptr<const blob::Cipher> c) {
-    std::vector<std::unique_ptr<blob::Blobber>> bl;
-    for (unsigned i = 0; i < k + m; i++) {
-      std::string d = tmp / ("b" + std::to_string(i));
-      fs::create_directories(d);
-      blob::BlobberOptions o;
-      o.index = static_cast<int>(i);
-      bl.push_back(std::move(blob::open_blobber("dir://" + d, o).value()));
-    }
-    os = std::move(blob::ObjectStore::make(std::move(bl), k, m, std::move(c)).value());
-  }
-};
 
 // The remote image, as a reader of the journal chain sees it.
 struct Image {
@@ -135,48 +120,6 @@ void compare_tree(blob::ObjectStore& os, const std::string& root) {
   std::map<ino_t, uint64_t> seen;
   compare(os, img, root, kRootId, seen);
 }
-
-// A local store-like layout: root/, stage/, meta/ in one temp dir.
-struct Local {
-  TempDir tmp;
-  int root_fd = -1, stage_fd = -1;
-  std::unique_ptr<meta::Env> env;
-  Tracker tracker;
-  Local() {
-    fs::create_directories(tmp / "root");
-    fs::create_directories(tmp / "stage");
-    fs::create_directories(tmp / "meta");
-    root_fd = open((tmp / "root").c_str(), O_RDONLY | O_DIRECTORY);
-    stage_fd = open((tmp / "stage").c_str(), O_RDONLY | O_DIRECTORY);
-    env = std::move(meta::Env::open(tmp / "meta", {kFilesDb, kIdsDb, kEntriesDb, kBlocksDb, kSyncDb, kRestoreDb}).value());
-  }
-  ~Local() {
-    close(root_fd);
-    close(stage_fd);
-  }
-  std::string root() { return tmp / "root"; }
-  uint64_t ino(const std::string& rel) {
-    struct stat sb;
-    REQUIRE(lstat((root() + "/" + rel).c_str(), &sb) == 0);
-    return sb.st_ino;
-  }
-  // The sync layer's identity of an object (sync.h 4a): number and handle.
-  ObjRef obj(const std::string& rel) {
-    std::string h = make_handle(AT_FDCWD, (root() + "/" + rel).c_str());
-    REQUIRE(!h.empty());
-    return ObjRef{ino(rel), h};
-  }
-  std::unique_ptr<Syncer> syncer(blob::ObjectStore& os, SyncOptions opt = {}) {
-    SyncEnv e;
-    e.fs = {root_fd, stage_fd, false};
-    e.meta = env.get();
-    e.objects = &os;
-    e.tracker = &tracker;
-    auto s = Syncer::open(e, opt);
-    REQUIRE(s.is_ok());
-    return std::move(s.value());
-  }
-};
 
 }  // namespace
 
