@@ -261,6 +261,16 @@ FieldStyle wire_style(size_t index) {
   return s;
 }
 
+FieldStyle text_style() {
+  FieldStyle s;
+  s.key_word = "key";
+  s.bare_names = true;
+  s.range_must_be_in = true;
+  s.nul_checked = true;
+  s.time_seconds = true;
+  return s;
+}
+
 const std::vector<std::string>& WireSyntax::keys_of(OpKind k) const {
   static const std::array<std::vector<std::string>, kOpKinds> table = {{
       {"mode", "parents"},                                                           // mkdir

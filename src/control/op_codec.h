@@ -17,11 +17,12 @@
 //    (paths, modes, data and its source, xattr value and flags, rename
 //    flags). Fields is the typed, checked access both use (and the control
 //    messages' decoders, control/messages.h).
-//  * FieldStyle only changes how messages name things ("op 3: field
-//    \"mode\" ..." on the wire, "\"mode\" ..." in NDJSON), never what is
-//    accepted.
+//  * FieldStyle changes how messages name things ("op 3: field \"mode\"
+//    ..." on the wire, "\"mode\" ..." in NDJSON) and, for JSON a person
+//    writes (text_style), also takes times as seconds and refuses a NUL in
+//    a name at once.
 //  * encode_op() writes only the fields of the op's kind, defaults left
-//    out; decode_op() with wire_syntax() gives the same Op back.
+//    out; decode_op() with a WireSyntax gives the same Op back.
 //
 // Thread-safety: stateless functions; a Fields or an OpSyntax is used by
 // one thread at a time.
@@ -30,7 +31,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
-#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,7 +51,8 @@ struct FieldError {
   std::string msg;
 };
 
-// How messages name the op (or control message) and its fields.
+// How messages name the op (or control message) and its fields; the
+// last two also widen (seconds) or narrow (NUL) what is accepted.
 struct FieldStyle {
   std::string where;              // prefix of every message ("op 3"), or "" for none
   const char* key_word = "field";  // "unknown field \"x\"", "field \"x\" does not apply to mkdir"
@@ -136,6 +137,10 @@ class WireSyntax final : public OpSyntax {
   size_t nfds_;
 };
 FieldStyle wire_style(size_t index);  // "op <index>: field \"x\" ..."
+// JSON a person writes (tcfs-batch's NDJSON): no prefix (the caller adds
+// the line), "\"x\" must be in 0..9", "unknown key", NUL refused in names,
+// times also as seconds.
+FieldStyle text_style();
 
 // Path rules of compound.h: relative, no empty / "." / ".." components, no
 // NUL, each name <= NAME_MAX and the whole < PATH_MAX.

@@ -228,15 +228,6 @@ TEST_CASE("progress frames round-trip; frame_type never throws") {
 // ------------------------------------------------------------ the op decoder
 
 namespace {
-FieldStyle bare_style() {
-  FieldStyle s;
-  s.key_word = "key";
-  s.bare_names = true;
-  s.range_must_be_in = true;
-  s.nul_checked = true;
-  s.time_seconds = true;
-  return s;
-}
 std::pair<int, std::string> op_error(const Json& j, const FieldStyle& style, size_t nfds = 1) {
   return error_of(decode_op(j, WireSyntax(nfds), style));
 }
@@ -300,7 +291,7 @@ TEST_CASE("decode_op: the same field errors, named the wire's way or NDJSON's") 
     auto [werr, wmsg] = op_error(c.op, wire_style(4));
     CHECK(werr == c.err);
     CHECK_MESSAGE(has(wmsg, std::string("op 4: ") + c.wire), wmsg);
-    auto [berr, bmsg] = op_error(c.op, bare_style());
+    auto [berr, bmsg] = op_error(c.op, text_style());
     CHECK(berr == c.err);
     CHECK_MESSAGE(has(bmsg, c.bare), bmsg);
     CHECK_MESSAGE(!has(bmsg, "op 4"), bmsg);
@@ -310,12 +301,12 @@ TEST_CASE("decode_op: the same field errors, named the wire's way or NDJSON's") 
 TEST_CASE("decode_op: seconds are a time only where the style allows them") {
   Json j = {{"op", "setattr"}, {"path", "a"}, {"mtime", 2.25}};
   CHECK(op_error(j, wire_style(0)).first == EINVAL);
-  auto op = decode_op(j, WireSyntax(0), bare_style());
+  auto op = decode_op(j, WireSyntax(0), text_style());
   REQUIRE(op.is_ok());
   CHECK(op->set_mtime);
   CHECK(op->mtime.sec == 2);
   CHECK(op->mtime.nsec == 250000000u);
-  CHECK(op_error({{"op", "setattr"}, {"path", "a"}, {"mtime", 1e300}}, bare_style()).second == "\"mtime\" is out of range");
+  CHECK(op_error({{"op", "setattr"}, {"path", "a"}, {"mtime", 1e300}}, text_style()).second == "\"mtime\" is out of range");
 }
 
 TEST_CASE("Fields: count takes any non-negative integer; the prefix is the style's where") {
@@ -334,5 +325,5 @@ TEST_CASE("Fields: count takes any non-negative integer; the prefix is the style
   }
   CHECK(f.str("s", true) == "x");
   CHECK(f.name("s") == "field \"s\"");
-  CHECK(Fields(j, bare_style()).name("s") == "\"s\"");
+  CHECK(Fields(j, text_style()).name("s") == "\"s\"");
 }

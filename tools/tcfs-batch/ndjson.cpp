@@ -149,21 +149,11 @@ class NdjsonSyntax final : public control::OpSyntax {
   std::string* from_;  // the op's ParsedOp::from
 };
 
-control::FieldStyle ndjson_style() {
-  control::FieldStyle s;  // no prefix: parse_ndjson adds the line number
-  s.key_word = "key";
-  s.bare_names = true;
-  s.range_must_be_in = true;
-  s.nul_checked = true;
-  s.time_seconds = true;
-  return s;
-}
-
 ParsedOp parse_line(const json& j) {
   if (!j.is_object()) bad("each line must be a JSON object");
   ParsedOp p;
   NdjsonSyntax syntax(&p.from);
-  auto op = control::decode_op(j, syntax, ndjson_style());
+  auto op = control::decode_op(j, syntax, control::text_style());
   if (!op) bad(op.status().what());
   p.op = std::move(*op);
   return p;
