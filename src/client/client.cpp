@@ -297,7 +297,8 @@ Result<std::string> Client::status_json() {
   if (!j) return j.status();
   auto r = control::decode_status(*j);
   if (!r) return r.status();
-  return control::encode_status(*r).dump();
+  // Replaced, not thrown: a mountpoint or blobber URL need not be UTF-8.
+  return control::encode_status(*r).dump(-1, ' ', false, control::Json::error_handler_t::replace);
 }
 
 Result<std::string> Client::maintain(const std::string& what) {
@@ -307,7 +308,7 @@ Result<std::string> Client::maintain(const std::string& what) {
   auto r = control::decode_maintained(*j);
   if (!r) return r.status();
   if (r->err) return Status::error(r->err, r->message);
-  return r->report.dump();
+  return r->report.dump(-1, ' ', false, control::Json::error_handler_t::replace);
 }
 
 Result<CompoundReply> Client::submit(const Compound& c, const std::function<void(size_t, size_t)>& progress) {

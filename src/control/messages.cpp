@@ -9,6 +9,11 @@ namespace {
 
 Json envelope(const char* type) { return {{"v", protocol::kVersion}, {"type", type}}; }
 
+// A peer's value in a message, as JSON text. Invalid UTF-8 is replaced:
+// plain dump() throws on it, and one such byte from a client must not end
+// the connection's thread (and the daemon) with an exception.
+std::string shown(const Json& v) { return v.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
 // Fields of a reply of `type`, its errors prefixed "malformed <type> reply".
 FieldStyle reply_style(const std::string& type) {
   FieldStyle s;
@@ -22,7 +27,7 @@ Result<T> decode_reply_of(const Json& j, const std::string& type, Fn decode) {
   if (!j.is_object()) return Status::error(EPROTO, "expected a " + type + " frame, got no map");
   auto t = j.find("type");
   if (t == j.end() || !t->is_string() || *t != type)
-    return Status::error(EPROTO, "expected a " + type + " frame, got " + (t == j.end() ? "none" : t->dump()));
+    return Status::error(EPROTO, "expected a " + type + " frame, got " + (t == j.end() ? "none" : shown(*t)));
   try {
     Fields f(j, reply_style(type));
     return decode(f);
@@ -50,7 +55,7 @@ Result<std::string> decode_request_type(const Json& req) {
   if (!req.is_object()) return Status::error(EPROTO, "the request is not a MessagePack map");
   auto v = req.find("v");
   if (v == req.end() || !v->is_number_integer() || *v != protocol::kVersion) {
-    std::string got = v == req.end() ? "none" : v->dump();
+    std::string got = v == req.end() ? "none" : shown(*v);
     return Status::error(EPROTO, "unsupported protocol version " + got + " (this daemon speaks " +
                                      std::to_string(protocol::kVersion) + ")");
   }

@@ -53,6 +53,12 @@ TEST_CASE("the request envelope: a map of this version; its type, or \"\"") {
   CHECK(has(error_of(decode_request_type({{"type", "hello"}})).second, "unsupported protocol version none"));
   CHECK(decode_request_type({{"v", "1"}, {"type", "hello"}}).err() == EPROTO);
   CHECK(decode_request_type({{"v", 1}}).value() == "");
+  // Invalid UTF-8 in the values a message shows is replaced, never thrown
+  // (it once ended the daemon: the fuzz target found it).
+  auto utf = decode_request_type({{"v", "\xff"}, {"type", "hello"}});
+  CHECK(utf.err() == EPROTO);
+  CHECK(has(utf.status().what(), "unsupported protocol version \"\xef\xbf\xbd\""));
+  CHECK(decode_hello({{"v", 1}, {"type", "h\xe5llo"}}).err() == EPROTO);
   CHECK(decode_request_type({{"v", 1}, {"type", 5}}).value() == "");
   for (const Json& req : {encode_hello_request(), encode_status_request(), encode_sync_request({}),
                           encode_maintain_request({"gc"})})
