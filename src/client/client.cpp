@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "client/mountinfo.h"
+#include "control/messages.h"
 #include "control/socket_path.h"
 #include "control/wire.h"
 
@@ -260,7 +261,7 @@ namespace {
 Result<control::Json> answer(int fd, const std::string& mountpoint, const std::string& what) {
   auto j = next_frame(fd, mountpoint);
   if (!j) return j.status();
-  if (j->value("type", "") == "reply") {
+  if (control::frame_type(*j) == "reply") {
     auto r = control::decode_reply(*j);
     if (!r) return r.status();
     return Status::error(r->err ? r->err : EPROTO, "the tcfs daemon refused " + what + ": " + r->message);
@@ -271,53 +272,43 @@ Result<control::Json> answer(int fd, const std::string& mountpoint, const std::s
 }  // namespace
 
 Result<ServerHello> Client::hello() {
-  control::Json req = {{"v", protocol::kVersion}, {"type", "hello"}};
-  TCFS_TRY(send(control::to_bytes(req), {}));
+  TCFS_TRY(send(control::to_bytes(control::encode_hello_request()), {}));
   auto j = answer(fd_, m_.mountpoint, "hello");
   if (!j) return j.status();
-  try {
-    ServerHello h;
-    h.server = j->at("server");
-    h.mount = j->at("mount");
-    h.store = j->at("store");
-    const auto& lim = j->at("limits");
-    h.max_ops = lim.at("max_ops");
-    h.max_inline_bytes = lim.at("max_inline_bytes");
-    h.max_fds = lim.value("max_fds", uint64_t{0});
-    h.max_frame_bytes = lim.value("max_frame_bytes", uint64_t{0});
-    return h;
-  } catch (const std::exception& e) {
-    return Status::error(EPROTO, std::string("malformed hello reply: ") + e.what());
-  }
+  auto h = control::decode_hello(*j);
+  if (!h) return h.status();
+  return ServerHello{h->server, h->mount, h->store, h->max_ops, h->max_inline_bytes, h->max_fds, h->max_frame_bytes};
 }
 
 Status Client::sync(uint64_t timeout_ms) {
-  control::Json req = {{"v", protocol::kVersion}, {"type", "sync"}};
-  if (timeout_ms) req["timeout_ms"] = timeout_ms;
-  TCFS_TRY(send(control::to_bytes(req), {}));
+  control::SyncRequest req;
+  if (timeout_ms) req.timeout_ms = timeout_ms;
+  TCFS_TRY(send(control::to_bytes(control::encode_sync_request(req)), {}));
   auto j = answer(fd_, m_.mountpoint, "sync");
   if (!j) return j.status();
-  int err = j->value("errno", 0);
-  return err ? Status::error(err, j->value("message", std::string())) : Status{};
+  auto r = control::decode_synced(*j);
+  if (!r) return r.status();
+  return r->err ? Status::error(r->err, r->message) : Status{};
 }
 
 Result<std::string> Client::status_json() {
-  control::Json req = {{"v", protocol::kVersion}, {"type", "status"}};
-  TCFS_TRY(send(control::to_bytes(req), {}));
+  TCFS_TRY(send(control::to_bytes(control::encode_status_request()), {}));
   auto j = answer(fd_, m_.mountpoint, "status");
   if (!j) return j.status();
-  if (j->value("type", "") != "status") return Status::error(EPROTO, "the tcfs daemon refused status");
-  return j->dump();
+  auto r = control::decode_status(*j);
+  if (!r) return r.status();
+  // Replaced, not thrown: a mountpoint or blobber URL need not be UTF-8.
+  return control::encode_status(*r).dump(-1, ' ', false, control::Json::error_handler_t::replace);
 }
 
 Result<std::string> Client::maintain(const std::string& what) {
-  control::Json req = {{"v", protocol::kVersion}, {"type", "maintain"}, {"what", what}};
-  TCFS_TRY(send(control::to_bytes(req), {}));
+  TCFS_TRY(send(control::to_bytes(control::encode_maintain_request({what})), {}));
   auto j = answer(fd_, m_.mountpoint, what);
   if (!j) return j.status();
-  int err = j->value("errno", 0);
-  if (err) return Status::error(err, j->value("message", std::string()));
-  return (*j)["report"].dump();
+  auto r = control::decode_maintained(*j);
+  if (!r) return r.status();
+  if (r->err) return Status::error(r->err, r->message);
+  return r->report.dump(-1, ' ', false, control::Json::error_handler_t::replace);
 }
 
 Result<CompoundReply> Client::submit(const Compound& c, const std::function<void(size_t, size_t)>& progress) {
@@ -326,8 +317,10 @@ Result<CompoundReply> Client::submit(const Compound& c, const std::function<void
   for (;;) {
     auto j = next_frame(fd_, m_.mountpoint);
     if (!j) return j.status();
-    if (j->value("type", "") == "progress") {
-      if (progress) progress(j->value("done", size_t{0}), j->value("total", size_t{0}));
+    if (control::frame_type(*j) == "progress") {
+      auto p = control::decode_progress(*j);
+      if (!p) return p.status();
+      if (progress) progress(p->done, p->total);
       continue;
     }
     return control::decode_reply(*j);

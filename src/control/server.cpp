@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "control/messages.h"
 #include "util/fault.h"
 
 namespace tcfs::control {
@@ -64,6 +65,12 @@ Status bind_socket(const std::string& path, int* out) {
 
 void close_all(const std::vector<int>& fds) {
   for (int fd : fds) close(fd);
+}
+
+// The executor's answer to "maintain": its report, or its error.
+Json maintained(Executor& exec, const std::string& what) {
+  auto rep = exec.maintain(what);
+  return encode_maintained({rep.err(), rep ? "" : rep.status().what(), rep ? *rep : Json::object()});
 }
 
 }  // namespace
@@ -240,65 +247,43 @@ bool ControlServer::handle(int fd, const Caller& who) {
   if (!frame->refused) return refuse(fd, who, frame->refused.err(), frame->refused.what());
   auto req = from_bytes(frame->payload, max_request_items(limits_));
   std::string().swap(frame->payload);  // the request lives on as *req (still charged)
-  if (req && !req->is_object()) req = Status::error(EPROTO, "the request is not a MessagePack map");
-  if (!req) {
+  auto type = req ? decode_request_type(*req) : Result<std::string>(req.status());
+  if (!type) {
     close_all(fds);
-    return refuse(fd, who, req.err(), req.status().what());
+    return refuse(fd, who, type.err(), type.status().what());
   }
-  const Json& r = *req;
-  auto v = r.find("v");
-  if (v == r.end() || !v->is_number_integer() || *v != protocol::kVersion) {
-    close_all(fds);
-    std::string got = v == r.end() ? "none" : v->dump();
-    return refuse(fd, who, EPROTO, "unsupported protocol version " + got + " (this daemon speaks " +
-                                       std::to_string(protocol::kVersion) + ")");
-  }
-  auto t = r.find("type");
-  std::string type = t != r.end() && t->is_string() ? t->get<std::string>() : "";
-  if (type == "compound") return run_compound(fd, who, std::move(*req), std::move(fds));
+  if (*type == "compound") return run_compound(fd, who, std::move(*req), std::move(fds));
   close_all(fds);
-  if (type == "sync") return run_sync(fd, who, r);
-  if (type == "maintain") {
-    auto w = r.find("what");
-    std::string what = w != r.end() && w->is_string() ? w->get<std::string>() : "";
-    if (what != "gc" && what != "scrub") return refuse(fd, who, EINVAL, "maintain: what must be \"gc\" or \"scrub\"");
-    if (who.uid != 0) return refuse(fd, who, EPERM, "maintain " + what + ": only root may run it");
-    auto rep = exec_->maintain(what);
-    Json m = {{"v", protocol::kVersion}, {"type", "maintained"}, {"errno", rep.err()},
-              {"message", rep ? "" : rep.status().what()}, {"report", rep ? *rep : Json::object()}};
-    return write_frame(fd, to_bytes(m)).is_ok();
+  if (*type == "sync") return run_sync(fd, who, *req);
+  if (*type == "maintain") {
+    auto m = decode_maintain_request(*req);
+    if (!m) return refuse(fd, who, m.err(), m.status().what());
+    if (who.uid != 0) return refuse(fd, who, EPERM, "maintain " + m->what + ": only root may run it");
+    return write_frame(fd, to_bytes(maintained(*exec_, m->what))).is_ok();
   }
-  if (type == "status") {
-    Json st = {{"v", protocol::kVersion}, {"type", "status"}, {"mount", info_.mount}, {"store", info_.store},
-               {"status", exec_->status()}};
-    return write_frame(fd, to_bytes(st)).is_ok();
-  }
-  if (type != "hello") return refuse(fd, who, EINVAL, "unknown request type \"" + type + "\"");
-  Json lim = {{"max_ops", limits_.max_ops}, {"max_inline_bytes", limits_.max_inline_bytes},
-              {"max_frame_bytes", limits_.max_frame_bytes}, {"max_fds", limits_.max_fds}};
-  Json hello = {{"v", protocol::kVersion}, {"type", "hello"}, {"server", info_.version},
-                {"mount", info_.mount},    {"store", info_.store}, {"limits", lim}};
-  return write_frame(fd, to_bytes(hello)).is_ok();
+  if (*type == "status")
+    return write_frame(fd, to_bytes(encode_status({info_.mount, info_.store, exec_->status()}))).is_ok();
+  if (*type != "hello") return refuse(fd, who, EINVAL, "unknown request type \"" + *type + "\"");
+  HelloReply hello{info_.version, info_.mount, info_.store, limits_.max_ops,
+                   limits_.max_inline_bytes, limits_.max_frame_bytes, limits_.max_fds};
+  return write_frame(fd, to_bytes(encode_hello(hello))).is_ok();
 }
 
 bool ControlServer::run_sync(int fd, const Caller& who, const Json& req) {
-  auto t = req.find("timeout_ms");
-  if (t != req.end() && !t->is_number_unsigned()) return refuse(fd, who, EINVAL, "sync: timeout_ms must be a number");
-  uint64_t timeout = t == req.end() ? uint64_t{24} * 3600 * 1000 : t->get<uint64_t>();
-  Status st = exec_->sync(timeout);
-  Json rep = {{"v", protocol::kVersion}, {"type", "synced"}, {"errno", st.err()}, {"message", st.what()}};
-  return write_frame(fd, to_bytes(rep)).is_ok();
+  auto r = decode_sync_request(req);
+  if (!r) return refuse(fd, who, r.err(), r.status().what());
+  Status st = exec_->sync(r->timeout_ms.value_or(kDefaultSyncTimeoutMs));
+  return write_frame(fd, to_bytes(encode_synced({st.err(), st.what()}))).is_ok();
 }
 
 bool ControlServer::run_compound(int fd, const Caller& who, Json req, std::vector<int> fds) {
-  auto c = decode_compound(req, limits_, fds.size());
+  bool want = false;  // the client asked for progress frames
+  auto c = decode_compound(req, limits_, fds.size(), &want);
   if (!c) {
     close_all(fds);
     return refuse(fd, who, c.err(), c.status().what());
   }
   c->fds = std::move(fds);
-  auto p = req.find("progress");
-  bool want = p != req.end() && *p == true;
   Json().swap(req);  // the compound holds its data now
   bool alive = true;
   ProgressFn progress = [&](size_t done, size_t total) {

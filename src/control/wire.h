@@ -1,5 +1,7 @@
 // control/wire.h — protocol v1 encoding (tcfs/protocol.h): frames, and
-// MessagePack maps <-> compounds, replies and progress.
+// MessagePack maps <-> compounds, replies and progress. One op's codec is
+// control/op_codec.h (shared with tcfs-batch's NDJSON reader); hello, sync,
+// status and maintain are control/messages.h.
 //
 // Contract:
 //  * decode_compound() accepts exactly the documented request and rejects
@@ -32,6 +34,7 @@
 #include <string_view>
 #include <vector>
 
+#include "control/op_codec.h"  // one op's codec, check_path
 #include "tcfs/compound.h"
 #include "tcfs/protocol.h"
 #include "tcfs/status.h"
@@ -70,16 +73,19 @@ Result<Json> from_bytes(std::string_view bytes, uint64_t max_items = std::numeri
 uint64_t max_request_items(const Limits& lim);
 
 Json encode_compound(const Compound& c, bool progress);
-// nfds: descriptors that arrived with the request.
-Result<Compound> decode_compound(const Json& req, const Limits& lim, size_t nfds);
+// nfds: descriptors that arrived with the request; *progress (if given):
+// whether the client asked for progress frames.
+Result<Compound> decode_compound(const Json& req, const Limits& lim, size_t nfds, bool* progress = nullptr);
 Json encode_reply(const CompoundReply& r);
 Result<CompoundReply> decode_reply(const Json& j);
 Json encode_progress(size_t done, size_t total);
+struct Progress {
+  size_t done = 0, total = 0;
+};
+Result<Progress> decode_progress(const Json& j);  // EPROTO naming the field when malformed
+// A frame's "type" ("" for a frame that is not a map or has none).
+std::string frame_type(const Json& j);
 Json rejection(int err, const std::string& message);
-
-// Path rules of compound.h: relative, no empty / "." / ".." components, no
-// NUL, each name <= NAME_MAX and the whole < PATH_MAX.
-Status check_path(const std::string& p);
 
 // Sends one frame. fds go as SCM_RIGHTS, at most kMaxFds per sendmsg, on
 // the first bytes of the frame (one byte per message while more than one

@@ -15,6 +15,7 @@
 
 #include "blob/cipher.h"
 #include "blob/hash.h"
+#include "control/messages.h"
 #include "control/wire.h"
 #include "fuzz_input.h"
 #include "mem_blobber.h"
@@ -60,6 +61,19 @@ std::string frame(const std::string& payload) {
   return s + payload;
 }
 
+// hello, sync, status and maintain (control/messages.h), requests and replies.
+void message_seeds() {
+  auto put = [](const std::string& name, const control::Json& j) { seed("control_msgpack", name, control::to_bytes(j)); };
+  put("hello-request", control::encode_hello_request());
+  put("hello", control::encode_hello({"tcfs 0.1.0", "/mnt/x", "/var/lib/tcfs/x", 100000, 1 << 20, 1 << 24, 1024}));
+  put("sync-request", control::encode_sync_request({5000}));
+  put("synced", control::encode_synced({ETIMEDOUT, "3 marks pending"}));
+  put("status-request", control::encode_status_request());
+  put("status", control::encode_status({"/mnt/x", "/s", {{"sync", {{"epoch", 4}, {"pending", 2}}}}}));
+  put("maintain-request", control::encode_maintain_request({"scrub"}));
+  put("maintained", control::encode_maintained({0, "", {{"objects", 9}, {"problems", control::Json::array()}}}));
+}
+
 void control_seeds() {
   for (auto& [name, c] : compounds()) {
     std::string p = control::to_bytes(control::encode_compound(c, name == "files"));
@@ -78,6 +92,7 @@ void control_seeds() {
   std::string prog = control::to_bytes(control::encode_progress(1, 2));
   seed("control_msgpack", "progress", prog);
   seed("control_frame", "two-frames", std::string(1, '\2') + frame(prog) + frame(prog));
+  message_seeds();
 }
 
 void ndjson_seeds() {

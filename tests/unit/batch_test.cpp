@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "control/op_codec.h"
 #include "ndjson.h"
 
 using tcfs::OpKind;
@@ -225,4 +226,36 @@ TEST_CASE("mkdir and create modes get the caller's umask, explicit or default, a
   CHECK(z.ops[1].op.mode == 0666);
   CHECK(z.ops[2].op.mode == 0777);
   CHECK(z.ops[3].op.mode == 04777);
+}
+
+TEST_CASE("a line spelled as the wire spells it decodes to the op the wire's decoder gives (one op decoder)") {
+  const char* lines[] = {
+      R"({"op":"copy","path":"a","path2":"b","offset":1,"src_offset":2,"length":3})",
+      R"({"op":"truncate","path":"a","size":7})",
+      R"({"op":"setattr","path":"a","uid":5,"gid":6,"atime":{"sec":1,"nsec":2},"mtime":"now"})",
+      R"({"op":"removexattr","path":"a","name":"user.k"})",
+      R"({"op":"symlink","path":"a","target":"../t"})",
+      R"({"op":"link","path":"a","path2":"b"})",
+      R"({"op":"rename","path":"a","path2":"b"})",
+      R"({"op":"remove","path":"a","recursive":true})",
+      R"({"op":"write","path":"a","data":"xy","offset":9,"truncate":true})",
+  };
+  for (const char* line : lines) {
+    CAPTURE(line);
+    auto r = parse(std::string(line) + "\n");
+    REQUIRE(r.errors.empty());
+    REQUIRE(r.ops.size() == 1);
+    auto wire = tcfs::control::decode_op(nlohmann::json::parse(line), tcfs::control::WireSyntax(0),
+                                         tcfs::control::wire_style(0));
+    REQUIRE_MESSAGE(wire.is_ok(), wire.status().what());
+    CHECK(tcfs::control::encode_op(r.ops[0].op) == tcfs::control::encode_op(*wire));
+  }
+  // The same mistake, the same field named, each in its own words.
+  auto e = parse(R"({"op":"truncate","path":"a","size":-1})" "\n");
+  REQUIRE(e.errors.size() == 1);
+  CHECK(e.errors[0] == "1: \"size\" must be in 0..9223372036854775807");
+  auto w = tcfs::control::decode_op(nlohmann::json::parse(R"({"op":"truncate","path":"a","size":-1})"),
+                                    tcfs::control::WireSyntax(0), tcfs::control::wire_style(0));
+  CHECK(w.status().what() == "op 0: field \"size\" is out of range (0..9223372036854775807)");
+  CHECK(says(R"({"op":"removexattr","path":"x","name":""})", "empty \"name\""));
 }

@@ -625,3 +625,19 @@ TEST_CASE("fake daemon: status and maintain return the daemon's JSON; errors car
   CHECK(fd.request(1)["what"] == "gc");
   CHECK(fd.request(2)["what"] == "scrub");
 }
+
+TEST_CASE("fake daemon: status and maintain texts survive bytes that are not UTF-8 (replaced, never thrown)") {
+  FakeDaemon fd({[&](int c) {
+    fd.read_request(c);
+    reply(c, {{"v", 1}, {"type", "status"}, {"mount", "/mnt/\xff"}, {"status", {{"url", "dir:///b\xe5"}}}});
+    fd.read_request(c);
+    reply(c, {{"v", 1}, {"type", "maintained"}, {"errno", 0}, {"report", {{"problems", {"chunk \xfe"}}}}});
+  }});
+  auto cl = fd.client();
+  auto s = cl.status_json();
+  REQUIRE(s.is_ok());
+  CHECK(Json::parse(*s)["mount"] == "/mnt/\xef\xbf\xbd");
+  auto m = cl.maintain("scrub");
+  REQUIRE(m.is_ok());
+  CHECK(Json::parse(*m)["problems"][0] == "chunk \xef\xbf\xbd");
+}

@@ -974,6 +974,19 @@ TEST_CASE("fault injection at accept and receive closes that connection only") {
   ts.still_serves();
 }
 
+TEST_CASE("a request whose version or type is not UTF-8 is rejected; the daemon lives on") {
+  TestServer ts;
+  int fd = ts.raw();
+  send_all(fd, frame_bytes(to_bytes({{"v", "\xff\xfe"}, {"type", "hello"}})));
+  Json r = next(fd);
+  CHECK(r["errno"] == EPROTO);
+  CHECK(has(r["message"], "unsupported protocol version"));
+  send_all(fd, frame_bytes(to_bytes({{"v", 1}, {"type", "h\xe5llo"}})));
+  CHECK(next(fd)["errno"] == EINVAL);
+  close(fd);
+  ts.still_serves();
+}
+
 // ---------------------------------------------------------------- client
 
 TEST_CASE("mountinfo: the deepest mount that shows the path must be tcfs") {
