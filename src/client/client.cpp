@@ -18,6 +18,7 @@
 #include "control/messages.h"
 #include "control/socket_path.h"
 #include "control/wire.h"
+#include "util/path.h"
 
 namespace tcfs {
 namespace client_detail {
@@ -58,10 +59,7 @@ const MountEntry* visible_mount(const std::vector<MountEntry>& table, const std:
 
 }  // namespace
 
-bool path_under(const std::string& path, const std::string& dir) {
-  if (dir == "/") return !path.empty() && path[0] == '/';
-  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
-}
+bool path_under(const std::string& path, const std::string& dir) { return tcfs::path_under(path, dir); }
 
 std::vector<MountEntry> parse_mountinfo(std::istream& in) {
   std::vector<MountEntry> table;

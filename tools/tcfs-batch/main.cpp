@@ -82,7 +82,8 @@ void print_json(const tcfs::CompoundReply& r) {
   nlohmann::json j = {{"outcome", tcfs::outcome_name(r.outcome)}, {"failed_op", r.failed_op},
                       {"errno", r.err}, {"error", r.err ? err_name(r.err) : ""},
                       {"message", r.message}, {"txn", r.txn_id}, {"results", res}};
-  printf("%s\n", j.dump().c_str());
+  // A message may name a path that is not UTF-8: its bytes are replaced, never a throw.
+  printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
 }
 
 class Progress {
