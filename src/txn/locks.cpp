@@ -197,12 +197,18 @@ void LockManager::unfreeze() {
   compound_end();
 }
 
-LockSet LockManager::acquire(std::vector<std::pair<LockKey, LockMode>> want) {
+// A compound's empty set: counted as a compound, past the world gate.
+LockSet LockManager::begin_set() {
   compound_begin();
   world_enter();
   LockSet set;
   set.m_ = this;
   set.compound_ = true;
+  return set;
+}
+
+LockSet LockManager::acquire(std::vector<std::pair<LockKey, LockMode>> want) {
+  LockSet set = begin_set();
   for (const auto& [k, m] : normalize(std::move(want))) {
     lock_one(k, m);
     set.held_.emplace_back(k, m);
@@ -217,11 +223,7 @@ LockSet LockManager::acquire(const std::vector<LockKey>& keys, LockMode mode) {
 }
 
 std::optional<LockSet> LockManager::try_acquire(std::vector<std::pair<LockKey, LockMode>> want) {
-  compound_begin();
-  world_enter();
-  LockSet set;
-  set.m_ = this;
-  set.compound_ = true;
+  LockSet set = begin_set();
   for (const auto& [k, m] : normalize(std::move(want))) {
     if (!try_one(k, m)) return std::nullopt;  // set's destructor releases what it has
     set.held_.emplace_back(k, m);

@@ -202,6 +202,7 @@ class LockManager {
   void unlock_one(const LockKey& k, LockMode m);
   static LockMode combine(LockMode a, LockMode b);
   static std::vector<std::pair<LockKey, LockMode>> normalize(std::vector<std::pair<LockKey, LockMode>> want);
+  LockSet begin_set();
   void compound_begin();
   void compound_end();
   void world_enter();
