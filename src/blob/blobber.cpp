@@ -54,6 +54,13 @@ Status Blobber::put_bytes(const std::string& key, std::string_view data, Durabil
       d);
 }
 
+Status existing_is(Blobber& b, const std::string& key, std::string_view data) {
+  auto got = b.get_bytes(key);
+  if (got && *got == data) return {};  // our own create, retried after a lost reply
+  if (!got && got.err() != ENOENT) return got.status();
+  return Status::error(EEXIST, b.url() + ": create " + key + ": the object exists (created by another writer)");
+}
+
 Result<std::string> Blobber::get_bytes(const std::string& key, uint64_t off, uint64_t len) {
   std::string out;
   TCFS_TRY(get(key, off, len, [&](std::string_view chunk) {

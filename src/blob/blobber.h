@@ -31,6 +31,14 @@
 //    the object is absent. A range past the end delivers the bytes that
 //    exist (possibly none): the caller checks the count. A sink error
 //    aborts the get and is returned.
+//  * put_new(key, data) creates the object only if no object has the key
+//    (create-only: S3 `If-None-Match: *`, dir:// link(2) of a finished
+//    temporary file). Of several put_new calls of one key, from any host,
+//    at most one creates it; the others get EEXIST naming the key — unless
+//    the object holds exactly `data` (a create whose reply was lost and
+//    that is retried is not refused by its own success: callers put
+//    something unique to them in `data`). Durable when it returns OK.
+//    Meant for small objects (markers): `data` is held in memory.
 //  * head(key) returns the object's size; ENOENT if absent.
 //  * del(key) removes the object; an absent object is not an error.
 //  * list(prefix, token, max) returns up to `max` keys starting with
@@ -107,6 +115,7 @@ class Blobber {
   virtual const std::string& url() const = 0;
   virtual Status put(const std::string& key, uint64_t size, const Source& src,
                      Durability d = Durability::now) = 0;
+  virtual Status put_new(const std::string& key, std::string_view data) = 0;
   virtual Status flush() = 0;
   virtual Status get(const std::string& key, uint64_t off, uint64_t len, const Sink& sink) = 0;
   virtual Result<ObjectInfo> head(const std::string& key) = 0;
@@ -120,6 +129,10 @@ class Blobber {
   // Every key under prefix, following continuation tokens.
   Result<std::vector<ObjectInfo>> list_all(const std::string& prefix);
 };
+
+// put_new's answer when the key exists (blobber.h): OK if the object holds
+// exactly `data`, else EEXIST naming the blobber and key.
+Status existing_is(Blobber& b, const std::string& key, std::string_view data);
 
 // EINVAL naming the key if it is not a valid object key (see above).
 Status check_key(const std::string& key);

@@ -27,6 +27,12 @@
 //     continuation token (the last key of the previous page), so a page
 //     costs what it returns, not the whole tree.
 //  5. Buffers: one 256 KiB buffer per call in flight.
+//  6. A create-only put (put_new) writes and fsyncs the temp file as in 2,
+//     then link(2)s it to PATH/KEY: the kernel refuses an existing name
+//     with EEXIST in one step, so of racing creators (threads, processes,
+//     hosts sharing the directory over a filesystem with atomic link) one
+//     wins. The temp name is unlinked either way; the parent is fsynced
+//     after a successful link.
 //
 // Thread-safety: mu_ protects the root descriptor and the recorded
 // directories (a leaf lock, no I/O under it but the descriptor's open);
@@ -39,6 +45,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <set>
 #include <vector>
 
@@ -58,6 +65,7 @@ class DirBlobber final : public Blobber {
   const std::string& url() const override { return url_; }
 
   Status put(const std::string& key, uint64_t size, const Source& src, Durability d) override;
+  Status put_new(const std::string& key, std::string_view data) override;
   Status flush() override;
   Status get(const std::string& key, uint64_t off, uint64_t len, const Sink& sink) override;
   Result<ObjectInfo> head(const std::string& key) override;
@@ -70,6 +78,8 @@ class DirBlobber final : public Blobber {
     return Status::from_errno(url_ + ": " + op + " " + key);
   }
   Status make_parents(const std::string& key, Durability d);
+  // A new temporary file under ~tmp/ (its path in *path), open for writing.
+  Result<int> open_tmp(std::string* path);
   Status write_tmp(int fd, uint64_t size, const Source& src, const std::string& key, Durability d);
   // Opens root_fd_ if needed (3).
   Status watch() TCFS_EXCLUDES(mu_);
@@ -187,11 +197,10 @@ Status DirBlobber::put(const std::string& key, uint64_t size, const Source& src,
   TCFS_TRY(injected("put", index_, url_, key));
   TCFS_TRY(check_key(key));
   if (d == Durability::batched) TCFS_TRY(watch());  // before any byte is written (3)
-  std::string tmpdir = root_ + "/" + kTmp;
-  if (::mkdir(tmpdir.c_str(), 0700) != 0 && errno != EEXIST) return err("mkdir", kTmp);
-  std::string tmp = tmpdir + "/" + std::to_string(::getpid()) + "." + std::to_string(seq_++);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return err("create", key);
+  std::string tmp;
+  auto tfd = open_tmp(&tmp);
+  if (!tfd) return tfd.status();
+  int fd = *tfd;
   // A batched put never replaces an object that may be durable (e.g. one
   // a committed round names) with bytes a power cut could lose: over an
   // existing key it is a durable put of its data (3).
@@ -211,6 +220,41 @@ Status DirBlobber::put(const std::string& key, uint64_t size, const Source& src,
   }
   TCFS_TRY(fsync_dir(abs(parent_of(key))));
   return sync_ancestors(key);  // 2: the key's whole path survives
+}
+
+Result<int> DirBlobber::open_tmp(std::string* path) {
+  std::string tmpdir = root_ + "/" + kTmp;
+  if (::mkdir(tmpdir.c_str(), 0700) != 0 && errno != EEXIST) return err("mkdir", kTmp);
+  *path = tmpdir + "/" + std::to_string(::getpid()) + "." + std::to_string(seq_++);
+  int fd = ::open(path->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return err("create", *path);
+  return fd;
+}
+
+// blobber.h put_new; design note 6.
+Status DirBlobber::put_new(const std::string& key, std::string_view data) {
+  TCFS_TRY(injected("put", index_, url_, key));
+  TCFS_TRY(check_key(key));
+  std::string tmp;
+  auto fd = open_tmp(&tmp);
+  if (!fd) return fd.status();
+  size_t pos = 0;
+  Status st = write_tmp(*fd, data.size(), [&](char* buf, size_t n) -> Result<size_t> {
+    size_t take = std::min(n, data.size() - pos);
+    std::memcpy(buf, data.data() + pos, take);
+    pos += take;
+    return take;
+  }, key, Durability::now);
+  ::close(*fd);
+  if (st) st = make_parents(key, Durability::now);
+  int link_errno = 0;
+  if (st && ::link(tmp.c_str(), (root_ + "/" + key).c_str()) != 0) link_errno = errno;
+  ::unlink(tmp.c_str());
+  if (!st) return st;
+  if (link_errno == EEXIST) return existing_is(*this, key, data);
+  if (link_errno != 0) return Status::error(link_errno, url_ + ": create " + key + ": link: " + strerror(link_errno));
+  TCFS_TRY(fsync_dir(abs(parent_of(key))));  // the create is durable
+  return sync_ancestors(key);
 }
 
 Status DirBlobber::flush() {

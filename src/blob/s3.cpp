@@ -312,6 +312,7 @@ class S3Blobber final : public Blobber {
 
   // A PUT is durable when acknowledged, so Durability::batched changes nothing.
   Status put(const std::string& key, uint64_t size, const Source& src, Durability d) override;
+  Status put_new(const std::string& key, std::string_view data) override;
   Status flush() override { return injected("flush", opt_.index, url_, ""); }
   Status get(const std::string& key, uint64_t off, uint64_t len, const Sink& sink) override;
   Result<ObjectInfo> head(const std::string& key) override;
@@ -532,6 +533,32 @@ Status S3Blobber::put_single(const std::string& key, uint64_t size, const Source
   req.headers = {"Content-MD5: " + content_md5(body), "Content-Type: application/octet-stream"};
   Resp r = call("put", key, req);
   return r.ok() ? Status{} : fail("put", key, r);
+}
+
+// blobber.h put_new: a PUT with `If-None-Match: *`, which the store
+// answers 412 when the key exists (it decides: two racing creators cannot
+// both get 200). 409 (a conditional write of the same key in progress) is
+// retried like a transient failure. A 412 after a retry may be our own
+// first attempt's success whose reply was lost: existing_is() tells.
+Status S3Blobber::put_new(const std::string& key, std::string_view data) {
+  TCFS_TRY(injected("put", opt_.index, url_, key));
+  TCFS_TRY(check_key(key));
+  Req req;
+  req.method = "PUT";
+  req.target = object_path(key);
+  req.upload = true;
+  req.body = data;
+  req.headers = {"Content-MD5: " + content_md5(data), "Content-Type: application/octet-stream",
+                 "If-None-Match: *"};
+  Resp r;
+  for (unsigned attempt = 0;; ++attempt) {
+    r = call("put", key, req);
+    if (r.status != 409 || attempt >= opt_.retries) break;
+    backoff(attempt);
+  }
+  if (r.ok()) return {};
+  if (r.cc == CURLE_OK && (r.status == 412 || r.status == 409)) return existing_is(*this, key, data);
+  return fail("put", key, r);
 }
 
 void S3Blobber::abort_upload(const std::string& key, const std::string& upload_id) {

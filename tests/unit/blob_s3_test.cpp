@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "blob/blobber.h"
+#include "blob_create_only.h"
 #include "util/fault.h"
 
 using namespace tcfs;
@@ -812,4 +813,10 @@ TEST_CASE("retries: transient answers are retried with the same body, others are
     CHECK(seen[3].method == "DELETE");
     CHECK(seen[3].target == "/bk/big?uploadId=u~1%2Fx");
   }
+}
+
+TEST_CASE("put_new: If-None-Match: * against the real RGW; racing creators, exactly one wins") {
+  auto b = open(fresh_prefix());
+  tcfs::blob::testing::check_put_new_semantics(*b, "n/r");
+  tcfs::blob::testing::check_put_new_race(*b, "n/r");
 }

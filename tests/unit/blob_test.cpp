@@ -15,6 +15,7 @@
 #include "blob/ec.h"
 #include "blob/hash.h"
 #include "blob/objects.h"
+#include "blob_create_only.h"
 #include "test_util.h"
 #include "util/fault.h"
 
@@ -591,4 +592,17 @@ TEST_CASE("blocks: blocks and packs are batched puts, made durable by the store'
   REQUIRE(s.os->flush().is_ok());
   CHECK(read_block(*s.os, *rb).value() == big);
   CHECK(read_block(*s.os, ref).value() == small);
+}
+
+TEST_CASE("dir blobber: put_new creates only once; racing creators, exactly one wins (link(2))") {
+  TempDir tmp;
+  auto b = dir_blobber(tmp / "blob");
+  tcfs::blob::testing::check_put_new_semantics(*b, "n/r");
+  tcfs::blob::testing::check_put_new_race(*b, "n/r");
+  // The temporary files are gone; a fault at the put site fails before any I/O.
+  CHECK(std::filesystem::is_empty(tmp / "blob/~tmp"));
+  tcfs::fault::arm("blob.put", EIO);
+  CHECK(b->put_new("n/r/faulted", "x").err() == EIO);
+  tcfs::fault::reset();
+  CHECK(b->head("n/r/faulted").err() == ENOENT);
 }
