@@ -94,7 +94,10 @@ class DirBlobber final : public Blobber {
 
   std::string root_, url_;
   int index_;
-  std::atomic<uint64_t> seq_{0};
+  // Temp and probe names: one counter for the whole process, so two
+  // blobbers of one directory in one process (two stores, a restore
+  // beside a mount) never pick the same name.
+  static inline std::atomic<uint64_t> seq_{0};
   Mutex mu_;  // protects root_fd_, dirty_
   Fd root_fd_ TCFS_GUARDED_BY(mu_);
   std::set<std::string> dirty_ TCFS_GUARDED_BY(mu_);  // directories batched puts changed since the last flush
@@ -225,10 +228,12 @@ Status DirBlobber::put(const std::string& key, uint64_t size, const Source& src,
 Result<int> DirBlobber::open_tmp(std::string* path) {
   std::string tmpdir = root_ + "/" + kTmp;
   if (::mkdir(tmpdir.c_str(), 0700) != 0 && errno != EEXIST) return err("mkdir", kTmp);
-  *path = tmpdir + "/" + std::to_string(::getpid()) + "." + std::to_string(seq_++);
-  int fd = ::open(path->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return err("create", *path);
-  return fd;
+  for (;;) {  // a leftover of a crashed process with our pid is skipped, not reused
+    *path = tmpdir + "/" + std::to_string(::getpid()) + "." + std::to_string(seq_++);
+    int fd = ::open(path->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) return fd;
+    if (errno != EEXIST) return err("create", *path);
+  }
 }
 
 // blobber.h put_new; design note 6.

@@ -64,6 +64,23 @@
 //     any parity shard that disagrees with the opened object.
 //     content_hash() is the Cipher's keyed hash, else SHA-256: everything
 //     that names or checks a block by its content uses it (blocks.h 1).
+//  8. Markers: small objects created at most once, never erasure-coded
+//     (the fence of a round, sync.h). The whole object (sealed with a
+//     cipher, 7) is created with a create-only put (blobber.h put_new) on
+//     the ARBITER, blobber 0 of the set, whose answer alone decides who
+//     holds the name; then it is put as an ordinary, durable copy on every
+//     other blobber, so it can be read with the arbiter lost. Copies are
+//     only ever written after the arbiter's create succeeded, by its
+//     creator. create_marker() is OK when the arbiter holds this content
+//     (created now, or a create retried after a lost reply: the opened
+//     bytes are compared, as sealing is randomised), EEXIST naming the
+//     marker when it holds other content (returned in *holder). A copy
+//     that cannot be written is logged, not an error: the arbiter decided.
+//     read_marker() asks the arbiter, then each copy; list_markers() lists
+//     the arbiter, or with it down the union of the copies. Marker keys
+//     carry no ".i" suffix, so list() never names them. Limit: an arbiter
+//     replaced by an empty one forgets every marker until the copies are
+//     put back on it (a writer could then create a name again).
 //
 // Thread-safety: every member may be called from many threads at once; an
 // ObjectStore holds no mutable state besides its counters (atomics).
@@ -133,6 +150,12 @@ class ObjectStore {
   // blobber that answers, sorted, each once (6: at most M may not answer;
   // each that did not is named in *unreachable).
   Result<std::vector<std::string>> list(const std::string& prefix, std::vector<std::string>* unreachable = nullptr);
+
+  // Markers (8).
+  Status create_marker(const std::string& name, std::string_view data, std::string* holder = nullptr);
+  Result<std::string> read_marker(const std::string& name);
+  // Names under prefix greater than `after` (byte order), sorted.
+  Result<std::vector<std::string>> list_markers(const std::string& prefix, const std::string& after = "");
 
   // Which blobber holds shard i of name (1).
   size_t place(const std::string& name, unsigned i) const;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "blob/blobber.h"
 #include "blob/blocks.h"
@@ -268,4 +269,64 @@ TEST_CASE("key files: created private, read raw or hex, refused when readable by
   chmod(bad.c_str(), 0600);
   CHECK(load_key_file(bad).err() == EINVAL);
   CHECK(load_key_file(tmp / "absent").err() == ENOENT);
+}
+
+namespace {
+
+// Another ObjectStore over the same blobber directories (another host).
+std::unique_ptr<ObjectStore> second_store(Set& s, unsigned n, uint32_t seed) {
+  std::vector<std::unique_ptr<Blobber>> bl;
+  for (unsigned i = 0; i < n; i++) bl.push_back(std::move(open_blobber("dir://" + s.tmp / ("b" + std::to_string(i)), {}).value()));
+  return std::move(ObjectStore::make(std::move(bl), n - 1, 1, seed ? cipher(seed) : nullptr).value());
+}
+
+}  // namespace
+
+TEST_CASE("objects.h 8: a marker is created once (the arbiter decides), copied, read and listed without the arbiter") {
+  for (uint32_t seed : {0u, 5u}) {
+    CAPTURE(seed);
+    Set a(2, 1, seed);
+    auto b = second_store(a, 3, seed);
+    REQUIRE(a.os->create_marker("n/r/0000000000000001", "writer A, journal x").is_ok());
+    for (int i = 0; i < 3; i++) {
+      std::string f = a.tmp / ("b" + std::to_string(i)) + "/n/r/0000000000000001";
+      REQUIRE_MESSAGE(fs::exists(f), f);
+      CHECK(contains(read_file(f), "writer A") == (seed == 0));  // sealed with a key: no plaintext on the blobbers
+    }
+    std::string holder;
+    Status st = b->create_marker("n/r/0000000000000001", "writer B, journal y", &holder);
+    CHECK(st.err() == EEXIST);
+    CHECK(contains(st.message(), "n/r/0000000000000001"));
+    CHECK(holder == "writer A, journal x");
+    CHECK(a.os->create_marker("n/r/0000000000000001", "writer A, journal x").is_ok());  // retried create
+    CHECK(b->read_marker("n/r/0000000000000001").value() == "writer A, journal x");
+    REQUIRE(b->create_marker("n/r/0000000000000002", "writer B, journal z").is_ok());
+    CHECK(a.os->list_markers("n/r/").value() == std::vector<std::string>{"n/r/0000000000000001", "n/r/0000000000000002"});
+    CHECK(a.os->list_markers("n/r/", "n/r/0000000000000001").value() == std::vector<std::string>{"n/r/0000000000000002"});
+    REQUIRE(a.os->put("n/j/x/end", "an ordinary object").is_ok());
+    CHECK(a.os->list("n/").value() == std::vector<std::string>{"n/j/x/end"});  // markers are not objects
+    // The arbiter gone: reads and listings come from the copies; no create succeeds.
+    fs::rename(a.tmp / "b0", a.tmp / "b0.away");
+    CHECK(b->read_marker("n/r/0000000000000002").value() == "writer B, journal z");
+    CHECK(b->list_markers("n/r/").value().size() == 2);
+    CHECK(!a.os->create_marker("n/r/0000000000000003", "writer A").is_ok());
+    CHECK(b->read_marker("n/r/0000000000000003").err() == ENOENT);
+  }
+}
+
+TEST_CASE("objects.h 8: two stores racing on the same markers: exactly one creates each") {
+  Set a(2, 1, 9);
+  auto b = second_store(a, 3, 9);
+  constexpr int kNames = 30;
+  std::vector<int> won_a(kNames), won_b(kNames);
+  auto run = [&](ObjectStore& os, std::vector<int>& won, const char* who) {
+    for (int i = 0; i < kNames; i++) won[i] = os.create_marker("n/r/" + std::to_string(1000 + i), who).is_ok();
+  };
+  std::thread ta([&] { run(*a.os, won_a, "A"); }), tb([&] { run(*b, won_b, "B"); });
+  ta.join();
+  tb.join();
+  for (int i = 0; i < kNames; i++) {
+    CHECK_MESSAGE(won_a[i] + won_b[i] == 1, "marker " << i);
+    CHECK(a.os->read_marker("n/r/" + std::to_string(1000 + i)).value() == (won_a[i] ? "A" : "B"));
+  }
 }
