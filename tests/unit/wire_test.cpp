@@ -110,7 +110,9 @@ TEST_CASE("hello: a malformed reply is EPROTO naming the field") {
     Json j = hello_json();
     c.spoil(j);
     CAPTURE(j.dump());
-    auto [err, msg] = error_of(decode_hello(j));
+    auto e = error_of(decode_hello(j));
+    int err = e.first;
+    std::string msg = e.second;
     CHECK(err == EPROTO);
     CHECK_MESSAGE(has(msg, c.says), msg);
   }
@@ -128,7 +130,9 @@ TEST_CASE("sync: the timeout is optional both ways; the reply carries errno and 
   for (const Json& bad : {Json(-5), Json("soon"), Json(1.5)}) {
     Json j = plain;
     j["timeout_ms"] = bad;
-    auto [err, msg] = error_of(decode_sync_request(j));
+    auto e = error_of(decode_sync_request(j));
+    int err = e.first;
+    std::string msg = e.second;
     CHECK(err == EINVAL);
     CHECK(has(msg, "sync: timeout_ms must be a number"));
   }
@@ -187,7 +191,9 @@ TEST_CASE("maintain: only gc and scrub are asked; the reply's report is a map") 
     Json req = encode_maintain_request({"gc"});
     if (what.is_null()) req.erase("what");
     else req["what"] = what;
-    auto [err, msg] = error_of(decode_maintain_request(req));
+    auto e = error_of(decode_maintain_request(req));
+    int err = e.first;
+    std::string msg = e.second;
     CHECK(err == EINVAL);
     CHECK(msg == "maintain: what must be \"gc\" or \"scrub\"");
   }
@@ -294,10 +300,14 @@ TEST_CASE("decode_op: the same field errors, named the wire's way or NDJSON's") 
   };
   for (const auto& c : cases) {
     CAPTURE(c.op.dump());
-    auto [werr, wmsg] = op_error(c.op, wire_style(4));
+    auto w = op_error(c.op, wire_style(4));
+    int werr = w.first;
+    std::string wmsg = w.second;
     CHECK(werr == c.err);
     CHECK_MESSAGE(has(wmsg, std::string("op 4: ") + c.wire), wmsg);
-    auto [berr, bmsg] = op_error(c.op, text_style());
+    auto b = op_error(c.op, text_style());
+    int berr = b.first;
+    std::string bmsg = b.second;
     CHECK(berr == c.err);
     CHECK_MESSAGE(has(bmsg, c.bare), bmsg);
     CHECK_MESSAGE(!has(bmsg, "op 4"), bmsg);
