@@ -101,6 +101,8 @@ Result<std::unique_ptr<Daemon>> Daemon::open(const DaemonOptions& opt) {
   if (r) {
     d->tm_->set_tracker(&r->tracker);
     d->tm_->set_fetcher(r->fetcher.get());
+    sync::Syncer* syncer = r->syncer.get();
+    d->tm_->set_write_gate([syncer] { return syncer->fenced(); });  // sync.h 10, txn.h 12
   }
   d->exec_ = make_executor(*d->tm_, r, s.path());
   return d;

@@ -92,6 +92,7 @@ class DaemonExecutor final : public control::Executor {
             {"upload_rate", st.upload_rate},
             {"running", st.running},
             {"chain_problem", r_->syncer->chain_problem()},
+            {"fenced", st.fenced},
             {"chain_rewrites", st.chain_rewrites}};
   }
 

@@ -10,6 +10,8 @@
 #include <set>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "sync/stream.h"
 
 namespace tcfs::sync {
@@ -67,7 +69,21 @@ class Walker {
       std::sort(v.begin(), v.end(), [](const JournalName& a, const JournalName& b) {
         return std::tie(a.boot, a.attempt) > std::tie(b.boot, b.attempt);
       });
-    return {};
+    return list_markers();
+  }
+
+  // chain.h 6: the chain uses markers from the first marked epoch on.
+  bool marker_mode(uint64_t epoch) const { return !marked_.empty() && marked_.begin()->first <= epoch; }
+  bool marked(uint64_t epoch) const { return marked_.count(epoch) > 0; }
+  uint64_t last_marked() const { return marked_.empty() ? 0 : marked_.rbegin()->first; }
+  // The journal the marker of `epoch` names, or why it cannot be read.
+  Result<std::string>& marked_journal(uint64_t epoch) {
+    auto it = marked_journal_.find(epoch);
+    if (it != marked_journal_.end()) return it->second;
+    auto bytes = os_.read_marker(marker_name(epoch));
+    auto m = bytes ? decode_marker(epoch, *bytes) : Result<Marker>(bytes.status());
+    Result<std::string> j = m ? Result<std::string>(m->journal) : m.status();
+    return marked_journal_.emplace(epoch, std::move(j)).first->second;
   }
 
   const std::vector<JournalName>& at(uint64_t epoch) const {
@@ -86,6 +102,17 @@ class Walker {
   }
 
   bool listed(const std::string& base) const { return listed_.count(base) > 0; }
+  Status list_markers() {
+    auto marks = os_.list_markers("n/r/");
+    if (!marks) return marks.status();
+    for (const auto& n : *marks) {
+      uint64_t e = 0;
+      int used = 0;
+      if (n.size() == 20 && sscanf(n.c_str() + 4, "%16" SCNx64 "%n", &e, &used) == 1 && used == 16 && e)
+        marked_[e] = n;
+    }
+    return {};
+  }
   // Journals of `epoch` with a first chunk and no end object listed (3d).
   const std::vector<std::string>& headless(uint64_t epoch) const {
     static const std::vector<std::string> none;
@@ -99,7 +126,13 @@ class Walker {
   std::set<std::string> listed_;
   std::map<uint64_t, std::vector<std::string>> headless_;
   std::map<std::string, Result<std::string>> ends_;
+  std::map<uint64_t, std::string> marked_;  // epoch -> marker name (chain.h 6)
+  std::map<uint64_t, Result<std::string>> marked_journal_;
 };
+
+const std::string kHeadless =
+    "its chunks are on the blobbers but not its end object (lost after its round was committed, or its writer "
+    "stopped before committing it)";
 
 // chain.h 3a and 3b, at the epoch the walk reached.
 void find_cuts(Walker& w, const ChainWalk& cw, std::vector<std::string>& out) {
@@ -109,9 +142,7 @@ void find_cuts(Walker& w, const ChainWalk& cw, std::vector<std::string>& out) {
   };
   for (const auto& cand : w.at(cw.epoch + 1))  // 3a
     if (auto& p = w.prev(cand.base); !p) add(cand.base, p.status().what());
-  for (const auto& base : w.headless(cw.epoch + 1))  // 3d
-    add(base, "its chunks are on the blobbers but not its end object (lost after its round was committed, or "
-              "its writer stopped before committing it)");
+  for (const auto& base : w.headless(cw.epoch + 1)) add(base, kHeadless);  // 3d
   for (uint64_t e : {cw.epoch + 1, cw.epoch + 2}) {  // 3b
     for (const auto& cand : w.at(e)) {
       auto& p = w.prev(cand.base);
@@ -145,27 +176,106 @@ Result<std::vector<JournalName>> snapshots(blob::ObjectStore& os) {
   return s;
 }
 
+std::string marker_name(uint64_t epoch) {
+  char name[32];
+  snprintf(name, sizeof name, "n/r/%016" PRIx64, epoch);
+  return name;
+}
+
+std::string encode_marker(const Marker& m) {
+  return nlohmann::json{{"epoch", m.epoch}, {"journal", m.journal}, {"writer", m.writer}, {"boot", m.boot},
+                        {"time", m.time}}
+      .dump();
+}
+
+Result<Marker> decode_marker(uint64_t epoch, std::string_view bytes) {
+  auto j = nlohmann::json::parse(bytes, nullptr, false);
+  const std::string what = "marker " + marker_name(epoch) + ": ";
+  if (!j.is_object()) return Status::error(EINVAL, what + "not a JSON object");
+  Marker m;
+  try {
+    m.epoch = j.at("epoch").get<uint64_t>();
+    m.journal = j.at("journal").get<std::string>();
+    m.writer = j.at("writer").get<std::string>();
+    m.boot = j.at("boot").get<uint64_t>();
+    m.time = j.at("time").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    return Status::error(EINVAL, what + "a field is missing or mistyped: " + e.what());
+  }
+  if (m.epoch != epoch || epoch_of(m.journal) != epoch || m.journal.rfind("n/j/", 0) != 0)
+    return Status::error(EINVAL, what + "names " + m.journal + " for epoch " + std::to_string(m.epoch));
+  return m;
+}
+
 namespace {
+
+void cut(ChainWalk& cw, const std::string& name, uint64_t epoch, const std::string& why) {
+  cw.unreadable.push_back(name + " (epoch " + std::to_string(epoch) + "): " + why);
+}
+
+// chain.h 6: the marked journal of `epoch` when it extends the head (in
+// *next); else false, with the cut (if any) recorded.
+bool marked_step(Walker& w, ChainWalk& cw, uint64_t epoch, std::string* next) {
+  if (!w.marked(epoch)) {
+    if (w.last_marked() > epoch)
+      cut(cw, marker_name(epoch), epoch, "no marker, but rounds up to epoch " + std::to_string(w.last_marked()) +
+                                             " are marked (a marker was lost)");
+    return false;
+  }
+  auto& j = w.marked_journal(epoch);
+  if (!j) {
+    cut(cw, marker_name(epoch), epoch, j.status().what());
+    return false;
+  }
+  auto& p = w.prev(*j);
+  if (!p) {
+    const auto& hl = w.headless(epoch);
+    bool chunks_only = std::find(hl.begin(), hl.end(), *j) != hl.end();
+    cut(cw, *j, epoch, "the marked journal: " + (chunks_only ? kHeadless : p.status().what()));
+    return false;
+  }
+  if (*p != cw.head) {
+    cut(cw, *j, epoch, "the marked journal follows " + (p->empty() ? std::string("nothing") : *p) + ", not " +
+                           (cw.head.empty() ? std::string("nothing") : cw.head));
+    return false;
+  }
+  *next = *j;
+  return true;
+}
+
+// chain.h 2: the readable candidate of highest (boot, attempt) extending the head.
+std::string legacy_step(Walker& w, const ChainWalk& cw) {
+  for (const auto& cand : w.at(cw.epoch + 1)) {
+    auto& p = w.prev(cand.base);
+    if (p && *p == cw.head) return cand.base;
+  }
+  return "";
+}
 
 ChainWalk walk_once(Walker& w, const std::string& from, uint64_t from_epoch) {
   ChainWalk cw;
   cw.head = from;
   cw.epoch = from_epoch;
-  for (;;) {  // chain.h 2
+  if (!from.empty() && w.marked(from_epoch)) {  // chain.h 6: the start must be the marked round
+    auto& j = w.marked_journal(from_epoch);
+    if (!j || *j != from) {
+      cut(cw, from, from_epoch, "not the round its epoch's marker names (" + (j ? *j : j.status().what()) + ")");
+      return cw;
+    }
+  }
+  for (;;) {
     std::string next;
-    for (const auto& cand : w.at(cw.epoch + 1)) {
-      auto& p = w.prev(cand.base);
-      if (p && *p == cw.head) {
-        next = cand.base;
-        break;
-      }
+    if (w.marker_mode(cw.epoch + 1)) {
+      if (!marked_step(w, cw, cw.epoch + 1, &next)) break;
+    } else {
+      next = legacy_step(w, cw);
     }
     if (next.empty()) break;
     cw.journals.push_back(next);
     cw.head = next;
     cw.epoch++;
   }
-  find_cuts(w, cw, cw.unreadable);
+  if (!w.marker_mode(cw.epoch + 1)) find_cuts(w, cw, cw.unreadable);
   return cw;
 }
 

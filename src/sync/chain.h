@@ -39,6 +39,19 @@
 //     says that it accepts the older round it reached (restore.h); a writer
 //     whose own head is not reached rewrites its state as a snapshot
 //     (syncer.h: at the next round, at scrub, at tcfs sync).
+//  6. Markers (sync.h 10). A round of epoch e whose marker n/r/<e> exists
+//     is the journal the marker names, and no other: once the chain uses
+//     markers (a marker exists at or before the epoch after the walk's
+//     head), the walk takes at each epoch exactly the marked journal, which
+//     must read back and name the head as its prev, and stops at the first
+//     epoch without a marker. Unmarked journals of a marked chain are
+//     strays (a round whose writer stopped before its marker, or a fenced
+//     writer's): they prove nothing (3 does not apply to them). The walk
+//     is CUT when a marker cannot be read, its journal does not read back
+//     or does not follow the head, or a later epoch is marked while this
+//     one is not (a marker lost). A start (a snapshot's head) that is not
+//     the journal its epoch's marker names is refused the same way.
+//     Before the first marker, 2-3 apply as they always did.
 //
 // Contract: journals() lists the journal streams on the blobbers that have
 // an end object, parsed from their names (epoch, boot, attempt); snapshots()
@@ -90,5 +103,18 @@ Result<ChainWalk> follow(blob::ObjectStore& os, const std::string& from = "", co
 Result<std::vector<std::string>> chain(blob::ObjectStore& os, const std::string& from = "");
 // The epoch in a journal or snapshot name ("n/j/<epoch>-..."); 0 if malformed.
 uint64_t epoch_of(const std::string& base);
+
+// A round's marker (chain.h 6, sync.h 10): the fence of its epoch.
+struct Marker {
+  uint64_t epoch = 0;
+  std::string journal;  // the round's journal base, "n/j/..."
+  std::string writer;   // the id of the store that wrote it (sync_meta "writer")
+  uint64_t boot = 0;
+  int64_t time = 0;     // seconds since the epoch, at the writer
+};
+std::string marker_name(uint64_t epoch);  // "n/r/<epoch:16x>"
+std::string encode_marker(const Marker& m);
+// EINVAL naming the field for anything that is not a marker of `epoch`.
+Result<Marker> decode_marker(uint64_t epoch, std::string_view bytes);
 
 }  // namespace tcfs::sync

@@ -39,8 +39,9 @@
 //     block lists, entry sets and removals) form one record stream
 //     "n/j/<epoch>-<boot>-<attempt>" (stream.h): chunk objects, then an
 //     "end" object naming the chunks' hashes and the previous journal.
-//     THE REMOTE COMMIT POINT of a round is the put of its end object; a
-//     round whose end is absent never happened. Blocks, packs and chunks
+//     The end object is durable before the round's marker is created
+//     (10), which is THE REMOTE COMMIT POINT; a round whose marker is
+//     absent never happened (its journal is a stray). Blocks, packs and chunks
 //     are batched puts (objects.h 3); after the last of them and before
 //     the end object the round runs the barrier (ObjectStore::flush(), in
 //     StreamWriter::finish()), so every block a record names is durable on
@@ -51,12 +52,16 @@
 //     attempt number, a restarted daemon with the next boot number. A
 //     reader follows the chain from a snapshot's journal: at each epoch the
 //     candidate whose "prev" is the chain's head, highest (boot, attempt)
-//     first. So the remote image is always the state of some capture point.
-//  7. Local commit. After the end object's durable put returned OK, one
-//     synced LMDB transaction records the round as synced (the synced
-//     records, entries, block index, epoch and journal head). A crash between 5 and 7 leaves
-//     a remote epoch the store does not know: the next round uses the next
-//     boot number and the same prev, so readers prefer it (6).
+//     first — or, once the chain has markers, the one its epoch's marker
+//     names (10, chain.h 6). So the remote image is always the state of
+//     some capture point.
+//  7. Local commit. After the marker was created (10), one synced LMDB
+//     transaction records the round as synced (the synced records,
+//     entries, block index, epoch and journal head). A crash between the
+//     end object and the marker leaves a stray journal: the next round
+//     re-does the epoch under the next boot number. A crash between the
+//     marker and 7 leaves a remote epoch the store does not know: the next
+//     round finds its own marker and adopts that round (10).
 //  8. A failed round changes nothing locally but puts its marks back; the
 //     next round re-captures the (newer, still committed) state.
 //  9. Memory: blocks (not whole files: the blocks of one large file go up
@@ -64,6 +69,22 @@
 //     holding one block; small files read at capture stay within
 //     kMemoryBudget per round (capture.h) and are released after upload;
 //     record streams are written and read a chunk at a time.
+// 10. Markers: one writer per chain (chain.h 6). A round's remote commit
+//     point is the create-only put of its marker n/r/<epoch> (objects.h
+//     8: decided by the arbiter blobber, at most one creator per epoch),
+//     naming its journal and the writer's id (sync_meta "writer", one per
+//     store, made at its first Syncer::open). Of two writers extending the
+//     chain at the same epoch exactly one creates the marker. The other is
+//     FENCED: it never writes the marker, commits nothing, and stops
+//     rounds for good (round() is EROFS, wait_synced() says why, tcfs
+//     status shows it); what it committed locally after its last marked
+//     round stays in its store. A marker of the epoch being written that
+//     carries this store's own id is its own round, committed remotely
+//     before a crash or by a failed attempt whose reply was lost: it is
+//     ADOPTED (the chain follows it; every object and name its journal
+//     names is marked again, so the next round sends their present state,
+//     overwriting what the local state did not record of it). A round once
+//     marked is never taken back: a follower may already show it.
 #pragma once
 
 #include <cstdint>

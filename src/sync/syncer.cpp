@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "blob/blocks.h"
 #include "sync/stream.h"
 #include "util/fd.h"
 #include "util/fault.h"
@@ -45,7 +46,12 @@ Result<std::unique_ptr<Syncer>> Syncer::open(SyncEnv env, SyncOptions opt) {
   auto next = s->state_.get_u64(*t, "next_id", kRootId + 1);
   auto head = s->state_.get(*t, "head");
   auto clean = s->state_.get(*t, "clean");
-  for (const Status& st : {boot.status(), epoch.status(), next.status(), head.status(), clean.status()}) TCFS_TRY(st);
+  auto writer = s->state_.get(*t, "writer");
+  for (const Status& st : {boot.status(), epoch.status(), next.status(), head.status(), clean.status(),
+                           writer.status()})
+    TCFS_TRY(st);
+  s->writer_ = writer->value_or(blob::random_id().hex().substr(0, 32));  // sync.h 10: one id per store, kept
+  if (!writer->has_value()) TCFS_TRY(s->state_.put(*t, "writer", s->writer_));
   s->boot_ = *boot + 1;  // sync.h 6: never the same journal name twice
   {
     MutexLock rl(s->round_mu_);  // not shared yet: the locks are taken for the analysis only
@@ -305,8 +311,10 @@ Status Syncer::send(Round& r) {
   if (st) st = durable;
   auto t0 = Clock::now();
   if (st) st = check_head();  // the head this journal names as prev reads back (chain.h 5)
-  if (st) st = write_journal(r);  // REMOTE COMMIT POINT: the journal's end object (sync.h 5)
+  if (st) st = write_journal(r);  // the journal's end object (sync.h 5)
   if (st) TCFS_CRASH_POINT("sync.after_end");
+  if (st) st = mark_round(r.journal);  // REMOTE COMMIT POINT: the round's marker (sync.h 10)
+  if (st) TCFS_CRASH_POINT("sync.after_marker");
   r.journal_s = since(t0);
   t0 = Clock::now();
   if (st) st = commit_local(r);  // sync.h 7: the round is synced locally
@@ -324,6 +332,16 @@ Status Syncer::send(Round& r) {
 
 Status Syncer::round() {
   MutexLock rl(round_mu_);
+  if (!fenced_.empty()) return Status::error(EROFS, fenced_);  // sync.h 10: superseded for good
+  if (probe_next_) {
+    Status st = probe_marker();
+    if (!st) {
+      MutexLock g(mu_);
+      stats_.failures++;
+      stats_.last_error = st.message();
+      return st;
+    }
+  }
   Round r;
   uint64_t ticket;
   auto t0 = Clock::now();
@@ -357,6 +375,7 @@ Status Syncer::round() {
   stats_.rounds++;
   if (!st) {
     env_.tracker->put_back(std::move(r.cap.marks));  // sync.h 8
+    probe_next_ = true;  // sync.h 10: its marker may exist though the reply was lost
     attempt_++;
     stats_.failures++;
     stats_.last_error = st.message();
@@ -411,7 +430,8 @@ void Syncer::background() {
     if (stop_) break;
     auto now = Clock::now();
     auto oldest = env_.tracker->oldest();
-    bool due = requested_ > covered_ || (oldest != Clock::time_point{} && now - oldest >= interval);
+    bool due = requested_ > covered_ || (oldest != Clock::time_point{} && now - oldest >= interval) ||
+               probe_next_;  // sync.h 10: an own marked round to adopt makes a round due
     if (!due) continue;
     g.unlock();
     Status st = round();
@@ -422,6 +442,10 @@ void Syncer::background() {
       if (!last_logged.empty()) spdlog::warn("sync: caught up after failures (epoch {})", stats_.epoch);
       last_logged.clear();
       continue;
+    }
+    if (st.err() == EROFS && !stats_.fenced.empty()) {  // sync.h 10: no retry can succeed
+      g.wait(cv_, [&]() TCFS_REQUIRES(mu_) { return stop_; });
+      break;
     }
     if (st.message() != last_logged) spdlog::warn("sync: round failed, will retry: {}", st.message());
     last_logged = st.message();
@@ -450,7 +474,10 @@ Status Syncer::wait_synced(std::chrono::milliseconds timeout) {
   UniqueLock g(mu_);
   uint64_t ticket = ++requested_;
   cv_.notify_all();
-  if (g.wait_for(cv_, timeout, [&]() TCFS_REQUIRES(mu_) { return covered_ >= ticket; })) return {};
+  if (g.wait_for(cv_, timeout, [&]() TCFS_REQUIRES(mu_) { return covered_ >= ticket || !stats_.fenced.empty(); }) &&
+      stats_.fenced.empty())
+    return {};
+  if (!stats_.fenced.empty()) return Status::error(EROFS, stats_.fenced);
   std::string msg = std::to_string(env_.tracker->pending()) + " changes not on the blobbers yet";
   if (stats_.running) msg += ", a round is in progress";
   if (!stats_.last_error.empty()) msg += "; last error: " + stats_.last_error;

@@ -101,6 +101,7 @@ struct SyncStatus {
   double upload_rate = 0;    // bytes/s of the last round's uploads
   bool running = false;      // a round in progress
   std::string chain_problem;  // why the blobbers cannot give back `epoch` ("" = they can, as last checked)
+  std::string fenced;         // sync.h 10: why this store no longer extends the chain ("" = it does)
   uint64_t chain_rewrites = 0;  // synced states rewritten as snapshots (chain.h 5)
 };
 
@@ -131,6 +132,10 @@ class Syncer {
   // Why the blobbers cannot give back the synced state, "" if they can:
   // checked now, or as the running round last checked.
   std::string chain_problem();
+  // sync.h 10: "" while this store extends the chain; else the marker of
+  // another writer that superseded it (rounds have stopped for good).
+  std::string fenced();
+  const std::string& writer_id() const { return writer_; }
   // Runs fn between rounds (holding round_mu_): no round is capturing,
   // uploading or committing meanwhile, so the synced state in LMDB and the
   // marks in the Tracker together say what is on the blobbers (evict.h).
@@ -147,6 +152,11 @@ class Syncer {
   Status upload(Round& r);
   Status put_block(Round& r, Uploader& u, meta::Txn& t, std::string_view block, blob::BlockRef& ref);
   Status write_journal(Round& r) TCFS_REQUIRES(round_mu_);
+  // fence.cpp: sync.h 10.
+  Status mark_round(const std::string& journal) TCFS_REQUIRES(round_mu_);
+  Status probe_marker() TCFS_REQUIRES(round_mu_);
+  Status adopt(const std::string& journal, uint64_t epoch) TCFS_REQUIRES(round_mu_);
+  Status fence(const std::string& why, uint64_t epoch) TCFS_REQUIRES(round_mu_);
   Status commit_local(Round& r) TCFS_REQUIRES(round_mu_);
   Status write_snapshot(uint64_t epoch, const std::string& head) TCFS_REQUIRES(round_mu_);
   void background();
@@ -161,6 +171,7 @@ class Syncer {
   State state_;
   bool was_clean_ = false;
   uint64_t boot_ = 0;
+  std::string writer_;  // this store's id as a writer of the chain (sync.h 10); set at open
 
   // Lock order: round_mu_ -> mu_ (-> Tracker::mu_).
   Mutex round_mu_ TCFS_ACQUIRED_BEFORE(mu_);  // one round at a time; protects everything below up to mu_
@@ -170,6 +181,10 @@ class Syncer {
   unsigned attempt_ TCFS_GUARDED_BY(round_mu_) = 0, snap_attempt_ TCFS_GUARDED_BY(round_mu_) = 0;
   bool snapshot_due_ TCFS_GUARDED_BY(round_mu_) = false;
   std::string last_rewrite_ TCFS_GUARDED_BY(round_mu_);  // why verify_chain() last rewrote the state
+  std::string fenced_ TCFS_GUARDED_BY(round_mu_);  // sync.h 10 (stats_.fenced repeats it under mu_)
+  // sync.h 10: the next round first looks for a marker of epoch_ + 1 (at
+  // open, and after a failed round); set, it makes a round due.
+  std::atomic<bool> probe_next_{true};
 
   Mutex mu_;  // protects everything below but bg_
   std::condition_variable cv_;

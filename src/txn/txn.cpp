@@ -203,6 +203,8 @@ CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progre
     return rejected(EROFS, "the tcfs mount " + inv->mountpoint() +
                                " is read-only: compounds change nothing there (mount -o remount,rw " +
                                inv->mountpoint() + " makes it writable)");
+  if (std::string shut = gate_ ? gate_() : ""; !shut.empty())  // invariant 12
+    return rejected(EROFS, "compounds are refused: " + shut);
   if (int i = fd_on_mount(c, inv ? inv->device() : 0); i >= 0) return refuse_own_mount(c, i);  // invariant 10
   Plan p;
   // The plan resolves paths as the caller: in a directory it may not

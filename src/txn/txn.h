@@ -49,7 +49,9 @@
 // EROFS naming the mountpoint before planning, as the kernel refuses
 // every write there. The flag is read when the compound starts; a remount
 // to read-only while one runs lets it finish, as it lets a write in flight
-// finish.
+// finish. The same holds for a store whose write gate is shut: a writer
+// superseded on its blobbers (sync.h 10) refuses compounds with EROFS and
+// the gate's reason.
 //
 // Locks: id_mu_ protects the id block (held across its one LMDB write);
 // durable_mu_ serializes commit points and make_durable() (held across
@@ -104,6 +106,9 @@ class TxnManager {
   void set_tracker(sync::Tracker* t) { tracker_.store(t); }
   // Stubs a compound changes are fetched whole first, under its locks.
   void set_fetcher(sync::Fetcher* f) { fetcher_.store(f); }
+  // Invariant 12: a non-empty answer refuses every compound with EROFS and
+  // that reason. Set before compounds run (not thread-safe to change).
+  void set_write_gate(std::function<std::string()> gate) { gate_ = std::move(gate); }
 
   // Undoes every pending recovery record (newest first) and removes undo
   // images no record names. Must run before the mount serves requests
@@ -156,6 +161,7 @@ class TxnManager {
   std::atomic<Invalidator*> inv_;
   std::atomic<sync::Tracker*> tracker_{nullptr};
   std::atomic<sync::Fetcher*> fetcher_{nullptr};
+  std::function<std::string()> gate_;  // invariant 12; set before serving
   store::SpaceReserve reserve_;  // for compounds that only free space
 
   // Lock order: durable_mu_ -> mu_; id_mu_ is a leaf (taken alone).

@@ -54,10 +54,13 @@ inline constexpr PointInfo kCrashPoints[] = {
     // Sync rounds (sync/sync.h).
     {"sync.after_barrier", "sync", "sync/stream.cpp StreamWriter::finish",
      "every chunk and block durable on the blobbers, no end object: the round never happened"},
-    {"sync.after_end", "sync", "sync/syncer.cpp Syncer::round",
-     "end object written (the remote commit point), the round not committed locally: the next start "
-     "rescans and the next round follows it"},
-    {"sync.after_local_commit", "sync", "sync/syncer.cpp Syncer::round", "the round committed on both sides"},
+    {"sync.after_end", "sync", "sync/syncer.cpp Syncer::send",
+     "end object written, no marker: the round never happened (a stray journal); the next start "
+     "rescans and re-does the epoch"},
+    {"sync.after_marker", "sync", "sync/syncer.cpp Syncer::send",
+     "marker created (the remote commit point, sync.h 10), the round not committed locally: the next "
+     "start adopts its own marked round and the round after it sends what it touched again"},
+    {"sync.after_local_commit", "sync", "sync/syncer.cpp Syncer::send", "the round committed on both sides"},
     // Fetching a stub's content (sync/fetch.h).
     {"fetch.after_data", "fetch", "sync/fetch.cpp Fetcher::complete",
      "content written and synced, still a stub in LMDB: fetched again on use (same bytes)"},

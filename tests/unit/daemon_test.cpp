@@ -147,3 +147,60 @@ TEST_CASE("daemon.h 1: a dir:// blobber inside the mountpoint is refused at open
   CHECK(daemon::check_apart(w.tmp.path, w.store).err() == EINVAL);
   CHECK(daemon::check_apart(w.store, "/mnt/elsewhere").is_ok());
 }
+
+TEST_CASE("sync.h 10 at the daemon: a second writer of the chain is fenced; its compounds and tcfs sync are refused, status says why") {
+  World w;
+  auto a = w.open();
+  NoKernel inv_a, inv_b;
+  a->start(inv_a);
+  // A second store on the same chain: a restore of it that serves too.
+  auto cfg = daemon::parse_ec({w.url}, "");
+  REQUIRE(cfg.is_ok());
+  auto c1 = Client::connect(MountInfo{"/unused", a->store().path(), control::socket_path(a->store().path(), geteuid())});
+  REQUIRE(c1.is_ok());
+  Compound k1;
+  k1.create("a1").write("a1", "from a");
+  REQUIRE(c1->submit(k1)->outcome == Outcome::Committed);
+  REQUIRE(c1->sync(60000).is_ok());
+  auto rep = daemon::init_set(w.tmp / "second", *cfg, "", true, false);
+  REQUIRE_MESSAGE(rep.is_ok(), rep.status().message());
+  daemon::DaemonOptions o;
+  o.store_dir = w.tmp / "second";
+  o.sync.interval_ms = 1;
+  auto b = daemon::Daemon::open(o);
+  REQUIRE(b.is_ok());
+  (*b)->start(inv_b);
+  // a extends the chain first; then b tries the same epoch.
+  Compound k2;
+  k2.create("a2").write("a2", "from a, again");
+  REQUIRE(c1->submit(k2)->outcome == Outcome::Committed);
+  REQUIRE(c1->sync(60000).is_ok());
+  std::string bpath = (*b)->store().path();
+  auto c2 = Client::connect(MountInfo{"/unused", bpath, control::socket_path(bpath, geteuid())});
+  REQUIRE(c2.is_ok());
+  Compound k3;
+  k3.create("b1").write("b1", "from b");
+  REQUIRE(c2->submit(k3)->outcome == Outcome::Committed);  // local: b does not know yet
+  Status st = c2->sync(60000);
+  CHECK(st.err() == EROFS);
+  CHECK(st.message().find("another store") != std::string::npos);
+  auto status = c2->status_json();
+  REQUIRE(status.is_ok());
+  CHECK(status->find("superseded") != std::string::npos);
+  Compound k4;
+  k4.create("b2");
+  auto r4 = c2->submit(k4);
+  REQUIRE(r4.is_ok());
+  CHECK(r4->outcome == Outcome::Rejected);
+  CHECK(r4->err == EROFS);
+  CHECK(r4->message.find("superseded") != std::string::npos);
+  CHECK(access((bpath + "/root/b2").c_str(), F_OK) != 0);  // nothing ran
+  CHECK(access((bpath + "/root/b1").c_str(), F_OK) == 0);  // its earlier change is kept locally
+  // a is unaffected.
+  Compound k5;
+  k5.create("a3");
+  CHECK(c1->submit(k5)->outcome == Outcome::Committed);
+  CHECK(c1->sync(60000).is_ok());
+  (*b)->stop();
+  a->stop();
+}

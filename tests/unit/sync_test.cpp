@@ -955,3 +955,109 @@ TEST_CASE("chain: a half-written end of a failed attempt is no cut once a later 
   REQUIRE(w->unreadable.size() == 2);  // j2a, and j2b as j3's prev
   CHECK(has(w->unreadable[0] + w->unreadable[1], j2b + " (epoch 2): named as prev by " + j3 + ", but not on the blobbers"));
 }
+
+TEST_CASE("sync.h 10: two writers on one chain: the one that marks the epoch wins, the other is fenced for good") {
+  Blobbers b;
+  Local src;
+  write_file(src.root() + "/base", "base");
+  auto s1 = src.syncer(*b.os);
+  REQUIRE(s1->rescan().is_ok());
+  REQUIRE(s1->round().is_ok());
+  // A second writer of the same chain: a restore of it that goes on syncing.
+  Local dst;
+  State st(*dst.env);
+  REQUIRE(restore(*b.os, dst.root_fd, st).is_ok());
+  auto s2 = dst.syncer(*b.os);
+  CHECK(s2->writer_id() != s1->writer_id());
+  write_file(src.root() + "/from-src", "src");
+  src.tracker.name(src.obj(""), "from-src");
+  REQUIRE(s1->round().is_ok());
+  write_file(dst.root() + "/from-dst", "dst");
+  dst.tracker.name(dst.obj(""), "from-dst");
+  Status fenced = s2->round();
+  CHECK(fenced.err() == EROFS);
+  CHECK(fenced.message().find("another store") != std::string::npos);
+  CHECK(fenced.message().find(s1->writer_id().substr(0, 12)) != std::string::npos);
+  CHECK(s2->status().fenced == fenced.what());
+  CHECK(s2->status().epoch == 1);             // nothing committed
+  CHECK(s2->round().err() == EROFS);          // and no round ever again
+  CHECK(s2->wait_synced(std::chrono::milliseconds(100)).err() == EROFS);
+  CHECK(dst.tracker.pending() > 0);           // its change stays marked, local
+  // Its journal of epoch 2 outranks src's by (boot, attempt), yet the chain
+  // follows the marker: the image is src's tree.
+  auto ch = chain(*b.os);
+  REQUIRE(ch.is_ok());
+  REQUIRE(ch->size() == 2);
+  CHECK((*ch)[1] == s1->status().head);
+  compare_tree(*b.os, src.root());
+  // The winner goes on.
+  write_file(src.root() + "/later", "later");
+  src.tracker.name(src.obj(""), "later");
+  REQUIRE(s1->round().is_ok());
+  CHECK(s1->status().epoch == 3);
+  compare_tree(*b.os, src.root());
+}
+
+TEST_CASE("sync.h 10: a marked round the store did not record is adopted, and what it touched goes out again") {
+  Blobbers b;
+  Local l;
+  std::string R = l.root();
+  write_file(R + "/f", "one");
+  write_file(R + "/keep", "keep");
+  auto s = l.syncer(*b.os);
+  REQUIRE(s->rescan().is_ok());
+  REQUIRE(s->round().is_ok());
+  write_file(R + "/f", "two, longer");
+  write_file(R + "/g", "new in epoch 2");
+  l.tracker.data(l.obj("f"));
+  l.tracker.name(l.obj(""), "g");
+  fault::arm("meta.commit", EIO, 1, 1);  // the local commit after the marker fails: as a crash would leave it
+  CHECK(s->round().err() == EIO);
+  fault::reset();
+  CHECK(s->status().epoch == 1);
+  auto marks = b.os->list_markers("n/r/");
+  REQUIRE(marks.is_ok());
+  CHECK(marks->size() == 2);  // epoch 2 is marked: committed on the blobbers
+  CHECK(load_image(*b.os).journals == 2);
+  // What a crash loses: the marks. And f goes back to its epoch-1 bytes.
+  (void)l.tracker.take();
+  write_file(R + "/f", "one");
+  // The next round finds epoch 2 marked by this store: adopts it, and
+  // sends what it touched as it is now, as epoch 3.
+  REQUIRE(s->round().is_ok());
+  CHECK(s->fenced().empty());
+  CHECK(s->status().epoch == 3);
+  CHECK(load_image(*b.os).journals == 3);
+  compare_tree(*b.os, R);  // f is "one" again on the blobbers, g is there
+}
+
+TEST_CASE("sync.h 10: a marker whose reply was lost is the store's own: the retry adopts it instead of being fenced") {
+  Blobbers b;
+  Local l;
+  std::string R = l.root();
+  write_file(R + "/f", "one");
+  auto s = l.syncer(*b.os);
+  REQUIRE(s->rescan().is_ok());
+  REQUIRE(s->round().is_ok());
+  write_file(R + "/f", "two");
+  l.tracker.data(l.obj("f"));
+  // The marker is created, then the local commit fails: the retry must
+  // take the marker for its own, not for another writer's.
+  fault::arm("meta.commit", EIO, 1, 1);
+  CHECK(s->round().err() == EIO);
+  fault::reset();
+  write_file(R + "/f", "three");
+  l.tracker.data(l.obj("f"));
+  REQUIRE(s->round().is_ok());  // probes, adopts epoch 2, sends f as epoch 3
+  CHECK(s->status().epoch == 3);
+  CHECK(s->fenced().empty());
+  compare_tree(*b.os, R);
+  // A fresh syncer over the same store (as after a restart) finds nothing more to adopt.
+  s.reset();
+  auto s2 = l.syncer(*b.os);
+  write_file(R + "/g", "g");
+  l.tracker.name(l.obj(""), "g");
+  REQUIRE(s2->round().is_ok());
+  CHECK(s2->status().epoch == 4);
+  compare_tree(*b.os, R);
+}

@@ -136,6 +136,10 @@ int cmd_status(const std::string& mountpoint, bool as_json) {
   printf("blobbers:   %s erasure code%s\n", s.value("ec", "").c_str(), enc.c_str());
   for (const auto& b : s["blobbers"])
     printf("  %-40s %s\n", b.value("url", "").c_str(), b.value("health", "").c_str());
+  if (std::string fenced = y.value("fenced", ""); !fenced.empty())  // sync.h 10
+    printf("FENCED:     %s\n            (compounds are refused; tcfs sync fails; local changes after epoch %llu are "
+           "not on the blobbers)\n",
+           fenced.c_str(), static_cast<unsigned long long>(y.value("epoch", 0ull)));
   if (std::string problem = y.value("chain_problem", ""); !problem.empty())  // never a state they cannot give back
     printf("synced:     NOT restorable from the blobbers: %s\n            (the local state is at epoch %llu; the "
            "next round, tcfs sync or tcfs scrub rewrites it)\n",
