@@ -33,6 +33,13 @@ class MemBlobber : public blob::Blobber {
     objects_[key] = std::move(data);
     return {};
   }
+  // Create-only (blobber.h put_new): EEXIST unless the object holds exactly data.
+  Status put_new(const std::string& key, std::string_view data) override {
+    std::lock_guard<std::mutex> g(mu_);
+    auto [it, fresh] = objects_.emplace(key, std::string(data));
+    if (fresh || it->second == data) return {};
+    return Status::error(EEXIST, url_ + ": create " + key + ": the object exists");
+  }
   Status flush() override { return {}; }
   Status get(const std::string& key, uint64_t off, uint64_t len, const blob::Sink& sink) override {
     std::string copy;
