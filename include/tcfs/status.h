@@ -40,6 +40,12 @@ class Status {
   int err() const { return err_; }
   const std::string& what() const { return what_; }
   Status status() const { return *this; }  // so TCFS_TRY works on both
+  // The same error with context in front: "prefix: what" (strerror is
+  // added once, by message()). On success: success.
+  Status wrap(const std::string& prefix) const {
+    if (err_ == 0) return *this;
+    return error(err_, what_.empty() ? prefix : prefix + ": " + what_);
+  }
   // "what: strerror(err)" or "success".
   std::string message() const {
     if (err_ == 0) return "success";

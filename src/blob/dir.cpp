@@ -381,7 +381,7 @@ Status DirBlobber::probe() {
   TCFS_TRY(watch());
   std::string key = "probe." + std::to_string(::getpid()) + "." + std::to_string(seq_++);
   Status s = put_bytes(key, "tcfs probe");
-  if (!s) return Status::error(s.err(), "blobber " + url_ + ": cannot write: " + s.message());
+  if (!s) return s.wrap("blobber " + url_ + ": cannot write");
   return del(key);
 }
 

@@ -215,7 +215,7 @@ Status record_set(const std::string& store_dir, blob::ObjectStore& os, InitRepor
     sync::RestoreOptions ro;
     ro.accept_older = accept_older;
     auto r = sync::restore(os, s.root_fd(), rs, ro);
-    if (!r) return Status::error(r.err(), "restore into " + s.path() + ": " + r.status().message());
+    if (!r) return r.status().wrap("restore into " + s.path());
     rep.restored = std::move(*r);
   }
   auto stage = open_stage(s);

@@ -9,6 +9,7 @@
 
 #include "control/socket_path.h"
 #include "daemon/executor.h"
+#include "util/durable.h"
 #include "util/path.h"
 
 namespace tcfs::daemon {
@@ -78,6 +79,7 @@ sync::SyncEnv sync_env(store::Store& s, txn::LockManager& locks, txn::TxnManager
   int root = s.root_fd();
   env.make_durable = [&tm, root] {
     if (syncfs(root) != 0) return Status::from_errno("syncfs");
+    TCFS_TRY(still_up(root, ".", "syncfs"));  // util/durable.h
     return tm.has_lazy() ? tm.make_durable() : Status();
   };
   return env;
@@ -95,8 +97,8 @@ Result<std::unique_ptr<Daemon>> Daemon::open(const DaemonOptions& opt) {
   d->tm_ = std::make_unique<txn::TxnManager>(s, d->locks_, nullptr);
   // txn.h 9: roll back what a crash left half-done before serving.
   Status st = d->tm_->recover([](const std::string& line) { spdlog::warn("recovery: {}", line); });
-  if (!st) return Status::error(st.err(), "recovery of store " + s.path() + ": " + st.message());
-  if (st = d->open_remote(); !st) return Status::error(st.err(), "blobbers of store " + s.path() + ": " + st.message());
+  if (!st) return st.wrap("recovery of store " + s.path());
+  if (st = d->open_remote(); !st) return st.wrap("blobbers of store " + s.path());
   Remote* r = d->remote_.get();
   if (r) {
     d->tm_->set_tracker(&r->tracker);
@@ -136,7 +138,7 @@ Status Daemon::open_remote() {
   TCFS_TRY(r->fetcher->load());
   if (!r->syncer->was_clean()) {
     spdlog::info("mount: the last stop was not clean: rescanning {}", s.path());
-    if (Status st = r->syncer->rescan(); !st) return Status::error(st.err(), "rescan: " + st.message());
+    if (Status st = r->syncer->rescan(); !st) return st.wrap("rescan");
   }
   r->evictor = open_evictor(s, locks_, *r, opt_);
   remote_ = std::move(r);

@@ -43,6 +43,7 @@
 #include "sync/fetch.h"
 #include "sync/tracker.h"
 #include "txn/locks.h"
+#include "util/durable.h"
 #include "util/mutex.h"
 
 namespace tcfs::fusefs {
@@ -107,7 +108,13 @@ class Fs {
   const Options& options() const { return opts_; }
   store::Store& store() { return store_; }
   txn::LockManager& locks() { return *hooks_.locks; }
-  Status before_fsync_ack() { return hooks_.before_fsync_ack ? hooks_.before_fsync_ack() : Status(); }
+  // What fsync/fsyncdir do after their own sync succeeded: the hook, then
+  // util/durable.h's check that the store's filesystem did not shut down
+  // while that sync ran (XFS can then report success for nothing).
+  Status before_fsync_ack() {
+    TCFS_TRY(hooks_.before_fsync_ack ? hooks_.before_fsync_ack() : Status());
+    return still_up(store_.root_fd(), ".", "fsync");
+  }
   // The sync layer's name of an Inode's backing object: number and handle,
   // never the number alone (sync/sync.h 4a).
   static sync::ObjRef obj(const Inode& in) { return {in.src_ino, in.handle}; }

@@ -1,9 +1,11 @@
 #include "meta/env.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
 
+#include "util/durable.h"
 #include "util/fault.h"
 
 namespace tcfs::meta {
@@ -69,7 +71,7 @@ Result<Txn> Txn::begin(Env& env, bool write) {
   MDB_txn* t = nullptr;
   int rc = mdb_txn_begin(env.raw(), nullptr, write ? 0 : MDB_RDONLY, &t);
   if (rc) return lmdb_status(rc, write ? "begin LMDB write transaction" : "begin LMDB read transaction");
-  return Txn(t);
+  return Txn(t, write);
 }
 
 Txn::~Txn() {
@@ -111,10 +113,13 @@ Status Txn::commit() {
     txn_ = nullptr;
     return Status::error(f, "commit LMDB transaction");
   }
+  const char* dir = nullptr;
+  if (write_) mdb_env_get_path(mdb_txn_env(txn_), &dir);
   int rc = mdb_txn_commit(txn_);
   txn_ = nullptr;  // committed or not, the handle is gone
   if (rc) return lmdb_status(rc, "commit LMDB transaction");
-  return {};
+  // The commit's own sync may have raced with a shutdown (util/durable.h).
+  return dir ? still_up(AT_FDCWD, dir, "commit LMDB transaction") : Status();
 }
 
 }  // namespace tcfs::meta

@@ -3,7 +3,8 @@
 // Contract: Env::open() opens (creating if absent) the LMDB environment and
 // every named database the caller lists, so that later transactions never
 // create databases. A write Txn commits with a full sync (LMDB's default):
-// when commit() returns OK the change survives a power cut. A Txn that is
+// when commit() returns OK the change survives a power cut (and the
+// filesystem was still up after that sync: util/durable.h). A Txn that is
 // destroyed uncommitted is aborted. Keys and values are byte strings.
 //
 // Thread-safety: an Env may be shared by all threads (MDB_NOTLS: a read Txn
@@ -50,7 +51,7 @@ class Env {
 class Txn {
  public:
   static Result<Txn> begin(Env& env, bool write);
-  Txn(Txn&& o) noexcept : txn_(o.txn_) { o.txn_ = nullptr; }
+  Txn(Txn&& o) noexcept : txn_(o.txn_), write_(o.write_) { o.txn_ = nullptr; }
   Txn& operator=(Txn&&) = delete;
   ~Txn();
 
@@ -69,8 +70,9 @@ class Txn {
   MDB_txn* raw() const { return txn_; }
 
  private:
-  explicit Txn(MDB_txn* t) : txn_(t) {}
+  Txn(MDB_txn* t, bool write) : txn_(t), write_(write) {}
   MDB_txn* txn_ = nullptr;
+  bool write_ = false;
 };
 
 Status lmdb_status(int rc, const std::string& what);

@@ -205,7 +205,7 @@ class Capturer {
     Fd d(::openat(pfd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (d.get() < 0) return Status::from_errno("open new directory " + name);
     auto names = list_dir(d.get());
-    if (!names) return Status::error(names.err(), "list new directory " + name + ": " + names.status().message());
+    if (!names) return names.status().wrap("list new directory " + name);
     for (auto& n : *names) work_.emplace_back(dir, std::move(n));
     fds_[dir] = std::move(d);
     return {};
@@ -278,7 +278,7 @@ class Capturer {
     if (src.get() < 0) return Status::from_errno("open object " + std::to_string(r.id) + " for capture");
     if (r.size <= kMemoryFile && cap_.memory_bytes + r.size <= kMemoryBudget) {
       Status st = read_whole(src.get(), r.size, o.bytes);
-      if (!st) return Status::error(st.err(), "capture object " + std::to_string(r.id) + ": " + st.message());
+      if (!st) return st.wrap("capture object " + std::to_string(r.id));
       cap_.memory_bytes += r.size;
     } else {
       o.stage = std::to_string(o.ino);

@@ -53,16 +53,16 @@ std::optional<ObjRef> obj_of(State& state, meta::Txn& t, uint64_t id) {
 // fails (its marks go back, sync.h 8) and the next one extends `journal`.
 Status Syncer::adopt(const std::string& journal, uint64_t epoch) {
   auto rd = StreamReader::open(*env_.objects, journal);
-  if (!rd) return Status::error(rd.err(), "adopting " + journal + ": " + rd.status().message());
+  if (!rd) return rd.status().wrap("adopting " + journal);
   auto t = meta::Txn::begin(*env_.meta, false);
   if (!t) return t.status();
   size_t marked = 0;
   for (;;) {
     auto bytes = rd->next();
-    if (!bytes) return Status::error(bytes.err(), "adopting " + journal + ": " + bytes.status().message());
+    if (!bytes) return bytes.status().wrap("adopting " + journal);
     if (!bytes->has_value()) break;
     auto rec = decode(**bytes);
-    if (!rec) return Status::error(rec.err(), "adopting " + journal + ": " + rec.status().message());
+    if (!rec) return rec.status().wrap("adopting " + journal);
     if (auto* i = std::get_if<InodeRec>(&*rec)) {
       if (auto o = obj_of(state_, *t, i->id)) env_.tracker->data(*o), env_.tracker->attr(*o), marked++;
     } else if (auto* e = std::get_if<EntryRec>(&*rec)) {

@@ -135,7 +135,7 @@ Status Syncer::verify_chain(bool repair) {
   spdlog::warn("sync: {}: rewriting the synced state as a snapshot", problem);
   if (Status st = write_snapshot(epoch_, head_); !st) {  // its end is the commit point of the rewrite
     set_chain_problem(problem);
-    return Status::error(st.err(), problem + "; rewriting it failed: " + st.message());
+    return st.wrap(problem + "; rewriting it failed");
   }
   auto again = remote_image(*env_.objects);
   if (!again) return again.status();

@@ -19,6 +19,7 @@
 #include "txn/rr.h"
 #include "txn/undo.h"
 #include "util/check.h"
+#include "util/durable.h"
 #include "util/fault.h"
 
 namespace tcfs::txn {
@@ -158,7 +159,7 @@ Status TxnManager::make_images(uint64_t id, Plan& p, const Caller& who, int* txn
     r.image = kPackName;
     // The size undo restores is the one the image has (taken under the locks).
     Status st = add_to_pack(src.get(), pack.get(), store_.reflink(), &pack_end, &r.image_off, &r.size);
-    if (!st) return Status::error(st.err(), "undo image of " + r.path + ": " + st.message());
+    if (!st) return st.wrap("undo image of " + r.path);
   }
   return {};
 }
@@ -265,7 +266,7 @@ CompoundReply TxnManager::run_plain(const Compound& c, const Caller& who, Plan& 
 // a failure leaves only garbage in txn/<id>/, which reclaim removes.
 Status TxnManager::prepare(const Compound& c, const Caller& who, Plan& p, Fd* txn_dir, Fd* marker) {
   auto id = new_id();
-  if (!id) return Status::error(id.err(), "allocate a compound id: " + id.status().message());
+  if (!id) return id.status().wrap("allocate a compound id");
   RecoveryRecord& rr = p.rr;
   rr.id = *id;
   rr.created = time(nullptr);
@@ -288,7 +289,7 @@ Status TxnManager::prepare(const Compound& c, const Caller& who, Plan& p, Fd* tx
   if (st) st = put_rr(store_.meta(), rr);  // invariant 2: RR durable before the first change
   if (!st) {
     reclaim_later(rr.id);
-    return Status::error(st.err(), "prepare compound: " + st.message());
+    return st.wrap("prepare compound");
   }
   TCFS_CRASH_POINT("txn.after_rr");
   p.phase = Phase::Prepared;
@@ -412,6 +413,7 @@ Status TxnManager::commit(uint64_t id) {
     }
     if (ids.empty()) return {};
     Status st = syncfs(store_.root_fd()) == 0 ? Status() : Status::from_errno("syncfs");
+    if (st) st = still_up(store_.root_fd(), ".", "syncfs");  // util/durable.h
     TCFS_CRASH_POINT("txn.after_sync");
     TCFS_TRY(st);
     TCFS_TRY(delete_rrs(store_.meta(), ids));  // COMMIT POINT (invariant 6)

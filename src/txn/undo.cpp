@@ -223,7 +223,7 @@ Status Undoer::restore_inode(const InodeRecord& r) {
     Fd img(openat(txn_fd_, r.image.c_str(), O_RDONLY | O_CLOEXEC));
     if (!img) return Status::from_errno("open undo image txn/" + std::to_string(rr_.id) + "/" + r.image);
     Status st = restore_from_pack(img.get(), r.image_off, r.size, fd.get());
-    if (!st) return Status::error(st.err(), "restore data of " + r.path + ": " + st.message());
+    if (!st) return st.wrap("restore data of " + r.path);
   }
   if (r.has_attrs) return restore_attrs(fd.get(), r.type, r.attrs);
   return {};
@@ -311,7 +311,7 @@ Status recover_all(const UndoCtx& ctx, meta::Env& env) {
     if (ctx.report) ctx.report("compound " + std::to_string(it->id) + " (" + it->summary + "):");
     Status s = undo(ctx, *it, kAllOps, st);
     if (s) s = finish_undo(ctx, env, it->id);
-    if (!s) return Status::error(s.err(), "undo of compound " + std::to_string(it->id) + ": " + s.message());
+    if (!s) return s.wrap("undo of compound " + std::to_string(it->id));
     if (!ctx.dry_run)
       spdlog::warn("recovery: compound {} ({}) rolled back: {} steps applied, {} already undone", it->id,
                    it->summary, st.applied, st.skipped);

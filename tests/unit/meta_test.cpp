@@ -1,10 +1,12 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "meta/env.h"
 #include "test_util.h"
+#include "util/durable.h"
 #include "util/fault.h"
 
 using namespace tcfs;
@@ -68,6 +70,36 @@ TEST_CASE("an injected commit failure leaves the old state") {
   fault::reset();
   auto txn = meta::Txn::begin(*env.value(), false);
   CHECK_FALSE(txn->get(db, "k").value().has_value());
+}
+
+TEST_CASE("a commit is not acknowledged when the filesystem shut down during its sync (util/durable.h)") {
+  TempDir t;
+  auto env = meta::Env::open(t.path, {"s"});
+  REQUIRE(env.is_ok());
+  MDB_dbi db = env.value()->db("s");
+  fault::reset();
+  fault::arm("fs.still_up", EIO);  // the open after the sync fails as on a shut-down XFS
+  {
+    auto txn = meta::Txn::begin(*env.value(), true);
+    CHECK(txn->put(db, "k", "v").is_ok());
+    Status st = txn->commit();
+    CHECK(st.err() == EIO);
+    CHECK(st.message().find("shut down") != std::string::npos);
+  }
+  fault::arm("fs.still_up", EMFILE);  // not a sign of a shutdown: acknowledged
+  {
+    auto txn = meta::Txn::begin(*env.value(), true);
+    CHECK(txn->put(db, "k2", "v").is_ok());
+    CHECK(txn->commit().is_ok());
+  }
+  fault::reset();
+  {
+    auto r = meta::Txn::begin(*env.value(), false);  // a read commit checks nothing
+    CHECK(r->commit().is_ok());
+  }
+  CHECK(still_up(AT_FDCWD, t.path.c_str(), "x").is_ok());
+  Status gone = still_up(AT_FDCWD, (t.path + "/absent").c_str(), "x");
+  CHECK(gone.is_ok());  // ENOENT is not EIO: only a shutdown refuses
 }
 
 TEST_CASE("opening a missing directory fails with a clear error") {

@@ -127,10 +127,13 @@ int submit(tcfs::Client& cl, Compound& c, const Common& o) {
     if (r->outcome == tcfs::Outcome::Committed) {
       if (!o.quiet) printf("committed: %zu operation(s)%s\n", c.ops.size(), o.no_sync ? " (not yet durable: --no-sync)" : "");
     } else {
-      fprintf(stderr, "tcfs-batch: %s: operation %d failed: %s (%s)\n",
-              r->outcome == tcfs::Outcome::Partial ? "stopped (--no-txn: earlier operations stay)"
-                                                   : "rolled back, nothing changed",
-              r->failed_op, r->message.c_str(), err_name(r->err).c_str());
+      const char* what = r->outcome == tcfs::Outcome::Partial ? "stopped (--no-txn: earlier operations stay)"
+                                                              : "rolled back, nothing changed";
+      if (r->failed_op < 0)  // every operation ran; the commit itself failed
+        fprintf(stderr, "tcfs-batch: %s: %s (%s)\n", what, r->message.c_str(), err_name(r->err).c_str());
+      else
+        fprintf(stderr, "tcfs-batch: %s: operation %d failed: %s (%s)\n", what, r->failed_op, r->message.c_str(),
+                err_name(r->err).c_str());
     }
   }
   switch (r->outcome) {
