@@ -2,6 +2,8 @@
 // init/restore (blobber_set.h).
 #include "daemon/blobber_set.h"
 
+#include "sync/follow.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -203,9 +205,20 @@ Status check_tree(blob::ObjectStore& os, bool restore) {
   return {};
 }
 
+// A follower's role and the writer of the round it starts at (follow.h 1).
+Status record_follower(blob::ObjectStore& os, sync::State& state, meta::Txn& t, const sync::RestoreReport& r) {
+  sync::Image img(state);
+  sync::Round round{r.epoch, r.head, "", 0};
+  if (auto bytes = os.read_marker(sync::marker_name(r.epoch)); bytes) {
+    if (auto m = sync::decode_marker(r.epoch, *bytes); m && m->journal == r.head) round.writer = m->writer, round.time = m->time;
+  }
+  TCFS_TRY(img.set_round(t, round));
+  return state.put(t, "role", "follower");
+}
+
 // Restores the tree (if asked), then records the set: the commit point of init.
 Status record_set(const std::string& store_dir, blob::ObjectStore& os, InitReport& rep, bool restore,
-                  bool accept_older) {
+                  bool accept_older, bool follow) {
   auto store = store::Store::open(store_dir);
   if (!store) return store.status();
   auto& s = **store;
@@ -214,6 +227,7 @@ Status record_set(const std::string& store_dir, blob::ObjectStore& os, InitRepor
     sync::State rs(s.meta());
     sync::RestoreOptions ro;
     ro.accept_older = accept_older;
+    ro.image_only = follow;  // follow.h 5
     auto r = sync::restore(os, s.root_fd(), rs, ro);
     if (!r) return r.status().wrap("restore into " + s.path());
     rep.restored = std::move(*r);
@@ -225,10 +239,11 @@ Status record_set(const std::string& store_dir, blob::ObjectStore& os, InitRepor
   if (!t) return t.status();
   sync::State state(s.meta());
   TCFS_TRY(state.put(*t, "config", to_json(rep.cfg).dump()));
+  if (follow) TCFS_TRY(record_follower(os, state, *t, *rep.restored));
   return t->commit();  // commit point: the store is bound to this set
 }
 
-Status init_with_key(const std::string& store_dir, InitReport& rep, bool restore, bool accept_older) {
+Status init_with_key(const std::string& store_dir, InitReport& rep, bool restore, bool accept_older, bool follow) {
   auto os = open_objects(rep.cfg, &rep.down);
   if (!os) return os.status();
   TCFS_TRY(check_down(rep.cfg, rep.down, restore));
@@ -240,7 +255,7 @@ Status init_with_key(const std::string& store_dir, InitReport& rep, bool restore
   }
   TCFS_TRY(check_tree(**os, restore));
   TCFS_TRY(check_key_object(**os, rep.cfg, restore));
-  return record_set(store_dir, **os, rep, restore, accept_older);
+  return record_set(store_dir, **os, rep, restore, accept_older, follow);
 }
 
 // A failed init with a key it created: the key-check object it may have
@@ -260,11 +275,11 @@ void undo_created_key(const RemoteConfig& c) {
 }  // namespace
 
 Result<InitReport> init_set(const std::string& store_dir, RemoteConfig cfg, const std::string& key_file, bool restore,
-                            bool accept_older) {
+                            bool accept_older, bool follow) {
   InitReport rep;
   rep.cfg = std::move(cfg);
   TCFS_TRY(prepare_key(rep.cfg, key_file, restore, &rep.key_created));
-  Status st = init_with_key(store_dir, rep, restore, accept_older);
+  Status st = init_with_key(store_dir, rep, restore || follow, accept_older, follow);
   if (!st && rep.key_created) undo_created_key(rep.cfg);  // blobber_set.h: a failed init leaves no key behind
   if (!st) return st;
   return rep;

@@ -78,7 +78,9 @@ struct InitReport {
 
 // `tcfs init`: records cfg as the store's set (restore: rebuilds the tree
 // from it first); key_file (may be relative or empty) encrypts the set.
+// follow: a follower store (sync/follow.h): as a restore, but the tree is
+// loaded as the image only, and the store is recorded as a follower.
 Result<InitReport> init_set(const std::string& store_dir, RemoteConfig cfg, const std::string& key_file, bool restore,
-                            bool accept_older);
+                            bool accept_older, bool follow = false);
 
 }  // namespace tcfs::daemon

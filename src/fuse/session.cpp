@@ -171,6 +171,7 @@ Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
   else
     spdlog::info("export: the store's filesystem ({}) has no known handle layout: handles of the mount "
                  "go stale once the kernel forgets an inode (no NFS export)", store.fs_type());
+  std::unique_ptr<KernelNotifier> notifier;  // lives until the session is gone
   sync::Evictor* evictor = hooks.evictor;
   Fs fs(store, std::move(table.value()), cfg.fs, std::move(hooks));
   // The evictor asks the table what is open while the table lives
@@ -184,7 +185,25 @@ Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
   if (evictor)
     evictor->set_in_use([t = &fs.table()](const sync::ObjRef& o) { return t->in_use(o.ino, o.handle); });
 
-  std::string opts = "fsname=" + store.path() + ",subtype=tcfs";
+  SessionSpec spec;
+  spec.ops = &Fs::ops();
+  spec.userdata = &fs;
+  spec.fsname = store.path();
+  spec.created = [&](fuse_session* se) { fs.set_session(se); };
+  spec.mounted = [&](fuse_session* se, const std::string& majmin) {
+    TCFS_TRY(serve_tmpfile_requests(se));  // O_TMPFILE: fs_tmpfile.cpp
+    spdlog::info("mounted store {} on {} ({}{})", store.path(), cfg.mountpoint, store.fs_type(),
+                 store.reflink() ? ", reflink" : ", no reflink");
+    notifier = std::make_unique<KernelNotifier>(se, fs.table(), dev_of(majmin), cfg.mountpoint);
+    on_mounted(*notifier);
+    return Status();
+  };
+  spec.before_unmount = before_unmount;
+  return run_session(spec, cfg);
+}
+
+Status run_session(const SessionSpec& spec, const MountConfig& cfg) {
+  std::string opts = "fsname=" + spec.fsname + ",subtype=tcfs";
   // As root, serve every user with the kernel's own permission checks.
   if (geteuid() == 0) opts += ",allow_other,default_permissions";
   for (const auto& o : cfg.fuse_opts) opts += "," + o;
@@ -193,28 +212,24 @@ Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
   for (auto& s : argv_s) argv.push_back(s.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
 
-  fuse_session* se = fuse_session_new(&args, &Fs::ops(), sizeof(fuse_lowlevel_ops), &fs);
+  fuse_session* se = fuse_session_new(&args, spec.ops, sizeof(fuse_lowlevel_ops), spec.userdata);
   fuse_opt_free_args(&args);
   if (!se) return Status::error(EINVAL, "cannot start a FUSE session with options '" + opts + "'");
   std::unique_ptr<fuse_session, void (*)(fuse_session*)> se_guard(se, fuse_session_destroy);
   if (fuse_set_signal_handlers(se) != 0) return Status::error(EIO, "cannot install signal handlers");
-  fs.set_session(se);
+  if (spec.created) spec.created(se);
   if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
     fuse_remove_signal_handlers(se);
     return Status::error(EIO, "cannot mount on " + cfg.mountpoint + " (see the message above)");
   }
-  if (Status st = serve_tmpfile_requests(se); !st) {  // O_TMPFILE: fs_tmpfile.cpp
+  std::string majmin = mount_majmin(cfg.mountpoint);
+  if (majmin.empty()) spdlog::warn("mount {}: not found in /proc/self/mountinfo", cfg.mountpoint);
+  set_read_ahead(majmin, cfg.fs.read_ahead_kb);
+  if (Status st = spec.mounted ? spec.mounted(se, majmin) : Status(); !st) {
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);
     return st;
   }
-  std::string majmin = mount_majmin(cfg.mountpoint);
-  if (majmin.empty()) spdlog::warn("mount {}: not found in /proc/self/mountinfo", cfg.mountpoint);
-  set_read_ahead(majmin, cfg.fs.read_ahead_kb);
-  spdlog::info("mounted store {} on {} ({}{})", store.path(), cfg.mountpoint, store.fs_type(),
-               store.reflink() ? ", reflink" : ", no reflink");
-  KernelNotifier notifier(se, fs.table(), dev_of(majmin), cfg.mountpoint);
-  on_mounted(notifier);
 
   fuse_loop_config* lc = fuse_loop_cfg_create();
   // Two cores serve many blocked syscalls (fsync, cold reads) at once:
@@ -224,7 +239,7 @@ Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
   fuse_loop_cfg_set_clone_fd(lc, 1);  // one /dev/fuse fd per worker: no wakeup contention
   int rc = fuse_session_loop_mt(se, lc);
   fuse_loop_cfg_destroy(lc);
-  if (before_unmount) before_unmount();
+  if (spec.before_unmount) spec.before_unmount();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   spdlog::info("unmounted {}", cfg.mountpoint);

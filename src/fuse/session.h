@@ -31,6 +31,22 @@ struct MountConfig {
   Options fs;
 };
 
+// The mount and loop that serve() and serve_view() (view.h) share:
+// creates the session over ops/userdata (fsname=fsname,subtype=tcfs, as
+// root allow_other,default_permissions, then cfg.fuse_opts), calls created
+// before the mount, mounted once the kernel has it (an error there
+// unmounts and is returned), runs the multi-threaded loop, then
+// before_unmount, and unmounts.
+struct SessionSpec {
+  const fuse_lowlevel_ops* ops = nullptr;
+  void* userdata = nullptr;
+  std::string fsname;
+  std::function<void(fuse_session*)> created;
+  std::function<Status(fuse_session*, const std::string& majmin)> mounted;
+  std::function<void()> before_unmount;
+};
+Status run_session(const SessionSpec& spec, const MountConfig& cfg);
+
 Status check_mountpoint(const std::string& mountpoint, bool allow_nonempty);
 Status check_dev_fuse();
 // hooks.locks is the lock manager FUSE operations share with the compound

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sync/chain.h"
+#include "sync/follow.h"
 #include "sync/stream.h"
 #include "util/fd.h"
 #include "util/handle.h"
@@ -62,6 +63,12 @@ class Restorer {
     rep_.head = ch->head;
     auto t = meta::Txn::begin(st_.env(), true);
     if (!t) return t.status();
+    if (opt_.image_only) {  // follow.h 5: the image is what was loaded; no tree
+      TCFS_TRY(st_.put(*t, "epoch", std::to_string(rep_.epoch)));
+      TCFS_TRY(st_.put(*t, "head", rep_.head));
+      TCFS_TRY(t->commit());
+      return rep_;
+    }
     TCFS_TRY(build(*t));
     TCFS_TRY(finish(*t));
     TCFS_TRY(t->commit());
@@ -124,16 +131,7 @@ class Restorer {
       if (!t) return t.status();
       batch_.emplace(std::move(*t));
     }
-    meta::Txn& t = *batch_;
-    if (auto* i = std::get_if<InodeRec>(&rec)) {
-      max_id_ = std::max(max_id_, i->id);
-      TCFS_TRY(t.put(st_.env().db(kRestoreDb), be64(i->id), encode_inode(*i)));
-    } else if (auto* e = std::get_if<EntryRec>(&rec)) {
-      if (e->child) TCFS_TRY(st_.put_entry(t, e->parent, e->name, e->child));
-      else TCFS_TRY(st_.del_entry(t, e->parent, e->name));
-    } else {
-      TCFS_TRY(t.del(st_.env().db(kRestoreDb), be64(std::get<DropRec>(rec).id)));
-    }
+    TCFS_TRY(apply_record(st_, *batch_, rec, &max_id_));  // the rules a follower's rounds follow
     if (++in_batch_ >= kBatch) return flush();
     return {};
   }

@@ -36,6 +36,9 @@ namespace tcfs::sync {
 
 struct RestoreOptions {
   bool accept_older = false;  // restore.h 2
+  // follow.h 5: load the image into the sync databases (objects stay in
+  // kRestoreDb) and record epoch and head; build no tree.
+  bool image_only = false;
 };
 
 struct RestoreReport {

@@ -3,7 +3,9 @@
 //   tcfs mount [--store DIR] [-f] [--cache-size SIZE] [-o OPT[,OPT...]] MOUNTPOINT
 //   tcfs init [--store DIR] --blobber URL... [--ec K+M] [--key-file FILE]
 //   tcfs init [--store DIR] --from-blobbers URL... [--ec K+M] [--accept-older] [--key-file FILE]
-//   tcfs sync MOUNTPOINT [--timeout S]
+//   tcfs init [--store DIR] --follow --from-blobbers URL... [--ec K+M] [--key-file FILE]
+//   tcfs sync MOUNTPOINT [--timeout S] [--json]
+//   tcfs wait MOUNTPOINT ROUND [--timeout S]
 //   tcfs status MOUNTPOINT [--json]
 //   tcfs gc MOUNTPOINT | tcfs scrub MOUNTPOINT
 //
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "daemon/daemon.h"
+#include "daemon/follower.h"
 #include "tools/tcfs/remote.h"
 #include "tools/tcfs/remount.h"
 #include "util/crash_points.h"
@@ -48,6 +51,7 @@ struct DaemonConfig {
   tcfs::sync::SyncOptions sync;
   tcfs::sync::EvictOptions evict;
   bool reserve_set = false;  // cache_reserve given (else 5% of the filesystem, at most 1 GiB)
+  unsigned poll_ms = 1000;   // a follower's poll interval (follower.h 2)
 };
 
 // "cache_size=64G" etc.: true and *out set when `o` is name=<size>.
@@ -91,6 +95,8 @@ void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
       dc.limits.idle_ms = static_cast<int>(std::min<uint64_t>(ms, INT32_MAX));
     } else if (uint64_t v = 0; number_opt(o, "sync_interval", &v)) {
       dc.sync.interval_ms = static_cast<unsigned>(std::min<uint64_t>(v, 86400000));
+    } else if (uint64_t v = 0; number_opt(o, "poll_interval", &v)) {
+      dc.poll_ms = static_cast<unsigned>(std::min<uint64_t>(v, 3600000));
     } else if (size_opt(o, "cache_size", &dc.evict.cache_bytes, false)) {
     } else if (size_opt(o, "cache_reserve", &dc.evict.reserve_bytes, true)) {
       dc.reserve_set = true;
@@ -146,8 +152,23 @@ void detach_stdio() {
   if (fd > 2) close(fd);
 }
 
+// A follower store (daemon/follower.h) mounted read-only.
+tcfs::Status run_follower(const std::string& store_dir, const DaemonConfig& dc, uint64_t at,
+                          const std::function<void()>& ready) {
+  tcfs::daemon::FollowerOptions fo;
+  fo.store_dir = store_dir;
+  fo.mountpoint = dc.mount.mountpoint;
+  fo.cache_bytes = dc.evict.cache_bytes;
+  fo.poll_ms = dc.poll_ms;
+  fo.at = at;
+  fo.version = "tcfs " TCFS_VERSION;
+  auto f = tcfs::daemon::Follower::open(fo);
+  if (!f) return f.status();
+  return (*f)->run(dc.mount, ready);
+}
+
 int run_mount(const std::string& store_dir, const std::string& mountpoint, bool foreground,
-              const std::vector<std::string>& opts) {
+              const std::vector<std::string>& opts, uint64_t at) {
   DaemonConfig dc;
   try {
     parse_o(opts, dc);
@@ -163,6 +184,11 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   if (!st) return fail(st);
   if (!(st = tcfs::daemon::check_apart(store_dir, cfg.mountpoint))) return fail(st);
   if (!(st = tcfs::fusefs::check_dev_fuse())) return fail(st);
+  auto follower = tcfs::daemon::is_follower(store_dir);
+  if (!follower) return fail(follower.status());
+  if (at && !*follower)
+    return fail(tcfs::Status::error(EINVAL, "--at needs a follower store (tcfs init --follow): " + store_dir +
+                                                " is a writer's store"));
 
   int notify_fd = -1;
   if (!foreground) {
@@ -177,9 +203,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   o.evict = dc.evict;
   o.reserve_set = dc.reserve_set;
   o.version = "tcfs " TCFS_VERSION;
-  auto d = tcfs::daemon::Daemon::open(o);
-  if (!d) return fail(d.status());
-  st = (*d)->run(cfg, [&] {
+  auto ready = [&] {
     if (notify_fd < 0) return;
     tcfs::init_logging("tcfs", tcfs::LogTarget::Syslog);
     if (chdir("/") != 0) { /* the mount works from any cwd */ }
@@ -187,7 +211,14 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
     char c = 'M';
     if (write(notify_fd, &c, 1) != 1) { /* parent gone: nothing to tell */ }
     close(notify_fd);
-  });
+  };
+  if (*follower) {
+    st = run_follower(store_dir, dc, at, ready);
+  } else {
+    auto d = tcfs::daemon::Daemon::open(o);
+    if (!d) return fail(d.status());
+    st = (*d)->run(cfg, ready);
+  }
   if (!st) {
     spdlog::error("mount {}: {}", cfg.mountpoint, st.message());
     return fail(st);
@@ -203,7 +234,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
 std::vector<std::string> helper_form(int argc, char** argv) {
   std::vector<std::string> a(argv, argv + argc);
   bool subcommand = a.size() >= 2 && (a[1] == "mount" || a[1] == "init" || a[1] == "sync" ||
-                                     a[1] == "status" || a[1] == "gc" || a[1] == "scrub" || a[1] == "debug");
+                                     a[1] == "status" || a[1] == "wait" || a[1] == "gc" || a[1] == "scrub" || a[1] == "debug");
   if (a.size() >= 3 && a[1].rfind('-', 0) != 0 && !subcommand && a[2].rfind('-', 0) != 0) {
     std::vector<std::string> out = {a[0], "mount", "--mount-helper", "--store", a[1]};
     out.insert(out.end(), a.begin() + 3, a.end());
@@ -249,6 +280,8 @@ int main(int argc, char** argv) {
                     "store's filesystem by evicting clean files; default 5% of it, at most 1G; 0: none), "
                     "or any FUSE option (e.g. ro, max_read=N)")
       ->allow_extra_args(false);
+  uint64_t at = 0;
+  mount->add_option("--at", at, "a follower store only: show round ROUND and stay there (time travel)");
   mount->add_option("MOUNTPOINT", mountpoint, "an existing, empty directory")->required();
 
   std::vector<std::string> blobbers;
@@ -265,6 +298,10 @@ int main(int argc, char** argv) {
                    "restore: rebuild the tree these blobbers hold into a new, empty store (as stubs whose "
                    "content is fetched on first use), then keep syncing to them");
   bool accept_older = false;
+  bool follow = false;
+  init->add_flag("--follow", follow,
+                 "with --from-blobbers: make a follower store, a read-only view of the writer's chain that moves "
+                 "to each new round (the writer keeps writing)");
   init->add_flag("--accept-older", accept_older,
                  "restore: when a later round on the blobbers cannot be read, restore the newest round that "
                  "can (and say so) instead of failing");
@@ -284,6 +321,13 @@ int main(int argc, char** argv) {
   CLI::App* sync = app.add_subcommand("sync", "wait until everything committed on a mount is on its blobbers");
   sync->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
   sync->add_option("--timeout", timeout_s, "give up after S seconds (exit 1, saying what is pending)");
+  bool sync_json = false;
+  sync->add_flag("--json", sync_json, "print {\"mount\", \"round\", \"head\"}: the round that holds it all");
+  uint64_t wait_round = 0;
+  CLI::App* wait = app.add_subcommand("wait", "wait until a mount (a follower) shows round ROUND or a newer one");
+  wait->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
+  wait->add_option("ROUND", wait_round, "the round (tcfs sync --json on the writer prints it)")->required();
+  wait->add_option("--timeout", timeout_s, "give up after S seconds (exit 1)");
 
   CLI::App* gc = app.add_subcommand("gc", "remove from the blobbers what no synced state needs");
   gc->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
@@ -310,7 +354,7 @@ int main(int argc, char** argv) {
   if (*mount) {
     if (tcfs::cli::wants_remount(opts)) return tcfs::cli::run_remount(mountpoint, opts, from_helper, daemon_option);
     if (!cache_size.empty()) opts.push_back("cache_size=" + cache_size);
-    return run_mount(store_dir, mountpoint, foreground, opts);
+    return run_mount(store_dir, mountpoint, foreground, opts, at);
   }
   if (*init) {
     if (!from.empty() && !blobbers.empty()) {
@@ -321,17 +365,23 @@ int main(int argc, char** argv) {
       fprintf(stderr, "tcfs: error: init needs --blobber URL... or --from-blobbers URL...\n");
       return kExitUsage;
     }
+    if (follow && from.empty()) {
+      fprintf(stderr, "tcfs: error: --follow goes with --from-blobbers (the writer's blobbers)\n");
+      return kExitUsage;
+    }
     if (accept_older && from.empty()) {
       fprintf(stderr, "tcfs: error: --accept-older goes with --from-blobbers (a restore)\n");
       return kExitUsage;
     }
-    return tcfs::cli::cmd_init(store_dir, from.empty() ? blobbers : from, ec, !from.empty(), accept_older, key_file);
+    return tcfs::cli::cmd_init(store_dir, from.empty() ? blobbers : from, ec, !from.empty() && !follow, accept_older,
+                               key_file, follow);
   }
   if (*crash_points) {
     for (const auto& p : tcfs::crash::kCrashPoints) printf("%s\t%s\t%s\t%s\n", p.name, p.protocol, p.where, p.state);
     return 0;
   }
-  if (*sync) return tcfs::cli::cmd_sync(target, timeout_s);
+  if (*sync) return tcfs::cli::cmd_sync(target, timeout_s, sync_json);
+  if (*wait) return tcfs::cli::cmd_wait(target, wait_round, timeout_s);
   if (*status) return tcfs::cli::cmd_status(target, as_json);
   if (*gc) return tcfs::cli::cmd_maintain(target, "gc");
   if (*scrub) return tcfs::cli::cmd_maintain(target, "scrub");

@@ -48,13 +48,13 @@ void print_degraded(const daemon::InitReport& rep) {
 }  // namespace
 
 int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore,
-             bool accept_older, const std::string& key_file) {
+             bool accept_older, const std::string& key_file, bool follow) {
   auto cfg = daemon::parse_ec(urls, ec);
   if (!cfg) {
     fprintf(stderr, "tcfs: error: %s\n", cfg.status().message().c_str());
     return kExitUsage;
   }
-  auto rep = daemon::init_set(store_dir, *cfg, key_file, restore, accept_older);
+  auto rep = daemon::init_set(store_dir, *cfg, key_file, restore, accept_older, follow);
   if (!rep) return fail(rep.status());
   const daemon::RemoteConfig& c = rep->cfg;
   if (rep->unchanged) {
@@ -62,7 +62,12 @@ int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls,
     return 0;
   }
   if (restore) print_degraded(*rep);
-  if (rep->restored) print_restore(*rep->restored);
+  if (rep->restored && follow)
+    printf("tcfs: follower store at round %llu (%s): %llu records from %llu journal(s); content is fetched on "
+           "first read\n", static_cast<unsigned long long>(rep->restored->epoch), rep->restored->head.c_str(),
+           static_cast<unsigned long long>(rep->restored->records),
+           static_cast<unsigned long long>(rep->restored->journals));
+  else if (rep->restored) print_restore(*rep->restored);
   std::string enc = c.key_file.empty() ? "" : ", encrypted (AES-256-GCM, key file " + c.key_file + ")";
   printf("tcfs: store %s: %zu blobber(s), erasure code %s%s%s\n", rep->store_path.c_str(), c.urls.size(), c.ec().c_str(),
          enc.c_str(), rep->down.empty() ? "" : " (DEGRADED: a blobber is missing)");
@@ -74,7 +79,7 @@ int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls,
   return 0;
 }
 
-int cmd_sync(const std::string& mountpoint, double timeout_s) {
+int cmd_sync(const std::string& mountpoint, double timeout_s, bool as_json) {
   auto c = Client::for_path(mountpoint);
   if (!c) return fail(c.status());
   uint64_t ms = timeout_s > 0 ? static_cast<uint64_t>(timeout_s * 1000) : 0;
@@ -83,7 +88,16 @@ int cmd_sync(const std::string& mountpoint, double timeout_s) {
     fprintf(stderr, "tcfs: sync %s: %s\n", mountpoint.c_str(), st.message().c_str());
     return kExitError;
   }
-  printf("tcfs: %s: everything committed is on the blobbers\n", mountpoint.c_str());
+  if (!as_json) {
+    printf("tcfs: %s: everything committed is on the blobbers\n", mountpoint.c_str());
+    return 0;
+  }
+  auto text = c->status_json();  // the round now holds everything committed before the call
+  if (!text) return fail(text.status());
+  json j = json::parse(*text, nullptr, false);
+  json out = {{"mount", mountpoint}, {"round", j["status"]["sync"].value("epoch", 0ull)},
+              {"head", j["status"]["sync"].value("head", "")}};
+  printf("%s\n", out.dump().c_str());
   return 0;
 }
 
@@ -125,6 +139,10 @@ int cmd_status(const std::string& mountpoint, bool as_json) {
   }
   const json& s = j["status"];
   printf("mount:      %s\nstore:      %s\n", j.value("mount", "").c_str(), j.value("store", "").c_str());
+  if (s.contains("follow")) {
+    print_follow_status(s);
+    return 0;
+  }
   if (!s.contains("sync")) {
     printf("blobbers:   none (local store only; see tcfs init --blobber)\n");
     return 0;

@@ -1,0 +1,203 @@
+// daemon/follower.cpp — a mounted follower store (follower.h).
+#include "daemon/follower.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <ctime>
+
+#include "control/socket_path.h"
+#include "fuse/view.h"
+
+namespace tcfs::daemon {
+
+using control::Json;
+
+Result<bool> is_follower(const std::string& store_dir) {
+  auto s = store::Store::open(store_dir, store::OpenOptions{false});
+  if (!s) return s.err() == ENOENT ? Result<bool>(false) : Result<bool>(s.status());
+  auto t = meta::Txn::begin((*s)->meta(), false);
+  if (!t) return t.status();
+  sync::State st((*s)->meta());
+  auto role = st.get(*t, "role");
+  if (!role) return role.status();
+  return role->value_or("") == "follower";
+}
+
+namespace {
+
+// follower.h 3: what a follower answers on its control socket.
+class FollowerExecutor final : public control::Executor {
+ public:
+  FollowerExecutor(Follower& f, std::string chain) : f_(f), chain_(std::move(chain)) {}
+  CompoundReply run(const Compound&, const control::Caller&, const control::ProgressFn&) override {
+    CompoundReply r;
+    r.outcome = Outcome::Rejected;
+    r.err = EROFS;
+    r.message = "this mount is a read-only follower of " + chain_ + ": compounds go to the writer's mount";
+    return r;
+  }
+  Status sync(uint64_t) override {
+    return Status::error(EROFS, "this mount is a read-only follower of " + chain_ +
+                                    ": it has nothing to sync (tcfs wait MOUNTPOINT ROUND waits for a round)");
+  }
+  Json status() override { return f_.status(); }
+
+ private:
+  Follower& f_;
+  std::string chain_;
+};
+
+std::string chain_name(const RemoteConfig& c) {
+  std::string s;
+  for (const auto& u : c.urls) s += (s.empty() ? "" : " ") + u;
+  return "the chain on " + s;
+}
+
+}  // namespace
+
+// follower.h 1.
+Result<std::unique_ptr<Follower>> Follower::open(const FollowerOptions& o) {
+  std::unique_ptr<Follower> f(new Follower());
+  f->opt_ = o;
+  auto store = store::Store::open(o.store_dir);
+  if (!store) return store.status();
+  f->store_ = std::move(*store);
+  store::Store& s = *f->store_;
+  auto cfg = load_config(s.meta());
+  if (!cfg) return cfg.status();
+  if (!cfg->has_value()) return Status::error(EINVAL, "follower store " + s.path() + " has no blobber set");
+  f->cfg_ = **cfg;
+  std::vector<std::string> down;
+  auto os = open_objects(f->cfg_, &down);
+  if (!os) return os.status().wrap("blobbers of follower store " + s.path());
+  f->objects_ = std::move(*os);
+  for (const auto& d : down) {
+    fprintf(stderr, "tcfs: warning: %s (the follower serves its current round until it is back)\n", d.c_str());
+    spdlog::warn("mount: blobber down: {}", d);
+  }
+  f->state_ = std::make_unique<sync::State>(s.meta());
+  f->image_ = std::make_unique<sync::Image>(*f->state_);
+  uint64_t limit = o.cache_bytes ? o.cache_bytes : uint64_t{1} << 30;
+  auto cache = sync::BlockCache::open(s.path() + "/cache", limit, *f->objects_);
+  if (!cache) return cache.status().wrap("block cache of follower store " + s.path());
+  f->cache_ = std::move(*cache);
+  if (o.at) {
+    uint64_t e = f->epoch();
+    if (e > o.at)
+      return Status::error(EINVAL, "follower store " + s.path() + " already shows round " + std::to_string(e) +
+                                       ", after round " + std::to_string(o.at) +
+                                       ": time travel needs a new follower store (tcfs init --follow --at)");
+  }
+  return f;
+}
+
+uint64_t Follower::epoch() {
+  auto t = meta::Txn::begin(image_->env(), false);
+  if (!t) return 0;
+  auto r = image_->round(*t);
+  return r ? r->epoch : 0;
+}
+
+// follower.h 2.
+uint64_t Follower::poll_once() {
+  MutexLock p(poll_mu_);
+  sync::PollReport rep = sync::poll(*objects_, *image_, opt_.at);
+  uint64_t e = epoch();
+  MutexLock g(mu_);
+  polls_++;
+  rounds_applied_ += rep.applied;
+  newest_ = std::max(newest_, rep.newest);
+  uint64_t target = opt_.at ? std::min(newest_, opt_.at) : newest_;
+  if (e >= target) behind_since_ = 0;
+  else if (!behind_since_) behind_since_ = static_cast<int64_t>(::time(nullptr));
+  std::string err = rep.error ? std::string() : rep.error.message();
+  if (!err.empty() && err != last_error_) spdlog::warn("follow: stays at round {}: {}", e, err);
+  if (err.empty() && !last_error_.empty()) spdlog::info("follow: moving again, at round {}", e);
+  last_error_ = err;
+  return e;
+}
+
+void Follower::loop() {
+  for (;;) {
+    poll_once();
+    UniqueLock g(mu_);
+    g.wait_for(cv_, std::chrono::milliseconds(opt_.poll_ms), [&]() TCFS_REQUIRES(mu_) { return stopping_; });
+    if (stopping_) return;
+  }
+}
+
+Json Follower::status() {
+  auto t = meta::Txn::begin(image_->env(), false);
+  sync::Round r;
+  if (t) {
+    auto rr = image_->round(*t);
+    if (rr) r = *rr;
+  }
+  Json j = Json::object();
+  MutexLock g(mu_);
+  uint64_t target = opt_.at ? std::min(newest_, opt_.at) : newest_;
+  int64_t now = static_cast<int64_t>(::time(nullptr));
+  j["follow"] = {{"round", r.epoch},
+                 {"head", r.head},
+                 {"writer", r.writer},
+                 {"round_time", r.time},
+                 {"newest", std::max(newest_, r.epoch)},
+                 {"lag_rounds", target > r.epoch ? target - r.epoch : 0},
+                 {"lag_s", behind_since_ ? now - behind_since_ : 0},
+                 {"at", opt_.at},
+                 {"poll_ms", opt_.poll_ms},
+                 {"polls", polls_},
+                 {"rounds_applied", rounds_applied_},
+                 {"last_error", last_error_}};
+  auto cs = cache_->stats();
+  j["cache"] = {{"bytes", cache_->bytes()}, {"limit", cache_->limit()}, {"hits", cs.hits}, {"misses", cs.misses},
+                {"evicted", cs.evicted}};
+  j["ec"] = cfg_.ec();
+  auto bl = Json::array();
+  for (size_t i = 0; i < objects_->width(); i++) bl.push_back({{"url", objects_->blobber(i).url()}});
+  j["blobbers"] = bl;
+  return j;
+}
+
+void Follower::start() {
+  {
+    MutexLock g(mu_);
+    stopping_ = false;
+  }
+  poller_ = std::thread([this] { loop(); });
+  control::ServerInfo info{opt_.version, opt_.mountpoint, store_->path()};
+  auto exec = std::make_shared<FollowerExecutor>(*this, chain_name(cfg_));
+  auto sock = control::prepare_socket_path(store_->path());
+  auto srv = sock ? control::ControlServer::start(*sock, exec, control::Limits{}, info)
+                  : Result<std::unique_ptr<control::ControlServer>>(sock.status());
+  if (srv) control_ = std::move(srv.value());
+  else spdlog::error("control socket unavailable on {}: {}", opt_.mountpoint, srv.status().message());
+  started_ = true;
+}
+
+// follower.h 4.
+void Follower::stop() {
+  if (!started_) return;
+  started_ = false;
+  {
+    MutexLock g(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (poller_.joinable()) poller_.join();
+  if (control_) control_->stop();
+}
+
+Status Follower::run(const fusefs::MountConfig& cfg, const std::function<void()>& ready) {
+  Status st = fusefs::serve_view(store_->path(), cfg, *image_, *cache_, [&] {
+    start();
+    if (ready) ready();
+  }, [this] { stop(); });
+  stop();
+  return st;
+}
+
+Follower::~Follower() { stop(); }
+
+}  // namespace tcfs::daemon

@@ -1,0 +1,91 @@
+// daemon/follower.h — a follower store mounted: the read-only view of a
+// writer's chain (sync/follow.h, fuse/view.h) and the poller that moves it
+// from round to round.
+//
+// Design note (numbered; cited as "follower.h N"):
+//  1. Open: the store (its lock refuses a second daemon), its role
+//     ("follower", recorded by `tcfs init --follow`), the blobber set, the
+//     image's round, and the block cache under <store>/cache (bounded by
+//     the cache size). A blobber that is down is a warning: the follower
+//     serves its current round and reports the lag.
+//  2. The poller runs every poll interval (default 1 s); each poll applies every new round in order
+//     (follow.h 2, 4), never past `at` (time travel). A poll that stops
+//     short logs the reason once per distinct reason (warn) and keeps the
+//     round it has; the lag (rounds marked but not shown, and seconds since
+//     the follower first saw itself behind) is in `tcfs status`.
+//  3. Control requests: status (role, round, lag, writer: `tcfs wait`
+//     polls it); compounds and sync are refused with EROFS naming the
+//     writer's chain.
+//  4. Stop: the poller first (its poll in flight ends), then the control
+//     socket; the view stops with the FUSE session.
+//
+// Thread-safety: open/run from the main thread; status() from control
+// threads (mu_ guards the poll figures).
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "control/server.h"
+#include "daemon/blobber_set.h"
+#include "fuse/session.h"
+#include "store/store.h"
+#include "sync/block_cache.h"
+#include "sync/follow.h"
+#include "util/mutex.h"
+
+namespace tcfs::daemon {
+
+struct FollowerOptions {
+  std::string store_dir, mountpoint;
+  uint64_t cache_bytes = 0;  // 0: 1 GiB
+  unsigned poll_ms = 1000;
+  uint64_t at = 0;           // time travel: stay at this round (0: follow the newest)
+  std::string version = "tcfs";
+};
+
+// Whether the store at dir is a follower (sync_meta "role"); ENOENT-free:
+// a store that does not exist yet is not one.
+Result<bool> is_follower(const std::string& store_dir);
+
+class Follower {
+ public:
+  static Result<std::unique_ptr<Follower>> open(const FollowerOptions& o);
+  ~Follower();
+  Status run(const fusefs::MountConfig& cfg, const std::function<void()>& ready);
+  void start();
+  void stop();
+
+  control::Json status() TCFS_EXCLUDES(mu_);
+  sync::Image& image() { return *image_; }
+  uint64_t poll_once() TCFS_EXCLUDES(mu_);  // one poll now; the image's epoch after it
+
+ private:
+  Follower() = default;
+  void loop() TCFS_EXCLUDES(mu_);
+  uint64_t epoch() TCFS_EXCLUDES(mu_);
+
+  FollowerOptions opt_;
+  std::unique_ptr<store::Store> store_;
+  RemoteConfig cfg_;
+  std::unique_ptr<blob::ObjectStore> objects_;
+  std::unique_ptr<sync::State> state_;
+  std::unique_ptr<sync::Image> image_;
+  std::unique_ptr<sync::BlockCache> cache_;
+  std::unique_ptr<control::ControlServer> control_;
+  std::thread poller_;
+  Mutex poll_mu_;  // one poll at a time (taken before mu_, never inside it)
+  Mutex mu_;       // protects the figures below and stopping_
+  std::condition_variable cv_;
+  bool stopping_ TCFS_GUARDED_BY(mu_) = false;
+  bool kick_ TCFS_GUARDED_BY(mu_) = false;
+  uint64_t newest_ TCFS_GUARDED_BY(mu_) = 0;     // newest epoch seen marked
+  int64_t behind_since_ TCFS_GUARDED_BY(mu_) = 0;  // when it first saw itself behind (0: not behind)
+  uint64_t polls_ TCFS_GUARDED_BY(mu_) = 0, rounds_applied_ TCFS_GUARDED_BY(mu_) = 0;
+  std::string last_error_ TCFS_GUARDED_BY(mu_);
+  bool started_ = false;
+};
+
+}  // namespace tcfs::daemon

@@ -1,0 +1,350 @@
+// fuse/view.cpp — the follower's read-only view (view.h).
+#include "fuse/view.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "util/mutex.h"
+
+namespace tcfs::fusefs {
+namespace {
+
+struct Entry {
+  std::string name;
+  uint64_t id;
+  uint32_t mode;
+};
+
+struct DirList {
+  std::vector<Entry> ents;  // the round of opendir (view.h 3)
+};
+
+struct OpenFile {
+  uint64_t id = 0, size = 0, version = 0;
+  std::vector<blob::BlockRef> blocks;  // view.h 2: the content opened
+  std::vector<uint64_t> starts;        // file offset of each block
+  bool cached = false;                 // uses the kernel's page cache
+};
+
+// view.h 2: which content the kernel's page cache of an inode holds.
+struct PageCache {
+  uint64_t version = 0;
+  unsigned users = 0;  // open handles that use it
+};
+
+class View {
+ public:
+  View(sync::Image& img, sync::BlockCache& cache) : img_(img), cache_(cache) {}
+  sync::Image& img() { return img_; }
+  sync::BlockCache& cache() { return cache_; }
+
+  // view.h 2: whether an open of `version` may use the page cache, and
+  // whether what it holds may be kept.
+  void open_cached(OpenFile& f, bool* keep) TCFS_EXCLUDES(mu_) {
+    MutexLock g(mu_);
+    PageCache& pc = pages_[f.id];
+    if (pc.users && pc.version != f.version) {
+      f.cached = false;  // another version is being read through the cache: read directly
+      *keep = false;
+      return;
+    }
+    *keep = pc.users || pc.version == f.version;
+    pc.version = f.version;
+    pc.users++;
+    f.cached = true;
+  }
+  void release(const OpenFile& f) TCFS_EXCLUDES(mu_) {
+    if (!f.cached) return;
+    MutexLock g(mu_);
+    auto it = pages_.find(f.id);
+    if (it != pages_.end() && it->second.users) it->second.users--;
+  }
+  void forget(uint64_t id) TCFS_EXCLUDES(mu_) {
+    MutexLock g(mu_);
+    auto it = pages_.find(id);
+    if (it != pages_.end() && !it->second.users) pages_.erase(it);
+  }
+
+ private:
+  sync::Image& img_;
+  sync::BlockCache& cache_;
+  Mutex mu_;  // protects pages_
+  std::unordered_map<uint64_t, PageCache> pages_ TCFS_GUARDED_BY(mu_);
+};
+
+View& view_of(fuse_req_t req) { return *static_cast<View*>(fuse_req_userdata(req)); }
+
+struct stat stat_of(const sync::InodeRec& r) {
+  struct stat st {};
+  st.st_ino = r.id;
+  st.st_mode = r.mode;
+  st.st_nlink = 1;  // link counts are not in the image (a directory's 1: find does not assume leaves)
+  st.st_uid = r.uid;
+  st.st_gid = r.gid;
+  st.st_size = static_cast<off_t>(S_ISLNK(r.mode) ? r.target.size() : r.size);
+  st.st_rdev = static_cast<dev_t>(r.rdev);
+  st.st_blksize = 4096;
+  st.st_blocks = static_cast<blkcnt_t>((r.size + 511) / 512);
+  st.st_atim = {r.atime_sec, static_cast<long>(r.atime_nsec)};
+  st.st_mtim = {r.mtime_sec, static_cast<long>(r.mtime_nsec)};
+  st.st_ctim = st.st_mtim;
+  return st;
+}
+
+// One LMDB read transaction per request (view.h 1).
+template <typename Fn>
+auto in_round(fuse_req_t req, Fn&& fn) -> decltype(fn(std::declval<meta::Txn&>())) {
+  auto t = meta::Txn::begin(view_of(req).img().env(), false);
+  if (!t) return t.status();
+  return fn(*t);
+}
+
+Result<sync::InodeRec> object(meta::Txn& t, sync::Image& img, uint64_t id) {
+  auto r = img.object(t, id);
+  if (!r) return r.status();
+  if (!r->has_value()) return Status::error(ESTALE, "object " + std::to_string(id) + " is not in this round");
+  return std::move(**r);
+}
+
+EntryReply entry_of(const sync::InodeRec& r) {
+  EntryReply e{};
+  e.e.ino = r.id;
+  e.e.generation = 1;
+  e.e.attr = stat_of(r);
+  e.e.attr_timeout = 0;  // view.h 1
+  e.e.entry_timeout = 0;
+  return e;
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  reply(req, {"lookup", parent, name}, in_round(req, [&](meta::Txn& t) -> Result<EntryReply> {
+          sync::Image& img = view_of(req).img();
+          auto c = img.child(t, parent, name);
+          if (!c) return c.status();
+          if (!c->has_value()) return Status::error(ENOENT);
+          auto r = object(t, img, **c);
+          if (!r) return r.status();
+          return entry_of(*r);
+        }));
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t) {
+  view_of(req).forget(ino);
+  fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  reply(req, {"getattr", ino}, in_round(req, [&](meta::Txn& t) -> Result<AttrReply> {
+          auto r = object(t, view_of(req).img(), ino);
+          if (!r) return r.status();
+          return AttrReply{stat_of(*r), 0};
+        }));
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  reply(req, {"readlink", ino}, in_round(req, [&](meta::Txn& t) -> Result<ReadlinkReply> {
+          auto r = object(t, view_of(req).img(), ino);
+          if (!r) return r.status();
+          if (!S_ISLNK(r->mode)) return Status::error(EINVAL);
+          return ReadlinkReply{r->target};
+        }));
+}
+
+uint64_t version_of(const sync::InodeRec& r) {
+  uint64_t h = 1469598103934665603ull ^ r.size;  // FNV-1a over the block hashes
+  for (const auto& b : r.blocks)
+    for (uint8_t c : b.hash.b) h = (h ^ c) * 1099511628211ull;
+  return h ? h : 1;
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+    return reply(req, {"open", ino}, Status::error(EROFS));
+  auto f = std::make_unique<OpenFile>();
+  Status st = in_round(req, [&](meta::Txn& t) -> Status {
+    auto r = object(t, view_of(req).img(), ino);
+    if (!r) return r.status();
+    if (S_ISDIR(r->mode)) return Status::error(EISDIR);
+    f->id = ino;
+    f->size = r->size;
+    f->version = version_of(*r);
+    f->blocks = std::move(r->blocks);
+    uint64_t at = 0;
+    for (const auto& b : f->blocks) f->starts.push_back(at), at += b.len;
+    return Status();
+  });
+  if (!st) return reply(req, {"open", ino}, st);
+  bool keep = false;
+  view_of(req).open_cached(*f, &keep);
+  fi->direct_io = f->cached ? 0 : 1;
+  fi->keep_cache = keep ? 1 : 0;
+  fi->noflush = 1;
+  fi->fh = reinterpret_cast<uint64_t>(f.release());
+  reply(req, {"open", ino}, Result<OpenReply>(OpenReply{*fi}));
+}
+
+Result<std::string> read_range(sync::BlockCache& cache, const OpenFile& f, uint64_t off, uint64_t len) {
+  std::string out;
+  if (off >= f.size) return out;
+  len = std::min(len, f.size - off);
+  auto it = std::upper_bound(f.starts.begin(), f.starts.end(), off);
+  size_t i = static_cast<size_t>(it - f.starts.begin()) - 1;
+  while (len > 0 && i < f.blocks.size()) {
+    uint64_t in = off - f.starts[i];
+    uint64_t n = std::min<uint64_t>(len, f.blocks[i].len - in);
+    auto part = cache.read(f.blocks[i], in, n);
+    if (!part) return part.status();
+    if (part->size() != n) return Status::error(EIO, "short block read");
+    out += *part;
+    off += n, len -= n, i++;
+  }
+  return out;
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  auto* f = reinterpret_cast<OpenFile*>(fi->fh);
+  auto data = read_range(view_of(req).cache(), *f, static_cast<uint64_t>(off), size);
+  if (!data) return reply(req, {"read", ino}, data.status());
+  fuse_bufvec buf = FUSE_BUFVEC_INIT(data->size());
+  buf.buf[0].mem = data->data();
+  reply_data(req, {"read", ino}, &buf);
+}
+
+void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  std::unique_ptr<OpenFile> f(reinterpret_cast<OpenFile*>(fi->fh));
+  view_of(req).release(*f);
+  fuse_reply_err(req, 0);
+}
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto d = std::make_unique<DirList>();
+  Status st = in_round(req, [&](meta::Txn& t) -> Status {
+    sync::Image& img = view_of(req).img();
+    auto r = object(t, img, ino);
+    if (!r) return r.status();
+    if (!S_ISDIR(r->mode)) return Status::error(ENOTDIR);
+    auto ents = img.state().entries(t, ino);
+    if (!ents) return ents.status();
+    for (auto& [name, id] : *ents) {
+      auto c = img.object(t, id);
+      if (!c) return c.status();
+      if (c->has_value()) d->ents.push_back({std::move(name), id, (*c)->mode});
+    }
+    return Status();
+  });
+  if (!st) return reply(req, {"opendir", ino}, st);
+  fi->fh = reinterpret_cast<uint64_t>(d.release());
+  fi->cache_readdir = 0;
+  reply(req, {"opendir", ino}, Result<OpenReply>(OpenReply{*fi}));
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  auto* d = reinterpret_cast<DirList*>(fi->fh);
+  std::vector<char> out(size);
+  size_t used = 0;
+  // Offsets: 1 ".", 2 "..", 3.. the entries.
+  for (size_t i = static_cast<size_t>(off); i < d->ents.size() + 2; i++) {
+    struct stat st {};
+    const char* name = i == 0 ? "." : i == 1 ? ".." : d->ents[i - 2].name.c_str();
+    st.st_ino = i < 2 ? ino : d->ents[i - 2].id;
+    st.st_mode = i < 2 ? S_IFDIR : d->ents[i - 2].mode & S_IFMT;
+    size_t need = fuse_add_direntry(req, out.data() + used, size - used, name, &st, static_cast<off_t>(i + 1));
+    if (need > size - used) break;
+    used += need;
+  }
+  reply_buf(req, {"readdir", ino}, out.data(), used);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete reinterpret_cast<DirList*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  reply(req, {"getxattr", ino, name}, in_round(req, [&](meta::Txn& t) -> Result<XattrReply> {
+          auto r = object(t, view_of(req).img(), ino);
+          if (!r) return r.status();
+          for (const auto& [n, v] : r->xattrs) {
+            if (n != name) continue;
+            if (size && v.size() > size) return Status::error(ERANGE);
+            return XattrReply{size == 0, v.size(), size ? v : std::string()};
+          }
+          return Status::error(ENODATA);
+        }));
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  reply(req, {"listxattr", ino}, in_round(req, [&](meta::Txn& t) -> Result<XattrReply> {
+          auto r = object(t, view_of(req).img(), ino);
+          if (!r) return r.status();
+          std::string names;
+          for (const auto& x : r->xattrs) names += x.first + '\0';
+          if (size && names.size() > size) return Status::error(ERANGE);
+          return XattrReply{size == 0, names.size(), size ? names : std::string()};
+        }));
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t) {
+  StatfsReply r{};
+  r.sv.f_bsize = r.sv.f_frsize = 4096;
+  r.sv.f_namemax = 255;
+  reply(req, {"statfs", 1}, Result<StatfsReply>(r));
+}
+
+void on_init(void*, fuse_conn_info* conn) {
+  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want &= ~FUSE_CAP_CACHE_SYMLINKS;  // view.h 1
+  conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+  conn->max_background = 64;
+  conn->time_gran = 1;
+}
+
+fuse_lowlevel_ops make_view_ops() {
+  fuse_lowlevel_ops o{};
+  o.init = on_init;
+  o.lookup = op_lookup;
+  o.forget = op_forget;
+  o.getattr = op_getattr;
+  o.readlink = op_readlink;
+  o.open = op_open;
+  o.read = op_read;
+  o.release = op_release;
+  o.opendir = op_opendir;
+  o.readdir = op_readdir;
+  o.releasedir = op_releasedir;
+  o.getxattr = op_getxattr;
+  o.listxattr = op_listxattr;
+  o.statfs = op_statfs;
+  return o;
+}
+
+}  // namespace
+
+Status serve_view(const std::string& fsname, const MountConfig& cfg, sync::Image& img, sync::BlockCache& cache,
+                  const std::function<void()>& on_mounted, const std::function<void()>& before_unmount) {
+  static const fuse_lowlevel_ops ops = make_view_ops();
+  View view(img, cache);
+  MountConfig c = cfg;
+  c.fuse_opts.push_back("ro");  // view.h 4: the kernel refuses every change with EROFS
+  SessionSpec spec;
+  spec.ops = &ops;
+  spec.userdata = &view;
+  spec.fsname = fsname;
+  spec.mounted = [&](fuse_session*, const std::string&) {
+    spdlog::info("mounted follower store {} on {} (read-only)", fsname, cfg.mountpoint);
+    if (on_mounted) on_mounted();
+    return Status();
+  };
+  spec.before_unmount = before_unmount;
+  return run_session(spec, c);
+}
+
+}  // namespace tcfs::fusefs

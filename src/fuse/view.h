@@ -1,0 +1,40 @@
+// fuse/view.h — a follower store's read-only FUSE view of its image
+// (sync/follow.h), served from LMDB and a local block cache.
+//
+// Contract (numbered; cited as "view.h N"):
+//  1. One round per answer: every lookup, getattr, readlink, getxattr and
+//     open reads the image in one LMDB read transaction (follow.h 3). The
+//     kernel caches no name and no attribute (timeouts 0), so a path walk
+//     started after a switch sees the new round for every name it resolves.
+//  2. Close-to-open: open copies the file's block list; every read of that
+//     handle reads those blocks, whatever rounds come after. The kernel's
+//     page cache of a file is kept across opens while its content (block
+//     list) is unchanged; an open of new content drops it. While a handle
+//     of other content uses the page cache, a new open reads directly
+//     (no page cache), so two versions never share cached pages.
+//  3. A directory listing is the round of its opendir: the entries are
+//     copied at opendir (memory: one directory's names while it is open).
+//     A walk that straddles a switch may thus list a directory of the old
+//     round and then look a name up in the new one: it sees each directory
+//     whole, and each file it opens whole, of one round or the other.
+//  4. Content is read by block through sync::BlockCache (verified on
+//     fetch, bounded). Nothing is ever written: the mount is read-only
+//     (EROFS from the kernel), and opens for writing get EROFS here too.
+//
+// Thread-safety: serve_view() runs libfuse's multi-threaded loop; the
+// view's shared state (page-cache versions) is guarded by its mutex.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "fuse/session.h"
+#include "sync/block_cache.h"
+#include "sync/follow.h"
+
+namespace tcfs::fusefs {
+
+Status serve_view(const std::string& fsname, const MountConfig& cfg, sync::Image& img, sync::BlockCache& cache,
+                  const std::function<void()>& on_mounted, const std::function<void()>& before_unmount = {});
+
+}  // namespace tcfs::fusefs

@@ -1,0 +1,139 @@
+// sync/block_cache.h — a bounded, content-addressed local cache of blocks
+// for follower stores: reads of blocks (blocks.h) served from local files,
+// fetched from the blobbers once.
+//
+// Design note (cited as "block_cache.h N"):
+//  1. Layout. A cached block is the file DIR/XX/HEX: HEX its content hash
+//     (blocks.h 1) in hex, XX its first two digits; it holds exactly the
+//     block's bytes. Temp files live in DIR/tmp/. open() creates DIR (mode
+//     0700, its parent must exist) and DIR/tmp, removes every file in
+//     DIR/tmp (a crash's leftovers) and indexes every DIR/XX/HEX (a
+//     restarted follower keeps its cache), oldest modification time least
+//     recently used. Other names in DIR are left alone. DIR is flock(2)ed:
+//     one BlockCache per directory (a second open is EBUSY).
+//  2. Storing. A block read from the blobbers (blob::read_block: verified
+//     against its hash) is written to a temp file, fdatasync'ed, then
+//     rename(2)d to its name: a crash or power cut never leaves a partial
+//     block under a block name. A block that cannot be stored (ENOSPC,
+//     fault site "block_cache.store") is logged and still returned; the
+//     cache is best effort, the blobbers hold the truth.
+//  3. Reading. A hit opens the file (under mu_, so eviction cannot unlink
+//     it first) and preads the range from that descriptor outside mu_: a
+//     concurrent eviction only unlinks the name. A file whose size is not
+//     the block's length (truncated, damaged by hand) is dropped and the
+//     block fetched again; a missing one likewise. The local disk is
+//     trusted beyond that: the hash is checked when a block is fetched,
+//     not on every hit.
+//  4. Single flight. Concurrent reads of one missing block make one
+//     blobber read: the first reader fetches, the others wait for it and
+//     are served from its buffer (they count as hits). A fetch that fails
+//     gives its error, naming the block (first 16 hex digits), to the
+//     fetcher and its waiters, and changes nothing in the cache; the next
+//     read tries again.
+//  5. Bound. After a block is stored, least recently used blocks are
+//     unlinked until bytes() <= limit() (the new block too, last, if it
+//     alone is larger). Recency is an in-memory LRU list: hits move a
+//     block to the front; after a restart the order is that of (1).
+//  6. Memory: the index, one entry per cached block, and one block buffer
+//     per fetch in flight (shared with its waiters); a hit holds only the
+//     range it reads.
+//
+// Thread-safety: every member may be called from any thread. mu_ protects
+// the index, the LRU list, the byte count and the fetches in flight (a
+// Flight's fields too: not annotated, the analysis names a lock only
+// through the object that holds the member); cv_ is signalled when a fetch
+// ends. mu_ is a leaf. Under it run only the metadata syscalls that must
+// agree with the index (open of a hit, rename of a stored block, unlink of
+// an evicted or bad one); block bytes and blobber reads never.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "blob/blocks.h"
+#include "blob/objects.h"
+#include "util/fd.h"
+#include "util/mutex.h"
+
+namespace tcfs::sync {
+
+class BlockCache {
+ public:
+  // dir: created if absent (mode 0700); limit: bytes of blocks kept (> 0,
+  // normally at least one block; no default is applied here). Indexes the
+  // blocks already in dir and removes leftover temp files (1).
+  static Result<std::unique_ptr<BlockCache>> open(const std::string& dir, uint64_t limit, blob::ObjectStore& os);
+  BlockCache(const BlockCache&) = delete;
+  BlockCache& operator=(const BlockCache&) = delete;
+
+  // Bytes [off, off+len) of the block (clipped to its length) from its
+  // cache file (3), or fetched once (4), stored (2) and returned.
+  Result<std::string> read(const blob::BlockRef& ref, uint64_t off, uint64_t len);
+  uint64_t bytes() const;  // bytes of blocks held now
+  uint64_t limit() const { return limit_; }
+  size_t blocks() const;   // blocks held now
+  struct Stats {
+    uint64_t hits = 0, misses = 0, evicted = 0;
+  };
+  Stats stats() const;
+  // The cache file of a block (1), whether or not it is held.
+  std::string path_of(const blob::Hash& h) const;
+
+  // Test seams: fetch_hook runs in the fetching thread just before its
+  // blobber read (set it before reads start); waiting() is the number of
+  // reads waiting for another's fetch (4).
+  void set_fetch_hook(std::function<void(const blob::BlockRef&)> f) { fetch_hook_ = std::move(f); }
+  size_t waiting() const;
+
+ private:
+  struct HashOf {
+    size_t operator()(const blob::Hash& h) const;
+  };
+  struct Entry {
+    uint64_t size = 0;
+    uint64_t gen = 0;  // which file: a drop (3) removes only the one it read
+    std::list<blob::Hash>::iterator lru;
+  };
+  struct Flight {  // a fetch in flight (4); fields under mu_
+    bool done = false;
+    Status st;
+    std::shared_ptr<const std::string> data;
+  };
+
+  BlockCache(std::string dir, Fd dirfd, uint64_t limit, blob::ObjectStore& os)
+      : dir_(std::move(dir)), dirfd_(std::move(dirfd)), limit_(limit), os_(os) {}
+  Status scan();
+  Result<std::string> fetch(const blob::BlockRef& ref, const std::shared_ptr<Flight>& fl, uint64_t off,
+                            uint64_t n) TCFS_EXCLUDES(mu_);
+  // Writes the temp file (2); its name relative to dir_, or the error.
+  Result<std::string> write_temp(const blob::Hash& h, const std::string& data);
+  void insert_locked(const blob::Hash& h, uint64_t size) TCFS_REQUIRES(mu_);
+  void drop_locked(const blob::Hash& h) TCFS_REQUIRES(mu_);
+  void evict_locked() TCFS_REQUIRES(mu_);
+  static std::string rel_of(const blob::Hash& h);
+
+  const std::string dir_;
+  const Fd dirfd_;  // DIR, flock'ed (1); every path is relative to it
+  const uint64_t limit_;
+  blob::ObjectStore& os_;
+  std::function<void(const blob::BlockRef&)> fetch_hook_;
+
+  mutable Mutex mu_;
+  std::condition_variable cv_;
+  std::unordered_map<blob::Hash, Entry, HashOf> index_ TCFS_GUARDED_BY(mu_);
+  std::list<blob::Hash> lru_ TCFS_GUARDED_BY(mu_);  // most recently used first
+  std::unordered_map<blob::Hash, std::shared_ptr<Flight>, HashOf> flights_ TCFS_GUARDED_BY(mu_);
+  uint64_t bytes_ TCFS_GUARDED_BY(mu_) = 0;
+  uint64_t gen_ TCFS_GUARDED_BY(mu_) = 0;
+  size_t waiting_ TCFS_GUARDED_BY(mu_) = 0;
+  std::atomic<uint64_t> hits_{0}, misses_{0}, evicted_{0};
+  std::atomic<uint64_t> tmp_seq_{0};
+};
+
+}  // namespace tcfs::sync

@@ -1,0 +1,154 @@
+// sync/follow.cpp — a follower's image, moved one whole round at a time
+// (follow.h).
+#include "sync/follow.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+
+#include "sync/stream.h"
+#include "util/fault.h"
+
+namespace tcfs::sync {
+
+Status apply_record(State& st, meta::Txn& t, const Record& rec, uint64_t* max_id) {
+  MDB_dbi objs = st.env().db(kRestoreDb);
+  if (auto* i = std::get_if<InodeRec>(&rec)) {
+    if (max_id) *max_id = std::max(*max_id, i->id);
+    return t.put(objs, be64(i->id), encode_inode(*i));
+  }
+  if (auto* e = std::get_if<EntryRec>(&rec))
+    return e->child ? st.put_entry(t, e->parent, e->name, e->child) : st.del_entry(t, e->parent, e->name);
+  uint64_t id = std::get<DropRec>(rec).id;
+  TCFS_TRY(t.del(objs, be64(id)));
+  auto ents = st.entries(t, id);  // a dropped directory's names (none, normally) go with it
+  if (!ents) return ents.status();
+  for (const auto& [name, child] : *ents) TCFS_TRY(st.del_entry(t, id, name));
+  return {};
+}
+
+Result<Round> Image::round(meta::Txn& t) {
+  Round r;
+  auto e = st_.get_u64(t, "epoch", 0);
+  if (!e) return e.status();
+  r.epoch = *e;
+  auto h = st_.get(t, "head");
+  if (!h) return h.status();
+  r.head = h->value_or("");
+  auto w = st_.get(t, "writer");
+  if (!w) return w.status();
+  r.writer = w->value_or("");
+  auto tm = st_.get_u64(t, "round_time", 0);
+  if (!tm) return tm.status();
+  r.time = static_cast<int64_t>(*tm);
+  return r;
+}
+
+Status Image::set_round(meta::Txn& t, const Round& r) {
+  TCFS_TRY(st_.put(t, "epoch", std::to_string(r.epoch)));
+  TCFS_TRY(st_.put(t, "head", r.head));
+  TCFS_TRY(st_.put(t, "writer", r.writer));
+  return st_.put(t, "round_time", std::to_string(r.time > 0 ? r.time : 0));
+}
+
+Result<std::optional<InodeRec>> Image::object(meta::Txn& t, uint64_t id) {
+  auto v = t.get(st_.env().db(kRestoreDb), be64(id));
+  if (!v) return v.status();
+  if (!v->has_value()) return std::optional<InodeRec>();
+  auto r = decode_inode(**v);
+  if (!r) return r.status().wrap("object " + std::to_string(id) + " of the image");
+  return std::optional<InodeRec>(std::move(*r));
+}
+
+// follow.h 2.
+Status Image::apply(blob::ObjectStore& os, const Marker& m) {
+  auto rd = StreamReader::open(os, m.journal);
+  if (!rd) return Status::error(EIO, "journal " + m.journal + " of round " + std::to_string(m.epoch) + ": " +
+                                         rd.status().message());
+  auto t = meta::Txn::begin(st_.env(), true);
+  if (!t) return t.status();
+  auto cur = round(*t);
+  if (!cur) return cur.status();
+  if (m.epoch != cur->epoch + 1)
+    return Status::error(EAGAIN, "round " + std::to_string(m.epoch) + " does not follow the image's round " +
+                                     std::to_string(cur->epoch));
+  std::string prev = rd->info().value("prev", std::string());
+  if (prev != cur->head)
+    return Status::error(EIO, "journal " + m.journal + " of round " + std::to_string(m.epoch) + " follows " +
+                                  (prev.empty() ? std::string("nothing") : prev) + ", not the image's head " +
+                                  cur->head + " (chain.h 6)");
+  uint64_t n = 0;
+  for (;;) {
+    auto rec = rd->next();
+    if (!rec) return Status::error(EIO, "journal " + m.journal + ": " + rec.status().message());
+    if (!rec->has_value()) break;
+    auto d = decode(**rec);
+    if (!d) return Status::error(EIO, "journal " + m.journal + " record " + std::to_string(n) + ": " +
+                                          d.status().message());
+    TCFS_TRY(apply_record(st_, *t, *d));
+    n++;
+  }
+  TCFS_TRY(set_round(*t, Round{m.epoch, m.journal, m.writer, m.time}));
+  if (int f = fault::check("follow.apply")) return Status::error(f, "apply round " + std::to_string(m.epoch));
+  return t->commit();  // SWITCH POINT (follow.h 2): readers see round m.epoch from here on
+}
+
+namespace {
+
+uint64_t marker_epoch(const std::string& name) {
+  uint64_t e = 0;
+  int used = 0;
+  if (name.size() != 4 + 16 || name.compare(0, 4, "n/r/") != 0) return 0;
+  if (sscanf(name.c_str() + 4, "%16" SCNx64 "%n", &e, &used) != 1 || used != 16) return 0;
+  return e;
+}
+
+}  // namespace
+
+// follow.h 4.
+PollReport poll(blob::ObjectStore& os, Image& img, uint64_t stop_at) {
+  PollReport rep;
+  uint64_t epoch = 0;
+  {
+    auto t = meta::Txn::begin(img.env(), false);
+    if (!t) return rep.error = t.status(), rep;
+    auto r = img.round(*t);
+    if (!r) return rep.error = r.status(), rep;
+    epoch = r->epoch;
+  }
+  auto names = os.list_markers("n/r/", marker_name(epoch));
+  if (!names) return rep.error = names.status().wrap("list round markers"), rep;
+  std::vector<uint64_t> epochs;
+  for (const auto& n : *names)
+    if (uint64_t e = marker_epoch(n); e > epoch) epochs.push_back(e);
+  std::sort(epochs.begin(), epochs.end());
+  if (epochs.empty()) return rep;
+  rep.newest = epochs.back();
+  for (uint64_t e : epochs) {
+    if (stop_at && e > stop_at) break;
+    if (e != epoch + 1) {
+      rep.error = Status::error(EIO, "round " + std::to_string(epoch + 1) + " has no marker (" +
+                                         marker_name(epoch + 1) + ") but round " + std::to_string(e) +
+                                         " has: the follower stays at round " + std::to_string(epoch));
+      break;
+    }
+    auto bytes = os.read_marker(marker_name(e));
+    auto m = bytes ? decode_marker(e, *bytes) : Result<Marker>(bytes.status());
+    if (!m) {
+      rep.error = m.status().wrap("round " + std::to_string(e));
+      break;
+    }
+    if (e == rep.newest) rep.newest_time = m->time;
+    if (Status st = img.apply(os, *m); !st) {
+      rep.error = st;
+      break;
+    }
+    rep.applied++;
+    epoch = e;
+  }
+  return rep;
+}
+
+}  // namespace tcfs::sync
