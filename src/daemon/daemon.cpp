@@ -149,6 +149,11 @@ fusefs::Hooks Daemon::hooks() {
   fusefs::Hooks h;
   h.locks = &locks_;
   if (remote_) {
+    sync::Syncer* syncer = remote_->syncer.get();
+    h.write_gate = [syncer] {  // sync.h 10: a fenced store changes nothing more
+      if (!syncer->is_fenced()) return Status();
+      return Status::error(EROFS, syncer->fenced() + " (tcfs export-unsynced copies those changes out)");
+    };
     h.tracker = &remote_->tracker;
     h.fetcher = remote_->fetcher.get();
     h.evictor = remote_->evictor.get();

@@ -87,6 +87,9 @@ struct Hooks {
   // Called before fsync/fsyncdir report success: makes committed sync-off
   // compounds durable, so no recovery can roll back what fsync promised.
   std::function<Status()> before_fsync_ack;
+  // Asked before every change (with its mark): an error refuses the change
+  // (a fenced store: EROFS naming the new writer, sync.h 10). Null: none.
+  std::function<Status()> write_gate;
   // Change marks for the sync layer (sync/sync.h 1); null: no blobbers.
   // Marks are made while the operation still holds its guard.
   sync::Tracker* tracker = nullptr;
@@ -119,12 +122,19 @@ class Fs {
   // never the number alone (sync/sync.h 4a).
   static sync::ObjRef obj(const Inode& in) { return {in.src_ino, in.handle}; }
   // Sync marks (no-ops without blobbers); call them under the op's guard.
-  void mark_data(fuse_ino_t ino, uint64_t bytes = 0) {
+  // Each refuses (the write gate: EROFS on a fenced store, sync.h 10)
+  // before the change is made; the caller returns that error.
+  [[nodiscard]] Status mark_data(fuse_ino_t ino, uint64_t bytes = 0) {
+    TCFS_TRY(write_gate());
     if (hooks_.tracker) hooks_.tracker->data(obj(table_->get(ino)), bytes);
+    return {};
   }
-  void mark_attr(fuse_ino_t ino) {
+  [[nodiscard]] Status mark_attr(fuse_ino_t ino) {
+    TCFS_TRY(write_gate());
     if (hooks_.tracker) hooks_.tracker->attr(obj(table_->get(ino)));
+    return {};
   }
+  Status write_gate() { return hooks_.write_gate ? hooks_.write_gate() : Status(); }
   // Stub content (a no-op for ordinary files): the range [off, off+len)
   // local before a read, len 0 starts a fetch, ensure_all before a change.
   Status ensure(fuse_ino_t ino, uint64_t off, uint64_t len) {
@@ -150,8 +160,10 @@ class Fs {
   Status ensure_backing(const sync::ObjRef& o) {
     return hooks_.fetcher ? hooks_.fetcher->ensure_all(o) : Status();
   }
-  void mark_name(fuse_ino_t parent, const char* name) {
+  [[nodiscard]] Status mark_name(fuse_ino_t parent, const char* name) {
+    TCFS_TRY(write_gate());
     if (hooks_.tracker) hooks_.tracker->name(obj(table_->get(parent)), name);
+    return {};
   }
 
   // The live session, for notifications from inside a handler (null

@@ -95,8 +95,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   bool writes = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
   auto g = guard_local(fs, ino, 0, writes ? ~uint64_t{0} : 0, [&] { return lock_read(fs, ino); });
   if (!g) return reply(req, {"open", ino}, g.status());
-  reply(req, {"open", ino}, under(std::move(g.value()), [&] {
-          if (fi->flags & O_TRUNC) fs.mark_data(ino);
+  reply(req, {"open", ino}, under(std::move(g.value()), [&]() -> Result<OpenReply> {
+          if (fi->flags & O_TRUNC) TCFS_TRY(fs.mark_data(ino));
           return do_open(fs, ino, fi);
         }));
 }
@@ -129,10 +129,12 @@ Result<CreateReply> do_create(fuse_req_t req, Fs& fs, fuse_ino_t parent, const c
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
   reply(req, {"create", parent, name},
-        under(lock_names(fs, parent), [&] {
-          fs.mark_name(parent, name);
+        under(lock_names(fs, parent), [&]() -> Result<CreateReply> {
+          TCFS_TRY(fs.mark_name(parent, name));
           auto r = do_create(req, fs, parent, name, mode, fi);
-          if (r && (fi->flags & O_TRUNC)) fs.mark_data(r.value().e.ino);
+          // The gate passed just above: the file exists and is open now, so
+          // its mark is not refused halfway (the result is ignored).
+          if (r && (fi->flags & O_TRUNC)) (void)fs.mark_data(r.value().e.ino);
           return r;
         }));
 }
@@ -199,8 +201,8 @@ Result<WriteReply> write_buffered(FileHandle* fh, fuse_bufvec* in_buf, off_t off
 
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fuse_file_info* fi) {
   FileHandle* fh = fh_of(fi);
-  reply(req, {"write", ino}, under(lock_read(fs_of(req), ino), [&] {
-          fs_of(req).mark_data(ino, fuse_buf_size(in_buf));
+  reply(req, {"write", ino}, under(lock_read(fs_of(req), ino), [&]() -> Result<WriteReply> {
+          TCFS_TRY(fs_of(req).mark_data(ino, fuse_buf_size(in_buf)));
           return fh->direct ? write_direct(fh, in_buf, off) : write_buffered(fh, in_buf, off);
         }));
 }
@@ -225,7 +227,7 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) 
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info* fi) {
   reply(req, {"fallocate", ino}, under(lock_read(fs_of(req), ino), [&] {
-          fs_of(req).mark_data(ino);
+          TCFS_TRY(fs_of(req).mark_data(ino));
           TCFS_TRY(fs_of(req).ensure_all(ino));
           return fallocate(fh_of(fi)->fd, mode, off, len) == 0 ? Status() : errno_status();
         }));
@@ -235,7 +237,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
                         off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
   auto g = lock_two(fs_of(req), ino_in, txn::LockMode::Read, ino_out, txn::LockMode::Read);
   reply(req, {"copy_file_range", ino_in}, under(std::move(g), [&]() -> Result<WriteReply> {
-          fs_of(req).mark_data(ino_out);
+          TCFS_TRY(fs_of(req).mark_data(ino_out));
           TCFS_TRY(fs_of(req).ensure(ino_in, static_cast<uint64_t>(off_in), len));
           TCFS_TRY(fs_of(req).ensure_all(ino_out));
           // Server side: on XFS/btrfs the backing copy_file_range shares extents.

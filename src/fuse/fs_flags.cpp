@@ -71,7 +71,7 @@ Result<IoctlReply> set_attr(fuse_req_t req, fuse_ino_t ino, int fd, unsigned cmd
   if (in_size < arg_size(cmd)) return Status::error(EINVAL);
   alignas(fsxattr) char buf[sizeof(fsxattr)] = {};
   memcpy(buf, in, arg_size(cmd));
-  fs.mark_attr(ino);
+  TCFS_TRY(fs.mark_attr(ino));
   if (protects(cmd, buf)) TCFS_TRY(fs.ensure_all(ino));  // invariant 3
   // Invariant 1: the backing filesystem checks the caller's rights.
   int err = with_caller_creds(req, 0, [&] { return ioctl(fd, cmd, buf) == 0 ? 0 : errno; });

@@ -176,8 +176,8 @@ Status apply_setattr(int ifd, const struct stat* attr, int to_set, fuse_file_inf
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
   reply(req, {"setattr", ino}, under(lock_read(fs, ino), [&]() -> Result<AttrReply> {
-          if (to_set & FUSE_SET_ATTR_SIZE) fs.mark_data(ino);
-          else fs.mark_attr(ino);
+          if (to_set & FUSE_SET_ATTR_SIZE) TCFS_TRY(fs.mark_data(ino));
+          else TCFS_TRY(fs.mark_attr(ino));
           TCFS_TRY(fs.ensure_all(ino));  // a stub's fetch restores times: let it finish first
           TCFS_TRY(with_fd(fs, ino, [&](int ifd) { return apply_setattr(ifd, attr, to_set, fi); }));
           return stat_inode(fs, ino, fi);
@@ -197,22 +197,22 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  reply(req, {"mknod", parent, name}, under(lock_names(fs_of(req), parent), [&] {
-          fs_of(req).mark_name(parent, name);
+  reply(req, {"mknod", parent, name}, under(lock_names(fs_of(req), parent), [&]() -> Result<EntryReply> {
+          TCFS_TRY(fs_of(req).mark_name(parent, name));
           return create_node(req, parent, name, mode, [&](int dfd) { return mknodat(dfd, name, mode, rdev); });
         }));
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  reply(req, {"mkdir", parent, name}, under(lock_names(fs_of(req), parent), [&] {
-          fs_of(req).mark_name(parent, name);
+  reply(req, {"mkdir", parent, name}, under(lock_names(fs_of(req), parent), [&]() -> Result<EntryReply> {
+          TCFS_TRY(fs_of(req).mark_name(parent, name));
           return create_node(req, parent, name, mode | S_IFDIR, [&](int dfd) { return mkdirat(dfd, name, mode); });
         }));
 }
 
 void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
-  reply(req, {"symlink", parent, name}, under(lock_names(fs_of(req), parent), [&] {
-          fs_of(req).mark_name(parent, name);
+  reply(req, {"symlink", parent, name}, under(lock_names(fs_of(req), parent), [&]() -> Result<EntryReply> {
+          TCFS_TRY(fs_of(req).mark_name(parent, name));
           return create_node(req, parent, name, S_IFLNK | 0777,
                              [&](int dfd) { return symlinkat(link, dfd, name); });
         }));
@@ -237,16 +237,16 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
   Fs& fs = fs_of(req);
   reply(req, {"link", newparent, newname},
         under(lock_two(fs, ino, txn::LockMode::Read, newparent, txn::LockMode::NameWrite),
-              [&] {
-                fs.mark_attr(ino);
-                fs.mark_name(newparent, newname);
+              [&]() -> Result<EntryReply> {
+                TCFS_TRY(fs.mark_attr(ino));
+                TCFS_TRY(fs.mark_name(newparent, newname));
                 return do_link(fs, ino, newparent, newname);
               }));
 }
 
 Status remove_name(Fs& fs, fuse_ino_t parent, const char* name, int flags) {
   return under(lock_names(fs, parent), [&] {
-    fs.mark_name(parent, name);
+    TCFS_TRY(fs.mark_name(parent, name));
     return with_fd(fs, parent, [&](int dfd) { return unlinkat(dfd, name, flags) == 0 ? Status() : errno_status(); });
   });
 }
@@ -264,8 +264,8 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   Fs& fs = fs_of(req);
   reply(req, {"rename", parent, name},
         under(lock_two(fs, parent, txn::LockMode::NameWrite, newparent, txn::LockMode::NameWrite), [&] {
-          fs.mark_name(parent, name);
-          fs.mark_name(newparent, newname);
+          TCFS_TRY(fs.mark_name(parent, name));
+          TCFS_TRY(fs.mark_name(newparent, newname));
           return with_fd(fs, parent, [&](int from) {
             return with_fd(fs, newparent, [&](int to) {
               return renameat2(from, name, to, newname, flags) == 0 ? Status() : errno_status();
@@ -298,7 +298,7 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
 // the owner may set an ACL. The mode changed with it, so the kernel's
 // cached attributes are dropped before the reply.
 Status change_xattr(fuse_req_t req, Fs& fs, fuse_ino_t ino, const std::function<int(const char*)>& fn) {
-  fs.mark_attr(ino);
+  TCFS_TRY(fs.mark_attr(ino));
   TCFS_TRY(with_fd(fs, ino, [&](int fd) {
     std::string p = proc_path(fd);
     return Status::code(with_caller_creds(req, S_ISGID, [&] { return rc_errno(fn(p.c_str())); }));

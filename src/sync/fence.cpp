@@ -113,6 +113,7 @@ Status Syncer::fence(const std::string& why, uint64_t epoch) {
   {
     MutexLock g(mu_);
     stats_.fenced = fenced_;
+    is_fenced_.store(true, std::memory_order_release);
     cv_.notify_all();
   }
   spdlog::error("sync: {}", fenced_);

@@ -135,6 +135,8 @@ class Syncer {
   // sync.h 10: "" while this store extends the chain; else the marker of
   // another writer that superseded it (rounds have stopped for good).
   std::string fenced();
+  // The same as !fenced().empty(), without a lock (for every FUSE change).
+  bool is_fenced() const { return is_fenced_.load(std::memory_order_acquire); }
   const std::string& writer_id() const { return writer_; }
   // Runs fn between rounds (holding round_mu_): no round is capturing,
   // uploading or committing meanwhile, so the synced state in LMDB and the
@@ -172,6 +174,7 @@ class Syncer {
   bool was_clean_ = false;
   uint64_t boot_ = 0;
   std::string writer_;  // this store's id as a writer of the chain (sync.h 10); set at open
+  std::atomic<bool> is_fenced_{false};  // set once, by fence()
 
   // Lock order: round_mu_ -> mu_ (-> Tracker::mu_).
   Mutex round_mu_ TCFS_ACQUIRED_BEFORE(mu_);  // one round at a time; protects everything below up to mu_

@@ -196,6 +196,15 @@ TEST_CASE("sync.h 10 at the daemon: a second writer of the chain is fenced; its 
   CHECK(r4->message.find("superseded") != std::string::npos);
   CHECK(access((bpath + "/root/b2").c_str(), F_OK) != 0);  // nothing ran
   CHECK(access((bpath + "/root/b1").c_str(), F_OK) == 0);  // its earlier change is kept locally
+  // FUSE changes are refused by the same fence (the gate every mark asks).
+  auto hb = (*b)->hooks();
+  REQUIRE(hb.write_gate);
+  Status gate_b = hb.write_gate();
+  CHECK(gate_b.err() == EROFS);
+  CHECK(gate_b.message().find("export-unsynced") != std::string::npos);
+  auto ha = a->hooks();
+  REQUIRE(ha.write_gate);
+  CHECK(ha.write_gate().is_ok());
   // a is unaffected.
   Compound k5;
   k5.create("a3");
