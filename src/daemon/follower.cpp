@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <ctime>
 
@@ -13,15 +15,23 @@ namespace tcfs::daemon {
 
 using control::Json;
 
-Result<bool> is_follower(const std::string& store_dir) {
-  auto s = store::Store::open(store_dir, store::OpenOptions{false});
-  if (!s) return s.err() == ENOENT ? Result<bool>(false) : Result<bool>(s.status());
-  auto t = meta::Txn::begin((*s)->meta(), false);
+namespace {
+
+Result<bool> is_follower_meta(meta::Env& env) {
+  auto t = meta::Txn::begin(env, false);
   if (!t) return t.status();
-  sync::State st((*s)->meta());
+  sync::State st(env);
   auto role = st.get(*t, "role");
   if (!role) return role.status();
   return role->value_or("") == "follower";
+}
+
+}  // namespace
+
+Result<bool> is_follower(const std::string& store_dir) {
+  auto s = store::Store::open(store_dir, store::OpenOptions{false});
+  if (!s) return s.err() == ENOENT ? Result<bool>(false) : Result<bool>(s.status());
+  return is_follower_meta((*s)->meta());
 }
 
 namespace {
@@ -55,6 +65,55 @@ std::string chain_name(const RemoteConfig& c) {
 }
 
 }  // namespace
+
+// follower.h 5.
+Result<PromoteReport> promote(const std::string& store_dir, bool force) {
+  PromoteReport rep;
+  rep.forced = force;
+  auto store = store::Store::open(store_dir, store::OpenOptions{false});
+  if (!store) return store.status().wrap("store " + store_dir + (store.err() == EBUSY ? " (unmount it first)" : ""));
+  store::Store& s = **store;
+  auto role = is_follower_meta(s.meta());
+  if (!role) return role.status();
+  if (!*role) return Status::error(EINVAL, "store " + s.path() + " is not a follower: it is already a writer");
+  auto cfg = load_config(s.meta());
+  if (!cfg) return cfg.status();
+  if (!cfg->has_value()) return Status::error(EINVAL, "store " + s.path() + " has no blobber set");
+  auto os = open_objects(**cfg, nullptr);
+  if (!os) return os.status();
+  sync::State state(s.meta());
+  sync::Image img(state);
+  for (;;) {  // catch up with the newest marked round
+    sync::PollReport p = sync::poll(**os, img);
+    rep.caught_up += p.applied;
+    if (!p.error) {
+      if (!force)
+        return p.error.wrap("promote " + s.path() + ": the chain cannot be followed to its newest round (" +
+                            std::to_string(p.newest) + "); --force promotes at the round reached");
+      rep.stopped = p.error.message();
+      break;
+    }
+    if (p.applied == 0) break;
+  }
+  auto built = sync::build_from_image(s.root_fd(), state);
+  if (!built) return built.status().wrap("promote " + s.path() + ": build the tree");
+  rep.epoch = built->epoch;
+  rep.head = built->head;
+  auto t = meta::Txn::begin(s.meta(), true);
+  if (!t) return t.status();
+  TCFS_TRY(t->del(s.meta().db(sync::kSyncDb), "role"));
+  TCFS_TRY(t->del(s.meta().db(sync::kSyncDb), "round_writer"));
+  TCFS_TRY(t->del(s.meta().db(sync::kSyncDb), "round_time"));
+  TCFS_TRY(t->del(s.meta().db(sync::kSyncDb), "writer"));  // the Syncer makes this store's own id
+  if (force) {
+    TCFS_TRY(state.put(*t, "clean", "0"));  // the mount rescans ...
+    struct stat sb;
+    if (fstat(s.root_fd(), &sb) != 0 || fchmod(s.root_fd(), sb.st_mode & 07777) != 0)  // ... and finds the root changed
+      return Status::from_errno("promote " + s.path() + ": mark the root");
+  }
+  TCFS_TRY(t->commit());  // COMMIT POINT of promote: the store is a writer from here on
+  return rep;
+}
 
 // follower.h 1.
 Result<std::unique_ptr<Follower>> Follower::open(const FollowerOptions& o) {

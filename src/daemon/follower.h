@@ -18,6 +18,17 @@
 //     writer's chain.
 //  4. Stop: the poller first (its poll in flight ends), then the control
 //     socket; the view stops with the FUSE session.
+//  5. Promote (the store unmounted): the image catches up with the newest
+//     marked round, becomes the store's tree (stubs) and synced state as a
+//     restore at that round would (restore.h build_from_image), and the
+//     store's role becomes writer with a new writer id. Its rounds extend
+//     the chain from there; if the old writer is still alive, whichever
+//     creates a round's marker first wins and the other is fenced
+//     (sync.h 10): nothing is lost, the loser's changes stay exportable.
+//     Without --force it refuses when the chain cannot be followed to its
+//     newest marked round (the message names why); --force promotes at the
+//     round it reached and takes the next round at the first mount (a
+//     rescan marks the root), which fences a writer that is gone or hung.
 //
 // Thread-safety: open/run from the main thread; status() from control
 // threads (mu_ guards the poll figures).
@@ -49,6 +60,17 @@ struct FollowerOptions {
 // Whether the store at dir is a follower (sync_meta "role"); ENOENT-free:
 // a store that does not exist yet is not one.
 Result<bool> is_follower(const std::string& store_dir);
+
+// `tcfs promote` (follower.h 5): the follower store at store_dir (not
+// mounted) becomes the chain's writer at its newest round.
+struct PromoteReport {
+  uint64_t epoch = 0;      // the round the store continues from
+  std::string head;
+  uint64_t caught_up = 0;  // rounds applied first
+  bool forced = false;     // the next round is taken at the first mount
+  std::string stopped;     // force: why the chain could not be followed further
+};
+Result<PromoteReport> promote(const std::string& store_dir, bool force);
 
 class Follower {
  public:

@@ -37,7 +37,7 @@ Result<Round> Image::round(meta::Txn& t) {
   auto h = st_.get(t, "head");
   if (!h) return h.status();
   r.head = h->value_or("");
-  auto w = st_.get(t, "writer");
+  auto w = st_.get(t, "round_writer");
   if (!w) return w.status();
   r.writer = w->value_or("");
   auto tm = st_.get_u64(t, "round_time", 0);
@@ -49,7 +49,7 @@ Result<Round> Image::round(meta::Txn& t) {
 Status Image::set_round(meta::Txn& t, const Round& r) {
   TCFS_TRY(st_.put(t, "epoch", std::to_string(r.epoch)));
   TCFS_TRY(st_.put(t, "head", r.head));
-  TCFS_TRY(st_.put(t, "writer", r.writer));
+  TCFS_TRY(st_.put(t, "round_writer", r.writer));
   return st_.put(t, "round_time", std::to_string(r.time > 0 ? r.time : 0));
 }
 

@@ -5,7 +5,7 @@
 // Design note (numbered; code and tests cite them as "follow.h N"):
 //  1. The image is the remote namespace of exactly one round: objects in
 //     kRestoreDb (id -> InodeRec), names in kEntriesDb (parent id + name ->
-//     child id), the round in kSyncDb ("epoch", "head", "writer",
+//     child id), the round in kSyncDb ("epoch", "head", "round_writer",
 //     "round_time"), "role" = "follower". Node ids are the writer's object
 //     ids, which rounds never change (sync.h 4); the root is kRootId.
 //  2. A round is applied whole. The next round is the marker of epoch+1

@@ -29,15 +29,38 @@ constexpr size_t kBatch = 20000;  // records per LMDB transaction while loading
 
 class Restorer {
  public:
-  Restorer(blob::ObjectStore& os, int root_fd, State& st, const RestoreOptions& opt)
+  Restorer(blob::ObjectStore* os, int root_fd, State& st, const RestoreOptions& opt)
       : os_(os), root_(root_fd), st_(st), opt_(opt) {}
+
+  // follow.h 6: a follower's image (already in kRestoreDb and kEntriesDb)
+  // becomes the store's tree and synced state, as a restore would leave it.
+  Result<RestoreReport> build_image() {
+    TCFS_TRY(check_empty());
+    auto t = meta::Txn::begin(st_.env(), true);
+    if (!t) return t.status();
+    auto e = st_.get_u64(*t, "epoch", 0);
+    auto h = st_.get(*t, "head");
+    if (!e || !h) return !e ? e.status() : h.status();
+    rep_.epoch = *e;
+    rep_.head = h->value_or("");
+    unsigned long long epoch = 0, boot = 0;
+    if (sscanf(rep_.head.c_str(), "n/j/%16llx-%8llx", &epoch, &boot) == 2) max_boot_ = boot;
+    TCFS_TRY(t->scan(st_.env().db(kRestoreDb), "", [&](std::string_view k, std::string_view) {
+      max_id_ = std::max(max_id_, from_be64(k));
+      return true;
+    }));
+    TCFS_TRY(build(*t));
+    TCFS_TRY(finish(*t));
+    TCFS_TRY(t->commit());
+    return rep_;
+  }
 
   Result<RestoreReport> run() {
     TCFS_TRY(check_empty());
     // The newest snapshot that reads back whole, then the journals after it (chain.h 4).
     std::string from;
     std::vector<Skipped> skipped;
-    auto snaps = snapshots(os_);
+    auto snaps = snapshots(*os_);
     if (!snaps) return snaps.status();
     for (const auto& snap : *snaps) {
       std::string head;
@@ -52,7 +75,7 @@ class Restorer {
       TCFS_TRY(reset());
       skipped.push_back({snap.base, snap.epoch, st.what()});
     }
-    auto ch = follow(os_, from, skipped, true);  // chain.h 3: a writer may be mid-round
+    auto ch = follow(*os_, from, skipped, true);  // chain.h 3: a writer may be mid-round
     if (!ch) return ch.status();
     TCFS_TRY(judge(*ch));
     if (from.empty() && ch->journals.empty())
@@ -108,7 +131,7 @@ class Restorer {
   // Journal records go into LMDB: objects into the restore db, entries into
   // the entries db (sync.h: the entries db ends up as on the blobbers).
   Status load(const std::string& base, std::string* snapshot_head = nullptr) {
-    auto r = StreamReader::open(os_, base);
+    auto r = StreamReader::open(*os_, base);
     if (!r) return r.status();
     if (snapshot_head) *snapshot_head = r->info().value("head", std::string());
     if (uint64_t b = r->info().value("boot", uint64_t{0}); b > max_boot_) max_boot_ = b;
@@ -293,7 +316,7 @@ class Restorer {
     return t.clear(st_.env().db(kRestoreDb));
   }
 
-  blob::ObjectStore& os_;
+  blob::ObjectStore* os_;  // null: building from an image (build_from_image)
   int root_;
   State& st_;
   RestoreOptions opt_;
@@ -307,8 +330,13 @@ class Restorer {
 
 }  // namespace
 
+Result<RestoreReport> build_from_image(int root_fd, State& st) {
+  Restorer r(nullptr, root_fd, st, RestoreOptions{});  // builds from LMDB alone
+  return r.build_image();
+}
+
 Result<RestoreReport> restore(blob::ObjectStore& os, int root_fd, State& st, const RestoreOptions& opt) {
-  Restorer r(os, root_fd, st, opt);
+  Restorer r(&os, root_fd, st, opt);
   return r.run();
 }
 

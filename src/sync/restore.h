@@ -52,5 +52,9 @@ struct RestoreReport {
 };
 
 Result<RestoreReport> restore(blob::ObjectStore& os, int root_fd, State& st, const RestoreOptions& opt = {});
+// follow.h 6 (promote): builds the tree and synced state under root_fd
+// (empty) from a follower's image in st, as restore() would have from the
+// blobbers at the image's round. The image's object records are dropped.
+Result<RestoreReport> build_from_image(int root_fd, State& st);
 
 }  // namespace tcfs::sync

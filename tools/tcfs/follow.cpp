@@ -1,14 +1,22 @@
 // tools/tcfs/follow.cpp — the follower commands (remote.h): `tcfs wait`
 // and what `tcfs status` prints for a follower mount.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "daemon/follower.h"
+#include "store/store.h"
+#include "sync/unsynced.h"
 #include "tcfs/client.h"
+#include "util/fd.h"
 #include "tools/tcfs/remote.h"
 
 namespace tcfs::cli {
@@ -70,6 +78,54 @@ int cmd_wait(const std::string& mountpoint, uint64_t round, double timeout_s) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+}
+
+int cmd_promote(const std::string& store_dir, bool force) {
+  auto rep = daemon::promote(store_dir, force);
+  if (!rep) {
+    fprintf(stderr, "tcfs: promote: %s\n", rep.status().message().c_str());
+    return kExitError;
+  }
+  printf("tcfs: store %s is now the writer of its chain, continuing from round %llu (%s; %llu round(s) caught up)\n",
+         store_dir.c_str(), static_cast<unsigned long long>(rep->epoch), rep->head.c_str(),
+         static_cast<unsigned long long>(rep->caught_up));
+  if (!rep->stopped.empty()) fprintf(stderr, "tcfs: warning: --force: %s\n", rep->stopped.c_str());
+  if (force)
+    printf("tcfs: --force: its first mount takes round %llu, which fences the old writer\n",
+           static_cast<unsigned long long>(rep->epoch + 1));
+  printf("tcfs: mount it with: tcfs mount --store %s MOUNTPOINT\n", store_dir.c_str());
+  return 0;
+}
+
+int cmd_export_unsynced(const std::string& store_dir, const std::string& out) {
+  auto s = store::Store::open(store_dir, store::OpenOptions{false});
+  if (!s) {
+    fprintf(stderr, "tcfs: export-unsynced: store %s: %s%s\n", store_dir.c_str(), s.status().message().c_str(),
+            s.err() == EBUSY ? " (unmount it first)" : "");
+    return kExitError;
+  }
+  if (mkdir(out.c_str(), 0700) != 0 && errno != EEXIST) {
+    fprintf(stderr, "tcfs: export-unsynced: create %s: %s\n", out.c_str(), strerror(errno));
+    return kExitError;
+  }
+  Fd dir(open(out.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir || faccessat(dir.get(), "manifest.txt", F_OK, 0) == 0 || faccessat(dir.get(), "tree", F_OK, 0) == 0) {
+    fprintf(stderr, "tcfs: export-unsynced: %s: %s\n", out.c_str(),
+            dir ? "already holds an export (manifest.txt or tree/): give a new directory" : strerror(errno));
+    return kExitError;
+  }
+  sync::State st((*s)->meta());
+  auto rep = sync::export_unsynced((*s)->root_fd(), st, dir.get());
+  if (!rep) {
+    fprintf(stderr, "tcfs: export-unsynced: %s\n", rep.status().message().c_str());
+    return kExitError;
+  }
+  printf("tcfs: changes of store %s after its last synced round (%llu): %llu new, %llu changed, %llu removed "
+         "(%llu bytes copied) -> %s/tree, listed in %s/manifest.txt\n",
+         (*s)->path().c_str(), static_cast<unsigned long long>(rep->epoch), static_cast<unsigned long long>(rep->added),
+         static_cast<unsigned long long>(rep->changed), static_cast<unsigned long long>(rep->removed),
+         static_cast<unsigned long long>(rep->bytes), out.c_str(), out.c_str());
+  return 0;
 }
 
 }  // namespace tcfs::cli

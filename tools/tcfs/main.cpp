@@ -6,6 +6,8 @@
 //   tcfs init [--store DIR] --follow --from-blobbers URL... [--ec K+M] [--key-file FILE]
 //   tcfs sync MOUNTPOINT [--timeout S] [--json]
 //   tcfs wait MOUNTPOINT ROUND [--timeout S]
+//   tcfs export-unsynced STORE DIR
+//   tcfs promote [--store DIR] [--force]
 //   tcfs status MOUNTPOINT [--json]
 //   tcfs gc MOUNTPOINT | tcfs scrub MOUNTPOINT
 //
@@ -234,7 +236,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
 std::vector<std::string> helper_form(int argc, char** argv) {
   std::vector<std::string> a(argv, argv + argc);
   bool subcommand = a.size() >= 2 && (a[1] == "mount" || a[1] == "init" || a[1] == "sync" ||
-                                     a[1] == "status" || a[1] == "wait" || a[1] == "gc" || a[1] == "scrub" || a[1] == "debug");
+                                     a[1] == "status" || a[1] == "wait" || a[1] == "export-unsynced" || a[1] == "promote" || a[1] == "gc" || a[1] == "scrub" || a[1] == "debug");
   if (a.size() >= 3 && a[1].rfind('-', 0) != 0 && !subcommand && a[2].rfind('-', 0) != 0) {
     std::vector<std::string> out = {a[0], "mount", "--mount-helper", "--store", a[1]};
     out.insert(out.end(), a.begin() + 3, a.end());
@@ -339,6 +341,20 @@ int main(int argc, char** argv) {
   status->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
   status->add_flag("--json", as_json, "print the daemon's figures as JSON");
 
+  std::string export_dir;
+  CLI::App* exp = app.add_subcommand(
+      "export-unsynced", "copy a store's changes after its last synced round out (a fenced writer's, for merging)");
+  exp->add_option("STORE", store_dir, "the store (not mounted)")->required();
+  exp->add_option("DIR", export_dir, "a new or empty directory: tree/ gets the files, manifest.txt lists them")
+      ->required();
+
+  bool force = false;
+  CLI::App* promote = app.add_subcommand("promote", "make a follower store (not mounted) the writer of its chain");
+  promote->add_option("--store", store_dir, "the follower store")->default_str(default_store());
+  promote->add_flag("--force", force,
+                    "promote at the round reached even if the chain cannot be followed further, and take the next "
+                    "round at the first mount (fences a writer that is gone)");
+
   // Hidden: for tests and developers.
   CLI::App* debug = app.add_subcommand("debug", "")->group("");
   debug->require_subcommand(1);
@@ -381,6 +397,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*sync) return tcfs::cli::cmd_sync(target, timeout_s, sync_json);
+  if (*promote) return tcfs::cli::cmd_promote(store_dir, force);
+  if (*exp) return tcfs::cli::cmd_export_unsynced(store_dir, export_dir);
   if (*wait) return tcfs::cli::cmd_wait(target, wait_round, timeout_s);
   if (*status) return tcfs::cli::cmd_status(target, as_json);
   if (*gc) return tcfs::cli::cmd_maintain(target, "gc");

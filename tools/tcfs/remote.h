@@ -29,6 +29,11 @@ int cmd_wait(const std::string& mountpoint, uint64_t round, double timeout_s);
 int cmd_status(const std::string& mountpoint, bool json);
 // gc or scrub through the daemon; exit 1 when scrub finds objects it cannot make whole.
 int cmd_maintain(const std::string& mountpoint, const std::string& what);
+// A follower store (unmounted) becomes the writer (daemon/follower.h 5).
+int cmd_promote(const std::string& store_dir, bool force);
+// A store's changes after its last synced round, copied into out
+// (sync/unsynced.h); the store must not be mounted.
+int cmd_export_unsynced(const std::string& store_dir, const std::string& out);
 // follow.cpp: the follower part of `tcfs status` (status["follow"] is there).
 void print_follow_status(const nlohmann::json& status);
 
