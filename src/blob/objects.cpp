@@ -204,6 +204,19 @@ Status ObjectStore::flush() {
   return {};
 }
 
+Result<std::pair<unsigned, unsigned>> ObjectStore::code_of(const std::string& name) {
+  TCFS_TRY(check_key(name));
+  for (size_t i = 0; i < width(); i++) {
+    auto got = bl_[i]->get_bytes(shard_key(name, static_cast<unsigned>(i)), 0, kShardHeader);
+    if (!got) continue;
+    Header h;
+    // No code is ~0u: a header that is whole stops at the code check, its code read.
+    if (check_header(name, *got, ~0u, 0, 0, h) == "wrong code or shard index" && h.k)
+      return std::pair<unsigned, unsigned>{h.k, h.m};
+  }
+  return Status::error(ENOENT, name + ": no shard header reads back");
+}
+
 Result<ObjectStore::Whole> ObjectStore::read_whole(const std::string& name, uint64_t objlen_hint) {
   const unsigned n = k() + m();
   Whole w;

@@ -150,6 +150,10 @@ class ObjectStore {
   // blobber that answers, sorted, each once (6: at most M may not answer;
   // each that did not is named in *unreachable).
   Result<std::vector<std::string>> list(const std::string& prefix, std::vector<std::string>* unreachable = nullptr);
+  // The code (K, M) the shards of `name` were written with, from the first
+  // shard header that reads back (2): how a reader told the wrong --ec finds
+  // out. ENOENT when no shard of it has a valid header.
+  Result<std::pair<unsigned, unsigned>> code_of(const std::string& name);
 
   // Markers (8).
   Status create_marker(const std::string& name, std::string_view data, std::string* holder = nullptr);

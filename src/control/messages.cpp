@@ -159,7 +159,8 @@ Json encode_maintain_request(const MaintainRequest& r) {
 Result<MaintainRequest> decode_maintain_request(const Json& j) {
   auto w = j.find("what");
   std::string what = w != j.end() && w->is_string() ? w->get<std::string>() : "";
-  if (what != "gc" && what != "scrub") return Status::error(EINVAL, "maintain: what must be \"gc\" or \"scrub\"");
+  if (what != "gc" && what != "scrub" && what != "log")
+    return Status::error(EINVAL, "maintain: what must be \"gc\", \"scrub\" or \"log\"");
   return MaintainRequest{what};
 }
 

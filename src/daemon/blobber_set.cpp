@@ -193,11 +193,22 @@ Result<bool> check_existing(const std::string& store_dir, InitReport& rep) {
                                    " over " + std::to_string((*have)->urls.size()) + " blobbers)");
 }
 
-// The blobbers hold a tree exactly when a restore wants one.
+// The blobbers hold a tree exactly when a restore wants one, written with
+// the code the caller gave (else EINVAL naming both codes).
 Status check_tree(blob::ObjectStore& os, bool restore) {
   auto existing = os.list("n/j/");
   if (!existing) return existing.status();
   if (restore && existing->empty()) return Status::error(ENOENT, "the blobbers hold no tcfs tree to restore");
+  if (restore) {
+    const std::string& shard = existing->front();  // "NAME.i": the object is NAME
+    auto code = os.code_of(shard.substr(0, shard.rfind('.')));
+    if (code && (code->first != os.k() || code->second != os.m()))
+      return Status::error(EINVAL, "the blobbers hold a tree written with erasure code " +
+                                       std::to_string(code->first) + "+" + std::to_string(code->second) +
+                                       ", not the " + std::to_string(os.k()) + "+" + std::to_string(os.m()) +
+                                       " given: pass --ec " + std::to_string(code->first) + "+" +
+                                       std::to_string(code->second) + " (and the same blobbers, in order)");
+  }
   if (!restore && !existing->empty())
     return Status::error(EEXIST, "the blobbers already hold a tcfs tree (" + std::to_string(existing->size()) +
                                      " journal objects): they belong to another store; "
@@ -218,7 +229,7 @@ Status record_follower(blob::ObjectStore& os, sync::State& state, meta::Txn& t, 
 
 // Restores the tree (if asked), then records the set: the commit point of init.
 Status record_set(const std::string& store_dir, blob::ObjectStore& os, InitReport& rep, bool restore,
-                  bool accept_older, bool follow) {
+                  bool accept_older, bool follow, const std::string& at) {
   auto store = store::Store::open(store_dir);
   if (!store) return store.status();
   auto& s = **store;
@@ -228,6 +239,11 @@ Status record_set(const std::string& store_dir, blob::ObjectStore& os, InitRepor
     sync::RestoreOptions ro;
     ro.accept_older = accept_older;
     ro.image_only = follow;  // follow.h 5
+    if (!at.empty()) {  // follow.h 7
+      auto r = sync::resolve_at(os, at);
+      if (!r) return r.status();
+      ro.stop_at = *r;
+    }
     auto r = sync::restore(os, s.root_fd(), rs, ro);
     if (!r) return r.status().wrap("restore into " + s.path());
     rep.restored = std::move(*r);
@@ -243,7 +259,8 @@ Status record_set(const std::string& store_dir, blob::ObjectStore& os, InitRepor
   return t->commit();  // commit point: the store is bound to this set
 }
 
-Status init_with_key(const std::string& store_dir, InitReport& rep, bool restore, bool accept_older, bool follow) {
+Status init_with_key(const std::string& store_dir, InitReport& rep, bool restore, bool accept_older, bool follow,
+                     const std::string& at) {
   auto os = open_objects(rep.cfg, &rep.down);
   if (!os) return os.status();
   TCFS_TRY(check_down(rep.cfg, rep.down, restore));
@@ -255,7 +272,7 @@ Status init_with_key(const std::string& store_dir, InitReport& rep, bool restore
   }
   TCFS_TRY(check_tree(**os, restore));
   TCFS_TRY(check_key_object(**os, rep.cfg, restore));
-  return record_set(store_dir, **os, rep, restore, accept_older, follow);
+  return record_set(store_dir, **os, rep, restore, accept_older, follow, at);
 }
 
 // A failed init with a key it created: the key-check object it may have
@@ -275,11 +292,11 @@ void undo_created_key(const RemoteConfig& c) {
 }  // namespace
 
 Result<InitReport> init_set(const std::string& store_dir, RemoteConfig cfg, const std::string& key_file, bool restore,
-                            bool accept_older, bool follow) {
+                            bool accept_older, bool follow, const std::string& at) {
   InitReport rep;
   rep.cfg = std::move(cfg);
   TCFS_TRY(prepare_key(rep.cfg, key_file, restore, &rep.key_created));
-  Status st = init_with_key(store_dir, rep, restore || follow, accept_older, follow);
+  Status st = init_with_key(store_dir, rep, restore || follow, accept_older, follow, at);
   if (!st && rep.key_created) undo_created_key(rep.cfg);  // blobber_set.h: a failed init leaves no key behind
   if (!st) return st;
   return rep;

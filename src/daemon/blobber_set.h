@@ -80,7 +80,9 @@ struct InitReport {
 // from it first); key_file (may be relative or empty) encrypts the set.
 // follow: a follower store (sync/follow.h): as a restore, but the tree is
 // loaded as the image only, and the store is recorded as a follower.
+// at: with follow, the round to stop at (sync/follow.h 7: a round number
+// or a time; "" = the newest).
 Result<InitReport> init_set(const std::string& store_dir, RemoteConfig cfg, const std::string& key_file, bool restore,
-                            bool accept_older, bool follow = false);
+                            bool accept_older, bool follow = false, const std::string& at = "");
 
 }  // namespace tcfs::daemon

@@ -3,6 +3,8 @@
 
 #include <sys/statvfs.h>
 
+#include "sync/follow.h"
+
 namespace tcfs::daemon {
 namespace {
 
@@ -44,6 +46,7 @@ class DaemonExecutor final : public control::Executor {
 
   Result<Json> maintain(const std::string& what) override {
     if (!r_) return Executor::maintain(what);
+    if (what == "log") return log_json(*r_->objects);
     auto rep = what == "gc" ? r_->syncer->gc() : r_->syncer->scrub();
     if (!rep) return rep.status();
     return Json{{"objects", rep->objects},        {"deleted", rep->deleted},
@@ -102,6 +105,16 @@ class DaemonExecutor final : public control::Executor {
 };
 
 }  // namespace
+
+Result<Json> log_json(blob::ObjectStore& os) {
+  auto log = sync::round_log(os, true);
+  if (!log) return log.status();
+  Json rounds = Json::array();
+  for (const auto& r : *log)
+    rounds.push_back({{"round", r.epoch}, {"journal", r.journal}, {"writer", r.writer}, {"time", r.time},
+                      {"records", r.records}, {"readable", r.readable}});
+  return Json{{"rounds", rounds}};
+}
 
 std::shared_ptr<control::Executor> make_executor(txn::TxnManager& tm, Remote* r, std::string store_path) {
   return std::make_shared<DaemonExecutor>(tm, r, std::move(store_path));

@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "control/socket_path.h"
+#include "daemon/executor.h"
 #include "fuse/view.h"
 
 namespace tcfs::daemon {
@@ -52,6 +53,10 @@ class FollowerExecutor final : public control::Executor {
                                     ": it has nothing to sync (tcfs wait MOUNTPOINT ROUND waits for a round)");
   }
   Json status() override { return f_.status(); }
+  Result<Json> maintain(const std::string& what) override {
+    if (what == "log") return log_json(f_.objects());
+    return Status::error(EROFS, what + ": this mount is a read-only follower of " + chain_ + ": run it on the writer");
+  }
 
  private:
   Follower& f_;
@@ -141,12 +146,15 @@ Result<std::unique_ptr<Follower>> Follower::open(const FollowerOptions& o) {
   auto cache = sync::BlockCache::open(s.path() + "/cache", limit, *f->objects_);
   if (!cache) return cache.status().wrap("block cache of follower store " + s.path());
   f->cache_ = std::move(*cache);
-  if (o.at) {
+  if (!o.at.empty()) {  // follow.h 7
+    auto at = sync::resolve_at(*f->objects_, o.at);
+    if (!at) return at.status();
+    f->at_ = *at;
     uint64_t e = f->epoch();
-    if (e > o.at)
+    if (e > f->at_)
       return Status::error(EINVAL, "follower store " + s.path() + " already shows round " + std::to_string(e) +
-                                       ", after round " + std::to_string(o.at) +
-                                       ": time travel needs a new follower store (tcfs init --follow --at)");
+                                       ", after round " + std::to_string(f->at_) +
+                                       ": time travel to it needs a new follower store (tcfs init --follow --at)");
   }
   return f;
 }
@@ -161,13 +169,13 @@ uint64_t Follower::epoch() {
 // follower.h 2.
 uint64_t Follower::poll_once() {
   MutexLock p(poll_mu_);
-  sync::PollReport rep = sync::poll(*objects_, *image_, opt_.at);
+  sync::PollReport rep = sync::poll(*objects_, *image_, at_);
   uint64_t e = epoch();
   MutexLock g(mu_);
   polls_++;
   rounds_applied_ += rep.applied;
   newest_ = std::max(newest_, rep.newest);
-  uint64_t target = opt_.at ? std::min(newest_, opt_.at) : newest_;
+  uint64_t target = at_ ? std::min(newest_, at_) : newest_;
   if (e >= target) behind_since_ = 0;
   else if (!behind_since_) behind_since_ = static_cast<int64_t>(::time(nullptr));
   std::string err = rep.error ? std::string() : rep.error.message();
@@ -195,7 +203,7 @@ Json Follower::status() {
   }
   Json j = Json::object();
   MutexLock g(mu_);
-  uint64_t target = opt_.at ? std::min(newest_, opt_.at) : newest_;
+  uint64_t target = at_ ? std::min(newest_, at_) : newest_;
   int64_t now = static_cast<int64_t>(::time(nullptr));
   j["follow"] = {{"round", r.epoch},
                  {"head", r.head},
@@ -204,7 +212,7 @@ Json Follower::status() {
                  {"newest", std::max(newest_, r.epoch)},
                  {"lag_rounds", target > r.epoch ? target - r.epoch : 0},
                  {"lag_s", behind_since_ ? now - behind_since_ : 0},
-                 {"at", opt_.at},
+                 {"at", at_},
                  {"poll_ms", opt_.poll_ms},
                  {"polls", polls_},
                  {"rounds_applied", rounds_applied_},

@@ -53,7 +53,7 @@ struct FollowerOptions {
   std::string store_dir, mountpoint;
   uint64_t cache_bytes = 0;  // 0: 1 GiB
   unsigned poll_ms = 1000;
-  uint64_t at = 0;           // time travel: stay at this round (0: follow the newest)
+  std::string at;            // time travel (sync/follow.h 7): stay at this round or time ("": the newest)
   std::string version = "tcfs";
 };
 
@@ -82,6 +82,7 @@ class Follower {
 
   control::Json status() TCFS_EXCLUDES(mu_);
   sync::Image& image() { return *image_; }
+  blob::ObjectStore& objects() { return *objects_; }
   uint64_t poll_once() TCFS_EXCLUDES(mu_);  // one poll now; the image's epoch after it
 
  private:
@@ -90,6 +91,7 @@ class Follower {
   uint64_t epoch() TCFS_EXCLUDES(mu_);
 
   FollowerOptions opt_;
+  uint64_t at_ = 0;  // opt_.at resolved (0: none)
   std::unique_ptr<store::Store> store_;
   RemoteConfig cfg_;
   std::unique_ptr<blob::ObjectStore> objects_;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <ctime>
 
 #include "sync/stream.h"
 #include "util/fault.h"
@@ -149,6 +150,71 @@ PollReport poll(blob::ObjectStore& os, Image& img, uint64_t stop_at) {
     epoch = e;
   }
   return rep;
+}
+
+Result<std::vector<RoundInfo>> round_log(blob::ObjectStore& os, bool with_sizes) {
+  auto names = os.list_markers("n/r/");
+  if (!names) return names.status().wrap("list round markers");
+  std::vector<uint64_t> epochs;
+  for (const auto& n : *names)
+    if (uint64_t e = marker_epoch(n)) epochs.push_back(e);
+  std::sort(epochs.begin(), epochs.end());
+  std::vector<RoundInfo> out;
+  for (uint64_t e : epochs) {
+    auto bytes = os.read_marker(marker_name(e));
+    auto m = bytes ? decode_marker(e, *bytes) : Result<Marker>(bytes.status());
+    if (!m) return m.status().wrap("round " + std::to_string(e));
+    RoundInfo r{e, m->journal, m->writer, m->time, 0, true};
+    if (with_sizes) {
+      auto rd = StreamReader::open(os, m->journal);
+      r.readable = rd.is_ok();
+      if (rd) r.records = rd->records();
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<uint64_t> round_at_time(blob::ObjectStore& os, int64_t when) {
+  auto log = round_log(os, false);
+  if (!log) return log.status();
+  uint64_t best = 0;
+  for (const auto& r : *log)
+    if (r.time <= when) best = r.epoch;
+  if (!best)
+    return Status::error(ENOENT, log->empty() ? std::string("the blobbers hold no marked round")
+                                              : "no round was marked at or before that time (the first: " +
+                                                    std::to_string(log->front().time) + " s since the epoch)");
+  return best;
+}
+
+Result<uint64_t> resolve_at(blob::ObjectStore& os, const std::string& spec) {
+  auto bad = [&] {
+    return Status::error(EINVAL, "--at " + spec + ": give a round number, @SECONDS since the epoch, or a UTC time "
+                                                  "YYYY-MM-DD HH:MM[:SS]");
+  };
+  if (!spec.empty() && spec.find_first_not_of("0123456789") == std::string::npos) {
+    uint64_t r = 0;
+    if (sscanf(spec.c_str(), "%" SCNu64, &r) != 1 || r == 0) return bad();
+    return r;
+  }
+  int64_t when = 0;
+  if (spec.size() > 1 && spec[0] == '@') {
+    if (spec.find_first_not_of("0123456789", 1) != std::string::npos) return bad();
+    when = std::stoll(spec.substr(1));
+  } else {
+    struct tm tm {};
+    std::string t = spec;
+    std::replace(t.begin(), t.end(), 'T', ' ');
+    const char* end = strptime(t.c_str(), "%Y-%m-%d %H:%M:%S", &tm);
+    if (!end || *end) {
+      tm = {};
+      end = strptime(t.c_str(), "%Y-%m-%d %H:%M", &tm);
+    }
+    if (!end || *end) return bad();
+    when = static_cast<int64_t>(timegm(&tm));
+  }
+  return round_at_time(os, when);
 }
 
 }  // namespace tcfs::sync

@@ -25,6 +25,9 @@
 //     (objects.h 8), plus the markers and journals of new rounds. A gap in
 //     the markers (epoch+2 marked, epoch+1 not) stops the follower there
 //     and says so; stop_at (time travel) is never passed.
+//  7. Time travel: an image may stop at any round the chain still holds
+//     (restore.h stop_at at init, poll's stop_at after): `--at ROUND`, or
+//     `--at TIME` for the newest round marked at or before TIME.
 //  5. The first image (init --follow) is built as restore.h builds a
 //     store's state (the newest usable snapshot, then the journals), with
 //     no tree on disk: ImageOnly restore.
@@ -85,5 +88,23 @@ struct PollReport {
 
 // follow.h 4: one poll; applies each new round in order, up to stop_at (0: no limit).
 PollReport poll(blob::ObjectStore& os, Image& img, uint64_t stop_at = 0);
+
+// `tcfs log`: the rounds the markers name (newest last), with the size of
+// each journal when with_sizes (one end object read per round).
+struct RoundInfo {
+  uint64_t epoch = 0;
+  std::string journal, writer;
+  int64_t time = 0;
+  uint64_t records = 0;  // with_sizes
+  bool readable = true;  // with_sizes: its journal's end object reads back
+};
+Result<std::vector<RoundInfo>> round_log(blob::ObjectStore& os, bool with_sizes);
+// Time travel by time: the newest round marked at or before `when` (seconds
+// since the epoch); ENOENT naming the first round's time when none is.
+Result<uint64_t> round_at_time(blob::ObjectStore& os, int64_t when);
+// follow.h 7: a time-travel target: "ROUND" (digits), "@SECONDS" since the
+// epoch, or "YYYY-MM-DD HH:MM[:SS]" (also with a T; UTC). EINVAL naming
+// the accepted forms for anything else.
+Result<uint64_t> resolve_at(blob::ObjectStore& os, const std::string& spec);
 
 }  // namespace tcfs::sync

@@ -63,6 +63,7 @@ class Restorer {
     auto snaps = snapshots(*os_);
     if (!snaps) return snaps.status();
     for (const auto& snap : *snaps) {
+      if (opt_.stop_at && snap.epoch > opt_.stop_at) continue;  // follow.h 7: a snapshot after the round asked
       std::string head;
       Status st = load(snap.base, &head);
       if (st) st = flush();
@@ -77,6 +78,7 @@ class Restorer {
     }
     auto ch = follow(*os_, from, skipped, true);  // chain.h 3: a writer may be mid-round
     if (!ch) return ch.status();
+    if (opt_.stop_at) TCFS_TRY(stop_at(*ch, from));
     TCFS_TRY(judge(*ch));
     if (from.empty() && ch->journals.empty())
       return Status::error(ENOENT, "the blobbers hold no tcfs tree (no journal)");
@@ -99,6 +101,23 @@ class Restorer {
   }
 
  private:
+  // follow.h 7: the walk up to the round asked; what comes after it (a cut
+  // included) does not matter then.
+  Status stop_at(ChainWalk& ch, const std::string& from) {
+    uint64_t start = rep_.epoch;  // a snapshot's epoch, or 0
+    if (ch.epoch < opt_.stop_at)
+      return Status::error(ENOENT, "round " + std::to_string(opt_.stop_at) + " is not on the blobbers (the chain "
+                                       "reaches round " + std::to_string(ch.epoch) + ")");
+    if (start > opt_.stop_at) return Status::error(ENOENT, "no snapshot before round " + std::to_string(opt_.stop_at));
+    size_t keep = static_cast<size_t>(opt_.stop_at - start);
+    if (keep > ch.journals.size()) return Status::error(EIO, "the chain has fewer journals than rounds");
+    ch.journals.resize(keep);
+    ch.head = keep ? ch.journals.back() : from;
+    ch.epoch = opt_.stop_at;
+    ch.unreadable.clear();
+    return {};
+  }
+
   // restore.h 1 and 2: a cut chain fails the restore, or is accepted out loud.
   Status judge(const ChainWalk& ch) {
     if (ch.whole()) return {};

@@ -39,6 +39,9 @@ struct RestoreOptions {
   // follow.h 5: load the image into the sync databases (objects stay in
   // kRestoreDb) and record epoch and head; build no tree.
   bool image_only = false;
+  // Time travel (follow.h 7): the round to restore (0: the newest); the
+  // newest snapshot at or before it, then the journals up to it.
+  uint64_t stop_at = 0;
 };
 
 struct RestoreReport {

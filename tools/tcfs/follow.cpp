@@ -80,6 +80,29 @@ int cmd_wait(const std::string& mountpoint, uint64_t round, double timeout_s) {
   }
 }
 
+int cmd_log(const std::string& mountpoint, bool as_json) {
+  auto c = Client::for_path(mountpoint);
+  if (!c) return fprintf(stderr, "tcfs: log %s: %s\n", mountpoint.c_str(), c.status().message().c_str()), kExitError;
+  auto text = c->maintain("log");
+  if (!text) return fprintf(stderr, "tcfs: log %s: %s\n", mountpoint.c_str(), text.status().message().c_str()), kExitError;
+  json r = json::parse(*text, nullptr, false);
+  if (as_json) {
+    printf("%s\n", r.dump(2).c_str());
+    return 0;
+  }
+  printf("%-8s %-20s %10s  %-12s %s\n", "ROUND", "MARKED (UTC)", "RECORDS", "WRITER", "JOURNAL");
+  for (const auto& x : r["rounds"]) {
+    time_t t = static_cast<time_t>(x.value("time", 0ll));
+    char when[32] = "?";
+    struct tm tm {};
+    if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    std::string records = x.value("readable", true) ? std::to_string(x.value("records", 0ull)) : "UNREADABLE";
+    printf("%-8llu %-20s %10s  %-12s %s\n", u64(x, "round"), when, records.c_str(),
+           x.value("writer", "").substr(0, 12).c_str(), x.value("journal", "").c_str());
+  }
+  return 0;
+}
+
 int cmd_promote(const std::string& store_dir, bool force) {
   auto rep = daemon::promote(store_dir, force);
   if (!rep) {

@@ -6,6 +6,7 @@
 //   tcfs init [--store DIR] --follow --from-blobbers URL... [--ec K+M] [--key-file FILE]
 //   tcfs sync MOUNTPOINT [--timeout S] [--json]
 //   tcfs wait MOUNTPOINT ROUND [--timeout S]
+//   tcfs log MOUNTPOINT [--json]
 //   tcfs export-unsynced STORE DIR
 //   tcfs promote [--store DIR] [--force]
 //   tcfs status MOUNTPOINT [--json]
@@ -155,7 +156,7 @@ void detach_stdio() {
 }
 
 // A follower store (daemon/follower.h) mounted read-only.
-tcfs::Status run_follower(const std::string& store_dir, const DaemonConfig& dc, uint64_t at,
+tcfs::Status run_follower(const std::string& store_dir, const DaemonConfig& dc, const std::string& at,
                           const std::function<void()>& ready) {
   tcfs::daemon::FollowerOptions fo;
   fo.store_dir = store_dir;
@@ -170,7 +171,7 @@ tcfs::Status run_follower(const std::string& store_dir, const DaemonConfig& dc, 
 }
 
 int run_mount(const std::string& store_dir, const std::string& mountpoint, bool foreground,
-              const std::vector<std::string>& opts, uint64_t at) {
+              const std::vector<std::string>& opts, const std::string& at) {
   DaemonConfig dc;
   try {
     parse_o(opts, dc);
@@ -188,7 +189,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   if (!(st = tcfs::fusefs::check_dev_fuse())) return fail(st);
   auto follower = tcfs::daemon::is_follower(store_dir);
   if (!follower) return fail(follower.status());
-  if (at && !*follower)
+  if (!at.empty() && !*follower)
     return fail(tcfs::Status::error(EINVAL, "--at needs a follower store (tcfs init --follow): " + store_dir +
                                                 " is a writer's store"));
 
@@ -236,7 +237,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
 std::vector<std::string> helper_form(int argc, char** argv) {
   std::vector<std::string> a(argv, argv + argc);
   bool subcommand = a.size() >= 2 && (a[1] == "mount" || a[1] == "init" || a[1] == "sync" ||
-                                     a[1] == "status" || a[1] == "wait" || a[1] == "export-unsynced" || a[1] == "promote" || a[1] == "gc" || a[1] == "scrub" || a[1] == "debug");
+                                     a[1] == "status" || a[1] == "wait" || a[1] == "export-unsynced" || a[1] == "log" || a[1] == "promote" || a[1] == "gc" || a[1] == "scrub" || a[1] == "debug");
   if (a.size() >= 3 && a[1].rfind('-', 0) != 0 && !subcommand && a[2].rfind('-', 0) != 0) {
     std::vector<std::string> out = {a[0], "mount", "--mount-helper", "--store", a[1]};
     out.insert(out.end(), a.begin() + 3, a.end());
@@ -282,8 +283,10 @@ int main(int argc, char** argv) {
                     "store's filesystem by evicting clean files; default 5% of it, at most 1G; 0: none), "
                     "or any FUSE option (e.g. ro, max_read=N)")
       ->allow_extra_args(false);
-  uint64_t at = 0;
-  mount->add_option("--at", at, "a follower store only: show round ROUND and stay there (time travel)");
+  std::string at;
+  mount->add_option("--at", at,
+                    "a follower store only: show round ROUND, or the newest round at TIME (@SECONDS or "
+                    "'YYYY-MM-DD HH:MM[:SS]' UTC), and stay there (time travel)");
   mount->add_option("MOUNTPOINT", mountpoint, "an existing, empty directory")->required();
 
   std::vector<std::string> blobbers;
@@ -304,6 +307,7 @@ int main(int argc, char** argv) {
   init->add_flag("--follow", follow,
                  "with --from-blobbers: make a follower store, a read-only view of the writer's chain that moves "
                  "to each new round (the writer keeps writing)");
+  init->add_option("--at", at, "with --follow: start at round ROUND or at TIME instead of the newest (time travel)");
   init->add_flag("--accept-older", accept_older,
                  "restore: when a later round on the blobbers cannot be read, restore the newest round that "
                  "can (and say so) instead of failing");
@@ -348,6 +352,9 @@ int main(int argc, char** argv) {
   exp->add_option("DIR", export_dir, "a new or empty directory: tree/ gets the files, manifest.txt lists them")
       ->required();
 
+  CLI::App* log = app.add_subcommand("log", "list the rounds of a mount's chain: time, size, writer (for --at)");
+  log->add_option("MOUNTPOINT", target, "a tcfs mount with blobbers (a writer or a follower)")->required();
+  log->add_flag("--json", as_json, "print the rounds as JSON");
   bool force = false;
   CLI::App* promote = app.add_subcommand("promote", "make a follower store (not mounted) the writer of its chain");
   promote->add_option("--store", store_dir, "the follower store")->default_str(default_store());
@@ -389,14 +396,19 @@ int main(int argc, char** argv) {
       fprintf(stderr, "tcfs: error: --accept-older goes with --from-blobbers (a restore)\n");
       return kExitUsage;
     }
+    if (!at.empty() && !follow) {
+      fprintf(stderr, "tcfs: error: --at goes with --follow (a follower store)\n");
+      return kExitUsage;
+    }
     return tcfs::cli::cmd_init(store_dir, from.empty() ? blobbers : from, ec, !from.empty() && !follow, accept_older,
-                               key_file, follow);
+                               key_file, follow, at);
   }
   if (*crash_points) {
     for (const auto& p : tcfs::crash::kCrashPoints) printf("%s\t%s\t%s\t%s\n", p.name, p.protocol, p.where, p.state);
     return 0;
   }
   if (*sync) return tcfs::cli::cmd_sync(target, timeout_s, sync_json);
+  if (*log) return tcfs::cli::cmd_log(target, as_json);
   if (*promote) return tcfs::cli::cmd_promote(store_dir, force);
   if (*exp) return tcfs::cli::cmd_export_unsynced(store_dir, export_dir);
   if (*wait) return tcfs::cli::cmd_wait(target, wait_round, timeout_s);

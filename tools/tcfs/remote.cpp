@@ -48,13 +48,13 @@ void print_degraded(const daemon::InitReport& rep) {
 }  // namespace
 
 int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore,
-             bool accept_older, const std::string& key_file, bool follow) {
+             bool accept_older, const std::string& key_file, bool follow, const std::string& at) {
   auto cfg = daemon::parse_ec(urls, ec);
   if (!cfg) {
     fprintf(stderr, "tcfs: error: %s\n", cfg.status().message().c_str());
     return kExitUsage;
   }
-  auto rep = daemon::init_set(store_dir, *cfg, key_file, restore, accept_older, follow);
+  auto rep = daemon::init_set(store_dir, *cfg, key_file, restore, accept_older, follow, at);
   if (!rep) return fail(rep.status());
   const daemon::RemoteConfig& c = rep->cfg;
   if (rep->unchanged) {

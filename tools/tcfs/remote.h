@@ -21,7 +21,8 @@ namespace tcfs::cli {
 // restore: --from-blobbers (the store's tree must be empty; the blobbers must hold one).
 // follow: a follower store of the chain on urls (sync/follow.h).
 int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore,
-             bool accept_older = false, const std::string& key_file = "", bool follow = false);
+             bool accept_older = false, const std::string& key_file = "", bool follow = false,
+             const std::string& at = "");
 // json: one line {"mount", "round"}: the round that holds everything committed before the call.
 int cmd_sync(const std::string& mountpoint, double timeout_s, bool json = false);
 // Returns once the mount (a follower, or a writer) shows `round` or a newer one.
@@ -29,6 +30,8 @@ int cmd_wait(const std::string& mountpoint, uint64_t round, double timeout_s);
 int cmd_status(const std::string& mountpoint, bool json);
 // gc or scrub through the daemon; exit 1 when scrub finds objects it cannot make whole.
 int cmd_maintain(const std::string& mountpoint, const std::string& what);
+// The rounds of the mount's chain (time travel targets), oldest first.
+int cmd_log(const std::string& mountpoint, bool json);
 // A follower store (unmounted) becomes the writer (daemon/follower.h 5).
 int cmd_promote(const std::string& store_dir, bool force);
 // A store's changes after its last synced round, copied into out
