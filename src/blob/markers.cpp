@@ -40,6 +40,33 @@ Status ObjectStore::create_marker(const std::string& name, std::string_view data
   return {};
 }
 
+Status ObjectStore::put_note(const std::string& name, std::string_view data) {
+  TCFS_TRY(check_key(name));
+  std::string sealed;
+  if (cipher_) {
+    auto s = cipher_->seal(name, data);
+    if (!s) return s.status();
+    sealed = std::move(*s);
+  }
+  std::string_view bytes = cipher_ ? std::string_view(sealed) : data;
+  Status first;
+  size_t ok = 0;
+  for (size_t i = 0; i < width(); i++) {
+    Status st = bl_[i]->put_bytes(name, bytes);
+    if (st) ok++;
+    else if (first.is_ok()) first = st;
+  }
+  return ok ? Status{} : first;
+}
+
+Status ObjectStore::remove_note(const std::string& name) {
+  TCFS_TRY(check_key(name));
+  Status first;
+  for (size_t i = 0; i < width(); i++)
+    if (Status st = bl_[i]->del(name); !st && st.err() != ENOENT && first.is_ok()) first = st;
+  return first;
+}
+
 Result<std::string> ObjectStore::read_marker(const std::string& name) {
   TCFS_TRY(check_key(name));
   Status first;

@@ -160,6 +160,12 @@ class ObjectStore {
   Result<std::string> read_marker(const std::string& name);
   // Names under prefix greater than `after` (byte order), sorted.
   Result<std::vector<std::string>> list_markers(const std::string& prefix, const std::string& after = "");
+  // Notes: small unsharded objects like markers, but overwritten at will
+  // (a durable put on every blobber; read_marker and list_markers read
+  // them). A note that reaches no blobber is an error; one that reaches
+  // some is OK (readers take the first copy they find).
+  Status put_note(const std::string& name, std::string_view data);
+  Status remove_note(const std::string& name);
 
   // Which blobber holds shard i of name (1).
   size_t place(const std::string& name, unsigned i) const;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <filesystem>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -296,8 +297,14 @@ Result<InitReport> init_set(const std::string& store_dir, RemoteConfig cfg, cons
   InitReport rep;
   rep.cfg = std::move(cfg);
   TCFS_TRY(prepare_key(rep.cfg, key_file, restore, &rep.key_created));
+  std::error_code ec;
+  bool existed = std::filesystem::exists(store_dir, ec) || ec;
   Status st = init_with_key(store_dir, rep, restore || follow, accept_older, follow, at);
   if (!st && rep.key_created) undo_created_key(rep.cfg);  // blobber_set.h: a failed init leaves no key behind
+  if (!st && !existed) {  // nor a store it created
+    std::filesystem::remove_all(store_dir, ec);
+    spdlog::info("init: failed; removed the store directory it created, {}", store_dir);
+  }
   if (!st) return st;
   return rep;
 }

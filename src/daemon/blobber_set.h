@@ -10,6 +10,7 @@
 //    (the message names it and why), the store already has a different set,
 //    or the blobbers already hold a tree (journals) — that tree belongs to
 //    another store. The same set again is no change (InitReport::unchanged).
+//    A failed init removes the store directory when it created it.
 //    With restore it is the other way round: the blobbers must hold a tree
 //    and the store's must be empty; the tree is rebuilt as stubs
 //    (sync/restore.h) before the set is recorded. A restore goes ahead with

@@ -141,6 +141,17 @@ Result<std::unique_ptr<Follower>> Follower::open(const FollowerOptions& o) {
     spdlog::warn("mount: blobber down: {}", d);
   }
   f->state_ = std::make_unique<sync::State>(s.meta());
+  {  // follow.h 8: this follower's id, kept
+    auto t = meta::Txn::begin(s.meta(), true);
+    if (!t) return t.status();
+    auto id = f->state_->get(*t, "follower_id");
+    if (!id) return id.status();
+    f->follower_id_ = id->value_or(blob::random_id().hex().substr(0, 32));
+    if (!id->has_value()) {
+      TCFS_TRY(f->state_->put(*t, "follower_id", f->follower_id_));
+      TCFS_TRY(t->commit());
+    }
+  }
   f->image_ = std::make_unique<sync::Image>(*f->state_);
   uint64_t limit = o.cache_bytes ? o.cache_bytes : uint64_t{1} << 30;
   auto cache = sync::BlockCache::open(s.path() + "/cache", limit, *f->objects_);
@@ -178,11 +189,25 @@ uint64_t Follower::poll_once() {
   uint64_t target = at_ ? std::min(newest_, at_) : newest_;
   if (e >= target) behind_since_ = 0;
   else if (!behind_since_) behind_since_ = static_cast<int64_t>(::time(nullptr));
+  announce(e);
   std::string err = rep.error ? std::string() : rep.error.message();
   if (!err.empty() && err != last_error_) spdlog::warn("follow: stays at round {}: {}", e, err);
   if (err.empty() && !last_error_.empty()) spdlog::info("follow: moving again, at round {}", e);
   last_error_ = err;
   return e;
+}
+
+void Follower::announce(uint64_t epoch) {
+  int64_t now = static_cast<int64_t>(::time(nullptr));
+  if (epoch == announced_round_ && now - announced_at_ < kNoteTtl / 3) return;
+  Status st = sync::announce(*objects_, follower_id_, epoch, now + kNoteTtl);
+  if (!st) {
+    spdlog::warn("follow: cannot announce round {} on the blobbers ({}): gc may remove what it reads", epoch,
+                 st.message());
+    return;
+  }
+  announced_round_ = epoch;
+  announced_at_ = now;
 }
 
 void Follower::loop() {

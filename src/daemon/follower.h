@@ -16,6 +16,9 @@
 //  3. Control requests: status (role, round, lag, writer: `tcfs wait`
 //     polls it); compounds and sync are refused with EROFS naming the
 //     writer's chain.
+//  6. Each poll also keeps the follower's note (follow.h 8) current: its
+//     round, expiring kNoteTtl seconds later, rewritten when the round
+//     changes and a third of the way to expiry; gc keeps that round.
 //  4. Stop: the poller first (its poll in flight ends), then the control
 //     socket; the view stops with the FUSE session.
 //  5. Promote (the store unmounted): the image catches up with the newest
@@ -48,6 +51,8 @@
 #include "util/mutex.h"
 
 namespace tcfs::daemon {
+
+constexpr int64_t kNoteTtl = 3600;  // follower.h 6
 
 struct FollowerOptions {
   std::string store_dir, mountpoint;
@@ -84,6 +89,7 @@ class Follower {
   sync::Image& image() { return *image_; }
   blob::ObjectStore& objects() { return *objects_; }
   uint64_t poll_once() TCFS_EXCLUDES(mu_);  // one poll now; the image's epoch after it
+  void announce(uint64_t epoch);  // follower.h 6 (poller thread)
 
  private:
   Follower() = default;
@@ -109,6 +115,10 @@ class Follower {
   int64_t behind_since_ TCFS_GUARDED_BY(mu_) = 0;  // when it first saw itself behind (0: not behind)
   uint64_t polls_ TCFS_GUARDED_BY(mu_) = 0, rounds_applied_ TCFS_GUARDED_BY(mu_) = 0;
   std::string last_error_ TCFS_GUARDED_BY(mu_);
+  // follow.h 8: this follower's note on the blobbers (poller thread only).
+  std::string follower_id_;
+  uint64_t announced_round_ = 0;
+  int64_t announced_at_ = 0;
   bool started_ = false;
 };
 

@@ -7,6 +7,7 @@
 #include <sys/xattr.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <unordered_map>
@@ -27,11 +28,20 @@ struct DirList {
   std::vector<Entry> ents;  // the round of opendir (view.h 3)
 };
 
+// Read-ahead (view.h 4): a read that starts near where the handle's reads
+// got to so far is sequential; it has the cache prefetch (block_cache.h 7)
+// the next kReadAhead blocks after the one it ends in. Reads of one handle
+// may run concurrently and out of order (async reads): kSlack allows it.
+constexpr size_t kReadAhead = 8;           // blocks (4 MiB each normally)
+constexpr uint64_t kSlack = 2ull << 20;    // bytes either side of the expected offset
+
 struct OpenFile {
   uint64_t id = 0, size = 0, version = 0;
   std::vector<blob::BlockRef> blocks;  // view.h 2: the content opened
   std::vector<uint64_t> starts;        // file offset of each block
   bool cached = false;                 // uses the kernel's page cache
+  std::atomic<uint64_t> next{0};       // the furthest end of a read so far
+  std::atomic<size_t> ahead{0};        // blocks [0, ahead) were asked for (prefetch or read)
 };
 
 // view.h 2: which content the kernel's page cache of an inode holds.
@@ -191,19 +201,47 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   reply(req, {"open", ino}, Result<OpenReply>(OpenReply{*fi}));
 }
 
+// The block holding file offset off (< f.size).
+size_t block_at(const OpenFile& f, uint64_t off) {
+  auto it = std::upper_bound(f.starts.begin(), f.starts.end(), off);
+  return static_cast<size_t>(it - f.starts.begin()) - 1;
+}
+
+// Read-ahead for a read of [off, off+len) (len > 0, off < f.size).
+void read_ahead(sync::BlockCache& cache, OpenFile& f, uint64_t off, uint64_t len) {
+  uint64_t end = std::min(off + len, f.size);
+  size_t last = block_at(f, end - 1);  // the reader itself reads up to this one
+  uint64_t next = f.next.load(std::memory_order_relaxed);
+  if (off + kSlack < next || off > next + kSlack) {  // a seek: sequential from here on, perhaps
+    f.next.store(end, std::memory_order_relaxed);
+    f.ahead.store(last + 1, std::memory_order_relaxed);
+    return;
+  }
+  while (next < end && !f.next.compare_exchange_weak(next, end, std::memory_order_relaxed)) {
+  }
+  size_t want = std::min(f.blocks.size(), last + 1 + kReadAhead);
+  size_t from = f.ahead.load(std::memory_order_relaxed);
+  do {
+    if (from >= want) return;
+  } while (!f.ahead.compare_exchange_weak(from, want, std::memory_order_relaxed));
+  for (size_t i = std::max(from, last + 1); i < want; i++) cache.prefetch(f.blocks[i]);
+}
+
 Result<std::string> read_range(sync::BlockCache& cache, const OpenFile& f, uint64_t off, uint64_t len) {
   std::string out;
   if (off >= f.size) return out;
   len = std::min(len, f.size - off);
-  auto it = std::upper_bound(f.starts.begin(), f.starts.end(), off);
-  size_t i = static_cast<size_t>(it - f.starts.begin()) - 1;
+  size_t i = block_at(f, off);
   while (len > 0 && i < f.blocks.size()) {
     uint64_t in = off - f.starts[i];
     uint64_t n = std::min<uint64_t>(len, f.blocks[i].len - in);
     auto part = cache.read(f.blocks[i], in, n);
     if (!part) return part.status();
     if (part->size() != n) return Status::error(EIO, "short block read");
-    out += *part;
+    if (out.empty())
+      out = std::move(*part);  // the common case, one block: no copy
+    else
+      out += *part;
     off += n, len -= n, i++;
   }
   return out;
@@ -211,6 +249,8 @@ Result<std::string> read_range(sync::BlockCache& cache, const OpenFile& f, uint6
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   auto* f = reinterpret_cast<OpenFile*>(fi->fh);
+  if (size > 0 && static_cast<uint64_t>(off) < f->size)
+    read_ahead(view_of(req).cache(), *f, static_cast<uint64_t>(off), size);  // first: fetched beside this read
   auto data = read_range(view_of(req).cache(), *f, static_cast<uint64_t>(off), size);
   if (!data) return reply(req, {"read", ino}, data.status());
   fuse_bufvec buf = FUSE_BUFVEC_INIT(data->size());

@@ -18,8 +18,12 @@
 //     round and then look a name up in the new one: it sees each directory
 //     whole, and each file it opens whole, of one round or the other.
 //  4. Content is read by block through sync::BlockCache (verified on
-//     fetch, bounded). Nothing is ever written: the mount is read-only
-//     (EROFS from the kernel), and opens for writing get EROFS here too.
+//     fetch, bounded). A handle read sequentially (each read starting
+//     near where its reads got to) has the cache prefetch the next few
+//     blocks of its block list in the background (block_cache.h 7); a
+//     seek stops that until reads are sequential again. Nothing is ever
+//     written: the mount is read-only (EROFS from the kernel), and opens
+//     for writing get EROFS here too.
 //
 // Thread-safety: serve_view() runs libfuse's multi-threaded loop; the
 // view's shared state (page-cache versions) is guarded by its mutex.

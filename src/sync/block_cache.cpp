@@ -19,6 +19,7 @@ namespace tcfs::sync {
 namespace {
 
 constexpr const char* kTmp = "tmp";
+constexpr const char* kClean = "clean";  // block_cache.h 2
 
 // How messages name a block (block_cache.h 4).
 std::string short_name(const blob::Hash& h) { return h.hex().substr(0, 16); }
@@ -53,9 +54,43 @@ Result<std::unique_ptr<BlockCache>> BlockCache::open(const std::string& dir, uin
   }
   if (::mkdirat(fd.get(), kTmp, 0700) != 0 && errno != EEXIST)
     return Status::from_errno("block cache: create " + dir + "/" + kTmp);
+  // block_cache.h 2: take the clean marker away (durably) before anything changes.
+  bool clean = false;
+  if (::unlinkat(fd.get(), kClean, 0) == 0) {
+    clean = true;
+    if (::fsync(fd.get()) != 0) return Status::from_errno("block cache: fsync " + dir);
+  } else if (errno != ENOENT) {
+    return Status::from_errno("block cache: remove " + dir + "/" + kClean);
+  }
   std::unique_ptr<BlockCache> c(new BlockCache(dir, std::move(fd), limit, os));
+  c->was_clean_ = clean;
   TCFS_TRY(c->scan());
+  c->opened_ = true;
+  c->workers_.reserve(kPrefetchWorkers);
+  for (size_t i = 0; i < kPrefetchWorkers; i++) c->workers_.emplace_back([p = c.get()] { p->worker(); });
   return Result<std::unique_ptr<BlockCache>>(std::move(c));
+}
+
+BlockCache::~BlockCache() {
+  {
+    MutexLock g(mu_);
+    stopping_ = true;
+    queue_.clear();
+  }
+  work_cv_.notify_all();
+  for (auto& t : workers_) t.join();  // each ends its fetch in flight first
+  if (opened_) mark_clean();
+}
+
+// block_cache.h 2: every block stored is on disk before the marker is.
+void BlockCache::mark_clean() {
+  if (::syncfs(dirfd_.get()) != 0) {
+    spdlog::warn("block cache {}: syncfs: {} (not marked clean: the next open empties it)", dir_, std::strerror(errno));
+    return;
+  }
+  Fd m(::openat(dirfd_.get(), kClean, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!m || ::fsync(m.get()) != 0 || ::fsync(dirfd_.get()) != 0)
+    spdlog::warn("block cache {}: cannot write {}: {} (the next open empties it)", dir_, kClean, std::strerror(errno));
 }
 
 // block_cache.h 1: drop the temp files, index the blocks.
@@ -78,6 +113,7 @@ Status BlockCache::scan() {
     uint64_t size;
   };
   std::vector<Found> found;
+  size_t wiped = 0;
   for (const std::string& sub : top.value()) {
     if (sub.size() != 2 || !is_hex(sub)) continue;
     Status st = for_each_entry(
@@ -90,12 +126,22 @@ Status BlockCache::scan() {
           std::string rel = sub + "/" + std::string(n);
           if (!h || ::fstatat(dirfd_.get(), rel.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
             return true;
+          if (!was_clean_) {  // block_cache.h 2: maybe torn by a crash
+            if (::unlinkat(dirfd_.get(), rel.c_str(), 0) == 0 || errno == ENOENT) {
+              wiped++;
+              return true;
+            }
+            spdlog::warn("block cache {}: cannot remove {}: {}", dir_, rel, std::strerror(errno));
+            return true;  // not indexed: never read, overwritten when fetched
+          }
           found.push_back({sb.st_mtim, h.value(), static_cast<uint64_t>(sb.st_size)});
           return true;
         },
         "block cache: list " + dir_ + "/" + sub);
     if (!st && st.err() != ENOTDIR) return st;
   }
+  if (wiped)
+    spdlog::info("block cache {}: not closed cleanly last time: removed its {} blocks", dir_, wiped);
   std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
     if (a.mtime.tv_sec != b.mtime.tv_sec) return a.mtime.tv_sec < b.mtime.tv_sec;
     if (a.mtime.tv_nsec != b.mtime.tv_nsec) return a.mtime.tv_nsec < b.mtime.tv_nsec;
@@ -164,6 +210,7 @@ Result<std::string> BlockCache::read(const blob::BlockRef& ref, uint64_t off, ui
           waiting_++;
           lk.wait(cv_, [&] { return fl->done; });
           waiting_--;
+          if (!fl->st && fl->prefetch) continue;  // block_cache.h 4: try it ourselves
           if (!fl->st) return fl->st;
           hits_++;
           return fl->data->substr(off, n);
@@ -173,7 +220,11 @@ Result<std::string> BlockCache::read(const blob::BlockRef& ref, uint64_t off, ui
         misses_++;
       }
     }
-    if (!fd) return fetch(ref, fl, off, n);
+    if (!fd) {
+      auto d = fetch(ref, fl);
+      if (!d) return d.status();
+      return d.value()->substr(off, n);
+    }
 
     struct stat sb;
     if (::fstat(fd.get(), &sb) != 0) return Status::from_errno("block cache: stat " + dir_ + "/" + rel);
@@ -202,8 +253,9 @@ Result<std::string> BlockCache::read(const blob::BlockRef& ref, uint64_t off, ui
   return Status::error(EIO, "block cache: block " + short_name(ref.hash) + ": its cache file keeps changing");
 }
 
-Result<std::string> BlockCache::fetch(const blob::BlockRef& ref, const std::shared_ptr<Flight>& fl, uint64_t off,
-                                      uint64_t n) {
+Result<std::shared_ptr<const std::string>> BlockCache::fetch(const blob::BlockRef& ref,
+                                                             const std::shared_ptr<Flight>& fl) {
+  const bool quiet = fl->prefetch;  // set before the flight was published; never changes
   if (fetch_hook_) fetch_hook_(ref);
   auto r = blob::read_block(os_, ref);  // verified (blocks.h 4)
   Status st;
@@ -211,7 +263,10 @@ Result<std::string> BlockCache::fetch(const blob::BlockRef& ref, const std::shar
   Result<std::string> tmp = Status::error(ECANCELED, "not stored");
   if (!r) {
     st = r.status().wrap("block cache: block " + short_name(ref.hash) + " (" + std::to_string(ref.len) + " bytes)");
-    spdlog::warn("{}", st.message());
+    if (quiet)
+      spdlog::debug("prefetch: {}", st.message());
+    else
+      spdlog::warn("{}", st.message());
   } else {
     data = std::make_shared<const std::string>(std::move(r.value()));
     tmp = write_temp(ref.hash, *data);
@@ -239,7 +294,49 @@ Result<std::string> BlockCache::fetch(const blob::BlockRef& ref, const std::shar
   if (!rename_err.empty())
     spdlog::warn("block cache {}: cannot keep block {}: rename: {}", dir_, short_name(ref.hash), rename_err);
   if (!st) return st;
-  return data->substr(off, n);
+  return data;
+}
+
+void BlockCache::prefetch(const blob::BlockRef& ref) {
+  if (ref.len == 0) return;
+  {
+    MutexLock g(mu_);
+    if (stopping_ || queue_.size() >= kPrefetchQueue) return;  // a hint: dropped (block_cache.h 7)
+    if (index_.count(ref.hash) || flights_.count(ref.hash)) return;
+    for (const auto& q : queue_)
+      if (q.hash == ref.hash) return;
+    queue_.push_back(ref);
+  }
+  work_cv_.notify_one();
+}
+
+void BlockCache::worker() {  // block_cache.h 7
+  UniqueLock lk(mu_);
+  for (;;) {
+    lk.wait(work_cv_, [&]() TCFS_REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
+    if (stopping_) return;
+    blob::BlockRef ref = std::move(queue_.front());
+    queue_.pop_front();
+    if (index_.count(ref.hash) || flights_.count(ref.hash)) {
+      if (queue_.empty() && busy_ == 0) cv_.notify_all();  // drain()
+      continue;
+    }
+    auto fl = std::make_shared<Flight>();
+    fl->prefetch = true;
+    flights_[ref.hash] = fl;
+    busy_++;
+    lk.unlock();
+    prefetched_++;
+    (void)fetch(ref, fl);  // silent: the reader's own read reports an error
+    lk.lock();
+    busy_--;
+    cv_.notify_all();  // drain()
+  }
+}
+
+void BlockCache::drain() {
+  UniqueLock lk(mu_);
+  lk.wait(cv_, [&]() TCFS_REQUIRES(mu_) { return queue_.empty() && busy_ == 0; });
 }
 
 Result<std::string> BlockCache::write_temp(const blob::Hash& h, const std::string& data) {
@@ -265,7 +362,6 @@ Result<std::string> BlockCache::write_temp(const blob::Hash& h, const std::strin
     if (w < 0) return fail("write");
     done += static_cast<size_t>(w);
   }
-  if (::fdatasync(fd.get()) != 0) return fail("fdatasync");
   if (::close(fd.release()) != 0) return fail("close");
   return tmp;
 }
@@ -285,6 +381,8 @@ size_t BlockCache::waiting() const {
   return waiting_;
 }
 
-BlockCache::Stats BlockCache::stats() const { return Stats{hits_.load(), misses_.load(), evicted_.load()}; }
+BlockCache::Stats BlockCache::stats() const {
+  return Stats{hits_.load(), misses_.load(), evicted_.load(), prefetched_.load()};
+}
 
 }  // namespace tcfs::sync

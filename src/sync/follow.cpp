@@ -2,6 +2,7 @@
 // (follow.h).
 #include "sync/follow.h"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -186,6 +187,31 @@ Result<uint64_t> round_at_time(blob::ObjectStore& os, int64_t when) {
                                               : "no round was marked at or before that time (the first: " +
                                                     std::to_string(log->front().time) + " s since the epoch)");
   return best;
+}
+
+std::string note_name(const std::string& id) { return "n/f/" + id; }
+
+Status announce(blob::ObjectStore& os, const std::string& id, uint64_t round, int64_t expires) {
+  nlohmann::json j = {{"round", round}, {"expires", expires}};
+  return os.put_note(note_name(id), j.dump());
+}
+
+Result<std::vector<FollowerNote>> follower_notes(blob::ObjectStore& os) {
+  auto names = os.list_markers("n/f/");
+  if (!names) return names.status().wrap("list follower notes");
+  std::vector<FollowerNote> out;
+  for (const auto& n : *names) {
+    auto bytes = os.read_marker(n);
+    if (!bytes) continue;  // removed meanwhile
+    auto j = nlohmann::json::parse(*bytes, nullptr, false);
+    FollowerNote f{n.substr(4), 0, 0};
+    if (j.is_object()) {
+      f.round = j.value("round", uint64_t{0});
+      f.expires = j.value("expires", int64_t{0});
+    }
+    out.push_back(std::move(f));  // a malformed note has expired (0)
+  }
+  return out;
 }
 
 Result<uint64_t> resolve_at(blob::ObjectStore& os, const std::string& spec) {

@@ -102,6 +102,21 @@ Result<std::vector<RoundInfo>> round_log(blob::ObjectStore& os, bool with_sizes)
 // Time travel by time: the newest round marked at or before `when` (seconds
 // since the epoch); ENOENT naming the first round's time when none is.
 Result<uint64_t> round_at_time(blob::ObjectStore& os, int64_t when);
+// follow.h 8: a live follower announces the round it shows, so that gc
+// keeps what it reads: the note n/f/<id> (ObjectStore::put_note) holds
+// {"round", "expires"} (seconds since the epoch), rewritten when its round
+// changes and well before it expires. gc keeps every round from the oldest
+// unexpired note on and removes expired notes: a follower that is gone
+// pins nothing once its note expires.
+struct FollowerNote {
+  std::string id;
+  uint64_t round = 0;
+  int64_t expires = 0;
+};
+Status announce(blob::ObjectStore& os, const std::string& id, uint64_t round, int64_t expires);
+Result<std::vector<FollowerNote>> follower_notes(blob::ObjectStore& os);
+std::string note_name(const std::string& id);  // "n/f/<id>"
+
 // follow.h 7: a time-travel target: "ROUND" (digits), "@SECONDS" since the
 // epoch, or "YYYY-MM-DD HH:MM[:SS]" (also with a T; UTC). EINVAL naming
 // the accepted forms for anything else.

@@ -21,8 +21,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <ctime>
 
 #include "sync/chain.h"
+#include "sync/follow.h"
+#include "sync/records.h"
 #include "sync/stream.h"
 #include "sync/syncer.h"
 
@@ -38,12 +41,14 @@ struct Remote {
   ChainWalk walk;
 };
 
-Result<Remote> remote_image(blob::ObjectStore& os) {
+// max_epoch: only snapshots of that round or before (gc's retention).
+Result<Remote> remote_image(blob::ObjectStore& os, uint64_t max_epoch = 0) {
   Remote rm;
   std::vector<Skipped> skipped;
   auto snaps = snapshots(os);
   if (!snaps) return snaps.status();
   for (const auto& snap : *snaps) {
+    if (max_epoch && snap.epoch > max_epoch) continue;
     auto r = StreamReader::open(os, snap.base);
     if (!r) {
       skipped.push_back({snap.base, snap.epoch, r.status().what()});
@@ -74,7 +79,22 @@ std::string joined(const std::vector<std::string>& v) {
 
 }  // namespace
 
-Result<std::set<std::string>> Syncer::live_objects(std::map<std::string, blob::Hash>* blocks) {
+// Every block object the records of stream `base` name (gc's retention).
+Status named_blocks(blob::ObjectStore& os, const std::string& base, std::set<std::string>& live) {
+  auto r = StreamReader::open(os, base);
+  if (!r) return r.status();
+  for (;;) {
+    auto rec = r->next();
+    if (!rec) return rec.status();
+    if (!rec->has_value()) return {};
+    auto d = decode(**rec);
+    if (!d) return d.status().wrap(base);
+    if (auto* i = std::get_if<InodeRec>(&*d))
+      for (const auto& b : i->blocks) live.insert(b.object_name());
+  }
+}
+
+Result<std::set<std::string>> Syncer::live_objects(std::map<std::string, blob::Hash>* blocks, uint64_t keep_from) {
   std::set<std::string> live;
   auto t = meta::Txn::begin(*env_.meta, false);
   if (!t) return t.status();
@@ -91,8 +111,14 @@ Result<std::set<std::string>> Syncer::live_objects(std::map<std::string, blob::H
   }));
   TCFS_TRY(err);
   // The newest usable snapshot and the journals after it.
-  auto rm = remote_image(*env_.objects);
+  bool retain = keep_from && keep_from < epoch_;
+  auto rm = remote_image(*env_.objects, retain ? keep_from : 0);
   if (!rm) return rm.status();
+  // follow.h 8: the kept rounds' blocks. A superset: every block named in
+  // the snapshot they start from and in the journals after it.
+  if (retain && !rm->snapshot.empty()) TCFS_TRY(named_blocks(*env_.objects, rm->snapshot, live));
+  if (retain)
+    for (const auto& base : rm->walk.journals) TCFS_TRY(named_blocks(*env_.objects, base, live));
   if (!rm->snapshot.empty()) {
     live.insert(rm->snapshot + "/end");
     for (size_t i = 0; i < rm->chunks; i++) live.insert(chunk_name(rm->snapshot, i));
@@ -181,10 +207,42 @@ std::string Syncer::chain_problem() {
   return stats_.chain_problem;
 }
 
+// follow.h 8: the oldest round gc keeps; expired follower notes go.
+Result<uint64_t> Syncer::retention_start(MaintenanceReport& rep) {
+  uint64_t from = epoch_ > opt_.keep_rounds ? epoch_ - opt_.keep_rounds + 1 : 1;
+  int64_t now = static_cast<int64_t>(::time(nullptr));
+  auto log = round_log(*env_.objects, false);
+  if (!log) return log.status();
+  for (const auto& r : *log)
+    if (r.time >= now - static_cast<int64_t>(opt_.keep_age_s)) {
+      from = std::min(from, r.epoch);
+      break;
+    }
+  auto notes = follower_notes(*env_.objects);
+  if (!notes) return notes.status();
+  for (const auto& n : *notes) {
+    if (n.expires > now) {
+      from = std::min(from, std::max<uint64_t>(n.round, 1));
+      continue;
+    }
+    if (env_.objects->remove_note(note_name(n.id))) rep.notes_expired++;
+  }
+  return from;
+}
+
 Result<MaintenanceReport> Syncer::gc() {
   MutexLock rl(round_mu_);
   MaintenanceReport rep;
-  auto live = live_objects(nullptr);
+  auto from = retention_start(rep);
+  if (!from) return from.status();
+  rep.kept_from = *from;
+  auto live = live_objects(nullptr, *from);
+  if (!live && *from < epoch_) {  // the older rounds cannot be read back whole: keep what can be
+    spdlog::warn("gc: rounds from {} on cannot all be read back ({}); keeping the newest state only",
+                 *from, live.status().message());
+    rep.kept_from = epoch_;
+    live = live_objects(nullptr, 0);
+  }
   if (!live) return live.status();
   std::set<std::string> gone;
   for (const char* prefix : {"b/", "p/", "n/j/", "n/s/"}) {
@@ -214,8 +272,8 @@ Result<MaintenanceReport> Syncer::gc() {
   for (const auto& k : drop) TCFS_TRY(t->del(env_.meta->db(kBlocksDb), k));
   TCFS_TRY(t->commit());
   rep.index_dropped = drop.size();
-  spdlog::info("gc: {} objects looked at, {} removed, {} dedup entries dropped", rep.objects, rep.deleted,
-               rep.index_dropped);
+  spdlog::info("gc: {} objects looked at, {} removed, {} dedup entries dropped; rounds from {} kept", rep.objects,
+               rep.deleted, rep.index_dropped, rep.kept_from);
   return rep;
 }
 

@@ -78,6 +78,11 @@ struct SyncOptions {
   unsigned retry_ms = 1000;  // first retry delay after a failed round
   unsigned snapshot_every = 64;  // epochs between snapshots (0: never)
   blob::BlockWriterOptions packs;
+  // gc's retention (follow.h 8): a round is kept while it is one of the
+  // newest keep_rounds or younger than keep_age_s, or a live follower
+  // announced it or an older round.
+  unsigned keep_rounds = 64;
+  uint64_t keep_age_s = 86400;
 };
 
 // What gc() or scrub() did.
@@ -85,6 +90,8 @@ struct MaintenanceReport {
   uint64_t objects = 0;      // looked at
   uint64_t deleted = 0;      // gc: objects removed (blocks, packs, old journals/snapshots)
   uint64_t index_dropped = 0;  // gc: dedup entries that named removed objects
+  uint64_t kept_from = 0;      // gc: the oldest round kept (follow.h 8)
+  uint64_t notes_expired = 0;  // gc: follower notes removed
   uint64_t good = 0, repaired = 0, unrecoverable = 0;  // scrub: objects
   std::vector<std::string> problems;  // scrub: one line per object it could not make whole
   std::string chain_rewritten;        // scrub: why the synced state was rewritten as a snapshot ("" = not)
@@ -162,7 +169,11 @@ class Syncer {
   Status commit_local(Round& r) TCFS_REQUIRES(round_mu_);
   Status write_snapshot(uint64_t epoch, const std::string& head) TCFS_REQUIRES(round_mu_);
   void background();
-  Result<std::set<std::string>> live_objects(std::map<std::string, blob::Hash>* blocks) TCFS_REQUIRES(round_mu_);
+  // keep_from: also everything rounds from keep_from on read (gc's
+  // retention); 0: the newest round only.
+  Result<std::set<std::string>> live_objects(std::map<std::string, blob::Hash>* blocks, uint64_t keep_from = 0)
+      TCFS_REQUIRES(round_mu_);
+  Result<uint64_t> retention_start(MaintenanceReport& rep) TCFS_REQUIRES(round_mu_);
   // maintain.cpp: chain.h 5.
   Status verify_chain(bool repair) TCFS_REQUIRES(round_mu_);
   Status check_head() TCFS_REQUIRES(round_mu_);

@@ -132,23 +132,29 @@ TEST_CASE("block_cache.h 5: bytes() stays under the limit; the least recently us
   CHECK(c->bytes() == 2 * kBlock);
 }
 
-TEST_CASE("block_cache.h 1: reopening indexes the blocks kept and removes temp files") {
+TEST_CASE("block_cache.h 1, 2: reopening after a clean close indexes the blocks kept and removes temp files") {
   Fix f;
   std::string a = random_bytes(70000, 20), b = random_bytes(80000, 21);
   blob::BlockRef ra = f.put(a), rb = f.put(b);
+  const std::string clean = f.dir() + "/clean";
   {
     auto c = f.open(1u << 20);
+    CHECK_FALSE(c->was_clean());  // first use
     CHECK(must_read(*c, ra, 0, a.size()) == a);
     CHECK(must_read(*c, rb, 0, b.size()) == b);
     // One cache per directory.
     auto again = BlockCache::open(f.dir(), 1u << 20, *f.b.os);
     CHECK(again.err() == EBUSY);
-  }
+    CHECK_FALSE(exists(clean));  // open: not clean until closed
+  }  // the destructor: a clean close
+  CHECK(exists(clean));
   std::string leftover = f.dir() + "/tmp/" + ra.hash.hex() + ".7";
   write_file(leftover, "partial");
   write_file(f.dir() + "/README", "not a block");  // other names are left alone
   {
     auto c = f.open(1u << 20);
+    CHECK(c->was_clean());
+    CHECK_FALSE(exists(clean));
     CHECK_FALSE(exists(leftover));
     CHECK(exists(f.dir() + "/README"));
     CHECK(c->blocks() == 2);
@@ -169,6 +175,45 @@ TEST_CASE("block_cache.h 1: reopening indexes the blocks kept and removes temp f
   CHECK(exists(c->path_of(rb.hash)));
   CHECK(must_read(*c, rb, 0, 5) == b.substr(0, 5));
   CHECK(c->stats().hits == 1);
+}
+
+TEST_CASE("block_cache.h 2: without the clean marker at open, every cached block is removed and fetched again") {
+  Fix f;
+  std::string a = random_bytes(70000, 25), b = random_bytes(90000, 26);
+  blob::BlockRef ra = f.put(a), rb = f.put(b);
+  std::string pa, pb;
+  {
+    auto c = f.open(1u << 20);
+    CHECK(must_read(*c, ra, 0, a.size()) == a);
+    CHECK(must_read(*c, rb, 0, b.size()) == b);
+    pa = c->path_of(ra.hash), pb = c->path_of(rb.hash);
+  }
+  // A crash (no clean close): the marker is missing, and a block file may
+  // be torn: here of the right size but zeros, as a lost write leaves it.
+  REQUIRE(::unlink((f.dir() + "/clean").c_str()) == 0);
+  write_file(pa, std::string(a.size(), '\0'));
+  write_file(f.dir() + "/README", "not a block");
+  {
+    auto c = f.open(1u << 20);
+    CHECK_FALSE(c->was_clean());
+    CHECK(c->blocks() == 0);
+    CHECK(c->bytes() == 0);
+    CHECK_FALSE(exists(pa));
+    CHECK_FALSE(exists(pb));
+    CHECK(exists(f.dir() + "/README"));  // other names are left alone
+    CHECK(must_read(*c, ra, 0, a.size()) == a);  // not the zeros
+    CHECK(must_read(*c, rb, 100, 1000) == b.substr(100, 1000));
+    CHECK(c->stats().misses == 2);
+    CHECK(c->stats().hits == 0);
+    CHECK(read_file(pa) == a);
+  }
+  // Closed cleanly this time: kept.
+  auto c = f.open(1u << 20);
+  CHECK(c->was_clean());
+  CHECK(c->blocks() == 2);
+  CHECK(must_read(*c, ra, 0, a.size()) == a);
+  CHECK(c->stats().hits == 1);
+  CHECK(c->stats().misses == 0);
 }
 
 TEST_CASE("block_cache.h 3: a truncated cache file is dropped and the block fetched again") {
@@ -267,4 +312,138 @@ TEST_CASE("block_cache.h 4: concurrent reads of one missing block fetch it once"
   CHECK(c->stats().hits == kThreads - 1);
   CHECK(c->waiting() == 0);
   CHECK(read_file(c->path_of(ref.hash)) == data);
+}
+
+TEST_CASE("block_cache.h 7: a prefetched block makes the next read a hit") {
+  Fix f;
+  std::string data = random_bytes(500000, 70);
+  blob::BlockRef ref = f.put(data);
+  auto c = f.open(8u << 20);
+  c->prefetch(ref);
+  c->drain();
+  CHECK(c->stats().prefetched == 1);
+  CHECK(c->stats().misses == 0);
+  CHECK(c->blocks() == 1);
+  REQUIRE(exists(c->path_of(ref.hash)));
+  CHECK(read_file(c->path_of(ref.hash)) == data);
+  CHECK(must_read(*c, ref, 1000, 200000) == data.substr(1000, 200000));
+  CHECK(c->stats().hits == 1);
+  CHECK(c->stats().misses == 0);
+  // A cached block is not fetched again.
+  c->prefetch(ref);
+  c->drain();
+  CHECK(c->stats().prefetched == 1);
+}
+
+TEST_CASE("block_cache.h 4, 7: a read arriving during a prefetch waits for it instead of fetching") {
+  Fix f;
+  std::string data = random_bytes(1u << 20, 71);
+  blob::BlockRef ref = f.put(data);
+  auto c = f.open(8u << 20);
+  // The prefetch's blobber read starts only once the read waits for it (or
+  // after 10 s, when the read fetched on its own: then the counts fail).
+  std::atomic<int> fetches{0};
+  c->set_fetch_hook([&](const blob::BlockRef&) {
+    fetches++;
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (c->waiting() < 1 && std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  c->prefetch(ref);
+  // The read must find the flight: wait until the worker has started it.
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (fetches.load() == 0 && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(must_read(*c, ref, 4096, 300000) == data.substr(4096, 300000));
+  c->drain();
+  CHECK(fetches == 1);
+  CHECK(c->stats().prefetched == 1);
+  CHECK(c->stats().misses == 0);
+  CHECK(c->stats().hits == 1);
+  CHECK(c->waiting() == 0);
+  CHECK(read_file(c->path_of(ref.hash)) == data);
+}
+
+TEST_CASE("block_cache.h 7: a failed prefetch leaves nothing; the read reports the error") {
+  Fix f;
+  std::string data = random_bytes(150000, 72);
+  blob::BlockRef ref = f.put(data);
+  REQUIRE(f.b.os->remove(ref.object_name()).is_ok());  // every shard gone
+  auto c = f.open(1u << 20);
+  c->prefetch(ref);
+  c->drain();
+  CHECK(c->stats().prefetched == 1);
+  CHECK_FALSE(exists(c->path_of(ref.hash)));
+  CHECK(c->blocks() == 0);
+  CHECK(c->bytes() == 0);
+  CHECK(fs::is_empty(f.dir() + "/tmp"));
+  auto r = c->read(ref, 0, data.size());
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message().find(ref.hash.hex().substr(0, 16)) != std::string::npos);
+  CHECK(c->stats().misses == 1);
+
+  // A read that waited for a failing prefetch tries itself, and reports
+  // its own error.
+  std::atomic<int> fetches{0};
+  c->set_fetch_hook([&](const blob::BlockRef&) {
+    if (fetches++ > 0) return;
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (c->waiting() < 1 && std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  c->prefetch(ref);
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (fetches.load() == 0 && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto r2 = c->read(ref, 0, 10);
+  c->drain();
+  REQUIRE_FALSE(r2.is_ok());
+  CHECK(r2.status().message().find(ref.hash.hex().substr(0, 16)) != std::string::npos);
+  CHECK(fetches == 2);
+  CHECK(c->stats().prefetched == 2);
+  CHECK(c->stats().misses == 2);
+  CHECK_FALSE(exists(c->path_of(ref.hash)));
+  CHECK(fs::is_empty(f.dir() + "/tmp"));
+}
+
+TEST_CASE("block_cache.h 6, 7: prefetches beyond the workers and the queue are dropped") {
+  Fix f;
+  constexpr size_t kW = BlockCache::kPrefetchWorkers, kQ = BlockCache::kPrefetchQueue, kN = kW + kQ + 5;
+  std::vector<blob::BlockRef> refs;
+  std::vector<std::string> data;
+  for (uint32_t i = 0; i < kN; i++) {
+    data.push_back(random_bytes(3000, 100 + i));
+    refs.push_back(f.put(data.back()));
+  }
+  auto c = f.open(8u << 20);
+  // Every worker holds its first fetch until released.
+  std::atomic<size_t> entered{0};
+  std::atomic<bool> go{false};
+  c->set_fetch_hook([&](const blob::BlockRef&) {
+    entered++;
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!go.load() && std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  for (size_t i = 0; i < kW; i++) c->prefetch(refs[i]);
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (entered.load() < kW && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(entered.load() == kW);
+  for (size_t i = kW; i < kN; i++) c->prefetch(refs[i]);  // the last 5 find the queue full
+  go = true;
+  c->drain();
+  CHECK(c->stats().prefetched == kW + kQ);
+  CHECK(c->blocks() == kW + kQ);
+  for (size_t i = 0; i < kN; i++) CHECK(exists(c->path_of(refs[i].hash)) == (i < kW + kQ));
+  CHECK(must_read(*c, refs[kN - 1], 0, 3000) == data[kN - 1]);
+  CHECK(c->stats().misses == 1);
+  // Queued prefetches do not hold up the destructor.
+  go = false;
+  std::vector<blob::BlockRef> more;
+  for (uint32_t i = 0; i < 6; i++) more.push_back(f.put(random_bytes(2000, 200 + i)));
+  for (const auto& r : more) c->prefetch(r);
+  go = true;
+  c.reset();
+  CHECK(exists(f.dir() + "/clean"));
 }

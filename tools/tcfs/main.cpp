@@ -191,7 +191,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   if (!follower) return fail(follower.status());
   if (!at.empty() && !*follower)
     return fail(tcfs::Status::error(EINVAL, "--at needs a follower store (tcfs init --follow): " + store_dir +
-                                                " is a writer's store"));
+                                                " is not one"));
 
   int notify_fd = -1;
   if (!foreground) {
