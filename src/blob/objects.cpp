@@ -206,8 +206,8 @@ Status ObjectStore::flush() {
 
 Result<std::pair<unsigned, unsigned>> ObjectStore::code_of(const std::string& name) {
   TCFS_TRY(check_key(name));
-  for (size_t i = 0; i < width(); i++) {
-    auto got = bl_[i]->get_bytes(shard_key(name, static_cast<unsigned>(i)), 0, kShardHeader);
+  for (size_t i = 0; i < width() * width(); i++) {  // shards rotate over the blobbers: try each on each
+    auto got = bl_[i / width()]->get_bytes(shard_key(name, static_cast<unsigned>(i % width())), 0, kShardHeader);
     if (!got) continue;
     Header h;
     // No code is ~0u: a header that is whole stops at the code check, its code read.

@@ -50,7 +50,8 @@ class DaemonExecutor final : public control::Executor {
     auto rep = what == "gc" ? r_->syncer->gc() : r_->syncer->scrub();
     if (!rep) return rep.status();
     return Json{{"objects", rep->objects},        {"deleted", rep->deleted},
-                {"index_dropped", rep->index_dropped}, {"good", rep->good},
+                {"index_dropped", rep->index_dropped}, {"kept_from", rep->kept_from},
+                {"notes_expired", rep->notes_expired}, {"good", rep->good},
                 {"repaired", rep->repaired},      {"unrecoverable", rep->unrecoverable},
                 {"problems", rep->problems},      {"chain_rewritten", rep->chain_rewritten}};
   }

@@ -214,7 +214,7 @@ Result<uint64_t> Syncer::retention_start(MaintenanceReport& rep) {
   auto log = round_log(*env_.objects, false);
   if (!log) return log.status();
   for (const auto& r : *log)
-    if (r.time >= now - static_cast<int64_t>(opt_.keep_age_s)) {
+    if (opt_.keep_age_s && r.time >= now - static_cast<int64_t>(opt_.keep_age_s)) {  // 0: no age rule
       from = std::min(from, r.epoch);
       break;
     }

@@ -425,8 +425,10 @@ void Syncer::background() {
       g.wait_until(cv_, not_before, [&]() TCFS_REQUIRES(mu_) { return stop_; });
       continue;
     }
-    g.wait_for(cv_, interval / 4 + std::chrono::milliseconds(1),
-               [&]() TCFS_REQUIRES(mu_) { return stop_ || requested_ > covered_; });
+    // sync.h 10: a probe due (at start, after a failure) does not wait for
+    // the interval: a superseded writer learns it at once.
+    auto pause = probe_next_ ? std::chrono::milliseconds(0) : interval / 4 + std::chrono::milliseconds(1);
+    g.wait_for(cv_, pause, [&]() TCFS_REQUIRES(mu_) { return stop_ || requested_ > covered_; });
     if (stop_) break;
     auto now = Clock::now();
     auto oldest = env_.tracker->oldest();

@@ -113,8 +113,19 @@ class Exporter {
     Fd in(openat(dfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     Fd out(openat(tree_.get(), path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, sb.st_mode & 07777));
     if (!in || !out) return Status::from_errno("copy " + path);
+    bool cfr = true;  // copy_file_range, or read/write across filesystems (EXDEV)
+    std::string buf;
     for (off_t left = sb.st_size; left > 0;) {
-      ssize_t n = copy_file_range(in.get(), nullptr, out.get(), nullptr, static_cast<size_t>(left), 0);
+      ssize_t n = cfr ? copy_file_range(in.get(), nullptr, out.get(), nullptr, static_cast<size_t>(left), 0) : 0;
+      if (cfr && n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP)) {
+        cfr = false;
+        buf.resize(1 << 20);
+        continue;
+      }
+      if (!cfr) {
+        n = ::read(in.get(), buf.data(), buf.size());
+        if (n > 0 && ::write(out.get(), buf.data(), static_cast<size_t>(n)) != n) n = -1;
+      }
       if (n < 0) return Status::from_errno("copy " + path);
       if (n == 0) break;
       left -= n;

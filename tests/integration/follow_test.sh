@@ -300,6 +300,100 @@ ok '[[ $rc != 0 && $(cat "$work/err") == *"follower"* && $(head -1 "$m1/set/f12"
 out=$("$T" sync "$m1" 2>&1); rc=$?
 ok '[[ $rc != 0 && $out == *"follower"* ]]' "tcfs sync on a follower: rc $rc: $out"
 
-stop "$m3"; stop "$m2"; stop "$m1"; stop "$mW"
+# --- 6. time travel and gc with a follower pinned ----------------------------
+# The writer again, with gc keeping only its newest round (follow.h 8) and
+# rounds only when asked: what it acknowledges stays local until a sync.
+stop "$mW"
+start "$fs/W" "$mW" -o sync_interval=600000,gc_keep_rounds=1,gc_keep_age=0
+log=$("$T" log "$mW"); rc=$?
+ok '[[ $rc == 0 && $log == *"ROUND"* && $(grep -c "^$rG " <<< "$log") == 1 ]]' "tcfs log lists round $rG: rc $rc: $(tail -2 <<< "$log")"
+old=()
+for g in $(printf '%s\n' "${!round_for[@]}" | sort -n); do ((g < G && ${#old[@]} < 5)) && old+=("$g"); done
+ok '(( ${#old[@]} >= 4 ))' "old rounds to travel to: generations ${old[*]}"
+for g in "${old[@]}"; do
+  r=${round_for[$g]}
+  out=$("$T" init --store "$fs/T$g" --follow --at "$r" --from-blobbers "${B[@]}" --ec 2+1 2>&1); rc=$?
+  ok '[[ $rc == 0 && $out == *"follower store at round $r "* ]]' "init --follow --at $r: rc $rc: $out"
+  start "$fs/T$g" "$work/t$g" --at "$r"
+  make_gen "$g"
+  bad=0; for f in "${names[@]}"; do cmp -s "$(gendir "$g")/$f" "$work/t$g/set/$f" || bad=$((bad + 1)); done
+  ok '(( bad == 0 ))' "round $r (generation $g) mounted --at $r: $bad of $N files differ"
+  ok '[[ $(round_of "$work/t$g") == "$r" ]]' "the time-travel mount stays at round $r"
+  [[ $g != "${old[0]}" ]] && { stop "$work/t$g"; rm -rf "$(gendir "$g")"; }
+done
+# The oldest stays mounted, unread since its mount but for the check above,
+# and pins its round: gc keeps what it reads.
+gp=${old[0]} rp=${round_for[${old[0]}]}
+if ((s3 == 0)); then  # a dead follower's note (expired long ago) is removed
+  for b in "${B[@]}"; do mkdir -p "${b#dir://}/n/f" && echo '{"round":1,"expires":1}' > "${b#dir://}/n/f/0dead"; done
+fi
+out=$("$T" gc "$mW" 2>&1); rc=$?
+ok '[[ $rc == 0 && $out == *"rounds from $rp on kept"* ]]' "gc keeps the rounds from the pinned follower's ($rp) on: rc $rc: $out"
+((s3 == 0)) && ok '[[ $out == *"(1 expired follower notes removed)"* && ! -e ${B[0]#dir://}/n/f/0dead ]]' "gc removes an expired follower note: $out"
+bad=0; for f in "${names[@]}"; do cmp -s "$(gendir "$gp")/$f" "$work/t$gp/set/$f" || bad=$((bad + 1)); done
+ok '(( bad == 0 ))' "the pinned follower reads round $rp whole after gc: $bad of $N files differ"
+stop "$work/t$gp"
+# A fresh follower at the pinned round after gc: every block of it is still on the blobbers.
+out=$("$T" init --store "$fs/TP" --follow --at "$rp" --from-blobbers "${B[@]}" --ec 2+1 2>&1); rc=$?
+ok '[[ $rc == 0 ]]' "init --follow --at $rp after gc: rc $rc: $out"
+start "$fs/TP" "$work/tp" --at "$rp"
+bad=0; for f in "${names[@]}"; do cmp -s "$(gendir "$gp")/$f" "$work/tp/set/$f" || bad=$((bad + 1)); done
+ok '(( bad == 0 ))' "a new follower at the pinned round $rp reads it whole after gc (cold): $bad of $N files differ"
+stop "$work/tp"
+
+# --- 7. handover: kill -9 the writer, promote --force a follower --------------
+out=$("$T" sync "$mW" --json --timeout 60 2>&1); rW=$(jq -r .round <<< "$out" 2>/dev/null)
+echo "acknowledged after the last round" > "$mW/unsynced1"
+printf '{"op":"create","path":"unsynced2"}\n{"op":"write","path":"unsynced2","data":"a compound after the last round"}\n' > "$work/u.ndjson"
+(cd "$mW" && "$TCFS_BATCH" run -q "$work/u.ndjson") > "$work/err" 2>&1; rc=$?
+ok '[[ $rc == 0 ]]' "writes acknowledged after round $rW: rc $rc: $(cat "$work/err")"
+kill -9 "${pid_of[$mW]}"; wait "${pid_of[$mW]}" 2>/dev/null
+umount -l "$mW" 2>/dev/null; unset "pid_of[$mW]"
+stop "$m1"
+out=$("$T" promote --store "$fs/F1" --force 2>&1); rc=$?
+ok '[[ $rc == 0 && $out == *"now the writer"* ]]' "promote --force F1: rc $rc: $out"
+mP=$work/mP
+start "$fs/F1" "$mP" -o sync_interval=300
+bad=0; for f in "${names[@]}"; do cmp -s "$(gendir "$G")/$f" "$mP/set/$f" 2>/dev/null || bad=$((bad + 1)); done
+ok '(( bad == 0 ))' "the promoted store holds generation $G: $bad of $N files differ"
+g=$((G + 1)); make_gen "$g"
+for f in "${names[@]}"; do
+  printf '{"op":"write","path":"set/%s","truncate":true,"from":"%s/%s"}\n' "$f" "$(gendir "$g")" "$f"
+done > "$work/c.ndjson"
+(cd "$mP" && "$TCFS_BATCH" run -q "$work/c.ndjson") > "$work/err" 2>&1; rc=$?
+ok '[[ $rc == 0 ]]' "the stream continues on the promoted writer: rc $rc: $(cat "$work/err")"
+out=$("$T" sync "$mP" --json --timeout 60 2>&1); rc=$?; rN=$(jq -r .round <<< "$out" 2>/dev/null)
+ok '[[ $rc == 0 && $rN =~ ^[0-9]+$ && $rN -gt $rW ]]' "the promoted writer syncs round $rN (> $rW): rc $rc: $out"
+out=$("$T" wait "$m2" "$rN" --timeout 30 2>&1); rc=$?
+bad=0; for f in "${names[@]}"; do cmp -s "$(gendir "$g")/$f" "$m2/set/$f" || bad=$((bad + 1)); done
+ok '[[ $rc == 0 ]] && (( bad == 0 ))' "follower F2 follows the promoted writer to round $rN: rc $rc, $bad files differ: $out"
+# The old writer comes back: fenced, it refuses, keeps and exports what it acknowledged.
+start "$fs/W" "$mW" -o sync_interval=600000
+for _ in $(seq 200); do [[ $("$T" status "$mW" 2>/dev/null) == *FENCED* ]] && break; sleep 0.05; done
+st=$("$T" status "$mW" 2>&1)
+ok '[[ $st == *"FENCED"* ]]' "the restarted old writer is fenced: $(grep -A1 FENCED <<< "$st")"
+echo late 2> "$work/err" > "$mW/late"; rc=$?
+ok '[[ $rc != 0 && $(cat "$work/err") == *"Read-only file system"* ]]' "the fenced writer refuses a write: rc $rc: $(cat "$work/err")"
+(cd "$mW" && "$TCFS_BATCH" run -q "$work/u.ndjson") > "$work/err" 2>&1; rc=$?
+ok '[[ $rc != 0 && $(cat "$work/err") == *"superseded"* ]]' "the fenced writer refuses a compound: rc $rc: $(cat "$work/err")"
+stop "$mW"
+out=$("$T" export-unsynced "$fs/W" "$work/exported" 2>&1); rc=$?
+man=$(sort "$work/exported/manifest.txt" 2>/dev/null | tr '\n' ';')
+ok '[[ $rc == 0 && $man == "new unsynced1;new unsynced2;" ]]' "export-unsynced lists exactly what was acknowledged after round $rW: rc $rc: $man $out"
+ok '[[ $(cat "$work/exported/tree/unsynced1") == "acknowledged after the last round" && $(cat "$work/exported/tree/unsynced2") == "a compound after the last round" ]]' \
+  "export-unsynced copies their content"
+# One marker per round on the chain, and a restore equals the winner's tree.
+if ((s3 == 0)); then
+  nm=$(ls "${B[0]#dir://}/n/r" | wc -l)
+  ok '[[ $nm == "$rN" ]]' "one marker per round: $nm markers for $rN rounds"
+fi
+out=$("$T" init --store "$fs/RW" --from-blobbers "${B[@]}" --ec 2+1 2>&1); rc=$?
+ok '[[ $rc == 0 ]]' "restore from the blobbers after the handover: rc $rc: $(tail -1 <<< "$out")"
+start "$fs/RW" "$work/mr"
+bad=0; for f in "${names[@]}"; do cmp -s "$mP/set/$f" "$work/mr/set/$f" || bad=$((bad + 1)); done
+ok '(( bad == 0 )) && [[ ! -e $work/mr/unsynced1 ]]' "the restore equals the winner's tree: $bad of $N files differ"
+stop "$work/mr"
+
+stop "$mP"; stop "$m3"; stop "$m2"
 echo "follow_test: $checks checks, $fails failed"
 ((fails == 0))

@@ -187,7 +187,7 @@ snap "$m5" > "$work/r5.snap"
 stop "$m5"
 restore_to "$fs/R6" || die "restore R6"
 m6=$work/m6
-start "$fs/R6" "$m6"
+start "$fs/R6" "$m6" -o gc_keep_rounds=1,gc_keep_age=0  # gc keeps the newest round only (follow.h 8)
 snap "$m6" > "$work/r6.snap"
 ok 'diff "$work/r5.snap" "$work/r6.snap" > "$work/diff6"' "after kill -9 and resync the restored tree matches: $(head -5 "$work/diff6")"
 

@@ -195,7 +195,7 @@ TEST_CASE("maintain: only gc and scrub are asked; the reply's report is a map") 
     int err = e.first;
     std::string msg = e.second;
     CHECK(err == EINVAL);
-    CHECK(msg == "maintain: what must be \"gc\" or \"scrub\"");
+    CHECK(msg == "maintain: what must be \"gc\", \"scrub\" or \"log\"");
   }
   Json rep = encode_maintained({0, "", {{"deleted", 2}}});
   CHECK(keys(rep) == std::set<std::string>{"v", "type", "errno", "message", "report"});

@@ -98,6 +98,12 @@ void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
       dc.limits.idle_ms = static_cast<int>(std::min<uint64_t>(ms, INT32_MAX));
     } else if (uint64_t v = 0; number_opt(o, "sync_interval", &v)) {
       dc.sync.interval_ms = static_cast<unsigned>(std::min<uint64_t>(v, 86400000));
+    } else if (uint64_t v = 0; number_opt(o, "gc_keep_rounds", &v)) {
+      dc.sync.keep_rounds = static_cast<unsigned>(std::min<uint64_t>(v, UINT32_MAX));
+    } else if (o == "gc_keep_age=0") {
+      dc.sync.keep_age_s = 0;
+    } else if (uint64_t v = 0; number_opt(o, "gc_keep_age", &v)) {
+      dc.sync.keep_age_s = v;
     } else if (uint64_t v = 0; number_opt(o, "poll_interval", &v)) {
       dc.poll_ms = static_cast<unsigned>(std::min<uint64_t>(v, 3600000));
     } else if (size_opt(o, "cache_size", &dc.evict.cache_bytes, false)) {

@@ -111,9 +111,12 @@ int cmd_maintain(const std::string& mountpoint, const std::string& what) {
   }
   json r = json::parse(*text, nullptr, false);
   if (what == "gc") {
-    printf("tcfs gc: %llu objects on the blobbers, %llu removed, %llu dedup entries dropped\n",
+    printf("tcfs gc: %llu objects on the blobbers, %llu removed, %llu dedup entries dropped; rounds from %llu on "
+           "kept (%llu expired follower notes removed)\n",
            static_cast<unsigned long long>(r.value("objects", 0ull)), static_cast<unsigned long long>(r.value("deleted", 0ull)),
-           static_cast<unsigned long long>(r.value("index_dropped", 0ull)));
+           static_cast<unsigned long long>(r.value("index_dropped", 0ull)),
+           static_cast<unsigned long long>(r.value("kept_from", 0ull)),
+           static_cast<unsigned long long>(r.value("notes_expired", 0ull)));
     return 0;
   }
   printf("tcfs scrub: %llu objects: %llu good, %llu repaired, %llu not whole\n",
