@@ -253,6 +253,37 @@ Result<std::string> BlockCache::read(const blob::BlockRef& ref, uint64_t off, ui
   return Status::error(EIO, "block cache: block " + short_name(ref.hash) + ": its cache file keeps changing");
 }
 
+Result<Fd> BlockCache::open_block(const blob::BlockRef& ref) {
+  const std::string rel = rel_of(ref.hash);
+  Fd fd;
+  uint64_t gen = 0;
+  {
+    MutexLock g(mu_);
+    auto it = index_.find(ref.hash);
+    if (it == index_.end()) return Status::error(ENOENT, "block cache: block " + short_name(ref.hash) + ": not cached");
+    fd = Fd(::openat(dirfd_.get(), rel.c_str(), O_RDONLY | O_CLOEXEC));  // under mu_ (block_cache.h 3)
+    if (!fd) {
+      if (errno != ENOENT) return Status::from_errno("block cache: open " + dir_ + "/" + rel);
+      spdlog::warn("block cache {}: block {} is gone from disk; fetching it again", dir_, short_name(ref.hash));
+      drop_locked(ref.hash);
+      return Status::error(ENOENT, "block cache: block " + short_name(ref.hash) + ": gone from disk");
+    }
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    gen = it->second.gen;
+  }
+  struct stat sb;
+  if (::fstat(fd.get(), &sb) != 0) return Status::from_errno("block cache: stat " + dir_ + "/" + rel);
+  if (static_cast<uint64_t>(sb.st_size) != ref.len) {
+    spdlog::warn("block cache {}: block {}: its file has {} bytes, not {}: dropped, fetching it again", dir_,
+                 short_name(ref.hash), static_cast<long long>(sb.st_size), ref.len);
+    MutexLock g(mu_);
+    if (auto it = index_.find(ref.hash); it != index_.end() && it->second.gen == gen) drop_locked(ref.hash);
+    return Status::error(ENOENT, "block cache: block " + short_name(ref.hash) + ": its file was the wrong size");
+  }
+  hits_++;
+  return fd;
+}
+
 Result<std::shared_ptr<const std::string>> BlockCache::fetch(const blob::BlockRef& ref,
                                                              const std::shared_ptr<Flight>& fl) {
   const bool quiet = fl->prefetch;  // set before the flight was published; never changes

@@ -58,6 +58,12 @@
 //     stores it (2). Failures are logged at debug level only: the reader's
 //     own read reports the error. Stats: `prefetched` counts the fetches
 //     prefetch started; `misses` only reads that fetched themselves.
+//  8. Descriptors. open_block() hands out a cached block's file as an
+//     fd (the view splices replies from it, view.h 4). Such an fd keeps
+//     its file's data on disk after an eviction (5) until it is closed:
+//     bytes() counts only the blocks indexed, so the disk used may exceed
+//     limit() by the blocks whose evicted files are still open (the view:
+//     at most one per open handle).
 //
 // Thread-safety: every member may be called from any thread (the
 // destructor once no other call runs). mu_ protects the index, the LRU
@@ -107,6 +113,14 @@ class BlockCache {
   // Bytes [off, off+len) of the block (clipped to its length) from its
   // cache file (3), or fetched once (4), stored (2) and returned.
   Result<std::string> read(const blob::BlockRef& ref, uint64_t off, uint64_t len) TCFS_EXCLUDES(mu_);
+  // The block's cache file, opened read-only (3: under mu_, so an
+  // eviction only unlinks the name and the descriptor still reads the
+  // whole block) and checked to hold ref.len bytes, for the caller to read
+  // or splice from itself (8). A hit: counted, and the block moved to the
+  // front of the LRU list. Never fetches and never waits for a fetch:
+  // ENOENT when the block is not cached (or its file was gone or of the
+  // wrong size: dropped, as read() drops it); then read() fetches it.
+  Result<Fd> open_block(const blob::BlockRef& ref) TCFS_EXCLUDES(mu_);
   // Fetches the block in the background if it is neither cached nor in
   // flight (7). Never blocks on a fetch.
   void prefetch(const blob::BlockRef& ref) TCFS_EXCLUDES(mu_);
