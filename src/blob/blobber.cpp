@@ -70,11 +70,13 @@ Result<std::string> Blobber::get_bytes(const std::string& key, uint64_t off, uin
   return out;
 }
 
-Result<std::vector<ObjectInfo>> Blobber::list_all(const std::string& prefix) {
+Result<std::vector<ObjectInfo>> Blobber::list_all(const std::string& prefix, const std::string& after) {
   std::vector<ObjectInfo> all;
   std::string token;
+  bool first = true;
   do {
-    auto page = list(prefix, token, 1000);
+    auto page = first && !after.empty() ? list_after(prefix, after, 1000) : list(prefix, token, 1000);
+    first = false;
     if (!page) return page.status();
     for (auto& it : page->items) all.push_back(std::move(it));
     token = std::move(page->next);

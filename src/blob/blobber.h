@@ -122,12 +122,19 @@ class Blobber {
   virtual Status del(const std::string& key) = 0;
   virtual Result<ListPage> list(const std::string& prefix, const std::string& token, size_t max) = 0;
   virtual Status probe() = 0;
+  // The first page of keys under prefix greater than `after` (a listing
+  // that starts there: its cost does not grow with what comes before;
+  // S3 start-after). Further pages: list() with the page's token. The
+  // default suits backends whose token is the last key (dir://).
+  virtual Result<ListPage> list_after(const std::string& prefix, const std::string& after, size_t max) {
+    return list(prefix, after, max);
+  }
 
   // Conveniences over the above.
   Status put_bytes(const std::string& key, std::string_view data, Durability d = Durability::now);
   Result<std::string> get_bytes(const std::string& key, uint64_t off = 0, uint64_t len = kToEnd);
   // Every key under prefix, following continuation tokens.
-  Result<std::vector<ObjectInfo>> list_all(const std::string& prefix);
+  Result<std::vector<ObjectInfo>> list_all(const std::string& prefix, const std::string& after = "");
 };
 
 // put_new's answer when the key exists (blobber.h): OK if the object holds

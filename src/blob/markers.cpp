@@ -85,7 +85,7 @@ Result<std::vector<std::string>> ObjectStore::list_markers(const std::string& pr
     for (const auto& o : items)
       if (o.key > after && o.key.find('.', prefix.size()) == std::string::npos) names.insert(o.key);
   };
-  auto arb = bl_[kArbiter]->list_all(prefix);
+  auto arb = bl_[kArbiter]->list_all(prefix, after);  // starts after `after`: a poll's cost stays bounded
   if (arb) {
     take(*arb);
     return std::vector<std::string>(names.begin(), names.end());
@@ -93,7 +93,7 @@ Result<std::vector<std::string>> ObjectStore::list_markers(const std::string& pr
   spdlog::warn("markers {}: the arbiter does not list ({}); listing the copies", prefix, arb.status().message());
   size_t answered = 0;
   for (size_t i = 1; i < width(); i++) {
-    auto r = bl_[i]->list_all(prefix);
+    auto r = bl_[i]->list_all(prefix, after);
     if (!r) continue;
     answered++;
     take(*r);

@@ -318,6 +318,11 @@ class S3Blobber final : public Blobber {
   Result<ObjectInfo> head(const std::string& key) override;
   Status del(const std::string& key) override;
   Result<ListPage> list(const std::string& prefix, const std::string& token, size_t max) override;
+  Result<ListPage> list_after(const std::string& prefix, const std::string& after, size_t max) override {
+    return list_page(prefix, "", after, max);
+  }
+  Result<ListPage> list_page(const std::string& prefix, const std::string& token, const std::string& after,
+                             size_t max);
   Status probe() override;
 
  private:
@@ -739,6 +744,11 @@ Status S3Blobber::del(const std::string& key) {
 }
 
 Result<ListPage> S3Blobber::list(const std::string& prefix, const std::string& token, size_t max) {
+  return list_page(prefix, token, "", max);
+}
+
+Result<ListPage> S3Blobber::list_page(const std::string& prefix, const std::string& token, const std::string& after,
+                                      size_t max) {
   TCFS_TRY(injected("list", opt_.index, url_, prefix));
   for (char c : prefix) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
@@ -751,6 +761,7 @@ Result<ListPage> S3Blobber::list(const std::string& prefix, const std::string& t
   std::string q = "?";
   if (!token.empty()) q += "continuation-token=" + uri_encode(token, false) + "&";
   q += "list-type=2&max-keys=" + std::to_string(max) + "&prefix=" + uri_encode(strip + prefix, false);
+  if (!after.empty()) q += "&start-after=" + uri_encode(strip + after, false);
   Req req;
   req.target = "/" + bucket_ + q;
   Resp r = call("list", prefix, req);

@@ -34,8 +34,6 @@ Status check_apart(const std::string& store_dir, const std::string& mountpoint) 
   return {};
 }
 
-namespace {
-
 // The same for a dir:// blobber: its objects would be written through the
 // mount (txn.h invariant 10).
 Status check_blobbers_apart(const RemoteConfig& cfg, const std::string& mountpoint) {
@@ -47,6 +45,8 @@ Status check_blobbers_apart(const RemoteConfig& cfg, const std::string& mountpoi
   }
   return {};
 }
+
+namespace {
 
 // The evictor (sync/evict.h): the cap from cache_size, and a reserve of
 // free space (5% of the store's filesystem, at most 1 GiB, unless given).

@@ -76,6 +76,8 @@ struct Remote {
 // would walk into the mount from root/) or the store inside the
 // mountpoint (its paths would lead into the mount once it is up).
 Status check_apart(const std::string& store_dir, const std::string& mountpoint);
+// The same for every dir:// blobber of cfg.
+Status check_blobbers_apart(const RemoteConfig& cfg, const std::string& mountpoint);
 
 class Daemon {
  public:

@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "control/socket_path.h"
+#include "daemon/daemon.h"
 #include "daemon/executor.h"
 #include "fuse/view.h"
 
@@ -132,6 +133,7 @@ Result<std::unique_ptr<Follower>> Follower::open(const FollowerOptions& o) {
   if (!cfg) return cfg.status();
   if (!cfg->has_value()) return Status::error(EINVAL, "follower store " + s.path() + " has no blobber set");
   f->cfg_ = **cfg;
+  if (!o.mountpoint.empty()) TCFS_TRY(check_blobbers_apart(f->cfg_, o.mountpoint));  // txn.h 10
   std::vector<std::string> down;
   auto os = open_objects(f->cfg_, &down);
   if (!os) return os.status().wrap("blobbers of follower store " + s.path());

@@ -42,6 +42,12 @@ struct OpenFile {
   bool cached = false;                 // uses the kernel's page cache
   std::atomic<uint64_t> next{0};       // the furthest end of a read so far
   std::atomic<size_t> ahead{0};        // blocks [0, ahead) were asked for (prefetch or read)
+  // view.h 4: the cache file of one block of `blocks` (the one reads were
+  // last spliced from), kept open across the reads within it. Shared: a
+  // read splicing from it keeps it open while another moves the handle on.
+  Mutex mu;
+  size_t fd_block TCFS_GUARDED_BY(mu) = 0;
+  std::shared_ptr<const Fd> fd TCFS_GUARDED_BY(mu);
 };
 
 // view.h 2: which content the kernel's page cache of an inode holds.
@@ -247,10 +253,42 @@ Result<std::string> read_range(sync::BlockCache& cache, const OpenFile& f, uint6
   return out;
 }
 
+// view.h 4: the open cache file of block i of the handle's block list, if
+// the block is cached (else null: read_range fetches it, or waits for its
+// prefetch, and reports any error).
+std::shared_ptr<const Fd> block_fd(sync::BlockCache& cache, OpenFile& f, size_t i) {
+  {
+    MutexLock g(f.mu);
+    if (f.fd && f.fd_block == i) return f.fd;
+  }
+  auto r = cache.open_block(f.blocks[i]);  // outside f.mu: it takes the cache's lock
+  if (!r) return nullptr;
+  auto p = std::make_shared<const Fd>(std::move(r.value()));
+  MutexLock g(f.mu);
+  f.fd_block = i;
+  f.fd = p;  // the previous block's closes when its last read is sent
+  return p;
+}
+
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   auto* f = reinterpret_cast<OpenFile*>(fi->fh);
-  if (size > 0 && static_cast<uint64_t>(off) < f->size)
-    read_ahead(view_of(req).cache(), *f, static_cast<uint64_t>(off), size);  // first: fetched beside this read
+  const uint64_t uoff = static_cast<uint64_t>(off);
+  if (size > 0 && uoff < f->size) {
+    read_ahead(view_of(req).cache(), *f, uoff, size);  // first: fetched beside this read
+    // view.h 4: a read within one cached block is spliced from its file.
+    const uint64_t len = std::min<uint64_t>(size, f->size - uoff);
+    const size_t i = block_at(*f, uoff);
+    const uint64_t in = uoff - f->starts[i];
+    if (in + len <= f->blocks[i].len) {
+      if (auto fd = block_fd(view_of(req).cache(), *f, i)) {
+        fuse_bufvec buf = FUSE_BUFVEC_INIT(static_cast<size_t>(len));
+        buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+        buf.buf[0].fd = fd->get();
+        buf.buf[0].pos = static_cast<off_t>(in);
+        return reply_data(req, {"read", ino}, &buf);  // fd stays open until it is sent
+      }
+    }
+  }
   auto data = read_range(view_of(req).cache(), *f, static_cast<uint64_t>(off), size);
   if (!data) return reply(req, {"read", ino}, data.status());
   fuse_bufvec buf = FUSE_BUFVEC_INIT(data->size());
@@ -341,6 +379,9 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
 
 void on_init(void*, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  // view.h 4: replies spliced from the cache files (as session.cpp does).
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
+  if (conn->capable & FUSE_CAP_SPLICE_MOVE) conn->want |= FUSE_CAP_SPLICE_MOVE;
   if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want &= ~FUSE_CAP_CACHE_SYMLINKS;  // view.h 1
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
   conn->max_background = 64;

@@ -21,12 +21,19 @@
 //     fetch, bounded). A handle read sequentially (each read starting
 //     near where its reads got to) has the cache prefetch the next few
 //     blocks of its block list in the background (block_cache.h 7); a
-//     seek stops that until reads are sequential again. Nothing is ever
+//     seek stops that until reads are sequential again. A read within
+//     one block that is cached is spliced to the kernel from the block's
+//     cache file (BlockCache::open_block; no copy through memory here);
+//     the handle keeps that file open while its reads stay in the block
+//     (an evicted block's file thus lives on until the handle moves on or
+//     is released: block_cache.h 8). A read spanning blocks, or of a block
+//     not cached yet, is read through the cache. Nothing is ever
 //     written: the mount is read-only (EROFS from the kernel), and opens
 //     for writing get EROFS here too.
 //
 // Thread-safety: serve_view() runs libfuse's multi-threaded loop; the
-// view's shared state (page-cache versions) is guarded by its mutex.
+// view's shared state (page-cache versions) is guarded by its mutex, and
+// a handle's open block file (4) by the handle's.
 #pragma once
 
 #include <functional>

@@ -394,6 +394,32 @@ bad=0; for f in "${names[@]}"; do cmp -s "$mP/set/$f" "$work/mr/set/$f" || bad=$
 ok '(( bad == 0 )) && [[ ! -e $work/mr/unsynced1 ]]' "the restore equals the winner's tree: $bad of $N files differ"
 stop "$work/mr"
 
-stop "$mP"; stop "$m3"; stop "$m2"
+# --- 8. blobbers unreachable, then a clean handover ---------------------------
+if ((s3 == 0)); then  # every blobber gone: F2 keeps serving its round and reports why it stays
+  for b in "${B[@]}"; do mv "${b#dir://}" "${b#dir://}.away"; done
+  echo gone > "$mP/gone-while-away"  # a change the follower cannot see yet
+  sleep 2.5  # at least two of F2's polls (1 s)
+  st=$("$T" status "$m2" 2>&1)
+  bad=0; for f in "${names[@]}"; do cmp -s "$(gendir "$g")/$f" "$m2/set/$f" || bad=$((bad + 1)); done
+  ok '(( bad == 0 )) && [[ $st == *"STOPPED:"* ]]' "blobbers unreachable: F2 serves round $rN ($bad files differ) and says why: $(grep STOPPED <<< "$st")"
+  for b in "${B[@]}"; do mv "${b#dir://}.away" "${b#dir://}"; done
+fi
+# A clean handover: the writer unmounts (its last round), a follower is promoted without --force.
+echo "written just before the clean unmount" > "$mP/last-words"
+stop "$mP"
+stop "$m2"
+out=$("$T" promote --store "$fs/F2" 2>&1); rc=$?
+ok '[[ $rc == 0 && $out == *"now the writer"* ]]' "promote F2 after a clean unmount, no --force: rc $rc: $out"
+mQ=$work/mQ
+start "$fs/F2" "$mQ"
+bad=0; for f in "${names[@]}"; do cmp -s "$(gendir "$g")/$f" "$mQ/set/$f" || bad=$((bad + 1)); done
+ok '(( bad == 0 )) && [[ $(cat "$mQ/last-words" 2>/dev/null) == "written just before the clean unmount" ]]' \
+  "the clean handover loses nothing: $bad files differ, last-words: $(cat "$mQ/last-words" 2>&1)"
+echo "after the handover" > "$mQ/next"
+out=$("$T" sync "$mQ" --json --timeout 60 2>&1); rc=$?
+ok '[[ $rc == 0 ]]' "the new writer syncs: rc $rc: $out"
+stop "$mQ"
+
+stop "$m3"
 echo "follow_test: $checks checks, $fails failed"
 ((fails == 0))

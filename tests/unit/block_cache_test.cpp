@@ -3,6 +3,7 @@
 // temp dirs. Each case names the design note it checks.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -238,6 +239,66 @@ TEST_CASE("block_cache.h 3: a truncated cache file is dropped and the block fetc
   CHECK(c->stats().misses == 3);
   CHECK(exists(c->path_of(ref.hash)));
   CHECK(c->bytes() == data.size());
+}
+
+// The whole content of fd, read with pread from offset 0 (not its file offset).
+std::string fd_content(int fd) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t r = ::pread(fd, buf, sizeof buf, static_cast<off_t>(out.size()));
+    REQUIRE(r >= 0);
+    if (r == 0) return out;
+    out.append(buf, static_cast<size_t>(r));
+  }
+}
+
+TEST_CASE("block_cache.h 3, 8: open_block gives a hit's file; a miss is ENOENT; an evicted block's fd still reads") {
+  Fix f;
+  constexpr size_t kBlock = 100000;
+  std::string a = random_bytes(kBlock, 35), b = random_bytes(kBlock, 36);
+  blob::BlockRef ra = f.put(a), rb = f.put(b);
+  auto c = f.open(kBlock * 3 / 2);  // room for one block
+
+  // A miss: not fetched, not counted, nothing stored.
+  auto miss = c->open_block(ra);
+  REQUIRE_FALSE(miss.is_ok());
+  CHECK(miss.status().err() == ENOENT);
+  CHECK(c->stats().misses == 0);
+  CHECK(c->stats().hits == 0);
+  CHECK(c->blocks() == 0);
+  CHECK_FALSE(exists(c->path_of(ra.hash)));
+
+  // A hit: an fd of the block's bytes, read-only, counted.
+  CHECK(must_read(*c, ra, 0, 10) == a.substr(0, 10));
+  auto hit = c->open_block(ra);
+  REQUIRE_MESSAGE(hit.is_ok(), hit.status().message());
+  Fd fa = std::move(hit.value());
+  REQUIRE(fa);
+  CHECK(fd_content(fa.get()) == a);
+  CHECK((::fcntl(fa.get(), F_GETFL) & O_ACCMODE) == O_RDONLY);
+  CHECK(c->stats().hits == 1);
+
+  // Evicted (block b takes its place): the name goes, the fd still reads it whole.
+  CHECK(must_read(*c, rb, 0, kBlock) == b);
+  CHECK(c->stats().evicted == 1);
+  CHECK_FALSE(exists(c->path_of(ra.hash)));
+  CHECK(c->open_block(ra).status().err() == ENOENT);
+  CHECK(fd_content(fa.get()) == a);
+
+  // A file of the wrong size is not handed out: dropped, ENOENT, and read() fetches again.
+  REQUIRE(::truncate(c->path_of(rb.hash).c_str(), 1000) == 0);
+  auto bad = c->open_block(rb);
+  REQUIRE_FALSE(bad.is_ok());
+  CHECK(bad.status().err() == ENOENT);
+  CHECK(c->blocks() == 0);
+  CHECK(c->bytes() == 0);
+  CHECK_FALSE(exists(c->path_of(rb.hash)));
+  CHECK(must_read(*c, rb, 0, kBlock) == b);
+  CHECK(c->stats().misses == 3);
+  auto again = c->open_block(rb);
+  REQUIRE(again.is_ok());
+  CHECK(fd_content(again.value().get()) == b);
 }
 
 TEST_CASE("block_cache.h 4: a blobber read error names the block and changes nothing") {
