@@ -13,18 +13,25 @@ namespace {
 
 constexpr size_t kArbiter = 0;
 
+// A marker's or a note's bytes as stored: sealed into *buf with a cipher
+// (objects.h 7), else data itself.
+Result<std::string_view> seal_small(const Cipher* cipher, const std::string& name, std::string_view data,
+                                    std::string* buf) {
+  if (!cipher) return data;
+  auto s = cipher->seal(name, data);
+  if (!s) return s.status();
+  *buf = std::move(*s);
+  return std::string_view(*buf);
+}
+
 }  // namespace
 
 Status ObjectStore::create_marker(const std::string& name, std::string_view data, std::string* holder) {
   TCFS_TRY(check_key(name));
   std::string sealed;
-  if (cipher_) {
-    auto s = cipher_->seal(name, data);
-    if (!s) return s.status();
-    sealed = std::move(*s);
-  }
-  std::string_view bytes = cipher_ ? std::string_view(sealed) : data;
-  Status st = bl_[kArbiter]->put_new(name, bytes);  // objects.h 8: the arbiter decides
+  auto bytes = seal_small(cipher_.get(), name, data, &sealed);
+  if (!bytes) return bytes.status();
+  Status st = bl_[kArbiter]->put_new(name, *bytes);  // objects.h 8: the arbiter decides
   if (!st && st.err() == EEXIST) {
     auto have = read_marker(name);
     if (!have) return have.status();
@@ -34,7 +41,7 @@ Status ObjectStore::create_marker(const std::string& name, std::string_view data
   if (!st) return st;
   for (size_t i = 0; i < width(); i++) {
     if (i == kArbiter) continue;
-    Status c = bl_[i]->put_bytes(name, bytes);
+    Status c = bl_[i]->put_bytes(name, *bytes);
     if (!c) spdlog::warn("marker {}: copy on {} not written: {}", name, bl_[i]->url(), c.message());
   }
   return {};
@@ -43,16 +50,12 @@ Status ObjectStore::create_marker(const std::string& name, std::string_view data
 Status ObjectStore::put_note(const std::string& name, std::string_view data) {
   TCFS_TRY(check_key(name));
   std::string sealed;
-  if (cipher_) {
-    auto s = cipher_->seal(name, data);
-    if (!s) return s.status();
-    sealed = std::move(*s);
-  }
-  std::string_view bytes = cipher_ ? std::string_view(sealed) : data;
+  auto bytes = seal_small(cipher_.get(), name, data, &sealed);
+  if (!bytes) return bytes.status();
   Status first;
   size_t ok = 0;
   for (size_t i = 0; i < width(); i++) {
-    Status st = bl_[i]->put_bytes(name, bytes);
+    Status st = bl_[i]->put_bytes(name, *bytes);
     if (st) ok++;
     else if (first.is_ok()) first = st;
   }
