@@ -221,9 +221,8 @@ Status check_tree(blob::ObjectStore& os, bool restore) {
 Status record_follower(blob::ObjectStore& os, sync::State& state, meta::Txn& t, const sync::RestoreReport& r) {
   sync::Image img(state);
   sync::Round round{r.epoch, r.head, "", 0};
-  if (auto bytes = os.read_marker(sync::marker_name(r.epoch)); bytes) {
-    if (auto m = sync::decode_marker(r.epoch, *bytes); m && m->journal == r.head) round.writer = m->writer, round.time = m->time;
-  }
+  if (auto m = sync::read_round_marker(os, r.epoch); m && m->journal == r.head)
+    round.writer = m->writer, round.time = m->time;
   TCFS_TRY(img.set_round(t, round));
   return state.put(t, "role", "follower");
 }

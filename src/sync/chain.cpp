@@ -80,8 +80,7 @@ class Walker {
   Result<std::string>& marked_journal(uint64_t epoch) {
     auto it = marked_journal_.find(epoch);
     if (it != marked_journal_.end()) return it->second;
-    auto bytes = os_.read_marker(marker_name(epoch));
-    auto m = bytes ? decode_marker(epoch, *bytes) : Result<Marker>(bytes.status());
+    auto m = read_round_marker(os_, epoch);
     Result<std::string> j = m ? Result<std::string>(m->journal) : m.status();
     return marked_journal_.emplace(epoch, std::move(j)).first->second;
   }
@@ -105,12 +104,8 @@ class Walker {
   Status list_markers() {
     auto marks = os_.list_markers("n/r/");
     if (!marks) return marks.status();
-    for (const auto& n : *marks) {
-      uint64_t e = 0;
-      int used = 0;
-      if (n.size() == 20 && sscanf(n.c_str() + 4, "%16" SCNx64 "%n", &e, &used) == 1 && used == 16 && e)
-        marked_[e] = n;
-    }
+    for (const auto& n : *marks)
+      if (uint64_t e = marker_epoch(n)) marked_[e] = n;
     return {};
   }
   // Journals of `epoch` with a first chunk and no end object listed (3d).
@@ -157,6 +152,20 @@ void find_cuts(Walker& w, const ChainWalk& cw, std::vector<std::string>& out) {
 }
 
 }  // namespace
+
+uint64_t marker_epoch(const std::string& name) {
+  uint64_t e = 0;
+  int used = 0;
+  if (name.size() != 20 || name.compare(0, 4, "n/r/") != 0) return 0;
+  if (sscanf(name.c_str() + 4, "%16" SCNx64 "%n", &e, &used) != 1 || used != 16) return 0;
+  return e;
+}
+
+Result<Marker> read_round_marker(blob::ObjectStore& os, uint64_t epoch) {
+  auto bytes = os.read_marker(marker_name(epoch));
+  if (!bytes) return bytes.status();
+  return decode_marker(epoch, *bytes);
+}
 
 uint64_t epoch_of(const std::string& base) {
   uint64_t e = 0, b = 0;

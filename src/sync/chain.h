@@ -113,6 +113,10 @@ struct Marker {
   int64_t time = 0;     // seconds since the epoch, at the writer
 };
 std::string marker_name(uint64_t epoch);  // "n/r/<epoch:16x>"
+// The epoch a marker's name carries; 0 for a name that is not a marker's.
+uint64_t marker_epoch(const std::string& name);
+// The marker of `epoch`, read (objects.h 8) and decoded; ENOENT when none.
+Result<Marker> read_round_marker(blob::ObjectStore& os, uint64_t epoch);
 std::string encode_marker(const Marker& m);
 // EINVAL naming the field for anything that is not a marker of `epoch`.
 Result<Marker> decode_marker(uint64_t epoch, std::string_view bytes);

@@ -97,18 +97,6 @@ Status Image::apply(blob::ObjectStore& os, const Marker& m) {
   return t->commit();  // SWITCH POINT (follow.h 2): readers see round m.epoch from here on
 }
 
-namespace {
-
-uint64_t marker_epoch(const std::string& name) {
-  uint64_t e = 0;
-  int used = 0;
-  if (name.size() != 4 + 16 || name.compare(0, 4, "n/r/") != 0) return 0;
-  if (sscanf(name.c_str() + 4, "%16" SCNx64 "%n", &e, &used) != 1 || used != 16) return 0;
-  return e;
-}
-
-}  // namespace
-
 // follow.h 4.
 PollReport poll(blob::ObjectStore& os, Image& img, uint64_t stop_at) {
   PollReport rep;
@@ -136,8 +124,7 @@ PollReport poll(blob::ObjectStore& os, Image& img, uint64_t stop_at) {
                                          " has: the follower stays at round " + std::to_string(epoch));
       break;
     }
-    auto bytes = os.read_marker(marker_name(e));
-    auto m = bytes ? decode_marker(e, *bytes) : Result<Marker>(bytes.status());
+    auto m = read_round_marker(os, e);
     if (!m) {
       rep.error = m.status().wrap("round " + std::to_string(e));
       break;
@@ -162,8 +149,7 @@ Result<std::vector<RoundInfo>> round_log(blob::ObjectStore& os, bool with_sizes)
   std::sort(epochs.begin(), epochs.end());
   std::vector<RoundInfo> out;
   for (uint64_t e : epochs) {
-    auto bytes = os.read_marker(marker_name(e));
-    auto m = bytes ? decode_marker(e, *bytes) : Result<Marker>(bytes.status());
+    auto m = read_round_marker(os, e);
     if (!m) return m.status().wrap("round " + std::to_string(e));
     RoundInfo r{e, m->journal, m->writer, m->time, 0, true};
     if (with_sizes) {
