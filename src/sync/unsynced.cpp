@@ -8,6 +8,7 @@
 
 #include <cstdio>
 
+#include "util/copy.h"
 #include "util/dir.h"
 #include "util/fd.h"
 #include "util/handle.h"
@@ -113,24 +114,9 @@ class Exporter {
     Fd in(openat(dfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     Fd out(openat(tree_.get(), path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, sb.st_mode & 07777));
     if (!in || !out) return Status::from_errno("copy " + path);
-    bool cfr = true;  // copy_file_range, or read/write across filesystems (EXDEV)
-    std::string buf;
-    for (off_t left = sb.st_size; left > 0;) {
-      ssize_t n = cfr ? copy_file_range(in.get(), nullptr, out.get(), nullptr, static_cast<size_t>(left), 0) : 0;
-      if (cfr && n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP)) {
-        cfr = false;
-        buf.resize(1 << 20);
-        continue;
-      }
-      if (!cfr) {
-        n = ::read(in.get(), buf.data(), buf.size());
-        if (n > 0 && ::write(out.get(), buf.data(), static_cast<size_t>(n)) != n) n = -1;
-      }
-      if (n < 0) return Status::from_errno("copy " + path);
-      if (n == 0) break;
-      left -= n;
-      rep_.bytes += static_cast<uint64_t>(n);
-    }
+    auto n = copy_range(in.get(), 0, out.get(), 0, -1);  // across filesystems too
+    if (!n) return n.status().wrap("copy " + path);
+    rep_.bytes += static_cast<uint64_t>(*n);
     struct timespec ts[2] = {sb.st_atim, sb.st_mtim};
     futimens(out.get(), ts);
     return {};

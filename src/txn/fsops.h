@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "tcfs/status.h"
+#include "util/copy.h"
 #include "util/fd.h"
 
 namespace tcfs::txn {
@@ -29,9 +30,6 @@ std::pair<std::string, std::string> split_parent(const std::string& path);
 Result<Fd> open_parent(int root_fd, const std::string& path, std::string* name, bool no_symlinks = true);
 // "/proc/self/fd/N".
 std::string fd_path(int fd);
-// Copies len bytes (-1: to EOF) from in@in_off to out@out_off with
-// copy_file_range, falling back to read/write (pipes, other filesystems).
-Result<int64_t> copy_range(int in, int64_t in_off, int out, int64_t out_off, int64_t len);
 // Undo images of one compound live in one pack file. add_to_pack()
 // appends all of src at the next block boundary at or after *pack_end
 // (FICLONERANGE when reflink is true and it works, else a copy), sets
