@@ -167,11 +167,24 @@ Result<Marker> read_round_marker(blob::ObjectStore& os, uint64_t epoch) {
   return decode_marker(epoch, *bytes);
 }
 
+namespace {
+
+// A journal's or snapshot's name, "n/{j,s}/<epoch>-<boot>-<attempt>"; false if malformed.
+bool parse_stream_name(const std::string& base, uint64_t* e, uint64_t* b) {
+  unsigned a = 0;
+  return sscanf(base.c_str(), "n/%*1[js]/%16" SCNx64 "-%8" SCNx64 "-%4x", e, b, &a) == 3;
+}
+
+}  // namespace
+
 uint64_t epoch_of(const std::string& base) {
   uint64_t e = 0, b = 0;
-  unsigned a = 0;
-  if (sscanf(base.c_str(), "n/%*1[js]/%16" SCNx64 "-%8" SCNx64 "-%4x", &e, &b, &a) != 3) return 0;
-  return e;
+  return parse_stream_name(base, &e, &b) ? e : 0;
+}
+
+uint64_t boot_of(const std::string& base) {
+  uint64_t e = 0, b = 0;
+  return parse_stream_name(base, &e, &b) ? b : 0;
 }
 
 Result<std::vector<JournalName>> journals(blob::ObjectStore& os) { return streams(os, "n/j/"); }

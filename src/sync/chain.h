@@ -103,6 +103,8 @@ Result<ChainWalk> follow(blob::ObjectStore& os, const std::string& from = "", co
 Result<std::vector<std::string>> chain(blob::ObjectStore& os, const std::string& from = "");
 // The epoch in a journal or snapshot name ("n/j/<epoch>-..."); 0 if malformed.
 uint64_t epoch_of(const std::string& base);
+// The boot in such a name; 0 if malformed.
+uint64_t boot_of(const std::string& base);
 
 // A round's marker (chain.h 6, sync.h 10): the fence of its epoch.
 struct Marker {

@@ -43,8 +43,7 @@ class Restorer {
     if (!e || !h) return !e ? e.status() : h.status();
     rep_.epoch = *e;
     rep_.head = h->value_or("");
-    unsigned long long epoch = 0, boot = 0;
-    if (sscanf(rep_.head.c_str(), "n/j/%16llx-%8llx", &epoch, &boot) == 2) max_boot_ = boot;
+    max_boot_ = boot_of(rep_.head);  // the next mount outranks the head's writer
     TCFS_TRY(t->scan(st_.env().db(kRestoreDb), "", [&](std::string_view k, std::string_view) {
       max_id_ = std::max(max_id_, from_be64(k));
       return true;
