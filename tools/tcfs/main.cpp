@@ -287,7 +287,9 @@ int main(int argc, char** argv) {
                     "limits per user; see tcfs(8)), sync_interval=MS (a sync round this long after a change; default "
                     "1000), cache_size=SIZE (see --cache-size), cache_reserve=SIZE (free space kept on the "
                     "store's filesystem by evicting clean files; default 5% of it, at most 1G; 0: none), "
-                    "or any FUSE option (e.g. ro, max_read=N)")
+                    "gc_keep_rounds=N, gc_keep_age=SECONDS (rounds tcfs gc keeps; default 64 and 86400; 0: no "
+                    "age rule), poll_interval=MS (a follower store: look for new rounds this often; default "
+                    "1000), or any FUSE option (e.g. ro, max_read=N)")
       ->allow_extra_args(false);
   std::string at;
   mount->add_option("--at", at,
@@ -341,7 +343,7 @@ int main(int argc, char** argv) {
   wait->add_option("ROUND", wait_round, "the round (tcfs sync --json on the writer prints it)")->required();
   wait->add_option("--timeout", timeout_s, "give up after S seconds (exit 1)");
 
-  CLI::App* gc = app.add_subcommand("gc", "remove from the blobbers what no synced state needs");
+  CLI::App* gc = app.add_subcommand("gc", "remove from the blobbers what no kept round needs (gc_keep_rounds, gc_keep_age, live followers)");
   gc->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
   CLI::App* scrub = app.add_subcommand("scrub", "check every shard on the blobbers and repair what it can");
   scrub->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
