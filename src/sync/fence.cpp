@@ -10,6 +10,17 @@
 
 namespace tcfs::sync {
 
+namespace {
+
+// sync.h 10: why a store is fenced, from the marker that holds its epoch.
+std::string superseded_by(const Result<Marker>& m, uint64_t epoch) {
+  if (m) return "epoch " + std::to_string(epoch) + " was committed by another store (writer " +
+                m.value().writer.substr(0, 12) + ", journal " + m.value().journal + ")";
+  return "the marker of epoch " + std::to_string(epoch) + " is another's and unreadable: " + m.status().message();
+}
+
+}  // namespace
+
 // sync.h 10: the marker of epoch_ + 1 names `journal`, created once on the
 // arbiter. EEXIST: the epoch is taken, by this store before a crash or a
 // failed attempt (adopted) or by another writer (fenced).
@@ -25,11 +36,7 @@ Status Syncer::mark_round(const std::string& journal) {
     return Status::error(EAGAIN, "epoch " + std::to_string(epoch) + " was already committed by this store (" +
                                      theirs->journal + "): adopted; the next round follows it");
   }
-  return fence(theirs ? "epoch " + std::to_string(epoch) + " was committed by another store (writer " +
-                            theirs->writer.substr(0, 12) + ", journal " + theirs->journal + ")"
-                      : "the marker of epoch " + std::to_string(epoch) + " is another's and unreadable: " +
-                            theirs.status().message(),
-               epoch);
+  return fence(superseded_by(theirs, epoch), epoch);
 }
 
 namespace {
@@ -95,10 +102,7 @@ Status Syncer::probe_marker() {
                                             bytes.status().message());
     auto m = decode_marker(epoch, *bytes);
     if (!m || m->writer != writer_)
-      return fence(m ? "epoch " + std::to_string(epoch) + " was committed by another store (writer " +
-                           m->writer.substr(0, 12) + ", journal " + m->journal + ")"
-                     : "the marker of epoch " + std::to_string(epoch) + " is unreadable: " + m.status().message(),
-                   epoch);
+      return fence(superseded_by(m, epoch), epoch);
     TCFS_TRY(adopt(m->journal, epoch));
   }
   probe_next_ = false;

@@ -307,6 +307,8 @@ stop "$mW"
 start "$fs/W" "$mW" -o sync_interval=600000,gc_keep_rounds=1,gc_keep_age=0
 log=$("$T" log "$mW"); rc=$?
 ok '[[ $rc == 0 && $log == *"ROUND"* && $(grep -c "^$rG " <<< "$log") == 1 ]]' "tcfs log lists round $rG: rc $rc: $(tail -2 <<< "$log")"
+offline=$("$T" log --blobber "${B[@]}" --ec 2+1 2>&1); rc=$?
+ok '[[ $rc == 0 && $offline == "$log" ]]' "tcfs log --blobber (no mount) lists the same rounds: rc $rc: $(diff <(echo "$log") <(echo "$offline") | head -3)"
 old=()
 for g in $(printf '%s\n' "${!round_for[@]}" | sort -n); do ((g < G && ${#old[@]} < 5)) && old+=("$g"); done
 ok '(( ${#old[@]} >= 4 ))' "old rounds to travel to: generations ${old[*]}"

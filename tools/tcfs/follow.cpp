@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "daemon/executor.h"
 #include "daemon/follower.h"
 #include "store/store.h"
 #include "sync/unsynced.h"
@@ -80,11 +81,39 @@ int cmd_wait(const std::string& mountpoint, uint64_t round, double timeout_s) {
   }
 }
 
-int cmd_log(const std::string& mountpoint, bool as_json) {
-  auto c = Client::for_path(mountpoint);
-  if (!c) return fprintf(stderr, "tcfs: log %s: %s\n", mountpoint.c_str(), c.status().message().c_str()), kExitError;
-  auto text = c->maintain("log");
-  if (!text) return fprintf(stderr, "tcfs: log %s: %s\n", mountpoint.c_str(), text.status().message().c_str()), kExitError;
+namespace {
+
+// The rounds of the chain on urls, as the daemon's maintain "log" reply.
+Result<std::string> log_of_blobbers(const std::vector<std::string>& urls, const std::string& ec,
+                                    const std::string& key_file) {
+  auto cfg = daemon::parse_ec(urls, ec);
+  if (!cfg) return cfg.status();
+  if (!key_file.empty()) {
+    char* abs = realpath(key_file.c_str(), nullptr);
+    cfg->key_file = abs ? abs : key_file;
+    free(abs);
+  }
+  auto os = daemon::open_objects(*cfg, nullptr);
+  if (!os) return os.status();
+  auto j = daemon::log_json(**os);
+  if (!j) return j.status();
+  return j->dump();
+}
+
+}  // namespace
+
+int cmd_log(const std::string& mountpoint, bool as_json, const std::vector<std::string>& urls, const std::string& ec,
+            const std::string& key_file) {
+  std::string where = urls.empty() ? mountpoint : urls.front();
+  Result<std::string> text = Status::error(EINVAL, "no source");
+  if (urls.empty()) {
+    auto c = Client::for_path(mountpoint);
+    if (!c) return fprintf(stderr, "tcfs: log %s: %s\n", where.c_str(), c.status().message().c_str()), kExitError;
+    text = c->maintain("log");
+  } else {
+    text = log_of_blobbers(urls, ec, key_file);
+  }
+  if (!text) return fprintf(stderr, "tcfs: log %s: %s\n", where.c_str(), text.status().message().c_str()), kExitError;
   json r = json::parse(*text, nullptr, false);
   if (as_json) {
     printf("%s\n", r.dump(2).c_str());

@@ -6,7 +6,7 @@
 //   tcfs init [--store DIR] --follow --from-blobbers URL... [--ec K+M] [--key-file FILE]
 //   tcfs sync MOUNTPOINT [--timeout S] [--json]
 //   tcfs wait MOUNTPOINT ROUND [--timeout S]
-//   tcfs log MOUNTPOINT [--json]
+//   tcfs log MOUNTPOINT [--json] | tcfs log --blobber URL... [--ec K+M] [--key-file FILE] [--json]
 //   tcfs export-unsynced STORE DIR
 //   tcfs promote [--store DIR] [--force]
 //   tcfs status MOUNTPOINT [--json]
@@ -361,7 +361,12 @@ int main(int argc, char** argv) {
       ->required();
 
   CLI::App* log = app.add_subcommand("log", "list the rounds of a mount's chain: time, size, writer (for --at)");
-  log->add_option("MOUNTPOINT", target, "a tcfs mount with blobbers (a writer or a follower)")->required();
+  log->add_option("MOUNTPOINT", target, "a tcfs mount with blobbers (a writer or a follower)");
+  std::vector<std::string> log_blobbers;
+  log->add_option("--blobber", log_blobbers, "read the chain from these blobbers instead of a mount (in order)")
+      ->expected(1, -1);
+  log->add_option("--ec", ec, "with --blobber: the erasure code K+M (default: as tcfs init)");
+  log->add_option("--key-file", key_file, "with --blobber: the key of an encrypted set");
   log->add_flag("--json", as_json, "print the rounds as JSON");
   bool force = false;
   CLI::App* promote = app.add_subcommand("promote", "make a follower store (not mounted) the writer of its chain");
@@ -416,7 +421,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*sync) return tcfs::cli::cmd_sync(target, timeout_s, sync_json);
-  if (*log) return tcfs::cli::cmd_log(target, as_json);
+  if (*log) {
+    if (target.empty() == log_blobbers.empty()) {
+      fprintf(stderr, "tcfs: error: log needs one of MOUNTPOINT and --blobber URL...\n");
+      return kExitUsage;
+    }
+    return tcfs::cli::cmd_log(target, as_json, log_blobbers, ec, key_file);
+  }
   if (*promote) return tcfs::cli::cmd_promote(store_dir, force);
   if (*exp) return tcfs::cli::cmd_export_unsynced(store_dir, export_dir);
   if (*wait) return tcfs::cli::cmd_wait(target, wait_round, timeout_s);

@@ -31,7 +31,9 @@ int cmd_status(const std::string& mountpoint, bool json);
 // gc or scrub through the daemon; exit 1 when scrub finds objects it cannot make whole.
 int cmd_maintain(const std::string& mountpoint, const std::string& what);
 // The rounds of the mount's chain (time travel targets), oldest first.
-int cmd_log(const std::string& mountpoint, bool json);
+// With urls: read from those blobbers directly (no mount needed).
+int cmd_log(const std::string& mountpoint, bool json, const std::vector<std::string>& urls = {},
+            const std::string& ec = "", const std::string& key_file = "");
 // A follower store (unmounted) becomes the writer (daemon/follower.h 5).
 int cmd_promote(const std::string& store_dir, bool force);
 // A store's changes after its last synced round, copied into out
