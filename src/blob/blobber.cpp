@@ -2,6 +2,7 @@
 // dispatch shared by every blobber backend (blobber.h, backend.h).
 #include "blob/blobber.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "blob/backend.h"
@@ -54,6 +55,10 @@ Status Blobber::put_bytes(const std::string& key, std::string_view data, Durabil
       d);
 }
 
+namespace {
+constexpr uint64_t kReserveMax = 64ull << 20;  // a range asked for is reserved up to this
+}  // namespace
+
 Status existing_is(Blobber& b, const std::string& key, std::string_view data) {
   auto got = b.get_bytes(key);
   if (got && *got == data) return {};  // our own create, retried after a lost reply
@@ -63,6 +68,7 @@ Status existing_is(Blobber& b, const std::string& key, std::string_view data) {
 
 Result<std::string> Blobber::get_bytes(const std::string& key, uint64_t off, uint64_t len) {
   std::string out;
+  if (len != kToEnd) out.reserve(static_cast<size_t>(std::min<uint64_t>(len, kReserveMax)));  // no regrowth copies
   TCFS_TRY(get(key, off, len, [&](std::string_view chunk) {
     out.append(chunk);
     return Status{};

@@ -132,7 +132,9 @@ class Blobber {
 
   // Conveniences over the above.
   Status put_bytes(const std::string& key, std::string_view data, Durability d = Durability::now);
-  Result<std::string> get_bytes(const std::string& key, uint64_t off = 0, uint64_t len = kToEnd);
+  // get() gathered into one string. Virtual so that a backend that can
+  // read in place (dir://: pread into the result) skips the sink's copy.
+  virtual Result<std::string> get_bytes(const std::string& key, uint64_t off = 0, uint64_t len = kToEnd);
   // Every key under prefix, following continuation tokens.
   Result<std::vector<ObjectInfo>> list_all(const std::string& prefix, const std::string& after = "");
 };

@@ -68,6 +68,7 @@ class DirBlobber final : public Blobber {
   Status put_new(const std::string& key, std::string_view data) override;
   Status flush() override;
   Status get(const std::string& key, uint64_t off, uint64_t len, const Sink& sink) override;
+  Result<std::string> get_bytes(const std::string& key, uint64_t off, uint64_t len) override;
   Result<ObjectInfo> head(const std::string& key) override;
   Status del(const std::string& key) override;
   Result<ListPage> list(const std::string& prefix, const std::string& token, size_t max) override;
@@ -299,6 +300,30 @@ Status DirBlobber::get(const std::string& key, uint64_t off, uint64_t len, const
     if (left != kToEnd) left -= static_cast<uint64_t>(r);
   }
   return {};
+}
+
+// get() into one string, read in place: the file's size bounds the range,
+// so the result is sized once and pread fills it (no buffer, no sink copy).
+Result<std::string> DirBlobber::get_bytes(const std::string& key, uint64_t off, uint64_t len) {
+  TCFS_TRY(injected("get", index_, url_, key));
+  TCFS_TRY(check_key(key));
+  Fd f(::open((root_ + "/" + key).c_str(), O_RDONLY | O_CLOEXEC));
+  if (f.get() < 0) return err("get", key);
+  struct stat st;
+  if (::fstat(f.get(), &st) != 0) return err("stat", key);
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  const uint64_t n = off >= size ? 0 : std::min(len, size - off);
+  std::string out(static_cast<size_t>(n), '\0');
+  uint64_t got = 0;
+  while (got < n) {
+    ssize_t r = ::pread(f.get(), out.data() + got, static_cast<size_t>(n - got), static_cast<off_t>(off + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return err("read", key);
+    if (r == 0) break;  // shrunk since the fstat: the caller checks the count (blobber.h)
+    got += static_cast<uint64_t>(r);
+  }
+  out.resize(static_cast<size_t>(got));
+  return out;
 }
 
 Result<ObjectInfo> DirBlobber::head(const std::string& key) {

@@ -400,11 +400,12 @@ Result<std::string> ObjectStore::read_fast(const std::string& name, uint64_t obj
     if (piece[j] && piece[j]->size() != b - a)
       piece[j] = Status::error(EIO, bl_[place(name, i)]->url() + ": " + shard_key(name, i) + ": short read");
   });
-  std::string out;
-  for (auto& p : piece) {
+  for (auto& p : piece)
     if (!p) return p.status();
-    out += *p;
-  }
+  if (piece.size() == 1) return std::move(piece[0]);  // the common case: no copy
+  std::string out;
+  out.reserve(static_cast<size_t>(len));
+  for (auto& p : piece) out += *p;
   return out;
 }
 
