@@ -155,6 +155,7 @@ Result<std::unique_ptr<Follower>> Follower::open(const FollowerOptions& o) {
     }
   }
   f->image_ = std::make_unique<sync::Image>(*f->state_);
+  f->image_->set_switch_gate([p = f.get()](uint64_t) { p->before_switch(); });
   uint64_t limit = o.cache_bytes ? o.cache_bytes : uint64_t{1} << 30;
   auto cache = sync::BlockCache::open(s.path() + "/cache", limit, *f->objects_);
   if (!cache) return cache.status().wrap("block cache of follower store " + s.path());
@@ -197,6 +198,14 @@ uint64_t Follower::poll_once() {
   if (err.empty() && !last_error_.empty()) spdlog::info("follow: moving again, at round {}", e);
   last_error_ = err;
   return e;
+}
+
+// follower.h 7 (poller thread, inside the round's write transaction).
+void Follower::before_switch() {
+  if (opt_.switch_wait_ms == 0) return;
+  bool quiet = activity_.wait_quiet(std::chrono::milliseconds(opt_.switch_wait_ms));
+  MutexLock g(mu_);
+  (quiet ? switches_quiet_ : switches_forced_)++;
 }
 
 void Follower::announce(uint64_t epoch) {
@@ -243,6 +252,9 @@ Json Follower::status() {
                  {"poll_ms", opt_.poll_ms},
                  {"polls", polls_},
                  {"rounds_applied", rounds_applied_},
+                 {"switch_wait_ms", opt_.switch_wait_ms},
+                 {"switches_quiet", switches_quiet_},
+                 {"switches_forced", switches_forced_},
                  {"last_error", last_error_}};
   auto cs = cache_->stats();
   j["cache"] = {{"bytes", cache_->bytes()}, {"limit", cache_->limit()}, {"hits", cs.hits}, {"misses", cs.misses},
@@ -279,12 +291,13 @@ void Follower::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
+  activity_.cancel();  // follower.h 4: a switch wait ends now
   if (poller_.joinable()) poller_.join();
   if (control_) control_->stop();
 }
 
 Status Follower::run(const fusefs::MountConfig& cfg, const std::function<void()>& ready) {
-  Status st = fusefs::serve_view(store_->path(), cfg, *image_, *cache_, [&] {
+  Status st = fusefs::serve_view(store_->path(), cfg, *image_, *cache_, activity_, [&] {
     start();
     if (ready) ready();
   }, [this] { stop(); });

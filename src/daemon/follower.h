@@ -19,7 +19,11 @@
 //  6. Each poll also keeps the follower's note (follow.h 8) current: its
 //     round, expiring kNoteTtl seconds later, rewritten when the round
 //     changes and a third of the way to expiry; gc keeps that round.
-//  4. Stop: the poller first (its poll in flight ends), then the control
+//  7. Before each switch the poller waits for the view's quiet moment, up
+//     to switch_wait (fuse/view.h 5); status counts the switches made
+//     quiet and those made when the wait ran out.
+//  4. Stop: the poller first (its poll in flight ends, a switch wait is
+//     cut short), then the control
 //     socket; the view stops with the FUSE session.
 //  5. Promote (the store unmounted): the image catches up with the newest
 //     marked round, becomes the store's tree (stubs) and synced state as a
@@ -45,6 +49,7 @@
 #include "control/server.h"
 #include "daemon/blobber_set.h"
 #include "fuse/session.h"
+#include "fuse/view.h"
 #include "store/store.h"
 #include "sync/block_cache.h"
 #include "sync/follow.h"
@@ -58,6 +63,7 @@ struct FollowerOptions {
   std::string store_dir, mountpoint;
   uint64_t cache_bytes = 0;  // 0: 1 GiB
   unsigned poll_ms = 1000;
+  unsigned switch_wait_ms = 500;  // fuse/view.h 5 (0: switch at once)
   std::string at;            // time travel (sync/follow.h 7): stay at this round or time ("": the newest)
   std::string version = "tcfs";
 };
@@ -90,6 +96,7 @@ class Follower {
   blob::ObjectStore& objects() { return *objects_; }
   uint64_t poll_once() TCFS_EXCLUDES(mu_);  // one poll now; the image's epoch after it
   void announce(uint64_t epoch);  // follower.h 6 (poller thread)
+  void before_switch() TCFS_EXCLUDES(mu_);  // follower.h 7 (poller thread)
 
  private:
   Follower() = default;
@@ -110,10 +117,12 @@ class Follower {
   Mutex mu_;       // protects the figures below and stopping_
   std::condition_variable cv_;
   bool stopping_ TCFS_GUARDED_BY(mu_) = false;
-  bool kick_ TCFS_GUARDED_BY(mu_) = false;
   uint64_t newest_ TCFS_GUARDED_BY(mu_) = 0;     // newest epoch seen marked
   int64_t behind_since_ TCFS_GUARDED_BY(mu_) = 0;  // when it first saw itself behind (0: not behind)
   uint64_t polls_ TCFS_GUARDED_BY(mu_) = 0, rounds_applied_ TCFS_GUARDED_BY(mu_) = 0;
+  // fuse/view.h 5: switches made at a quiet moment / after the whole switch_wait.
+  uint64_t switches_quiet_ TCFS_GUARDED_BY(mu_) = 0, switches_forced_ TCFS_GUARDED_BY(mu_) = 0;
+  fusefs::Activity activity_;  // the view's, for the switch gate
   std::string last_error_ TCFS_GUARDED_BY(mu_);
   // follow.h 8: this follower's note on the blobbers (poller thread only).
   std::string follower_id_;

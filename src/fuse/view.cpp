@@ -58,9 +58,10 @@ struct PageCache {
 
 class View {
  public:
-  View(sync::Image& img, sync::BlockCache& cache) : img_(img), cache_(cache) {}
+  View(sync::Image& img, sync::BlockCache& cache, Activity& act) : img_(img), cache_(cache), act_(act) {}
   sync::Image& img() { return img_; }
   sync::BlockCache& cache() { return cache_; }
+  Activity& activity() { return act_; }
 
   // view.h 2: whether an open of `version` may use the page cache, and
   // whether what it holds may be kept.
@@ -92,11 +93,24 @@ class View {
  private:
   sync::Image& img_;
   sync::BlockCache& cache_;
+  Activity& act_;
   Mutex mu_;  // protects pages_
   std::unordered_map<uint64_t, PageCache> pages_ TCFS_GUARDED_BY(mu_);
 };
 
 View& view_of(fuse_req_t req) { return *static_cast<View*>(fuse_req_userdata(req)); }
+
+// view.h 5: a request in flight (reads need none: their handle is open).
+class Busy {
+ public:
+  explicit Busy(fuse_req_t req) : a_(view_of(req).activity()) { a_.begin(); }
+  ~Busy() { a_.end(); }
+  Busy(const Busy&) = delete;
+  Busy& operator=(const Busy&) = delete;
+
+ private:
+  Activity& a_;
+};
 
 struct stat stat_of(const sync::InodeRec& r) {
   struct stat st {};
@@ -141,6 +155,7 @@ EntryReply entry_of(const sync::InodeRec& r) {
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Busy busy(req);
   reply(req, {"lookup", parent, name}, in_round(req, [&](meta::Txn& t) -> Result<EntryReply> {
           sync::Image& img = view_of(req).img();
           auto c = img.child(t, parent, name);
@@ -158,6 +173,7 @@ void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t) {
 }
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Busy busy(req);
   reply(req, {"getattr", ino}, in_round(req, [&](meta::Txn& t) -> Result<AttrReply> {
           auto r = object(t, view_of(req).img(), ino);
           if (!r) return r.status();
@@ -166,6 +182,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  Busy busy(req);
   reply(req, {"readlink", ino}, in_round(req, [&](meta::Txn& t) -> Result<ReadlinkReply> {
           auto r = object(t, view_of(req).img(), ino);
           if (!r) return r.status();
@@ -182,6 +199,7 @@ uint64_t version_of(const sync::InodeRec& r) {
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Busy busy(req);
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
     return reply(req, {"open", ino}, Status::error(EROFS));
   auto f = std::make_unique<OpenFile>();
@@ -204,6 +222,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->keep_cache = keep ? 1 : 0;
   fi->noflush = 1;
   fi->fh = reinterpret_cast<uint64_t>(f.release());
+  view_of(req).activity().begin();  // view.h 5: open until release
   reply(req, {"open", ino}, Result<OpenReply>(OpenReply{*fi}));
 }
 
@@ -299,10 +318,12 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   std::unique_ptr<OpenFile> f(reinterpret_cast<OpenFile*>(fi->fh));
   view_of(req).release(*f);
+  view_of(req).activity().end();
   fuse_reply_err(req, 0);
 }
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Busy busy(req);
   auto d = std::make_unique<DirList>();
   Status st = in_round(req, [&](meta::Txn& t) -> Status {
     sync::Image& img = view_of(req).img();
@@ -321,10 +342,12 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!st) return reply(req, {"opendir", ino}, st);
   fi->fh = reinterpret_cast<uint64_t>(d.release());
   fi->cache_readdir = 0;
+  view_of(req).activity().begin();  // view.h 5: open until releasedir
   reply(req, {"opendir", ino}, Result<OpenReply>(OpenReply{*fi}));
 }
 
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  Busy busy(req);
   auto* d = reinterpret_cast<DirList*>(fi->fh);
   std::vector<char> out(size);
   size_t used = 0;
@@ -343,10 +366,12 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
 
 void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   delete reinterpret_cast<DirList*>(fi->fh);
+  view_of(req).activity().end();
   fuse_reply_err(req, 0);
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Busy busy(req);
   reply(req, {"getxattr", ino, name}, in_round(req, [&](meta::Txn& t) -> Result<XattrReply> {
           auto r = object(t, view_of(req).img(), ino);
           if (!r) return r.status();
@@ -360,6 +385,7 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
 }
 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Busy busy(req);
   reply(req, {"listxattr", ino}, in_round(req, [&](meta::Txn& t) -> Result<XattrReply> {
           auto r = object(t, view_of(req).img(), ino);
           if (!r) return r.status();
@@ -409,10 +435,48 @@ fuse_lowlevel_ops make_view_ops() {
 
 }  // namespace
 
+void Activity::begin() {
+  MutexLock g(mu_);
+  busy_++;
+}
+
+void Activity::end() {
+  {
+    MutexLock g(mu_);
+    if (busy_ && --busy_ == 0) idle_since_ = Clock::now();
+    if (busy_) return;
+  }
+  cv_.notify_all();
+}
+
+void Activity::cancel() {
+  {
+    MutexLock g(mu_);
+    cancelled_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool Activity::wait_quiet(std::chrono::milliseconds limit) {
+  const Clock::time_point deadline = Clock::now() + limit;
+  UniqueLock lk(mu_);
+  for (;;) {
+    if (cancelled_) return false;
+    const Clock::time_point now = Clock::now();
+    if (busy_ == 0 && now - idle_since_ >= kQuietMs) return true;
+    if (now >= deadline) return false;
+    if (busy_)  // until the last busy thing ends
+      lk.wait_until(cv_, deadline, [&]() TCFS_REQUIRES(mu_) { return cancelled_ || busy_ == 0; });
+    else  // until the quiet moment (the loop looks again: busy since?)
+      lk.wait_until(cv_, std::min(deadline, idle_since_ + kQuietMs), [&]() TCFS_REQUIRES(mu_) { return cancelled_; });
+  }
+}
+
 Status serve_view(const std::string& fsname, const MountConfig& cfg, sync::Image& img, sync::BlockCache& cache,
-                  const std::function<void()>& on_mounted, const std::function<void()>& before_unmount) {
+                  Activity& activity, const std::function<void()>& on_mounted,
+                  const std::function<void()>& before_unmount) {
   static const fuse_lowlevel_ops ops = make_view_ops();
-  View view(img, cache);
+  View view(img, cache, activity);
   MountConfig c = cfg;
   c.fuse_opts.push_back("ro");  // view.h 4: the kernel refuses every change with EROFS
   SessionSpec spec;

@@ -30,12 +30,25 @@
 //     not cached yet, is read through the cache. Nothing is ever
 //     written: the mount is read-only (EROFS from the kernel), and opens
 //     for writing get EROFS here too.
+//  5. Switches wait for a quiet moment. Before the poller commits a
+//     round (follow.h 2, the switch point) it waits, up to the mount's
+//     switch_wait (default 500 ms; 0: never), until no file or directory
+//     of the mount is open and no request has been in flight for
+//     kQuietMs. A reader that keeps a directory (or a file) open for the
+//     whole of a pass over many files, or that pauses between passes
+//     longer than kQuietMs, thus sees each pass in one round; one that
+//     never pauses sees the switch mid-pass after switch_wait, under the
+//     rule of 3 (old round first, then new, never the reverse). Handles
+//     held open for long make every switch wait the whole switch_wait.
 //
 // Thread-safety: serve_view() runs libfuse's multi-threaded loop; the
 // view's shared state (page-cache versions) is guarded by its mutex, and
-// a handle's open block file (4) by the handle's.
+// a handle's open block file (4) by the handle's. Activity is shared by
+// the FUSE threads and the poller; its mutex guards all of it.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <string>
 
@@ -45,7 +58,28 @@
 
 namespace tcfs::fusefs {
 
+// view.h 5: what the view is doing, for the poller's wait before a switch.
+class Activity {
+ public:
+  static constexpr std::chrono::milliseconds kQuietMs{10};
+  void begin() TCFS_EXCLUDES(mu_);  // a request starts, or a handle opens
+  void end() TCFS_EXCLUDES(mu_);    // ... ends, or closes
+  // Waits until nothing has been busy for kQuietMs, at most `limit`, or
+  // until cancel(). True when the quiet moment came.
+  bool wait_quiet(std::chrono::milliseconds limit) TCFS_EXCLUDES(mu_);
+  void cancel() TCFS_EXCLUDES(mu_);  // wakes a wait_quiet for good (the mount stops)
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  Mutex mu_;  // protects every member below
+  std::condition_variable cv_;
+  uint64_t busy_ TCFS_GUARDED_BY(mu_) = 0;
+  Clock::time_point idle_since_ TCFS_GUARDED_BY(mu_) = Clock::now();
+  bool cancelled_ TCFS_GUARDED_BY(mu_) = false;
+};
+
 Status serve_view(const std::string& fsname, const MountConfig& cfg, sync::Image& img, sync::BlockCache& cache,
-                  const std::function<void()>& on_mounted, const std::function<void()>& before_unmount = {});
+                  Activity& activity, const std::function<void()>& on_mounted,
+                  const std::function<void()>& before_unmount = {});
 
 }  // namespace tcfs::fusefs

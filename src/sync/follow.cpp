@@ -94,6 +94,7 @@ Status Image::apply(blob::ObjectStore& os, const Marker& m) {
   }
   TCFS_TRY(set_round(*t, Round{m.epoch, m.journal, m.writer, m.time}));
   if (int f = fault::check("follow.apply")) return Status::error(f, "apply round " + std::to_string(m.epoch));
+  if (gate_) gate_(m.epoch);  // follow.h 2: the view's quiet moment (fuse/view.h 5)
   return t->commit();  // SWITCH POINT (follow.h 2): readers see round m.epoch from here on
 }
 

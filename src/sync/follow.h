@@ -37,6 +37,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -71,9 +72,12 @@ class Image {
   // follow.h 2: applies the round of marker m. EAGAIN when m is not the
   // next round of the image; EIO naming the object for a damaged journal.
   Status apply(blob::ObjectStore& os, const Marker& m);
+  // follow.h 2: called (from apply's thread) right before each switch point.
+  void set_switch_gate(std::function<void(uint64_t epoch)> gate) { gate_ = std::move(gate); }
 
  private:
   State& st_;
+  std::function<void(uint64_t)> gate_;
 };
 
 // One record applied to an image (or to a restore's load: the same rules).

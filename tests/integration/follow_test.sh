@@ -253,6 +253,36 @@ done
 out=$("$T" wait "$m1" $((rG + 1000)) --timeout 1 2>&1); rc=$?
 ok '[[ $rc == 1 && $out == *"timed out"* ]]' "tcfs wait for a round that never comes gives up: rc $rc: $out"
 
+# --- 3b. a switch waits for a quiet moment (fuse/view.h 5) -------------------
+# A directory held open keeps the follower busy: the next round is shown
+# only when switch_wait (500 ms) runs out, counted as forced; with nothing
+# open and no request the switch is quiet.
+one_round() {  # the writer: one more compound (set/extra), synced; prints the round
+  printf 'extra %s\n' "$1" > "$work/extra"
+  printf '{"op":"create","path":"set/extra"}\n{"op":"write","path":"set/extra","truncate":true,"from":"%s"}\n' \
+    "$work/extra" > "$work/c1.ndjson"
+  (cd "$mW" && "$TCFS_BATCH" run -q "$work/c1.ndjson") >> "$work/batch.err" 2>&1 || return 1
+  "$T" sync "$mW" --json --timeout 60 2>> "$work/sync.err" | jq -r .round
+}
+sw() { "$T" status --json "$m2" | jq -r ".status.follow.switches_$1"; }
+q0=$(sw quiet) f0=$(sw forced) l=
+exec 3< "$m2/set"
+r=$(one_round held); rc=$?
+out=$("$T" wait "$m2" "${r:-0}" --timeout 30 2>&1); wrc=$?
+read -r l < "$m2/set/extra" || l="(none: $(tail -2 "$work/batch.err" "$work/sync.err" 2>&1 | tr '\n' ' '))"
+exec 3<&-
+q1=$(sw quiet) f1=$(sw forced)
+ok '[[ $rc == 0 && $wrc == 0 && $l == "extra held" ]] && (( f1 > f0 && q1 == q0 ))' \
+  "a directory held open: round ${r:-?} shown after switch_wait (wait rc $wrc: $out; shows '$l'); switches quiet $q0 -> $q1, forced $f0 -> $f1"
+sleep 0.2  # the release of fd 3 reaches the daemon
+r=$(one_round free); rc=$?
+out=$("$T" wait "$m2" "${r:-0}" --timeout 30 2>&1); wrc=$?
+q2=$(sw quiet) f2=$(sw forced) l=
+read -r l < "$m2/set/extra" || l="(none)"
+ok '[[ $rc == 0 && $wrc == 0 && $l == "extra free" ]] && (( q2 > q1 && f2 == f1 ))' \
+  "nothing open: round ${r:-?} shown at a quiet moment (wait rc $wrc: $out; shows '$l'); switches quiet $q1 -> $q2, forced $f1 -> $f2"
+[[ $r =~ ^[0-9]+$ ]] && rG=$r  # the newest round from here on
+
 # --- 4. a follower made after the stream catches up --------------------------
 "$T" init --store "$fs/F3" --follow --from-blobbers "${B[@]}" --ec 2+1 > "$work/f3.init" 2>&1; rc=$?
 ok '[[ $rc == 0 ]]' "init --follow F3 after the stream: rc $rc: $(cat "$work/f3.init")"

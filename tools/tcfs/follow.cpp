@@ -40,6 +40,11 @@ void print_follow_status(const json& s) {
   if (u64(f, "at")) printf("at:         stays at round %llu (time travel)\n", u64(f, "at"));
   printf("lag:        %llu round(s), %llu s (newest round on the blobbers: %llu; polled every %llu ms, %llu polls)\n",
          u64(f, "lag_rounds"), u64(f, "lag_s"), u64(f, "newest"), u64(f, "poll_ms"), u64(f, "polls"));
+  if (u64(f, "switch_wait_ms"))
+    printf("switches:   %llu at a quiet moment, %llu when the %llu ms wait ran out\n", u64(f, "switches_quiet"),
+           u64(f, "switches_forced"), u64(f, "switch_wait_ms"));
+  else
+    printf("switches:   at once (switch_wait=0)\n");
   if (!f.value("last_error", "").empty()) printf("STOPPED:    %s\n", f.value("last_error", "").c_str());
   const json& c = s["cache"];
   printf("cache:      %llu of %llu bytes; %llu hits, %llu misses, %llu blocks evicted\n", u64(c, "bytes"),

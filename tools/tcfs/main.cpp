@@ -55,6 +55,7 @@ struct DaemonConfig {
   tcfs::sync::EvictOptions evict;
   bool reserve_set = false;  // cache_reserve given (else 5% of the filesystem, at most 1 GiB)
   unsigned poll_ms = 1000;   // a follower's poll interval (follower.h 2)
+  unsigned switch_wait_ms = 500;  // a follower's wait for a quiet moment (fuse/view.h 5)
 };
 
 // "cache_size=64G" etc.: true and *out set when `o` is name=<size>.
@@ -106,6 +107,10 @@ void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
       dc.sync.keep_age_s = v;
     } else if (uint64_t v = 0; number_opt(o, "poll_interval", &v)) {
       dc.poll_ms = static_cast<unsigned>(std::min<uint64_t>(v, 3600000));
+    } else if (o == "switch_wait=0") {
+      dc.switch_wait_ms = 0;
+    } else if (uint64_t v = 0; number_opt(o, "switch_wait", &v)) {
+      dc.switch_wait_ms = static_cast<unsigned>(std::min<uint64_t>(v, 60000));
     } else if (size_opt(o, "cache_size", &dc.evict.cache_bytes, false)) {
     } else if (size_opt(o, "cache_reserve", &dc.evict.reserve_bytes, true)) {
       dc.reserve_set = true;
@@ -169,6 +174,7 @@ tcfs::Status run_follower(const std::string& store_dir, const DaemonConfig& dc, 
   fo.mountpoint = dc.mount.mountpoint;
   fo.cache_bytes = dc.evict.cache_bytes;
   fo.poll_ms = dc.poll_ms;
+  fo.switch_wait_ms = dc.switch_wait_ms;
   fo.at = at;
   fo.version = "tcfs " TCFS_VERSION;
   auto f = tcfs::daemon::Follower::open(fo);
@@ -289,7 +295,8 @@ int main(int argc, char** argv) {
                     "store's filesystem by evicting clean files; default 5% of it, at most 1G; 0: none), "
                     "gc_keep_rounds=N, gc_keep_age=SECONDS (rounds tcfs gc keeps; default 64 and 86400; 0: no "
                     "age rule), poll_interval=MS (a follower store: look for new rounds this often; default "
-                    "1000), or any FUSE option (e.g. ro, max_read=N)")
+                    "1000), switch_wait=MS (a follower store: wait up to this long for a moment with nothing open "
+                    "and no request before showing a new round; default 500; 0: at once), or any FUSE option (e.g. ro, max_read=N)")
       ->allow_extra_args(false);
   std::string at;
   mount->add_option("--at", at,
