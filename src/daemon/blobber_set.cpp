@@ -220,10 +220,7 @@ Status check_tree(blob::ObjectStore& os, bool restore) {
 // A follower's role and the writer of the round it starts at (follow.h 1).
 Status record_follower(blob::ObjectStore& os, sync::State& state, meta::Txn& t, const sync::RestoreReport& r) {
   sync::Image img(state);
-  sync::Round round{r.epoch, r.head, "", 0};
-  if (auto m = sync::read_round_marker(os, r.epoch); m && m->journal == r.head)
-    round.writer = m->writer, round.time = m->time;
-  TCFS_TRY(img.set_round(t, round));
+  TCFS_TRY(sync::record_round(os, img, t, r.epoch, r.head));
   return state.put(t, "role", "follower");
 }
 

@@ -12,6 +12,7 @@
 #include "daemon/daemon.h"
 #include "daemon/executor.h"
 #include "fuse/view.h"
+#include "sync/restore.h"
 
 namespace tcfs::daemon {
 
@@ -70,6 +71,29 @@ std::string chain_name(const RemoteConfig& c) {
   return "the chain on " + s;
 }
 
+// follow.h 9: an image a crash left half-rebuilt, or one whose next round
+// is gone from the blobbers, is rebuilt from them (the store unmounted).
+Status rebuild_if_needed(blob::ObjectStore& os, store::Store& s, sync::State& st, uint64_t at) {
+  auto pending = sync::rebuild_pending(st);
+  if (!pending) return pending.status();
+  std::string why = "a rebuild of the image did not finish";
+  if (!*pending) {
+    sync::Image img(st);
+    auto gone = sync::stranded(os, img, at);
+    if (!gone) return gone.status();
+    if (!gone->has_value()) return {};
+    why = **gone;
+  }
+  spdlog::warn("follower store {}: {}: rebuilding its image from the blobbers", s.path(), why);
+  sync::RestoreOptions ro;
+  ro.stop_at = at;
+  auto r = sync::rebuild_image(os, s.root_fd(), st, ro);
+  if (!r) return r.status().wrap("follower store " + s.path() + ": " + why + "; rebuilding its image failed");
+  spdlog::warn("follower store {}: image rebuilt at round {} ({} records from {}{} journal(s))", s.path(), r->epoch,
+               r->records, r->snapshot.empty() ? "" : "snapshot " + r->snapshot + " and ", r->journals);
+  return {};
+}
+
 }  // namespace
 
 // follower.h 5.
@@ -88,6 +112,7 @@ Result<PromoteReport> promote(const std::string& store_dir, bool force) {
   auto os = open_objects(**cfg, nullptr);
   if (!os) return os.status();
   sync::State state(s.meta());
+  TCFS_TRY(rebuild_if_needed(**os, s, state, 0));
   sync::Image img(state);
   for (;;) {  // catch up with the newest marked round
     sync::PollReport p = sync::poll(**os, img);
@@ -170,6 +195,7 @@ Result<std::unique_ptr<Follower>> Follower::open(const FollowerOptions& o) {
                                        ", after round " + std::to_string(f->at_) +
                                        ": time travel to it needs a new follower store (tcfs init --follow --at)");
   }
+  TCFS_TRY(rebuild_if_needed(*f->objects_, s, *f->state_, f->at_));
   return f;
 }
 
@@ -184,6 +210,11 @@ uint64_t Follower::epoch() {
 uint64_t Follower::poll_once() {
   MutexLock p(poll_mu_);
   sync::PollReport rep = sync::poll(*objects_, *image_, at_);
+  if (!rep.error) {  // follow.h 9: the chain gone from under the image is said as such
+    auto gone = sync::stranded(*objects_, *image_, at_);
+    if (gone && gone->has_value())
+      rep.error = Status::error(ENOENT, **gone + ": unmount and mount again to rebuild the image");
+  }
   uint64_t e = epoch();
   MutexLock g(mu_);
   polls_++;
@@ -242,6 +273,7 @@ Json Follower::status() {
   uint64_t target = at_ ? std::min(newest_, at_) : newest_;
   int64_t now = static_cast<int64_t>(::time(nullptr));
   j["follow"] = {{"round", r.epoch},
+                 {"id", follower_id_},
                  {"head", r.head},
                  {"writer", r.writer},
                  {"round_time", r.time},

@@ -141,6 +141,34 @@ PollReport poll(blob::ObjectStore& os, Image& img, uint64_t stop_at) {
   return rep;
 }
 
+// follow.h 9.
+Result<std::optional<std::string>> stranded(blob::ObjectStore& os, Image& img, uint64_t stop_at) {
+  uint64_t epoch = 0;
+  {
+    auto t = meta::Txn::begin(img.env(), false);
+    if (!t) return t.status();
+    auto r = img.round(*t);
+    if (!r) return r.status();
+    epoch = r->epoch;
+  }
+  using None = std::optional<std::string>;
+  if (stop_at && epoch >= stop_at) return None();
+  auto m = read_round_marker(os, epoch + 1);
+  if (!m) return m.err() == ENOENT ? Result<None>(None()) : Result<None>(m.status().wrap("round " + std::to_string(epoch + 1)));
+  std::vector<std::string> down;
+  auto objs = os.list(m->journal + "/", &down);
+  if (!objs) return objs.status().wrap("list journal " + m->journal);
+  if (!objs->empty() || !down.empty()) return None();  // there, or perhaps there
+  return None("the journal of round " + std::to_string(epoch + 1) + " (" + m->journal +
+              ") is gone from the blobbers (gc on the writer removed it while this follower was away)");
+}
+
+Status record_round(blob::ObjectStore& os, Image& img, meta::Txn& t, uint64_t epoch, const std::string& head) {
+  Round round{epoch, head, "", 0};
+  if (auto m = read_round_marker(os, epoch); m && m->journal == head) round.writer = m->writer, round.time = m->time;
+  return img.set_round(t, round);
+}
+
 Result<std::vector<RoundInfo>> round_log(blob::ObjectStore& os, bool with_sizes) {
   auto names = os.list_markers("n/r/");
   if (!names) return names.status().wrap("list round markers");

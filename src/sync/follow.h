@@ -28,6 +28,13 @@
 //  7. Time travel: an image may stop at any round the chain still holds
 //     (restore.h stop_at at init, poll's stop_at after): `--at ROUND`, or
 //     `--at TIME` for the newest round marked at or before TIME.
+//  9. Stranded: when the journal of the image's next round is gone from
+//     every blobber (gc on the writer removed it while this follower was
+//     away and its note had expired, 8), the chain cannot be followed from
+//     the image any more. stranded() tells so (a journal merely damaged or
+//     blobbers that do not answer are not: the poll keeps reporting them);
+//     the image is then rebuilt whole from the blobbers (restore.h
+//     rebuild_image) before anything is served, at mount.
 //  5. The first image (init --follow) is built as restore.h builds a
 //     store's state (the newest usable snapshot, then the journals), with
 //     no tree on disk: ImageOnly restore.
@@ -120,6 +127,13 @@ struct FollowerNote {
 Status announce(blob::ObjectStore& os, const std::string& id, uint64_t round, int64_t expires);
 Result<std::vector<FollowerNote>> follower_notes(blob::ObjectStore& os);
 std::string note_name(const std::string& id);  // "n/f/<id>"
+
+// follow.h 9: whether the journal of the image's next marked round (not
+// past stop_at, 0: no limit) is gone from every blobber; the message says
+// which round and journal when it is.
+Result<std::optional<std::string>> stranded(blob::ObjectStore& os, Image& img, uint64_t stop_at = 0);
+// follow.h 9: records the round an image reached (its marker's writer and time, when the marker names that journal).
+Status record_round(blob::ObjectStore& os, Image& img, meta::Txn& t, uint64_t epoch, const std::string& head);
 
 // follow.h 7: a time-travel target: "ROUND" (digits), "@SECONDS" since the
 // epoch, or "YYYY-MM-DD HH:MM[:SS]" (also with a T; UTC). EINVAL naming

@@ -18,6 +18,7 @@
 #include "sync/chain.h"
 #include "sync/follow.h"
 #include "sync/stream.h"
+#include "util/fault.h"
 #include "util/fd.h"
 #include "util/handle.h"
 #include "util/dir.h"
@@ -356,6 +357,37 @@ Result<RestoreReport> build_from_image(int root_fd, State& st) {
 Result<RestoreReport> restore(blob::ObjectStore& os, int root_fd, State& st, const RestoreOptions& opt) {
   Restorer r(&os, root_fd, st, opt);
   return r.run();
+}
+
+Result<bool> rebuild_pending(State& st) {
+  auto t = meta::Txn::begin(st.env(), false);
+  if (!t) return t.status();
+  auto v = st.get(*t, "rebuilding");
+  if (!v) return v.status();
+  return v->has_value();
+}
+
+// follow.h 9.
+Result<RestoreReport> rebuild_image(blob::ObjectStore& os, int root_fd, State& st, RestoreOptions opt) {
+  opt.image_only = true;
+  {
+    auto t = meta::Txn::begin(st.env(), true);
+    if (!t) return t.status();
+    TCFS_TRY(t->clear(st.env().db(kRestoreDb)));
+    TCFS_TRY(t->clear(st.env().db(kEntriesDb)));
+    TCFS_TRY(st.put(*t, "rebuilding", "1"));
+    TCFS_TRY(t->commit());
+  }
+  if (int f = fault::check("follow.rebuild")) return Status::error(f, "rebuild the image (injected)");
+  auto rep = restore(os, root_fd, st, opt);
+  if (!rep) return rep.status();
+  auto t = meta::Txn::begin(st.env(), true);
+  if (!t) return t.status();
+  Image img(st);
+  TCFS_TRY(record_round(os, img, *t, rep->epoch, rep->head));
+  TCFS_TRY(t->del(st.env().db(kSyncDb), "rebuilding"));
+  TCFS_TRY(t->commit());  // COMMIT POINT of a rebuild: the image is whole again
+  return rep;
 }
 
 }  // namespace tcfs::sync

@@ -55,6 +55,13 @@ struct RestoreReport {
 };
 
 Result<RestoreReport> restore(blob::ObjectStore& os, int root_fd, State& st, const RestoreOptions& opt = {});
+// follow.h 9: a follower's image rebuilt in place (opt.image_only): its
+// object and name records are cleared and loaded again from the blobbers,
+// and its round recorded. "rebuilding" in the sync db marks the work from
+// the clearing to the end, so that an image a crash left half-built is
+// rebuilt again (rebuild_pending) before it is served.
+Result<RestoreReport> rebuild_image(blob::ObjectStore& os, int root_fd, State& st, RestoreOptions opt);
+Result<bool> rebuild_pending(State& st);
 // follow.h 6 (promote): builds the tree and synced state under root_fd
 // (empty) from a follower's image in st, as restore() would have from the
 // blobbers at the image's round. The image's object records are dropped.

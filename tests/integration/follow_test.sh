@@ -334,7 +334,7 @@ ok '[[ $rc != 0 && $out == *"follower"* ]]' "tcfs sync on a follower: rc $rc: $o
 # The writer again, with gc keeping only its newest round (follow.h 8) and
 # rounds only when asked: what it acknowledges stays local until a sync.
 stop "$mW"
-start "$fs/W" "$mW" -o sync_interval=600000,gc_keep_rounds=1,gc_keep_age=0
+start "$fs/W" "$mW" -o sync_interval=600000,gc_keep_rounds=1,gc_keep_age=0,snapshot_every=2
 log=$("$T" log "$mW"); rc=$?
 ok '[[ $rc == 0 && $log == *"ROUND"* && $(grep -c "^$rG " <<< "$log") == 1 ]]' "tcfs log lists round $rG: rc $rc: $(tail -2 <<< "$log")"
 offline=$("$T" log --blobber "${B[@]}" --ec 2+1 2>&1); rc=$?
@@ -372,6 +372,31 @@ start "$fs/TP" "$work/tp" --at "$rp"
 bad=0; for f in "${names[@]}"; do cmp -s "$(gendir "$gp")/$f" "$work/tp/set/$f" || bad=$((bad + 1)); done
 ok '(( bad == 0 ))' "a new follower at the pinned round $rp reads it whole after gc (cold): $bad of $N files differ"
 stop "$work/tp"
+
+# --- 6b. a follower away while gc removed its next round (follow.h 9) --------
+# F3 is stopped; the writer makes three rounds (a snapshot every second);
+# every note but live F2's expires (rewritten as expired: F3 was away
+# longer than its TTL) and gc, which
+# keeps only the newest round, removes the journals F3 would need. Mounted
+# again, F3 rebuilds its image from the blobbers and shows the newest round.
+if ((s3 == 0)); then
+  stop "$m3"
+  one_round "away 1" > /dev/null; one_round "away 2" > /dev/null; rA=$(one_round "away 3")
+  id2=$("$T" status --json "$m2" | jq -r .status.follow.id)  # F2 is live: its note stays, at round rA
+  "$T" wait "$m2" "$rA" --timeout 30 > /dev/null
+  for _ in $(seq 100); do [[ $(jq -r .round "${B[0]#dir://}/n/f/$id2" 2>/dev/null) == "$rA" ]] && break; sleep 0.1; done
+  for b in "${B[@]}"; do
+    for n in "${b#dir://}"/n/f/*; do [[ -e $n && ${n##*/} != "$id2" ]] && echo '{"round":1,"expires":1}' > "$n"; done
+  done
+  out=$("$T" gc "$mW" 2>&1); rc=$?
+  ok '[[ $rc == 0 && $rA =~ ^[0-9]+$ ]]' "three rounds while F3 is away (the newest $rA), then gc: rc $rc: $out"
+  start "$fs/F3" "$m3" -o poll_interval=200
+  l=; read -r l < "$m3/set/extra" 2>/dev/null
+  ok '[[ $(round_of "$m3") == "$rA" && $l == "extra away 3" ]] && grep -q "rebuilding its image" "$work/m3.log"' \
+    "F3, back after gc removed its next round, rebuilt its image: round $(round_of "$m3") (want $rA), set/extra '$l': $(grep -h "rebuil" "$work/m3.log" | tail -2)"
+  bad=0; for f in "${names[@]}"; do cmp -s "$mW/set/$f" "$m3/set/$f" || bad=$((bad + 1)); done
+  ok '(( bad == 0 ))' "the rebuilt F3 holds the writer's files: $bad of $N differ"
+fi
 
 # --- 7. handover: kill -9 the writer, promote --force a follower --------------
 out=$("$T" sync "$mW" --json --timeout 60 2>&1); rW=$(jq -r .round <<< "$out" 2>/dev/null)

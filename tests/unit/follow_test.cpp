@@ -204,3 +204,57 @@ TEST_CASE("follow.h 6: a follower's image becomes a store's tree and synced stat
   Status st = x.s->round();
   CHECK(st.err() == EROFS);
 }
+
+TEST_CASE("follow.h 9: an image whose next journal is gone is stranded; rebuilt from a snapshot; a cut rebuild is pending") {
+  World x;
+  SyncOptions so;
+  so.snapshot_every = 3;  // a snapshot of round 3
+  x.s = x.w.syncer(*x.b.os, so);
+  x.round_with("a", "a1");
+  x.init_follower();
+  CHECK(epoch_of(x.img) == 1);
+  auto none = stranded(*x.b.os, x.img);
+  REQUIRE(none.is_ok());
+  CHECK(!none->has_value());  // nothing new yet
+  x.round_with("a", "a2");
+  x.round_with("b", "b3");
+  x.round_with("a", "a4");
+  none = stranded(*x.b.os, x.img);
+  REQUIRE(none.is_ok());
+  CHECK(!none->has_value());  // round 2's journal is there
+  // gc's work, by hand: round 2's journal goes from every blobber.
+  size_t removed = 0;
+  for (const auto& e : fs::recursive_directory_iterator(x.b.tmp.path))
+    if (e.path().string().find("/n/j/0000000000000002-") != std::string::npos && e.is_regular_file()) removed++;
+  for (int i = 0; i < 3; i++)
+    for (const auto& e : fs::directory_iterator(x.b.tmp / ("b" + std::to_string(i) + "/n/j")))
+      if (e.path().filename().string().rfind("0000000000000002-", 0) == 0) fs::remove_all(e.path());
+  REQUIRE(removed > 0);
+  auto gone = stranded(*x.b.os, x.img);
+  REQUIRE(gone.is_ok());
+  REQUIRE(gone->has_value());
+  CHECK((*gone)->find("round 2") != std::string::npos);
+  CHECK(!poll(*x.b.os, x.img).error.is_ok());  // polling cannot move it
+  CHECK(epoch_of(x.img) == 1);
+  // A rebuild cut short after clearing the image stays pending ...
+  fault::reset();
+  fault::arm("follow.rebuild", EIO);
+  CHECK(!rebuild_image(*x.b.os, x.f.root_fd, x.fst, RestoreOptions{}).is_ok());
+  fault::reset();
+  auto pending = rebuild_pending(x.fst);
+  REQUIRE(pending.is_ok());
+  CHECK(*pending);
+  // ... and the next one finishes it: round 4 from the snapshot of round 3.
+  auto r = rebuild_image(*x.b.os, x.f.root_fd, x.fst, RestoreOptions{});
+  REQUIRE_MESSAGE(r.is_ok(), r.status().message());
+  CHECK(!r->snapshot.empty());
+  pending = rebuild_pending(x.fst);
+  REQUIRE(pending.is_ok());
+  CHECK(!*pending);
+  CHECK(epoch_of(x.img) == 4);
+  CHECK(read_now(x.img, *x.b.os, "a") == "a4");
+  CHECK(read_now(x.img, *x.b.os, "b") == "b3");
+  x.round_with("a", "a5");
+  CHECK(poll(*x.b.os, x.img).applied == 1);  // and it follows on
+  CHECK(read_now(x.img, *x.b.os, "a") == "a5");
+}

@@ -101,6 +101,10 @@ void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
       dc.sync.interval_ms = static_cast<unsigned>(std::min<uint64_t>(v, 86400000));
     } else if (uint64_t v = 0; number_opt(o, "gc_keep_rounds", &v)) {
       dc.sync.keep_rounds = static_cast<unsigned>(std::min<uint64_t>(v, UINT32_MAX));
+    } else if (o == "snapshot_every=0") {
+      dc.sync.snapshot_every = 0;
+    } else if (uint64_t v = 0; number_opt(o, "snapshot_every", &v)) {
+      dc.sync.snapshot_every = static_cast<unsigned>(std::min<uint64_t>(v, UINT32_MAX));
     } else if (o == "gc_keep_age=0") {
       dc.sync.keep_age_s = 0;
     } else if (uint64_t v = 0; number_opt(o, "gc_keep_age", &v)) {
@@ -294,7 +298,9 @@ int main(int argc, char** argv) {
                     "1000), cache_size=SIZE (see --cache-size), cache_reserve=SIZE (free space kept on the "
                     "store's filesystem by evicting clean files; default 5% of it, at most 1G; 0: none), "
                     "gc_keep_rounds=N, gc_keep_age=SECONDS (rounds tcfs gc keeps; default 64 and 86400; 0: no "
-                    "age rule), poll_interval=MS (a follower store: look for new rounds this often; default "
+                    "age rule), snapshot_every=N (a snapshot of the tree on the blobbers every N rounds, from which "
+                    "restores and followers start and after which gc can drop older journals; default 64; 0: "
+                    "never), poll_interval=MS (a follower store: look for new rounds this often; default "
                     "1000), switch_wait=MS (a follower store: wait up to this long for a moment with nothing open "
                     "and no request before showing a new round; default 500; 0: at once), or any FUSE option (e.g. ro, max_read=N)")
       ->allow_extra_args(false);
