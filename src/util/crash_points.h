@@ -23,7 +23,7 @@ namespace tcfs::crash {
 
 struct PointInfo {
   const char* name;
-  const char* protocol;  // txn, undo, evict, sync, fetch
+  const char* protocol;  // txn, undo, evict, sync, fetch, journal
   const char* where;
   const char* state;     // what a crash here leaves for recovery
 };
@@ -65,6 +65,13 @@ inline constexpr PointInfo kCrashPoints[] = {
     {"fetch.after_data", "fetch", "sync/fetch.cpp Fetcher::complete",
      "content written and synced, still a stub in LMDB: fetched again on use (same bytes)"},
     {"fetch.after_commit", "fetch", "sync/fetch.cpp Fetcher::complete", "an ordinary clean file"},
+    // The endurant log (journal/log.h).
+    {"journal.before_segment", "journal", "journal/log.cpp Log::start_segment",
+     "a segment about to be restarted, its old header intact: the log as it was"},
+    {"journal.before_batch", "journal", "journal/log.cpp Log::commit_batch",
+     "a batch not yet written: its appends were never acknowledged"},
+    {"journal.after_batch", "journal", "journal/log.cpp Log::commit_batch",
+     "a batch durable, its appends not yet answered: replayed at recovery"},
 };
 
 inline constexpr bool same(const char* a, const char* b) { return std::string_view(a) == std::string_view(b); }
