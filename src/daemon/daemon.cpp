@@ -2,6 +2,8 @@
 // "daemon.h N").
 #include "daemon/daemon.h"
 
+#include <sys/stat.h>
+
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 
 #include "control/socket_path.h"
 #include "daemon/executor.h"
+#include "journal/store_log.h"
 #include "util/durable.h"
 #include "util/path.h"
 
@@ -51,7 +54,7 @@ namespace {
 // The evictor (sync/evict.h): the cap from cache_size, and a reserve of
 // free space (5% of the store's filesystem, at most 1 GiB, unless given).
 std::unique_ptr<sync::Evictor> open_evictor(store::Store& s, txn::LockManager& locks, Remote& r,
-                                            const DaemonOptions& o) {
+                                            const DaemonOptions& o, Checkpointer* ckpt) {
   sync::EvictOptions eo = o.evict;
   struct statvfs v;
   if (!o.reserve_set && fstatvfs(s.root_fd(), &v) == 0)
@@ -63,7 +66,13 @@ std::unique_ptr<sync::Evictor> open_evictor(store::Store& s, txn::LockManager& l
   env.tracker = &r.tracker;
   env.freeze = [&locks] { return std::make_shared<txn::Freeze>(locks.freeze()); };
   sync::Syncer* syncer = r.syncer.get();
-  env.between_rounds = [syncer](const std::function<Status()>& fn) { return syncer->between_rounds(fn); };
+  // checkpoint.h: no record of the endurant log may replay into a file eviction punched.
+  env.between_rounds = [syncer, ckpt](const std::function<Status()>& fn) {
+    return syncer->between_rounds([&] {
+      if (ckpt) TCFS_TRY(ckpt->now());
+      return fn();
+    });
+  };
   env.want_sync = [syncer] { (void)syncer->wait_synced(std::chrono::milliseconds(0)); };
   return std::make_unique<sync::Evictor>(std::move(env), eo);
 }
@@ -94,7 +103,11 @@ Result<std::unique_ptr<Daemon>> Daemon::open(const DaemonOptions& opt) {
   if (!store) return store.status();
   d->store_ = std::move(*store);
   store::Store& s = *d->store_;
+  // docs/DESIGN.md §9: the endurant log is replayed first, then compounds are undone.
+  if (Status st = d->open_log(); !st) return st;  // its message names the log's segment
   d->tm_ = std::make_unique<txn::TxnManager>(s, d->locks_, nullptr);
+  if (Checkpointer* c = d->ckpt_.get())
+    d->tm_->set_syncfs_hooks([c] { return c->before_syncfs(); }, [c](uint64_t upto) { return c->after_syncfs(upto); });
   // txn.h 9: roll back what a crash left half-done before serving.
   Status st = d->tm_->recover([](const std::string& line) { spdlog::warn("recovery: {}", line); });
   if (!st) return st.wrap("recovery of store " + s.path());
@@ -106,8 +119,27 @@ Result<std::unique_ptr<Daemon>> Daemon::open(const DaemonOptions& opt) {
     sync::Syncer* syncer = r->syncer.get();
     d->tm_->set_write_gate([syncer] { return syncer->fenced(); });  // sync.h 10, txn.h 12
   }
-  d->exec_ = make_executor(*d->tm_, r, s.path());
+  d->exec_ = make_executor(*d->tm_, r, s.path(), d->ckpt_.get());
   return d;
+}
+
+// The endurant log (journal/store_log.h): replayed into the store, then
+// kept open for appends when the option is on.
+Status Daemon::open_log() {
+  store::Store& s = *store_;
+  if (!opt_.journal && !journal::has_log(s.path())) return {};  // never used
+  journal::Options o = journal::store_options(s.path(), s.uuid(), opt_.journal_bytes);
+  auto slot = std::make_shared<Checkpointer*>(nullptr);  // the log's on_full reaches the checkpointer made below
+  o.on_full = [slot] {
+    if (*slot) (*slot)->kick();
+  };
+  journal::Replayed rep;
+  auto log = journal::open_store_log(o, s.root_fd(), &rep);
+  if (!log) return log.status();
+  if (!opt_.journal) return {};  // replayed and retired: closed
+  ckpt_ = std::make_unique<Checkpointer>(std::move(*log), s.root_fd(), 1000);
+  *slot = ckpt_.get();
+  return {};
 }
 
 // daemon.h 1: the blobber set, the sync state, and a rescan after an
@@ -140,7 +172,7 @@ Status Daemon::open_remote() {
     spdlog::info("mount: the last stop was not clean: rescanning {}", s.path());
     if (Status st = r->syncer->rescan(); !st) return st.wrap("rescan");
   }
-  r->evictor = open_evictor(s, locks_, *r, opt_);
+  r->evictor = open_evictor(s, locks_, *r, opt_, ckpt_.get());
   remote_ = std::move(r);
   return {};
 }
@@ -160,6 +192,7 @@ fusefs::Hooks Daemon::hooks() {
   }
   txn::TxnManager* tm = tm_.get();
   h.before_fsync_ack = [tm] { return tm->has_lazy() ? tm->make_durable() : Status(); };
+  if (ckpt_) h.log = &ckpt_->log();
   return h;
 }
 
@@ -167,6 +200,7 @@ void Daemon::start(txn::Invalidator& inv) {
   // daemon.h 3
   tm_->set_invalidator(&inv);
   tm_->start_background();
+  if (ckpt_) ckpt_->start();
   if (remote_) remote_->syncer->start();
   if (remote_) remote_->evictor->start();
   control::ServerInfo info{opt_.version, opt_.mountpoint, store_->path()};
@@ -189,6 +223,7 @@ void Daemon::stop() {
   tm_->set_invalidator(nullptr);
   tm_->stop_background();
   trace_.push_back("txn");
+  if (ckpt_) ckpt_->stop(), trace_.push_back("journal");  // a last checkpoint
 }
 
 Status Daemon::run(const fusefs::MountConfig& cfg, const std::function<void()>& ready) {

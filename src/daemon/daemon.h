@@ -39,6 +39,7 @@
 
 #include "control/server.h"
 #include "daemon/blobber_set.h"
+#include "daemon/checkpoint.h"
 #include "fuse/session.h"
 #include "store/store.h"
 #include "sync/evict.h"
@@ -56,6 +57,10 @@ struct DaemonOptions {
   sync::SyncOptions sync;
   sync::EvictOptions evict;
   bool reserve_set = false;  // evict.reserve_bytes given (else 5% of the filesystem, at most 1 GiB)
+  // The endurant log (journal/log.h, checkpoint.h): stable writes go to it.
+  // Off, a log left by an earlier mount is still replayed (then closed).
+  bool journal = false;
+  uint64_t journal_bytes = 64ull << 20;  // its size bound (4 segments)
   std::string version = "tcfs";  // told to clients in hello
 };
 
@@ -102,6 +107,7 @@ class Daemon {
   store::Store& store() { return *store_; }
   txn::TxnManager& txns() { return *tm_; }
   Remote* remote() { return remote_.get(); }
+  Checkpointer* checkpointer() { return ckpt_.get(); }  // null: the endurant log is off
   std::shared_ptr<control::Executor> executor() { return exec_; }
   // Steps of the last stop(), in order (daemon.h 4).
   const std::vector<std::string>& stop_trace() const { return trace_; }
@@ -109,10 +115,12 @@ class Daemon {
  private:
   Daemon() = default;
   Status open_remote();
+  Status open_log();
 
   DaemonOptions opt_;
   std::unique_ptr<store::Store> store_;
   txn::LockManager locks_;
+  std::unique_ptr<Checkpointer> ckpt_;  // before tm_: compounds' hooks use it
   std::unique_ptr<txn::TxnManager> tm_;
   std::unique_ptr<Remote> remote_;
   std::shared_ptr<control::Executor> exec_;

@@ -12,7 +12,8 @@ using control::Json;
 
 class DaemonExecutor final : public control::Executor {
  public:
-  DaemonExecutor(txn::TxnManager& tm, Remote* r, std::string store) : tm_(tm), r_(r), store_(std::move(store)) {}
+  DaemonExecutor(txn::TxnManager& tm, Remote* r, std::string store, Checkpointer* ckpt)
+      : tm_(tm), r_(r), store_(std::move(store)), ckpt_(ckpt) {}
 
   CompoundReply run(const Compound& c, const control::Caller& who, const control::ProgressFn& progress) override {
     txn::Caller w;
@@ -35,6 +36,7 @@ class DaemonExecutor final : public control::Executor {
     if (statvfs(store_.c_str(), &v) == 0)
       j["cache"] = {{"used_bytes", (uint64_t{v.f_blocks} - v.f_bfree) * v.f_frsize},
                     {"free_bytes", uint64_t{v.f_bavail} * v.f_frsize}};
+    if (ckpt_) j["journal"] = journal_status();
     if (!r_) return j;
     cache_status(j["cache"]);
     j["ec"] = r_->cfg.ec();
@@ -57,6 +59,15 @@ class DaemonExecutor final : public control::Executor {
   }
 
  private:
+  // issue 13: the endurant log's fill, records, batches, checkpoint lag.
+  Json journal_status() {
+    journal::Stats s = ckpt_->log().stats();
+    return {{"records", s.records},       {"batches", s.batches},
+            {"bytes", s.bytes},           {"checkpoints", s.ckpts},
+            {"full_waits", s.full_waits}, {"durable_seq", s.durable_seq},
+            {"ckpt_seq", s.ckpt_seq},     {"used_bytes", s.used_bytes},
+            {"limit_bytes", s.limit_bytes}, {"io_uring", s.uring}};
+  }
   void cache_status(Json& c) {
     auto ev = r_->evictor->stats();
     c["cap_bytes"] = ev.cap;
@@ -103,6 +114,7 @@ class DaemonExecutor final : public control::Executor {
   txn::TxnManager& tm_;
   Remote* r_;
   std::string store_;
+  Checkpointer* ckpt_;  // null: the endurant log is off
 };
 
 }  // namespace
@@ -117,8 +129,9 @@ Result<Json> log_json(blob::ObjectStore& os) {
   return Json{{"rounds", rounds}};
 }
 
-std::shared_ptr<control::Executor> make_executor(txn::TxnManager& tm, Remote* r, std::string store_path) {
-  return std::make_shared<DaemonExecutor>(tm, r, std::move(store_path));
+std::shared_ptr<control::Executor> make_executor(txn::TxnManager& tm, Remote* r, std::string store_path,
+                                                Checkpointer* ckpt) {
+  return std::make_shared<DaemonExecutor>(tm, r, std::move(store_path), ckpt);
 }
 
 }  // namespace tcfs::daemon

@@ -21,7 +21,8 @@
 
 namespace tcfs::daemon {
 
-std::shared_ptr<control::Executor> make_executor(txn::TxnManager& tm, Remote* r, std::string store_path);
+std::shared_ptr<control::Executor> make_executor(txn::TxnManager& tm, Remote* r, std::string store_path,
+                                                Checkpointer* ckpt = nullptr);
 // `tcfs log`: the chain's rounds (sync/follow.h round_log) as the maintain reply {"rounds": [...]}.
 Result<control::Json> log_json(blob::ObjectStore& os);
 

@@ -42,6 +42,7 @@
 #include "sync/evict.h"
 #include "sync/fetch.h"
 #include "sync/tracker.h"
+#include "journal/log.h"
 #include "txn/locks.h"
 #include "util/durable.h"
 #include "util/mutex.h"
@@ -57,6 +58,10 @@ struct Options {
   double attr_timeout = 86400.0;
   double negative_timeout = 86400.0;
   bool writeback_cache = false;
+  // Stable writes go to the endurant log (Hooks::log, fs_journal.cpp);
+  // backing files are then opened without O_SYNC/O_DSYNC (the kernel
+  // sends an fsync after each such write, which the log makes durable).
+  bool journal = false;
   // Kernel read-ahead for the mount. FUSE mounts start at 128 KiB, which
   // splits a sequential read into 128 KiB requests, one round trip each;
   // 4 MiB keeps several 1 MiB reads in flight, as a disk's own default does.
@@ -99,6 +104,8 @@ struct Hooks {
   // Keeps the store under its cache size (sync/evict.h); null: no cap.
   // Told of every open (LRU) and asks the inode table what is open.
   sync::Evictor* evictor = nullptr;
+  // The endurant log (journal/log.h); null: fsync is the backing file's own.
+  journal::Log* log = nullptr;
 };
 
 class Fs {
@@ -124,7 +131,14 @@ class Fs {
   // Sync marks (no-ops without blobbers); call them under the op's guard.
   // Each refuses (the write gate: EROFS on a fenced store, sync.h 10)
   // before the change is made; the caller returns that error.
+  // mark_data and mark_attr also tell the log that the change is one it
+  // does not carry (fs_journal.cpp); a WRITE request uses mark_write.
   [[nodiscard]] Status mark_data(fuse_ino_t ino, uint64_t bytes = 0) {
+    TCFS_TRY(mark_write(ino, bytes));
+    note_other(ino);
+    return {};
+  }
+  [[nodiscard]] Status mark_write(fuse_ino_t ino, uint64_t bytes) {
     TCFS_TRY(write_gate());
     if (hooks_.tracker) hooks_.tracker->data(obj(table_->get(ino)), bytes);
     return {};
@@ -132,8 +146,14 @@ class Fs {
   [[nodiscard]] Status mark_attr(fuse_ino_t ino) {
     TCFS_TRY(write_gate());
     if (hooks_.tracker) hooks_.tracker->attr(obj(table_->get(ino)));
+    note_other(ino);
     return {};
   }
+  // The endurant log (fs_journal.cpp): a WRITE of [off, off+n) done; any
+  // other change of the file's content or attributes; an fsync.
+  void note_write(fuse_ino_t ino, uint64_t off, uint64_t n);
+  void note_other(fuse_ino_t ino);
+  Status fsync_file(fuse_ino_t ino, int fd, bool datasync);
   Status write_gate() { return hooks_.write_gate ? hooks_.write_gate() : Status(); }
   // Stub content (a no-op for ordinary files): the range [off, off+len)
   // local before a read, len 0 starts a fetch, ensure_all before a change.

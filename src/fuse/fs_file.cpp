@@ -42,9 +42,11 @@ Status errno_status() { return Status::error(errno); }
 // With the writeback cache the kernel also reads through write-only
 // handles (to fill partial pages), so those are opened read-write; the
 // kernel has already checked the caller's access.
-int backing_flags(int flags, bool writeback) {
+int backing_flags(int flags, bool writeback, bool journal) {
   flags = (flags & ~(O_APPEND | O_NOFOLLOW | O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC;
-  if (writeback && (flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
+  if (journal) flags &= ~(O_SYNC | O_DSYNC);  // fs.h Options::journal
+  // fs_journal.cpp 2 reads a handle's written ranges back: read-write too.
+  if ((writeback || journal) && (flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
   return flags;
 }
 
@@ -72,7 +74,7 @@ std::unique_ptr<FileHandle> new_handle(Inode& in, int fd, int flags) {
 }
 
 Result<OpenReply> do_open(Fs& fs, fuse_ino_t ino, fuse_file_info* fi) {
-  int flags = backing_flags(fi->flags, fs.options().writeback_cache);
+  int flags = backing_flags(fi->flags, fs.options().writeback_cache, fs.options().journal);
   auto r = with_fd(fs, ino, [&](int ifd) -> Result<int> {
     int fd = open(proc_path(ifd).c_str(), flags);
     // An append-only file (chattr +a) opens for writing only with O_APPEND
@@ -104,7 +106,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 Result<CreateReply> do_create(fuse_req_t req, Fs& fs, fuse_ino_t parent, const char* name, mode_t mode,
                               fuse_file_info* fi) {
   int fd = -1;
-  int flags = backing_flags(fi->flags, fs.options().writeback_cache) | O_CREAT | (fi->flags & O_EXCL);
+  int flags = backing_flags(fi->flags, fs.options().writeback_cache, fs.options().journal) | O_CREAT | (fi->flags & O_EXCL);
   Status st = with_fd(fs, parent, [&](int dfd) {
     struct stat sb;  // an existing stub is opened for writing: its content first
     if (!(fi->flags & O_EXCL) && fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode))
@@ -202,8 +204,10 @@ Result<WriteReply> write_buffered(FileHandle* fh, fuse_bufvec* in_buf, off_t off
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fuse_file_info* fi) {
   FileHandle* fh = fh_of(fi);
   reply(req, {"write", ino}, under(lock_read(fs_of(req), ino), [&]() -> Result<WriteReply> {
-          TCFS_TRY(fs_of(req).mark_data(ino, fuse_buf_size(in_buf)));
-          return fh->direct ? write_direct(fh, in_buf, off) : write_buffered(fh, in_buf, off);
+          TCFS_TRY(fs_of(req).mark_write(ino, fuse_buf_size(in_buf)));
+          auto w = fh->direct ? write_direct(fh, in_buf, off) : write_buffered(fh, in_buf, off);
+          if (w) fs_of(req).note_write(ino, static_cast<uint64_t>(off), w->count);
+          return w;
         }));
 }
 
@@ -218,9 +222,7 @@ void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 // compounds durable needs none (and takes the txn layer's own mutexes).
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
   int fd = fh_of(fi)->fd;
-  Status st = under(lock_read(fs_of(req), ino), [&] {
-    return (datasync ? fdatasync(fd) : fsync(fd)) == 0 ? Status() : errno_status();
-  });
+  Status st = under(lock_read(fs_of(req), ino), [&] { return fs_of(req).fsync_file(ino, fd, datasync != 0); });
   if (!st) return reply(req, {"fsync", ino}, st);
   reply(req, {"fsync", ino}, fs_of(req).before_fsync_ack());
 }
@@ -271,7 +273,7 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_i
 
 Result<CreateReply> create_unnamed(Fs& fs, const CallerIds& who, fuse_ino_t parent, mode_t mode, int flags) {
   // O_TMPFILE includes O_DIRECTORY: strip both, then ask for them again.
-  int bflags = backing_flags(flags & ~O_TMPFILE, fs.options().writeback_cache) | O_TMPFILE | (flags & O_EXCL);
+  int bflags = backing_flags(flags & ~O_TMPFILE, fs.options().writeback_cache, fs.options().journal) | O_TMPFILE | (flags & O_EXCL);
   int fd = -1;
   Status st = with_fd(fs, parent, [&](int dfd) {
     return Status::code(with_caller_creds(who, mode, [&] {

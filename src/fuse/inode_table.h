@@ -69,6 +69,8 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "fuse/export.h"
 #include "tcfs/status.h"
@@ -89,6 +91,16 @@ struct Inode : boost::intrusive::list_base_hook<> {  // hook: InodeTable::lru_
   uint64_t nlookup = 0;
   unsigned pins = 0;    // FdPins alive
   unsigned opens = 0;   // open FileHandles
+  // The endurant log (journal/log.h, fs_journal.cpp): what WRITE requests
+  // changed since the file was last made durable, while the log can carry
+  // it. jmu guards these; it is a leaf (taken under an op's guard).
+  Mutex jmu;
+  std::vector<std::pair<uint64_t, uint64_t>> jranges TCFS_GUARDED_BY(jmu);  // [off, end), in write order
+  uint64_t jbytes TCFS_GUARDED_BY(jmu) = 0;
+  // A change the log does not carry: fsync the file itself. True at first:
+  // what happened to the file before this Inode existed is not known.
+  bool jother TCFS_GUARDED_BY(jmu) = true;
+  uint64_t jlogged TCFS_GUARDED_BY(jmu) = 0;  // the seq of its newest record in the log (0: none)
   ~Inode();
 };
 

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 
 #include "util/durable.h"
@@ -108,7 +109,8 @@ bool parse_batch(const char* p, size_t avail, uint64_t key, uint64_t gen, uint64
     rec.kind = static_cast<Kind>(r[0]);
     size_t hl = get<uint16_t>(r + 2), dl = get<uint32_t>(r + 4);
     rec.seq = get<uint64_t>(r + 8);
-    if ((rec.kind != Kind::Data && rec.kind != Kind::Ckpt) || rec.seq != first + i) return false;
+    if ((rec.kind != Kind::Data && rec.kind != Kind::Ckpt && rec.kind != Kind::Drop) || rec.seq != first + i)
+      return false;
     if (at + kRecHeader + hl + dl > len) return false;
     rec.off = get<uint64_t>(r + 16);
     rec.size = get<uint64_t>(r + 24);
@@ -196,6 +198,7 @@ Result<Recovered> recover(const Options& o, const std::function<Status(const Rec
   // Pass 1: validity, the newest CKPT (log.h 6).
   uint64_t expect = 0;  // the next seq (0: whatever the first batch says)
   std::vector<std::pair<size_t, uint64_t>> batches;  // (used index, offset)
+  std::map<std::string, uint64_t> dropped;           // log.h 7: handle -> its newest Drop
   for (size_t u = 0; u < used.size(); u++) {
     const Scanned& sc = used[u];
     if (u && sc.gen == used[u - 1].gen) return damage(o.dir, sc.index, 0, "two segments of one generation");
@@ -210,8 +213,10 @@ Result<Recovered> recover(const Options& o, const std::function<Status(const Rec
                        : parse_batch(sc.bytes.data() + off, sc.bytes.size() - off, rec.key, sc.gen, 1, false, &rs, &len);
       if (!ok) break;
       batches.emplace_back(u, off);
-      for (const auto& r : rs)
+      for (const auto& r : rs) {
         if (r.kind == Kind::Ckpt) rec.ckpt = std::max(rec.ckpt, r.off);
+        if (r.kind == Kind::Drop) dropped[r.handle] = r.seq;
+      }
       expect = rs.back().seq + 1;
       seg.max_seq = rs.back().seq;
       off += len;
@@ -239,6 +244,7 @@ Result<Recovered> recover(const Options& o, const std::function<Status(const Rec
     parse_batch(sc.bytes.data() + off, sc.bytes.size() - off, rec.key, sc.gen, 1, false, &rs, nullptr);
     for (const auto& r : rs) {
       if (r.kind != Kind::Data || r.seq <= rec.ckpt) continue;
+      if (auto d = dropped.find(r.handle); d != dropped.end() && r.seq < d->second) continue;  // log.h 7
       TCFS_TRY(apply(r));
       rec.replayed++;
     }
@@ -355,7 +361,7 @@ Result<uint64_t> Log::append(std::vector<Record> recs) {
   if (recs.empty()) return durable_seq();
   size_t bytes = kBatchHeader;
   for (auto& r : recs) {
-    if (r.kind != Kind::Data) return Status::error(EINVAL, "endurant log: append takes data records");
+    if (r.kind == Kind::Ckpt) return Status::error(EINVAL, "endurant log: a checkpoint goes through checkpointed()");
     if (r.handle.size() > UINT16_MAX) return Status::error(EINVAL, "endurant log: handle too long");
     bytes += encoded_size(r);
   }
@@ -389,6 +395,11 @@ Status Log::checkpointed(uint64_t upto) {
 uint64_t Log::durable_seq() const {
   MutexLock g(mu_);
   return durable_;
+}
+
+uint64_t Log::ckpt_seq() const {
+  MutexLock g(mu_);
+  return ckpt_;
 }
 
 bool Log::dirty() const {

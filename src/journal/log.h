@@ -53,6 +53,10 @@
 //     recover() writes nothing; open() zeroes the newest segment after its
 //     last valid batch before appending there, so nothing stale or torn
 //     can ever read as a continuation.
+//  7. Drop. A file made durable by its own fsync (a change the log does
+//     not carry: a truncate, a large write) gets a Drop record; recovery
+//     applies none of its data records older than its newest Drop, so a
+//     replay never puts back what a later durable change replaced.
 //
 // Thread-safety: append(), durable_seq(), checkpointed() and stats() may
 // be called from any thread. mu_ guards the queue, the segment table and
@@ -88,7 +92,10 @@ struct Options {
   std::function<void()> on_full;         // log.h 5: asked for a checkpoint (from the committer thread)
 };
 
-enum class Kind : uint8_t { Data = 1, Ckpt = 2 };
+// Data: a stable write. Ckpt: records <= off are retired (4). Drop: the
+// file `handle` was made durable by other means (its own fsync): its
+// earlier records are void (7).
+enum class Kind : uint8_t { Data = 1, Ckpt = 2, Drop = 3 };
 
 // One stable write: bytes [off, off + data.size()) of the backing file
 // `handle` (util/handle.h), and its size and mtime after them.
@@ -144,6 +151,8 @@ class Log {
   uint64_t durable_seq() const TCFS_EXCLUDES(mu_);
   // log.h 4: the backing files hold every record <= upto durably: append a CKPT.
   Status checkpointed(uint64_t upto) TCFS_EXCLUDES(mu_);
+  // The newest durable CKPT's upto (log.h 4).
+  uint64_t ckpt_seq() const TCFS_EXCLUDES(mu_);
   // Records appended after the newest CKPT (none: nothing to checkpoint).
   bool dirty() const TCFS_EXCLUDES(mu_);
   Stats stats() const TCFS_EXCLUDES(mu_);

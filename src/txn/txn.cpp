@@ -412,8 +412,11 @@ Status TxnManager::commit(uint64_t id) {
       ids.insert(ids.end(), lazy_.begin(), lazy_.end());
     }
     if (ids.empty()) return {};
+    const uint64_t logged = before_syncfs_ ? before_syncfs_() : 0;
     Status st = syncfs(store_.root_fd()) == 0 ? Status() : Status::from_errno("syncfs");
     if (st) st = still_up(store_.root_fd(), ".", "syncfs");  // util/durable.h
+    // docs/DESIGN.md §9: the endurant log retired up to the syncfs, before the commit point.
+    if (st && after_syncfs_) st = after_syncfs_(logged);
     TCFS_CRASH_POINT("txn.after_sync");
     TCFS_TRY(st);
     TCFS_TRY(delete_rrs(store_.meta(), ids));  // COMMIT POINT (invariant 6)

@@ -109,6 +109,13 @@ class TxnManager {
   // Invariant 12: a non-empty answer refuses every compound with EROFS and
   // that reason. Set before compounds run (not thread-safe to change).
   void set_write_gate(std::function<std::string()> gate) { gate_ = std::move(gate); }
+  // The endurant log around the commit's syncfs (daemon/checkpoint.h):
+  // `before` gives the log position the syncfs covers, `after` retires the
+  // log up to it before the commit point. Set before compounds run.
+  void set_syncfs_hooks(std::function<uint64_t()> before, std::function<Status(uint64_t)> after) {
+    before_syncfs_ = std::move(before);
+    after_syncfs_ = std::move(after);
+  }
 
   // Undoes every pending recovery record (newest first) and removes undo
   // images no record names. Must run before the mount serves requests
@@ -162,6 +169,8 @@ class TxnManager {
   std::atomic<sync::Tracker*> tracker_{nullptr};
   std::atomic<sync::Fetcher*> fetcher_{nullptr};
   std::function<std::string()> gate_;  // invariant 12; set before serving
+  std::function<uint64_t()> before_syncfs_;        // set before serving
+  std::function<Status(uint64_t)> after_syncfs_;  // set before serving
   store::SpaceReserve reserve_;  // for compounds that only free space
 
   // Lock order: durable_mu_ -> mu_; id_mu_ is a leaf (taken alone).

@@ -17,13 +17,16 @@
 #   * the record file holds records 1..m in order, m >= the last acknowledged;
 #   * no recovery record is left.
 #
-# Environment: TCFS_BIN, TCFS_BATCH, TCFS_UNDO. Options: --trials N (default 4).
+# Environment: TCFS_BIN, TCFS_BATCH, TCFS_UNDO. Options: --trials N (default
+# 4), --mount-opts OPTS (tcfs mount -o OPTS, e.g. journal=on: the endurant
+# log with compounds; odd trials then replay it with tcfs-undo).
 set -uo pipefail
 : "${TCFS_BIN:?}" "${TCFS_BATCH:?}" "${TCFS_UNDO:?}"
-trials=4
+trials=4 mopts=()
 while (($#)); do
   case "$1" in
     --trials) trials=$2; shift 2 ;;
+    --mount-opts) mopts=(-o "$2"); shift 2 ;;
     *) echo "powerloss: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -50,7 +53,7 @@ truncate -s 1G "$work/img"
 mkfs.xfs -q -m reflink=1 "$work/img" || exit 1
 
 start_daemon() {
-  "$TCFS_BIN" mount --store "$store" -f "$mnt" >> "$work/daemon.log" 2>&1 &
+  "$TCFS_BIN" mount --store "$store" -f "${mopts[@]}" "$mnt" >> "$work/daemon.log" 2>&1 &
   daemon=$!
   pids+=("$daemon")
   for _ in $(seq 100); do grep -qs " $mnt fuse" /proc/mounts && return 0; sleep 0.05; done

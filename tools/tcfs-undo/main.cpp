@@ -2,7 +2,9 @@
 //
 //   tcfs-undo [--list | --dry-run] STORE
 //
-// Undoes every compound a crash left half-done (newest first), using the
+// Replays the endurant log into the store (stable writes acknowledged
+// after its last checkpoint), then undoes every compound a crash left
+// half-done (newest first), using the
 // recovery records in the store's LMDB and the undo images in txn/, then
 // removes undo images no record names. Refuses to touch a store a running
 // daemon holds (the daemon recovers by itself when it starts). Safe to
@@ -17,6 +19,7 @@
 #include <ctime>
 #include <string>
 
+#include "journal/store_log.h"
 #include "store/store.h"
 #include "txn/rr.h"
 #include "txn/undo.h"
@@ -93,6 +96,22 @@ int main(int argc, char** argv) {
                            printf("  %s\n", line.c_str());
                            fflush(stdout);
                          }};
+  // docs/DESIGN.md §9: the endurant log is replayed first (as the daemon does), then compounds are undone.
+  if (tcfs::journal::has_log((*store)->path())) {
+    auto o = tcfs::journal::store_options((*store)->path(), (*store)->uuid(), 64ull << 20);
+    if (dry) {
+      uint64_t n = 0;
+      auto r = tcfs::journal::recover(o, [&](const tcfs::journal::Record&) { return n++, tcfs::Status(); });
+      if (!r) return fail(r.status().message());
+      printf("would replay %llu stable write(s) from the endurant log\n", static_cast<unsigned long long>(n));
+    } else {
+      tcfs::journal::Replayed rep;
+      auto log = tcfs::journal::open_store_log(o, (*store)->root_fd(), &rep);
+      if (!log) return fail(log.status().message());
+      printf("replayed %llu stable write(s) from the endurant log (%llu of removed files skipped)\n",
+             static_cast<unsigned long long>(rep.applied), static_cast<unsigned long long>(rep.skipped));
+    }
+  }
   auto rrs = tcfs::txn::list_rrs((*store)->meta());
   if (!rrs) return fail(rrs.status().message());
   tcfs::Status st = tcfs::txn::recover_all(ctx, (*store)->meta());
