@@ -15,6 +15,10 @@
 //   fsbench smallfiles DIR N SIZE             create+write SIZE bytes+close N new files DIR/s%07d
 //   fsbench syncfiles DIR N SIZE new|overwrite  per file: open (O_EXCL new / O_TRUNC existing) DIR/s%07d,
 //                                             write SIZE bytes (1 MiB writes), fsync, close
+//   fsbench stablewrites DIR THREADS SECONDS append|overwrite|dsync
+//                                             THREADS writers, each on its own file DIR/w%02d, for SECONDS:
+//                                             4 KiB write + fsync, appending or overwriting 64 slots in
+//                                             turn, or 4 KiB O_DSYNC overwrites; rate = stable writes/s
 //   fsbench mkfiles DIR N                     create N empty files DIR/f%07d (setup; still timed)
 //   fsbench stat DIR N                        fstatat(AT_SYMLINK_NOFOLLOW) DIR/f%07d for i < N
 //   fsbench readdir DIR [EXPECT]              opendir/readdir loop, no stat; checks count if EXPECT given
@@ -410,6 +414,43 @@ int cmd_rsswatch(int argc, char **argv) {
   return code;
 }
 
+int cmd_stablewrites(int argc, char **argv) {
+  if (argc != 4) usage();
+  const std::string dir = argv[0];
+  const unsigned threads = static_cast<unsigned>(to_u64(argv[1]));
+  const double secs = static_cast<double>(to_u64(argv[2]));
+  const std::string mode = argv[3];
+  if (mode != "append" && mode != "overwrite" && mode != "dsync") usage();
+  std::vector<uint64_t> count(threads, 0);
+  std::vector<std::thread> ts;
+  auto t0 = Clock::now();
+  for (unsigned w = 0; w < threads; w++)
+    ts.emplace_back([&, w] {
+      char name[16];
+      std::snprintf(name, sizeof name, "/w%02u", w);
+      std::string path = dir + name;
+      int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | (mode == "dsync" ? O_DSYNC : 0);
+      int fd = ::open(path.c_str(), flags, 0644);
+      if (fd < 0) die("open", path);
+      std::string buf(4096, static_cast<char>('a' + w % 26));
+      while (seconds_since(t0) < secs) {
+        uint64_t i = count[w];
+        off_t at = static_cast<off_t>(mode == "append" ? i * 4096 : (i % 64) * 4096);
+        if (::pwrite(fd, buf.data(), buf.size(), at) != static_cast<ssize_t>(buf.size())) die("write", path);
+        if (mode != "dsync" && ::fsync(fd) != 0) die("fsync", path);
+        count[w]++;
+      }
+      ::close(fd);
+    });
+  for (auto &t : ts) t.join();
+  double s = seconds_since(t0);
+  uint64_t total = 0;
+  for (uint64_t c : count) total += c;
+  std::printf("op=stablewrites mode=%s threads=%u count=%" PRIu64 " seconds=%.6f rate=%.1f unit=writes/s\n",
+              mode.c_str(), threads, total, s, static_cast<double>(total) / s);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -424,6 +465,7 @@ int main(int argc, char **argv) {
   if (c == "mkfiles") return cmd_mkfiles(n, a);
   if (c == "syncfiles") return cmd_syncfiles(n, a);
   if (c == "stat") return cmd_stat(n, a);
+  if (c == "stablewrites") return cmd_stablewrites(n, a);
   if (c == "readdir") return cmd_readdir(n, a);
   if (c == "rsswatch") return cmd_rsswatch(n, a);
   usage();
