@@ -8,6 +8,9 @@
 #     acknowledged record is there, whole and in order, nothing invented
 #     (journal_writer.py check-*); the log was in use (status) and the
 #     recovery replayed records;
+#   * each of the log's crash points (tcfs debug crash-points, protocol
+#     journal), the daemon killed there and the filesystem cut at once:
+#     the same checks;
 #   * kill -9 of the daemon instead of a cut: the same checks;
 #   * a store whose log holds records, mounted with journal=off: replayed;
 #   * a damaged batch in the middle of the log: the mount refuses, naming
@@ -99,6 +102,34 @@ for t in $(seq "$trials"); do
   ((t % 2)) && check "trial $t: the mount replayed $(replayed) records" test "$(replayed)" -gt 0
   check_files "trial $t (power cut, recovered by $( ((t % 2)) && echo the mount || echo tcfs-undo))"
   stop_daemon
+done
+
+# --- the log's crash points, each followed by a power cut -----------------------
+# The daemon dies at the point (SIGKILL, util/crash_points.h) while the
+# writers run; the filesystem is cut at that moment too, so what was only
+# in the page cache is gone and the replay must bring back every
+# acknowledged record. before_segment:1 is the first segment's start,
+# :2 a switch to the next segment (16 MiB on).
+points=$("$TCFS_BIN" debug crash-points | awk -F'\t' '$2 == "journal" { print $1 }')
+check "the log's crash points are registered: $(echo $points)" test -n "$points"
+for p in $points; do
+  for nth in $( [[ $p == journal.before_segment ]] && echo 1 2 || echo 300); do
+    fresh
+    : > "$work/daemon.log"
+    TCFS_CRASH_AT=$p:$nth start_daemon -o journal=on || { fail "crash $p:$nth: mount"; continue; }
+    start_writers
+    for _ in $(seq 300); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
+    wait "$daemon" 2>/dev/null; rc=$?
+    xfs_io -x -c shutdown "$fsdir"
+    stop_writers
+    umount -l "$mnt" 2>/dev/null
+    umount "$fsdir" 2>/dev/null || { sleep 1; umount "$fsdir"; } || umount -l "$fsdir"
+    mount -o loop "$work/img" "$fsdir" || { fail "crash $p:$nth: remount the image"; break; }
+    expect "crash $p:$nth: the daemon died there (SIGKILL)" 137 "$rc"
+    start_daemon -o journal=on || { fail "crash $p:$nth: mount after: $(tail -3 "$work/daemon.log")"; continue; }
+    check_files "crash $p:$nth + power cut"
+    stop_daemon
+  done
 done
 
 # --- kill -9 of the daemon ------------------------------------------------------
