@@ -60,7 +60,7 @@ struct DaemonOptions {
   // The endurant log (journal/log.h, checkpoint.h): stable writes go to it.
   // Off, a log left by an earlier mount is still replayed (then closed).
   bool journal = false;
-  uint64_t journal_bytes = 64ull << 20;  // its size bound (4 segments)
+  uint64_t journal_bytes = journal::kDefaultBytes;  // its size bound (4 segments)
   std::string version = "tcfs";  // told to clients in hello
 };
 

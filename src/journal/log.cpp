@@ -148,6 +148,17 @@ Result<std::string> read_file(const std::string& path, uint64_t max) {
   return out;
 }
 
+// Zeroes [from, end) of a segment (O_DIRECT: from and end are block-aligned)
+// with writes of the zeroed buffer `zero` (kMaxBatch bytes).
+Status zero_range(int fd, const char* zero, uint64_t from, uint64_t end, const std::string& path) {
+  for (uint64_t at = from; at < end; at += kMaxBatch) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kMaxBatch, end - at));
+    if (::pwrite(fd, zero, n, static_cast<off_t>(at)) != static_cast<ssize_t>(n))
+      return Status::from_errno("endurant log: zero " + path);
+  }
+  return {};
+}
+
 struct Scanned {
   unsigned index;
   uint64_t gen;
@@ -255,9 +266,9 @@ Result<Recovered> recover(const Options& o, const std::function<Status(const Rec
 // ---------------------------------------------------------------- Log
 
 Result<std::unique_ptr<Log>> Log::open(const Options& o, const Recovered& r) {
-  if (o.segments < 2 || o.segment_bytes % kBlock || o.segment_bytes < 2ull * kMaxBatch + kBlock)
+  if (o.segments < 2 || o.segment_bytes % kBlock || o.segment_bytes < kMinSegment)
     return Status::error(EINVAL, "endurant log " + o.dir + ": at least 2 segments of at least " +
-                                     std::to_string((2 * kMaxBatch + kBlock) >> 10) + " KiB are needed");
+                                     std::to_string(kMinSegment >> 10) + " KiB are needed");
   if (o.store_id.size() > kMaxStoreId) return Status::error(EINVAL, "endurant log: store id too long");
   std::unique_ptr<Log> log(new Log(o));
   log->key_ = r.key;
@@ -312,11 +323,7 @@ Status Log::open_segments(const Recovered& r) {
     if (from < opt_.segment_bytes) {
       if (::fallocate(segs_.back().fd.get(), 0, 0, static_cast<off_t>(opt_.segment_bytes)) != 0 && errno != EOPNOTSUPP)
         return Status::from_errno("endurant log: allocate " + path);
-      for (uint64_t at = from; at < opt_.segment_bytes; at += kMaxBatch) {
-        size_t n = static_cast<size_t>(std::min<uint64_t>(kMaxBatch, opt_.segment_bytes - at));
-        if (::pwrite(segs_.back().fd.get(), zero.p, n, static_cast<off_t>(at)) != static_cast<ssize_t>(n))
-          return Status::from_errno("endurant log: write " + path);
-      }
+      TCFS_TRY(zero_range(segs_.back().fd.get(), zero.p, from, opt_.segment_bytes, path));
       if (::fsync(segs_.back().fd.get()) != 0) return Status::from_errno("endurant log: fsync " + path);
     }
   }
@@ -329,11 +336,8 @@ Status Log::open_segments(const Recovered& r) {
     cur_ = newest;
     off_ = r.segs[newest].end;
     ckpt_seg_ = newest;  // the newest CKPT is in it or older: it stays until a newer one
-    for (uint64_t at = off_; at < opt_.segment_bytes; at += kMaxBatch) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(kMaxBatch, opt_.segment_bytes - at));
-      if (::pwrite(segs_[cur_].fd.get(), zero.p, n, static_cast<off_t>(at)) != static_cast<ssize_t>(n))
-        return Status::from_errno("endurant log: zero " + opt_.dir + "/" + seg_name(static_cast<unsigned>(cur_)));
-    }
+    TCFS_TRY(zero_range(segs_[cur_].fd.get(), zero.p, off_, opt_.segment_bytes,
+                        opt_.dir + "/" + seg_name(static_cast<unsigned>(cur_))));
     if (::fdatasync(segs_[cur_].fd.get()) != 0) return Status::from_errno("endurant log: fdatasync");
   } else {
     cur_ = SIZE_MAX;  // no segment started yet: the first batch starts one

@@ -83,11 +83,13 @@ namespace tcfs::journal {
 
 constexpr uint32_t kBlock = 4096;
 constexpr uint32_t kMaxBatch = 1u << 20;  // log.h 3: bytes of one batch at most
+constexpr uint64_t kMinSegment = 2ull * kMaxBatch + kBlock;  // a segment's smallest size
+constexpr uint64_t kDefaultBytes = 64ull << 20;               // a store's log, all segments (-o journal_size)
 
 struct Options {
   std::string dir;                       // <store>/journal
   std::string store_id;                  // log.h 1: segments of another store are refused
-  uint64_t segment_bytes = 16ull << 20;  // a multiple of kBlock, >= 2 * kMaxBatch
+  uint64_t segment_bytes = 16ull << 20;  // a multiple of kBlock, >= kMinSegment
   unsigned segments = 4;                 // the log's size bound: segments * segment_bytes
   std::function<void()> on_full;         // log.h 5: asked for a checkpoint (from the committer thread)
 };

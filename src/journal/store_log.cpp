@@ -45,10 +45,10 @@ Options store_options(const std::string& store_path, const std::string& store_id
   o.dir = store_path + "/journal";
   o.store_id = store_id;
   o.segments = 4;
-  o.segment_bytes = std::max<uint64_t>(total_bytes / 4 / kBlock * kBlock, 2ull * kMaxBatch + kBlock);
+  o.segment_bytes = std::max<uint64_t>(total_bytes / 4 / kBlock * kBlock, kMinSegment);
   struct stat sb;
   if (::stat((o.dir + "/seg-0").c_str(), &sb) == 0 && sb.st_size % kBlock == 0 &&
-      static_cast<uint64_t>(sb.st_size) >= 2ull * kMaxBatch + kBlock)
+      static_cast<uint64_t>(sb.st_size) >= kMinSegment)
     o.segment_bytes = static_cast<uint64_t>(sb.st_size);
   return o;
 }

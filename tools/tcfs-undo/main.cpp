@@ -62,7 +62,7 @@ int list(tcfs::store::Store& store) {
 
 int main(int argc, char** argv) {
   tcfs::init_logging("tcfs-undo", tcfs::LogTarget::Stderr);
-  CLI::App app{"tcfs-undo: roll back the compounds a crash left unfinished in a tcfs store (no daemon may hold it)"};
+  CLI::App app{"tcfs-undo: replay the endurant log, then roll back the compounds a crash left unfinished in a tcfs store (no daemon may hold it)"};
   app.set_version_flag("--version", "tcfs-undo " TCFS_VERSION);
   std::string dir;
   bool do_list = false, dry = false;
@@ -98,7 +98,8 @@ int main(int argc, char** argv) {
                          }};
   // docs/DESIGN.md §9: the endurant log is replayed first (as the daemon does), then compounds are undone.
   if (tcfs::journal::has_log((*store)->path())) {
-    auto o = tcfs::journal::store_options((*store)->path(), (*store)->uuid(), 64ull << 20);
+    auto o = tcfs::journal::store_options((*store)->path(), (*store)->uuid(),
+                                                tcfs::journal::kDefaultBytes);
     if (dry) {
       uint64_t n = 0;
       auto r = tcfs::journal::recover(o, [&](const tcfs::journal::Record&) { return n++, tcfs::Status(); });

@@ -56,7 +56,7 @@ struct DaemonConfig {
   bool reserve_set = false;  // cache_reserve given (else 5% of the filesystem, at most 1 GiB)
   unsigned poll_ms = 1000;   // a follower's poll interval (follower.h 2)
   unsigned switch_wait_ms = 500;  // a follower's wait for a quiet moment (fuse/view.h 5)
-  uint64_t journal_bytes = 64ull << 20;  // the endurant log's size (journal/log.h)
+  uint64_t journal_bytes = tcfs::journal::kDefaultBytes;  // the endurant log's size (journal/log.h)
 };
 
 // "cache_size=64G" etc.: true and *out set when `o` is name=<size>.
