@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -116,6 +117,24 @@ void set_read_ahead(const std::string& dev, unsigned kb) {
   FILE* ra = fopen(path.c_str(), "w");
   if (!ra || fprintf(ra, "%u\n", kb) < 0 || fclose(ra) != 0)
     spdlog::debug("set read-ahead: {}: {}", path, strerror(errno));
+}
+
+// The kernel lowers a mount's read-ahead to INIT's max_readahead when it
+// takes the reply, and libfuse can only answer what the kernel offered:
+// the bdi's value at mount time, the 128 KiB default. A read_ahead_kb
+// written before INIT is answered is thus cut back to 128 KiB (reads of
+// one handle then go to the daemon 128 KiB at a time). So the first
+// request, INIT, is served here before the loop starts; the kernel
+// applies the reply within the write that sends it, and read_ahead_kb
+// written after this stays.
+void serve_init(fuse_session* se) {
+  fuse_buf buf{};
+  int n;
+  do n = fuse_session_receive_buf(se, &buf);
+  while (n == -EINTR);
+  if (n > 0) fuse_session_process_buf(se, &buf);
+  else if (n < 0) spdlog::warn("mount: reading the FUSE INIT request: {}", std::strerror(-n));
+  std::free(buf.mem);
 }
 
 }  // namespace
@@ -224,12 +243,13 @@ Status run_session(const SessionSpec& spec, const MountConfig& cfg) {
   }
   std::string majmin = mount_majmin(cfg.mountpoint);
   if (majmin.empty()) spdlog::warn("mount {}: not found in /proc/self/mountinfo", cfg.mountpoint);
-  set_read_ahead(majmin, cfg.fs.read_ahead_kb);
   if (Status st = spec.mounted ? spec.mounted(se, majmin) : Status(); !st) {
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);
     return st;
   }
+  serve_init(se);
+  set_read_ahead(majmin, cfg.fs.read_ahead_kb);  // after INIT: see serve_init
 
   fuse_loop_config* lc = fuse_loop_cfg_create();
   // Two cores serve many blocked syscalls (fsync, cold reads) at once:

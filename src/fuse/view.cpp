@@ -7,6 +7,7 @@
 #include <sys/xattr.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <atomic>
 #include <cstring>
 #include <memory>
@@ -289,24 +290,41 @@ std::shared_ptr<const Fd> block_fd(sync::BlockCache& cache, OpenFile& f, size_t 
   return p;
 }
 
+// view.h 4: a read within one cached block, or across the end of one into
+// the next (reads of 1 MiB and blocks of a few MiB: one in three), is
+// spliced from the blocks' files. False when a block is not cached.
+bool splice_cached(fuse_req_t req, fuse_ino_t ino, OpenFile& f, uint64_t off, uint64_t len) {
+  const size_t i = block_at(f, off), j = block_at(f, off + len - 1);
+  if (j > i + 1) return false;
+  auto& cache = view_of(req).cache();
+  std::shared_ptr<const Fd> fd[2];
+  for (size_t k = i; k <= j; k++)
+    if (!(fd[k - i] = block_fd(cache, f, k))) return false;
+  struct {
+    fuse_bufvec v;
+    fuse_buf second;  // v.buf[1]: fuse_bufvec ends in a one-element array
+  } b{};
+  static_assert(offsetof(decltype(b), second) == offsetof(fuse_bufvec, buf) + sizeof(fuse_buf));
+  b.v.count = j - i + 1;
+  for (size_t k = 0; k < b.v.count; k++) {
+    fuse_buf& x = k == 0 ? b.v.buf[0] : b.second;
+    const uint64_t from = k == 0 ? off - f.starts[i] : 0;
+    const uint64_t to = std::min(off + len, f.starts[i + k] + f.blocks[i + k].len) - f.starts[i + k];
+    x.size = static_cast<size_t>(to - from);
+    x.flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    x.fd = fd[k]->get();
+    x.pos = static_cast<off_t>(from);
+  }
+  reply_data(req, {"read", ino}, &b.v);  // the fds stay open until it is sent
+  return true;
+}
+
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   auto* f = reinterpret_cast<OpenFile*>(fi->fh);
   const uint64_t uoff = static_cast<uint64_t>(off);
   if (size > 0 && uoff < f->size) {
     read_ahead(view_of(req).cache(), *f, uoff, size);  // first: fetched beside this read
-    // view.h 4: a read within one cached block is spliced from its file.
-    const uint64_t len = std::min<uint64_t>(size, f->size - uoff);
-    const size_t i = block_at(*f, uoff);
-    const uint64_t in = uoff - f->starts[i];
-    if (in + len <= f->blocks[i].len) {
-      if (auto fd = block_fd(view_of(req).cache(), *f, i)) {
-        fuse_bufvec buf = FUSE_BUFVEC_INIT(static_cast<size_t>(len));
-        buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-        buf.buf[0].fd = fd->get();
-        buf.buf[0].pos = static_cast<off_t>(in);
-        return reply_data(req, {"read", ino}, &buf);  // fd stays open until it is sent
-      }
-    }
+    if (splice_cached(req, ino, *f, uoff, std::min<uint64_t>(size, f->size - uoff))) return;
   }
   auto data = read_range(view_of(req).cache(), *f, static_cast<uint64_t>(off), size);
   if (!data) return reply(req, {"read", ino}, data.status());

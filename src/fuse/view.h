@@ -20,14 +20,16 @@
 //  4. Content is read by block through sync::BlockCache (verified on
 //     fetch, bounded). A handle read sequentially (each read starting
 //     near where its reads got to) has the cache prefetch the next few
-//     blocks of its block list in the background (block_cache.h 7); a
-//     seek stops that until reads are sequential again. A read within
-//     one block that is cached is spliced to the kernel from the block's
-//     cache file (BlockCache::open_block; no copy through memory here);
-//     the handle keeps that file open while its reads stay in the block
-//     (an evicted block's file thus lives on until the handle moves on or
-//     is released: block_cache.h 8). A read spanning blocks, or of a block
-//     not cached yet, is read through the cache. Nothing is ever
+//     blocks of its block list in the background (block_cache.h 7: those
+//     cached already are read ahead from disk); a seek stops that until
+//     reads are sequential again. A read within one block, or across the
+//     end of one block into the next, whose blocks are cached is spliced
+//     to the kernel from the blocks' cache files (BlockCache::open_block;
+//     no copy through memory here); the handle keeps the last of those
+//     files open while its reads stay in that block (an evicted block's
+//     file thus lives on until the handle moves on or is released:
+//     block_cache.h 8). A read spanning more blocks, or of a block not
+//     cached yet, is read through the cache. Nothing is ever
 //     written: the mount is read-only (EROFS from the kernel), and opens
 //     for writing get EROFS here too.
 //  5. Switches wait for a quiet moment. Before the poller commits a

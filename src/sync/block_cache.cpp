@@ -330,15 +330,23 @@ Result<std::shared_ptr<const std::string>> BlockCache::fetch(const blob::BlockRe
 
 void BlockCache::prefetch(const blob::BlockRef& ref) {
   if (ref.len == 0) return;
+  Fd warm;  // block_cache.h 7: a cached block's file, to read ahead
   {
     MutexLock g(mu_);
-    if (stopping_ || queue_.size() >= kPrefetchQueue) return;  // a hint: dropped (block_cache.h 7)
-    if (index_.count(ref.hash) || flights_.count(ref.hash)) return;
-    for (const auto& q : queue_)
-      if (q.hash == ref.hash) return;
-    queue_.push_back(ref);
+    if (stopping_) return;
+    if (index_.count(ref.hash)) {
+      warm = Fd(::openat(dirfd_.get(), rel_of(ref.hash).c_str(), O_RDONLY | O_CLOEXEC));  // under mu_ (3)
+    } else {
+      if (queue_.size() >= kPrefetchQueue || flights_.count(ref.hash)) return;  // a hint: dropped (7)
+      for (const auto& q : queue_)
+        if (q.hash == ref.hash) return;
+      queue_.push_back(ref);
+    }
   }
-  work_cv_.notify_one();
+  if (warm)
+    (void)::posix_fadvise(warm.get(), 0, 0, POSIX_FADV_WILLNEED);  // starts the disk reads; never waits for them
+  else
+    work_cv_.notify_one();
 }
 
 void BlockCache::worker() {  // block_cache.h 7

@@ -53,7 +53,10 @@
 //  7. Prefetch. prefetch(ref) queues the block for one of kPrefetchWorkers
 //     background threads (started by open(), joined by the destructor)
 //     unless it is cached, in flight or queued already, or the queue is
-//     full (then it is ignored: a prefetch is a hint). A worker fetches it
+//     full (then it is ignored: a prefetch is a hint); a cached block's
+//     file is read ahead instead (posix_fadvise WILLNEED: the disk reads
+//     start, nothing waits for them), so a reader moving into that block
+//     finds its pages in memory. A worker fetches a queued block
 //     as a read would (4: a reader arriving meanwhile waits for it) and
 //     stores it (2). Failures are logged at debug level only: the reader's
 //     own read reports the error. Stats: `prefetched` counts the fetches
