@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "util/durable.h"
+#include "util/fault.h"
 
 namespace tcfs::daemon {
 
@@ -14,12 +15,40 @@ Status Checkpointer::now() {
   uint64_t upto = log_->durable_seq();  // journal/log.h 4: taken before the syncfs
   if (::syncfs(root_fd_) != 0) return Status::from_errno("endurant log checkpoint: syncfs");
   TCFS_TRY(still_up(root_fd_, ".", "endurant log checkpoint"));
-  return log_->checkpointed(upto);
+  TCFS_CRASH_POINT("journal.ckpt_after_syncfs");
+  TCFS_TRY(log_->checkpointed(upto));  // the commit point of a checkpoint: records <= upto retired
+  TCFS_CRASH_POINT("journal.after_ckpt");
+  return {};
 }
 
 Status Checkpointer::after_syncfs(uint64_t upto) {
   if (upto <= log_->ckpt_seq()) return {};
   return log_->checkpointed(upto);
+}
+
+void Checkpointer::sample() {
+  journal::Stats s = log_->stats();
+  const bool dirty = log_->dirty();
+  const Clock::time_point t = Clock::now();
+  MutexLock g(fig_mu_);
+  if (at_ != Clock::time_point{}) {
+    const double dt = std::chrono::duration<double>(t - at_).count();
+    if (dt > 0) {
+      fig_.records_per_s = static_cast<double>(s.records - records_) / dt;
+      fig_.batches_per_s = static_cast<double>(s.batches - batches_) / dt;
+    }
+  }
+  at_ = t, records_ = s.records, batches_ = s.batches;
+  fig_.mean_batch = s.batches ? static_cast<double>(s.records) / static_cast<double>(s.batches) : 0;
+  if (!dirty) dirty_since_.reset();
+  else if (!dirty_since_) dirty_since_ = t;
+}
+
+Checkpointer::Figures Checkpointer::figures() {
+  MutexLock g(fig_mu_);
+  Figures f = fig_;
+  f.ckpt_lag_s = dirty_since_ ? std::chrono::duration<double>(Clock::now() - *dirty_since_).count() : 0;
+  return f;
 }
 
 void Checkpointer::kick() {
@@ -58,6 +87,7 @@ void Checkpointer::loop() {
     kicked_ = false;
     g.unlock();
     if (Status st = now(); !st) spdlog::warn("endurant log: checkpoint: {}", st.message());
+    sample();
     g.lock();
   }
 }

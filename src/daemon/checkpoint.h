@@ -11,12 +11,20 @@
 // compound's syncfs, the CKPT written after it and before the commit
 // point, so no replay puts back data that a committed compound replaced).
 //
+// figures() are the log's rates over the loop's last interval (records
+// and batches per second, the mean batch) and the checkpoint lag: how
+// long the oldest record not yet retired has been waiting (measured from
+// the first loop pass that saw the log hold records; 0 when it holds none).
+//
 // Thread-safety: all functions from any thread; now() calls are serialised
-// by mu_ (a leaf but for the log's own lock, taken inside it).
+// by mu_ (a leaf but for the log's own lock, taken inside it); fig_mu_ (a
+// leaf) protects the figures' samples.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "journal/log.h"
@@ -37,9 +45,15 @@ class Checkpointer {
   // The compound commit's hooks: before its syncfs (the seq covered) and after it (the CKPT).
   uint64_t before_syncfs() { return log_->durable_seq(); }
   Status after_syncfs(uint64_t upto);
+  struct Figures {
+    double records_per_s = 0, batches_per_s = 0, mean_batch = 0, ckpt_lag_s = 0;
+  };
+  Figures figures() TCFS_EXCLUDES(fig_mu_);
 
  private:
+  using Clock = std::chrono::steady_clock;
   void loop() TCFS_EXCLUDES(wake_mu_);
+  void sample() TCFS_EXCLUDES(fig_mu_);
 
   std::unique_ptr<journal::Log> log_;
   int root_fd_;
@@ -50,6 +64,11 @@ class Checkpointer {
   bool kicked_ TCFS_GUARDED_BY(wake_mu_) = false;
   bool stopping_ TCFS_GUARDED_BY(wake_mu_) = false;
   std::thread thread_;
+  Mutex fig_mu_;  // protects the samples below
+  Clock::time_point at_ TCFS_GUARDED_BY(fig_mu_){};  // the last sample (none yet: epoch)
+  uint64_t records_ TCFS_GUARDED_BY(fig_mu_) = 0, batches_ TCFS_GUARDED_BY(fig_mu_) = 0;
+  Figures fig_ TCFS_GUARDED_BY(fig_mu_);
+  std::optional<Clock::time_point> dirty_since_ TCFS_GUARDED_BY(fig_mu_);
 };
 
 }  // namespace tcfs::daemon

@@ -62,11 +62,14 @@ class DaemonExecutor final : public control::Executor {
   // issue 13: the endurant log's fill, records, batches, checkpoint lag.
   Json journal_status() {
     journal::Stats s = ckpt_->log().stats();
+    Checkpointer::Figures f = ckpt_->figures();
     return {{"records", s.records},       {"batches", s.batches},
             {"bytes", s.bytes},           {"checkpoints", s.ckpts},
             {"full_waits", s.full_waits}, {"durable_seq", s.durable_seq},
             {"ckpt_seq", s.ckpt_seq},     {"used_bytes", s.used_bytes},
-            {"limit_bytes", s.limit_bytes}, {"io_uring", s.uring}};
+            {"limit_bytes", s.limit_bytes}, {"io_uring", s.uring},
+            {"records_per_s", f.records_per_s}, {"batches_per_s", f.batches_per_s},
+            {"mean_batch", f.mean_batch}, {"checkpoint_lag_s", f.ckpt_lag_s}};
   }
   void cache_status(Json& c) {
     auto ev = r_->evictor->stats();

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "util/durable.h"
+#include "util/fault.h"
 #include "util/fd.h"
 #include "util/handle.h"
 
@@ -60,7 +61,11 @@ bool has_log(const std::string& store_path) {
 
 Result<std::unique_ptr<Log>> open_store_log(const Options& o, int mount_fd, Replayed* report) {
   Replayed rep;
-  auto rec = recover(o, [&](const Record& r) { return apply_one(mount_fd, r, rep); });
+  auto rec = recover(o, [&](const Record& r) {
+    Status st = apply_one(mount_fd, r, rep);
+    TCFS_CRASH_POINT("journal.replay_record");
+    return st;
+  });
   if (!rec) return rec.status();
   rep.log = *rec;
   if (rep.applied || rep.skipped) {
@@ -69,6 +74,7 @@ Result<std::unique_ptr<Log>> open_store_log(const Options& o, int mount_fd, Repl
     spdlog::warn("endurant log {}: {} records replayed into the store, {} of removed files skipped{}", o.dir,
                  rep.applied, rep.skipped,
                  rec->torn_bytes ? ", a torn tail of " + std::to_string(rec->torn_bytes) + " bytes dropped" : "");
+    TCFS_CRASH_POINT("journal.after_replay");
   }
   auto log = Log::open(o, *rec);
   if (!log) return log.status();

@@ -72,6 +72,14 @@ inline constexpr PointInfo kCrashPoints[] = {
      "a batch not yet written: its appends were never acknowledged"},
     {"journal.after_batch", "journal", "journal/log.cpp Log::commit_batch",
      "a batch durable, its appends not yet answered: replayed at recovery"},
+    {"journal.ckpt_after_syncfs", "journal", "daemon/checkpoint.cpp Checkpointer::now",
+     "the store synced, no CKPT record: the records replay again at recovery (idempotent, log.h 6)"},
+    {"journal.after_ckpt", "journal", "daemon/checkpoint.cpp Checkpointer::now",
+     "a CKPT durable: the records before it are retired, never replayed"},
+    {"journal.replay_record", "journal", "journal/store_log.cpp open_store_log",
+     "some records replayed, not synced: the next recovery replays them all again"},
+    {"journal.after_replay", "journal", "journal/store_log.cpp open_store_log",
+     "every record replayed and synced, no CKPT yet: replayed again at the next recovery"},
 };
 
 inline constexpr bool same(const char* a, const char* b) { return std::string_view(a) == std::string_view(b); }

@@ -9,8 +9,12 @@
 #     (journal_writer.py check-*); the log was in use (status) and the
 #     recovery replayed records;
 #   * each of the log's crash points (tcfs debug crash-points, protocol
-#     journal), the daemon killed there and the filesystem cut at once:
-#     the same checks;
+#     journal: before/after a batch — its write and its flush are one
+#     RWF_DSYNC write —, a segment's start, inside a checkpoint), the
+#     daemon killed there and the filesystem cut at once: the same checks;
+#     the replay's points (*replay*): the log left by a kill -9 and a cut,
+#     the recovering daemon killed mid-replay and the filesystem cut
+#     again, then a second recovery replays it all: the same checks;
 #   * kill -9 of the daemon instead of a cut: the same checks;
 #   * a store whose log holds records, mounted with journal=off: replayed;
 #   * a damaged batch in the middle of the log: the mount refuses, naming
@@ -86,6 +90,11 @@ for t in $(seq "$trials"); do
   start_writers
   sleep 2
   n=$(records)
+  if ((t == 1)); then  # the live figures of tcfs status (after >= 1 s of the checkpointer's loop)
+    fig=$("$TCFS_BIN" status --json "$mnt" | python3 -c 'import json,sys; j=json.load(sys.stdin)["status"]["journal"]; print(int(j["records_per_s"] > 0 and j["batches_per_s"] > 0 and j["mean_batch"] >= 1 and j["checkpoint_lag_s"] >= 0), j["records_per_s"], j["mean_batch"])')
+    check "tcfs status --json: records/s, batches/s, mean batch, checkpoint lag while 8 writers run ($fig)" test "${fig%% *}" = 1
+    check "tcfs status shows the log" grep -q '^log: .* records in .* batches' <<< "$("$TCFS_BIN" status "$mnt")"
+  fi
   xfs_io -x -c shutdown "$fsdir"
   sleep 0.3
   stop_writers
@@ -112,8 +121,20 @@ done
 # :2 a switch to the next segment (16 MiB on).
 points=$("$TCFS_BIN" debug crash-points | awk -F'\t' '$2 == "journal" { print $1 }')
 check "the log's crash points are registered: $(echo $points)" test -n "$points"
+cut_image() {  # the store's filesystem loses what it had not flushed, and is mounted again
+  xfs_io -x -c shutdown "$fsdir"
+  umount -l "$mnt" 2>/dev/null
+  umount "$fsdir" 2>/dev/null || { sleep 1; umount "$fsdir"; } || umount -l "$fsdir"
+  mount -o loop "$work/img" "$fsdir"
+}
 for p in $points; do
-  for nth in $( [[ $p == journal.before_segment ]] && echo 1 2 || echo 300); do
+  [[ $p == *replay* ]] && continue  # they fire in a recovery: the next loop
+  case $p in
+    journal.before_segment) nths="1 2" ;;          # the first segment's start; a switch
+    journal.ckpt_after_syncfs | journal.after_ckpt) nths=2 ;;  # the second checkpoint (1 s loop)
+    *) nths=300 ;;
+  esac
+  for nth in $nths; do
     fresh
     : > "$work/daemon.log"
     TCFS_CRASH_AT=$p:$nth start_daemon -o journal=on || { fail "crash $p:$nth: mount"; continue; }
@@ -128,6 +149,29 @@ for p in $points; do
     expect "crash $p:$nth: the daemon died there (SIGKILL)" 137 "$rc"
     start_daemon -o journal=on || { fail "crash $p:$nth: mount after: $(tail -3 "$work/daemon.log")"; continue; }
     check_files "crash $p:$nth + power cut"
+    stop_daemon
+  done
+done
+
+# --- replay interrupted (a crash and a power cut in the middle of recovery), run again ---
+for p in $points; do
+  [[ $p == *replay* ]] || continue
+  for nth in $( [[ $p == journal.replay_record ]] && echo 1 40 || echo 1); do
+    fresh
+    : > "$work/daemon.log"
+    start_daemon -o journal=on || { fail "replay crash $p:$nth: mount"; continue; }
+    start_writers
+    sleep 1.5
+    kill -9 "$daemon"; wait "$daemon" 2>/dev/null
+    stop_writers
+    cut_image || { fail "replay crash $p:$nth: remount the image"; break; }
+    TCFS_CRASH_AT=$p:$nth start_daemon -o journal=on && { fail "replay crash $p:$nth: the mount came up"; stop_daemon; continue; }
+    wait "$daemon" 2>/dev/null; rc=$?
+    expect "replay crash $p:$nth: the recovering daemon died there (SIGKILL)" 137 "$rc"
+    cut_image || { fail "replay crash $p:$nth: remount the image"; break; }
+    start_daemon -o journal=on || { fail "replay crash $p:$nth: mount after: $(tail -3 "$work/daemon.log")"; continue; }
+    check "replay crash $p:$nth: the second recovery replayed $(replayed) records" test "$(replayed)" -gt 0
+    check_files "replay crash $p:$nth + power cut, replayed again"
     stop_daemon
   done
 done

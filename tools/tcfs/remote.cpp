@@ -130,6 +130,20 @@ int cmd_maintain(const std::string& mountpoint, const std::string& what) {
   return r.value("unrecoverable", 0ull) ? kExitError : 0;
 }
 
+// The endurant log's part of `tcfs status` (-o journal=on).
+void print_log_status(const json& s) {
+  if (!s.contains("journal")) return;
+  const json& j = s["journal"];
+  auto u = [&](const char* k) { return static_cast<unsigned long long>(j.value(k, 0ull)); };
+  auto d = [&](const char* k) { return j.value(k, 0.0); };
+  printf("log:        %llu of %llu bytes in use; %llu records in %llu batches (%s)\n", u("used_bytes"),
+         u("limit_bytes"), u("records"), u("batches"), j.value("io_uring", false) ? "io_uring" : "pwritev2");
+  printf("            %.0f records/s, %.0f batches/s, %.1f records per batch; checkpoint lag %.1f s, "
+         "%llu checkpoints, %llu waits for a full log\n",
+         d("records_per_s"), d("batches_per_s"), d("mean_batch"), d("checkpoint_lag_s"), u("checkpoints"),
+         u("full_waits"));
+}
+
 int cmd_status(const std::string& mountpoint, bool as_json) {
   auto c = Client::for_path(mountpoint);
   if (!c) return fail(c.status());
@@ -148,6 +162,7 @@ int cmd_status(const std::string& mountpoint, bool as_json) {
   }
   if (!s.contains("sync")) {
     printf("blobbers:   none (local store only; see tcfs init --blobber)\n");
+    print_log_status(s);
     return 0;
   }
   const json& y = s["sync"];
@@ -193,6 +208,7 @@ int cmd_status(const std::string& mountpoint, bool as_json) {
            u("free_bytes"), u("reserve_bytes"));
     if (c.contains("last_error")) printf("            last eviction error: %s\n", c.value("last_error", "").c_str());
   }
+  print_log_status(s);
   return 0;
 }
 
