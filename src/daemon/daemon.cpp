@@ -125,9 +125,26 @@ Result<std::unique_ptr<Daemon>> Daemon::open(const DaemonOptions& opt) {
 
 // The endurant log (journal/store_log.h): replayed into the store, then
 // kept open for appends when the option is on.
+// The default leaves the log off on a small store filesystem: its
+// segments (64 MiB by default, 16 MiB at least) would take too large a
+// share of it.
+constexpr uint64_t kSmallForLog = 512ull << 20;
+
+bool Daemon::want_log() const {
+  if (opt_.journal) return *opt_.journal;
+  struct statvfs sv;
+  if (::fstatvfs(store_->root_fd(), &sv) != 0) return true;
+  const uint64_t total = static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize;
+  if (total >= kSmallForLog) return true;
+  spdlog::info("endurant log: off by default on {}'s filesystem of {} MiB (under {} MiB); -o journal=on turns it on",
+               store_->path(), total >> 20, kSmallForLog >> 20);
+  return false;
+}
+
 Status Daemon::open_log() {
   store::Store& s = *store_;
-  if (!opt_.journal && !journal::has_log(s.path())) return {};  // never used
+  const bool want = want_log();
+  if (!want && !journal::has_log(s.path())) return {};  // never used
   journal::Options o = journal::store_options(s.path(), s.uuid(), opt_.journal_bytes);
   auto slot = std::make_shared<Checkpointer*>(nullptr);  // the log's on_full reaches the checkpointer made below
   o.on_full = [slot] {
@@ -135,8 +152,16 @@ Status Daemon::open_log() {
   };
   journal::Replayed rep;
   auto log = journal::open_store_log(o, s.root_fd(), &rep);
+  if (!log && rep.cannot_keep && !opt_.journal) {  // the default: on without a log, said once
+    spdlog::warn("mount {}: {}; stable writes go to the backing files (-o journal=off says so quietly)",
+                 s.path(), log.status().message());
+    return {};
+  }
+  if (!log && rep.cannot_keep)  // asked for: refused (-o journal=off mounts without the log)
+    return Status::error(log.status().err(), "-o journal=on: " + log.status().message() +
+                                                  " (-o journal=off mounts without the log)");
   if (!log) return log.status();
-  if (!opt_.journal) return {};  // replayed and retired: closed
+  if (!want) return {};  // replayed and retired: closed
   ckpt_ = std::make_unique<Checkpointer>(std::move(*log), s.root_fd(), 1000);
   *slot = ckpt_.get();
   return {};
@@ -226,7 +251,9 @@ void Daemon::stop() {
   if (ckpt_) ckpt_->stop(), trace_.push_back("journal");  // a last checkpoint
 }
 
-Status Daemon::run(const fusefs::MountConfig& cfg, const std::function<void()>& ready) {
+Status Daemon::run(const fusefs::MountConfig& cfg_in, const std::function<void()>& ready) {
+  fusefs::MountConfig cfg = cfg_in;
+  cfg.fs.journal = ckpt_ != nullptr;  // fs.h Options::journal: only with a log to write to
   Status st = fusefs::serve(*store_, cfg, hooks(), [&](txn::Invalidator& inv) {
     start(inv);
     if (ready) ready();

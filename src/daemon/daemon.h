@@ -24,7 +24,9 @@
 //     the ones running finish: control/server.h), then the evictor (its
 //     pass in flight ends), then the syncer (the round in flight ends, then
 //     a last round sends what was committed), then the invalidator is
-//     dropped and the retirer stopped. Each step is named in stop_trace().
+//     dropped and the retirer stopped, and last the endurant log's
+//     checkpointer runs its last checkpoint ("journal", when the log is
+//     on). Each step is named in stop_trace().
 //     Nothing stops while a step before it may still start work on it.
 //
 // Thread-safety: open/start/stop/run from one thread (main); the objects it
@@ -34,6 +36,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,7 +62,9 @@ struct DaemonOptions {
   bool reserve_set = false;  // evict.reserve_bytes given (else 5% of the filesystem, at most 1 GiB)
   // The endurant log (journal/log.h, checkpoint.h): stable writes go to it.
   // Off, a log left by an earlier mount is still replayed (then closed).
-  bool journal = false;
+  // Unset (the default): on, but for a store filesystem under
+  // kSmallForLog, and without a log (a warning) where one cannot be made.
+  std::optional<bool> journal;
   uint64_t journal_bytes = journal::kDefaultBytes;  // its size bound (4 segments)
   std::string version = "tcfs";  // told to clients in hello
 };
@@ -116,6 +121,7 @@ class Daemon {
   Daemon() = default;
   Status open_remote();
   Status open_log();
+  bool want_log() const;  // the log's option, or its default for this store
 
   DaemonOptions opt_;
   std::unique_ptr<store::Store> store_;

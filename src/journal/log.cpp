@@ -40,8 +40,6 @@ T get(const char* p) {
 uint64_t round_up(uint64_t n) { return (n + kBlock - 1) / kBlock * kBlock; }
 size_t pad8(size_t n) { return (n + 7) & ~size_t{7}; }
 
-std::string seg_name(unsigned i) { return "seg-" + std::to_string(i); }
-
 // log.h 2: the batch CRC is keyed by the log key.
 uint32_t batch_crc(uint64_t key, const char* p, size_t len) {
   uint32_t c = crc32_iscsi(reinterpret_cast<unsigned char*>(&key), sizeof key, 0xFFFFFFFF);
@@ -166,6 +164,8 @@ struct Scanned {
 };
 
 }  // namespace
+
+std::string seg_name(unsigned i) { return "seg-" + std::to_string(i); }
 
 // log.h 6: every segment file there is (a log may have had more segments
 // before), headers checked; those never started are left out.

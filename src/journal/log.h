@@ -85,6 +85,7 @@ constexpr uint32_t kBlock = 4096;
 constexpr uint32_t kMaxBatch = 1u << 20;  // log.h 3: bytes of one batch at most
 constexpr uint64_t kMinSegment = 2ull * kMaxBatch + kBlock;  // a segment's smallest size
 constexpr uint64_t kDefaultBytes = 64ull << 20;               // a store's log, all segments (-o journal_size)
+std::string seg_name(unsigned i);  // log.h 1: "seg-<i>"
 
 struct Options {
   std::string dir;                       // <store>/journal

@@ -77,7 +77,14 @@ Result<std::unique_ptr<Log>> open_store_log(const Options& o, int mount_fd, Repl
     TCFS_CRASH_POINT("journal.after_replay");
   }
   auto log = Log::open(o, *rec);
-  if (!log) return log.status();
+  if (!log) {  // what the log held is in the store and synced: retired by removing its segments (log.h 6)
+    for (unsigned i = 0; i < o.segments; i++) ::unlink((o.dir + "/" + seg_name(i)).c_str());
+    Fd dir(::open(o.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir) ::fsync(dir.get());
+    rep.cannot_keep = true;
+    if (report) *report = rep;
+    return log.status().wrap("endurant log " + o.dir + ": cannot make its segments");
+  }
   if (rec->last_seq > rec->ckpt) TCFS_TRY((*log)->checkpointed(rec->last_seq));  // log.h 4: nothing live left
   if (report) *report = rep;
   return log;

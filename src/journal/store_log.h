@@ -11,6 +11,10 @@
 // everything replayed (log.h 4): no live record is left. Idempotent: a
 // crash anywhere in it replays the same records again at the next open.
 // A log that cannot be verified (log.h 6) refuses, changing nothing.
+// A log that cannot be opened for appends after its replay (no space for
+// its segments, no O_DIRECT on the filesystem, ...) is removed — what it
+// held is durable in the store by then — and the error is returned with
+// Replayed::cannot_keep set: the caller may go on without a log.
 // The daemon runs it before compound recovery (docs/DESIGN.md §9: log
 // replay first, then undo); tcfs-undo runs the same code.
 //
@@ -27,6 +31,7 @@ namespace tcfs::journal {
 struct Replayed {
   Recovered log;
   uint64_t applied = 0, skipped = 0;  // records put back / of files gone since
+  bool cannot_keep = false;           // replayed (if anything), but no log to append to: removed
 };
 
 Result<std::unique_ptr<Log>> open_store_log(const Options& o, int mount_fd, Replayed* report = nullptr);

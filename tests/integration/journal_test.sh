@@ -49,7 +49,7 @@ start_daemon() {  # mount options...
   TCFS_LOG=info "$TCFS_BIN" mount --store "$store" -f "$@" "$mnt" >> "$work/daemon.log" 2>&1 &
   daemon=$!
   pids+=("$daemon")
-  for _ in $(seq 100); do is_mounted "$mnt" && return 0; kill -0 "$daemon" 2>/dev/null || break; sleep 0.05; done
+  for _ in $(seq 600); do is_mounted "$mnt" && return 0; kill -0 "$daemon" 2>/dev/null || break; sleep 0.05; done
   return 1
 }
 stop_daemon() {

@@ -57,6 +57,7 @@ struct DaemonConfig {
   unsigned poll_ms = 1000;   // a follower's poll interval (follower.h 2)
   unsigned switch_wait_ms = 500;  // a follower's wait for a quiet moment (fuse/view.h 5)
   uint64_t journal_bytes = tcfs::journal::kDefaultBytes;  // the endurant log's size (journal/log.h)
+  std::optional<bool> journal;  // -o journal=on|off; unset: the daemon's default (daemon.h)
 };
 
 // "cache_size=64G" etc.: true and *out set when `o` is name=<size>.
@@ -90,8 +91,8 @@ void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
   for (const auto& o : tcfs::cli::split_options(raw)) {
     if (o == "nonempty") cfg.allow_nonempty = true;
     else if (o == "writeback") cfg.fs.writeback_cache = true;
-    else if (o == "journal=on" || o == "journal") cfg.fs.journal = true;
-    else if (o == "journal=off") cfg.fs.journal = false;
+    else if (o == "journal=on" || o == "journal") dc.journal = true;
+    else if (o == "journal=off") dc.journal = false;
     else if (o.rfind("journal=", 0) == 0)
       throw CLI::ValidationError("-o", "bad value in '" + o + "' (journal=on or journal=off)");
     else if (size_opt(o, "journal_size", &dc.journal_bytes, false)) {
@@ -230,7 +231,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   o.sync = dc.sync;
   o.evict = dc.evict;
   o.reserve_set = dc.reserve_set;
-  o.journal = cfg.fs.journal;
+  o.journal = dc.journal;
   o.journal_bytes = dc.journal_bytes;
   o.version = "tcfs " TCFS_VERSION;
   auto ready = [&] {
@@ -303,7 +304,7 @@ int main(int argc, char** argv) {
   mount->add_option("-o", opts,
                     "mount options, comma separated: remount (change the flags of the tcfs mount on MOUNTPOINT in "
                     "place: ro, rw, noexec, ...; see tcfs(8)), nonempty (allow a non-empty mountpoint), "
-                    "writeback (kernel writeback cache), journal=on|off (stable writes through the endurant log; default off), journal_size=SIZE (its size; default 64M), max_ops=N, max_inline=BYTES, max_fds=N "
+                    "writeback (kernel writeback cache), journal=on|off (stable writes through the endurant log; default on, but off on a store filesystem under 512 MiB), journal_size=SIZE (its size; default 64M), max_ops=N, max_inline=BYTES, max_fds=N "
                     "(compound limits), ctl_user_conns=N, ctl_user_mem=SIZE, ctl_idle=MS (control socket "
                     "limits per user; see tcfs(8)), sync_interval=MS (a sync round this long after a change; default "
                     "1000), cache_size=SIZE (see --cache-size), cache_reserve=SIZE (free space kept on the "
