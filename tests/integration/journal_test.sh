@@ -18,7 +18,9 @@
 #   * kill -9 of the daemon instead of a cut: the same checks;
 #   * a store whose log holds records, mounted with journal=off: replayed;
 #   * a damaged batch in the middle of the log: the mount refuses, naming
-#     the segment and the offset, and changes nothing; repaired, it mounts.
+#     the segment and the offset, and changes nothing; repaired, it mounts;
+#   * the default: on (1 GiB image), off on a 200 MiB tmpfs; journal=on
+#     with no room for its segments refused with the reason, nothing left.
 # Environment: TCFS_BIN, TCFS_UNDO. Options: --trials N (default 2 cuts).
 set -uo pipefail
 : "${TCFS_BIN:?}" "${TCFS_UNDO:?}"
@@ -41,6 +43,7 @@ test_cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
   is_mounted "$mnt" && { umount "$mnt" 2>/dev/null || umount -l "$mnt"; }
   is_mounted "$fsdir" && { umount "$fsdir" 2>/dev/null || umount -l "$fsdir"; }
+  is_mounted "$work/small" && { umount "$work/small" 2>/dev/null || umount -l "$work/small"; }
 }
 truncate -s 1G "$work/img" && mkfs.xfs -q -m reflink=1 "$work/img" || exit 1
 mount -o loop "$work/img" "$fsdir" || exit 1
@@ -232,5 +235,29 @@ printf "\\x$orig" | dd of="$seg" bs=1 seek="$off" conv=notrunc status=none
 start_daemon -o journal=on || fail "repaired: mount"
 expect "repaired: the log replays and the file is whole" "$(printf 'y%.0s' $(seq 800))" "$(cat "$mnt/y")"
 stop_daemon
+
+# --- the default: on; off on a small store filesystem; no room for the segments ---
+has_log() { "$TCFS_BIN" status --json "$mnt" | python3 -c 'import json,sys; print(int("journal" in json.load(sys.stdin)["status"]))'; }
+fresh
+start_daemon || fail "default: mount"
+expect "default on a 1 GiB filesystem: the log is on" 1 "$(has_log)"
+stop_daemon
+small=$work/small
+mkdir -p "$small" && mount -t tmpfs -o size=200M tcfs-journal-small "$small" || fail "a 200 MiB tmpfs"
+store=$small/store
+start_daemon || fail "default on 200 MiB: mount"
+expect "default on a 200 MiB filesystem: the log is off" 0 "$(has_log)"
+expect "default on a 200 MiB filesystem: no segments made" "" "$(ls "$store/journal" 2>&1)"
+stop_daemon
+out=$(timeout 60 "$TCFS_BIN" mount --store "$store" -f -o journal=on,journal_size=256M "$mnt" 2>&1); rc=$?
+is_mounted "$mnt" && umount "$mnt"
+check "journal=on with no room for its segments: refused, saying why and what to do: $out" \
+  test "$rc" != 0 -a -n "$(grep -o 'cannot make its segments.*No space left.*journal=off mounts without the log' <<< "$out")"
+expect "the refused mount left no segment behind" "" "$(ls "$store/journal" 2>&1)"
+start_daemon -o journal=on,journal_size=16M || fail "journal=on, 16M on 200 MiB: mount"
+expect "journal=on asked for on a small filesystem: the log is on" 1 "$(has_log)"
+stop_daemon
+store=$work/fs/store
+umount "$small" || umount -l "$small"
 
 harness_summary journal_test
