@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -37,7 +38,8 @@ constexpr size_t kReadAhead = 8;           // blocks (4 MiB each normally)
 constexpr uint64_t kSlack = 2ull << 20;    // bytes either side of the expected offset
 
 struct OpenFile {
-  uint64_t id = 0, size = 0, version = 0;
+  uint64_t id = 0, size = 0, version = 0;  // id: the node id (view.h 2)
+  struct stat st {};                       // the version's attributes, for fstat (view.h 2)
   std::vector<blob::BlockRef> blocks;  // view.h 2: the content opened
   std::vector<uint64_t> starts;        // file offset of each block
   bool cached = false;                 // uses the kernel's page cache
@@ -90,13 +92,33 @@ class View {
     auto it = pages_.find(id);
     if (it != pages_.end() && !it->second.users) pages_.erase(it);
   }
+  // view.h 2: the attributes of node ids with open handles, for a getattr
+  // of an older version's node without a handle (stat of /proc/PID/fd/N).
+  void hold(const OpenFile& f) TCFS_EXCLUDES(mu_) {
+    MutexLock g(mu_);
+    auto& h = held_[f.id];
+    h.first = f.st;
+    h.second++;
+  }
+  void unhold(const OpenFile& f) TCFS_EXCLUDES(mu_) {
+    MutexLock g(mu_);
+    auto it = held_.find(f.id);
+    if (it != held_.end() && --it->second.second == 0) held_.erase(it);
+  }
+  std::optional<struct stat> held(uint64_t node) TCFS_EXCLUDES(mu_) {
+    MutexLock g(mu_);
+    auto it = held_.find(node);
+    if (it == held_.end()) return std::nullopt;
+    return it->second.first;
+  }
 
  private:
   sync::Image& img_;
   sync::BlockCache& cache_;
   Activity& act_;
-  Mutex mu_;  // protects pages_
+  Mutex mu_;  // protects pages_, held_
   std::unordered_map<uint64_t, PageCache> pages_ TCFS_GUARDED_BY(mu_);
+  std::unordered_map<uint64_t, std::pair<struct stat, unsigned>> held_ TCFS_GUARDED_BY(mu_);  // node -> (attrs, handles)
 };
 
 View& view_of(fuse_req_t req) { return *static_cast<View*>(fuse_req_userdata(req)); }
@@ -138,16 +160,44 @@ auto in_round(fuse_req_t req, Fn&& fn) -> decltype(fn(std::declval<meta::Txn&>()
   return fn(*t);
 }
 
-Result<sync::InodeRec> object(meta::Txn& t, sync::Image& img, uint64_t id) {
+uint64_t version_of(const sync::InodeRec& r) {
+  uint64_t h = 1469598103934665603ull ^ r.size;  // FNV-1a over the block hashes
+  for (const auto& b : r.blocks)
+    for (uint8_t c : b.hash.b) h = (h ^ c) * 1099511628211ull;
+  return h ? h : 1;
+}
+
+// view.h 2: a regular file's node id is its object id (below 2^kIdBits)
+// with the low bits of its content version above; other objects' node id
+// is their object id. st_ino is always the object id.
+constexpr unsigned kIdBits = 44;
+constexpr uint64_t kIdMask = (1ull << kIdBits) - 1;
+uint64_t id_of(fuse_ino_t node) { return node & kIdMask; }
+fuse_ino_t node_of(const sync::InodeRec& r) {
+  if (!S_ISREG(r.mode) || r.id > kIdMask) return r.id;
+  return r.id | (version_of(r) << kIdBits);
+}
+
+// The object a node id names in this round, whatever its version.
+Result<sync::InodeRec> object(meta::Txn& t, sync::Image& img, fuse_ino_t node) {
+  const uint64_t id = id_of(node);
   auto r = img.object(t, id);
   if (!r) return r.status();
   if (!r->has_value()) return Status::error(ESTALE, "object " + std::to_string(id) + " is not in this round");
   return std::move(**r);
 }
 
+// ... and only in the version the node id names (view.h 2).
+Result<sync::InodeRec> version(meta::Txn& t, sync::Image& img, fuse_ino_t node) {
+  auto r = object(t, img, node);
+  if (r && node_of(*r) != node)
+    return Status::error(ESTALE, "object " + std::to_string(id_of(node)) + " has other content in this round");
+  return r;
+}
+
 EntryReply entry_of(const sync::InodeRec& r) {
   EntryReply e{};
-  e.e.ino = r.id;
+  e.e.ino = node_of(r);
   e.e.generation = 1;
   e.e.attr = stat_of(r);
   e.e.attr_timeout = 0;  // view.h 1
@@ -159,7 +209,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Busy busy(req);
   reply(req, {"lookup", parent, name}, in_round(req, [&](meta::Txn& t) -> Result<EntryReply> {
           sync::Image& img = view_of(req).img();
-          auto c = img.child(t, parent, name);
+          auto c = img.child(t, id_of(parent), name);
           if (!c) return c.status();
           if (!c->has_value()) return Status::error(ENOENT);
           auto r = object(t, img, **c);
@@ -173,12 +223,16 @@ void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t) {
   fuse_reply_none(req);
 }
 
-void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Busy busy(req);
+  // view.h 2: through a handle (fstat, the kernel's checks before a read:
+  // regular files only), the version that handle reads.
+  if (fi) return reply(req, {"getattr", ino}, Result<AttrReply>(AttrReply{reinterpret_cast<OpenFile*>(fi->fh)->st, 0}));
   reply(req, {"getattr", ino}, in_round(req, [&](meta::Txn& t) -> Result<AttrReply> {
-          auto r = object(t, view_of(req).img(), ino);
-          if (!r) return r.status();
-          return AttrReply{stat_of(*r), 0};
+          auto r = version(t, view_of(req).img(), ino);
+          if (r) return AttrReply{stat_of(*r), 0};
+          if (auto st = view_of(req).held(ino); st && r.status().err() == ESTALE) return AttrReply{*st, 0};
+          return r.status();
         }));
 }
 
@@ -192,23 +246,17 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
         }));
 }
 
-uint64_t version_of(const sync::InodeRec& r) {
-  uint64_t h = 1469598103934665603ull ^ r.size;  // FNV-1a over the block hashes
-  for (const auto& b : r.blocks)
-    for (uint8_t c : b.hash.b) h = (h ^ c) * 1099511628211ull;
-  return h ? h : 1;
-}
-
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Busy busy(req);
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
     return reply(req, {"open", ino}, Status::error(EROFS));
   auto f = std::make_unique<OpenFile>();
   Status st = in_round(req, [&](meta::Txn& t) -> Status {
-    auto r = object(t, view_of(req).img(), ino);
+    auto r = version(t, view_of(req).img(), ino);  // view.h 2: the content this node names
     if (!r) return r.status();
     if (S_ISDIR(r->mode)) return Status::error(EISDIR);
     f->id = ino;
+    f->st = stat_of(*r);
     f->size = r->size;
     f->version = version_of(*r);
     f->blocks = std::move(r->blocks);
@@ -222,6 +270,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->direct_io = f->cached ? 0 : 1;
   fi->keep_cache = keep ? 1 : 0;
   fi->noflush = 1;
+  view_of(req).hold(*f);
   fi->fh = reinterpret_cast<uint64_t>(f.release());
   view_of(req).activity().begin();  // view.h 5: open until release
   reply(req, {"open", ino}, Result<OpenReply>(OpenReply{*fi}));
@@ -336,6 +385,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   std::unique_ptr<OpenFile> f(reinterpret_cast<OpenFile*>(fi->fh));
   view_of(req).release(*f);
+  view_of(req).unhold(*f);
   view_of(req).activity().end();
   fuse_reply_err(req, 0);
 }
@@ -348,7 +398,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto r = object(t, img, ino);
     if (!r) return r.status();
     if (!S_ISDIR(r->mode)) return Status::error(ENOTDIR);
-    auto ents = img.state().entries(t, ino);
+    auto ents = img.state().entries(t, id_of(ino));
     if (!ents) return ents.status();
     for (auto& [name, id] : *ents) {
       auto c = img.object(t, id);
@@ -373,7 +423,7 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
   for (size_t i = static_cast<size_t>(off); i < d->ents.size() + 2; i++) {
     struct stat st {};
     const char* name = i == 0 ? "." : i == 1 ? ".." : d->ents[i - 2].name.c_str();
-    st.st_ino = i < 2 ? ino : d->ents[i - 2].id;
+    st.st_ino = i < 2 ? id_of(ino) : d->ents[i - 2].id;
     st.st_mode = i < 2 ? S_IFDIR : d->ents[i - 2].mode & S_IFMT;
     size_t need = fuse_add_direntry(req, out.data() + used, size - used, name, &st, static_cast<off_t>(i + 1));
     if (need > size - used) break;

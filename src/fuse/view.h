@@ -7,7 +7,15 @@
 //     kernel caches no name and no attribute (timeouts 0), so a path walk
 //     started after a switch sees the new round for every name it resolves.
 //  2. Close-to-open: open copies the file's block list; every read of that
-//     handle reads those blocks, whatever rounds come after. The kernel's
+//     handle reads those blocks, whatever rounds come after, and its fstat
+//     (and a stat of /proc/PID/fd/N) gives that version's attributes. A
+//     regular file's node id is its object id (below 2^44) with the low 20
+//     bits of a hash of its content above, so a round that changes a
+//     file's content gives lookups a new node: the kernel keeps the old
+//     inode, with the old size and page cache, for the handles still open
+//     on it (st_ino stays the object id). A getattr or open of a node whose
+//     content this round no longer has is ESTALE, unless a handle of that
+//     node is open (getattr: its attributes). The kernel's
 //     page cache of a file is kept across opens while its content (block
 //     list) is unchanged; an open of new content drops it. While a handle
 //     of other content uses the page cache, a new open reads directly

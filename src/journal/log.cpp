@@ -127,7 +127,9 @@ bool parse_batch(const char* p, size_t avail, uint64_t key, uint64_t gen, uint64
 
 Status damage(const std::string& dir, unsigned seg, uint64_t off, const std::string& why) {
   return Status::error(EIO, "endurant log " + dir + "/" + seg_name(seg) + " at offset " + std::to_string(off) + ": " +
-                                why + " (the mount refuses to apply a log it cannot verify)");
+                                why + " (the mount refuses to apply a log it cannot verify: restore " + dir +
+                                " from a copy, or move it aside to mount without it, losing the stable writes it "
+                                "holds since its last checkpoint)");
 }
 
 Result<std::string> read_file(const std::string& path, uint64_t max) {

@@ -6,8 +6,10 @@
 //  1. The image is the remote namespace of exactly one round: objects in
 //     kRestoreDb (id -> InodeRec), names in kEntriesDb (parent id + name ->
 //     child id), the round in kSyncDb ("epoch", "head", "round_writer",
-//     "round_time"), "role" = "follower". Node ids are the writer's object
-//     ids, which rounds never change (sync.h 4); the root is kRootId.
+//     "round_time"), "role" = "follower". Objects are keyed by the
+//     writer's object ids, which rounds never change (sync.h 4); the root
+//     is kRootId (the view adds a content hash to a file's node id:
+//     fuse/view.h 2).
 //  2. A round is applied whole. The next round is the marker of epoch+1
 //     (sync.h 10, chain.h 6) and the journal it names, which must name the
 //     image's head as its prev. Every record of the journal is read,

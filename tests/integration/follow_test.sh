@@ -283,6 +283,42 @@ ok '[[ $rc == 0 && $wrc == 0 && $l == "extra free" ]] && (( q2 > q1 && f2 == f1 
   "nothing open: round ${r:-?} shown at a quiet moment (wait rc $wrc: $out; shows '$l'); switches quiet $q1 -> $q2, forced $f1 -> $f2"
 [[ $r =~ ^[0-9]+$ ]] && rG=$r  # the newest round from here on
 
+# --- 3c. close-to-open across a round that shrinks a file (fuse/view.h 2) ------
+# A handle opened on the old content keeps reading it whole, its fstat and
+# mmap too, though the path now shows 100 bytes: the new content is another
+# node (the kernel keeps the old inode's size for the old handle).
+head -c 1048576 /dev/urandom > "$work/c2o.v1"
+cp "$work/c2o.v1" "$mW/c2o" && r=$("$T" sync "$mW" --json --timeout 60 | jq -r .round) &&
+  "$T" wait "$m2" "$r" --timeout 30 > /dev/null 2>&1 || ok false "close-to-open: the first version reaches m2"
+out=$(python3 - "$m2/c2o" "$work/c2o.v1" "$mW" "$T" 2>&1 <<'PY'
+import json, mmap, os, subprocess, sys
+path, v1path, writer, T = sys.argv[1:5]
+v1 = open(v1path, "rb").read()
+fd = os.open(path, os.O_RDONLY)
+assert os.pread(fd, 4096, 0) == v1[:4096], "first read"
+with open(writer + "/c2o", "wb") as f:
+    f.write(b"x" * 100)
+r = json.loads(subprocess.run([T, "sync", writer, "--json", "--timeout", "60"], capture_output=True, text=True, check=True).stdout)["round"]
+subprocess.run([T, "wait", os.path.dirname(path), str(r), "--timeout", "30"], check=True, capture_output=True)
+got = {
+    "path size": os.stat(path).st_size,
+    "new open": open(path, "rb").read() == b"x" * 100,
+    "fstat size": os.fstat(fd).st_size,
+    "read at 500000": os.pread(fd, 4096, 500000) == v1[500000:504096],
+    "read whole": os.pread(fd, len(v1), 0) == v1,
+    "/proc fd size": os.stat("/proc/self/fd/%d" % fd).st_size,
+    "mmap": mmap.mmap(fd, len(v1), prot=mmap.PROT_READ)[:] == v1,
+    "same st_ino": os.stat(path).st_ino == os.fstat(fd).st_ino,
+}
+print(got)
+want = {"path size": 100, "new open": True, "fstat size": len(v1), "read at 500000": True, "read whole": True,
+        "/proc fd size": len(v1), "mmap": True, "same st_ino": True}
+sys.exit(0 if got == want else 1)
+PY
+); rc=$?
+ok '[[ $rc == 0 ]]' "close-to-open: a handle on the 1 MiB version reads it whole after a round makes the file 100 bytes: $out"
+r=$(round_of "$m2"); [[ $r =~ ^[0-9]+$ ]] && rG=$r  # the newest round from here on
+
 # --- 4. a follower made after the stream catches up --------------------------
 "$T" init --store "$fs/F3" --follow --from-blobbers "${B[@]}" --ec 2+1 > "$work/f3.init" 2>&1; rc=$?
 ok '[[ $rc == 0 ]]' "init --follow F3 after the stream: rc $rc: $(cat "$work/f3.init")"

@@ -231,6 +231,7 @@ is_mounted "$mnt" && umount "$mnt"
 check "a damaged batch in the middle: the mount refuses, naming segment and offset: $out" \
   test "$rc" != 0 -a -n "$(grep -o "$(basename "$seg") at offset 12288" <<< "$out")"
 expect "the refused mount changed nothing in the log" "$before" "$(md5sum < "$seg")"
+check "the refusal says how to go on (restore or move the log aside)" grep -q 'restore .*journal from a copy, or move it aside' <<< "$out"
 printf "\\x$orig" | dd of="$seg" bs=1 seek="$off" conv=notrunc status=none
 start_daemon -o journal=on || fail "repaired: mount"
 expect "repaired: the log replays and the file is whole" "$(printf 'y%.0s' $(seq 800))" "$(cat "$mnt/y")"
