@@ -76,17 +76,6 @@ Result<std::string> Blobber::get_bytes(const std::string& key, uint64_t off, uin
   return out;
 }
 
-Result<uint64_t> Blobber::get_into(const std::string& key, uint64_t off, uint64_t len, char* dst) {
-  uint64_t got = 0;
-  TCFS_TRY(get(key, off, len, [&](std::string_view chunk) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk.size(), len - got));
-    std::memcpy(dst + got, chunk.data(), n);
-    got += n;
-    return Status{};
-  }));
-  return got;
-}
-
 Result<std::vector<ObjectInfo>> Blobber::list_all(const std::string& prefix, const std::string& after) {
   std::vector<ObjectInfo> all;
   std::string token;

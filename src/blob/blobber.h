@@ -135,10 +135,6 @@ class Blobber {
   // get() gathered into one string. Virtual so that a backend that can
   // read in place (dir://: pread into the result) skips the sink's copy.
   virtual Result<std::string> get_bytes(const std::string& key, uint64_t off = 0, uint64_t len = kToEnd);
-  // [off, off+len) of key read into dst (room for len bytes): the count
-  // read, less than len only where the object ends. Virtual for the same
-  // reason: dir:// preads into dst; the default copies from get().
-  virtual Result<uint64_t> get_into(const std::string& key, uint64_t off, uint64_t len, char* dst);
   // Every key under prefix, following continuation tokens.
   Result<std::vector<ObjectInfo>> list_all(const std::string& prefix, const std::string& after = "");
 };

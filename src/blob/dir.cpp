@@ -69,7 +69,6 @@ class DirBlobber final : public Blobber {
   Status flush() override;
   Status get(const std::string& key, uint64_t off, uint64_t len, const Sink& sink) override;
   Result<std::string> get_bytes(const std::string& key, uint64_t off, uint64_t len) override;
-  Result<uint64_t> get_into(const std::string& key, uint64_t off, uint64_t len, char* dst) override;
   Result<ObjectInfo> head(const std::string& key) override;
   Status del(const std::string& key) override;
   Result<ListPage> list(const std::string& prefix, const std::string& token, size_t max) override;
@@ -80,8 +79,6 @@ class DirBlobber final : public Blobber {
     return Status::from_errno(url_ + ": " + op + " " + key);
   }
   Status make_parents(const std::string& key, Durability d);
-  // pread of [off, off+n) into dst until done or the file ends: the count.
-  Result<uint64_t> pread_all(int fd, const std::string& key, uint64_t off, uint64_t n, char* dst) const;
   // A new temporary file under ~tmp/ (its path in *path), open for writing.
   Result<int> open_tmp(std::string* path);
   Status write_tmp(int fd, uint64_t size, const Source& src, const std::string& key, Durability d);
@@ -315,31 +312,18 @@ Result<std::string> DirBlobber::get_bytes(const std::string& key, uint64_t off, 
   struct stat st;
   if (::fstat(f.get(), &st) != 0) return err("stat", key);
   const uint64_t size = static_cast<uint64_t>(st.st_size);
-  std::string out(static_cast<size_t>(off >= size ? 0 : std::min(len, size - off)), '\0');
-  auto got = pread_all(f.get(), key, off, out.size(), out.data());
-  if (!got) return got.status();
-  out.resize(static_cast<size_t>(*got));  // shrunk since the fstat: the caller checks the count (blobber.h)
-  return out;
-}
-
-Result<uint64_t> DirBlobber::get_into(const std::string& key, uint64_t off, uint64_t len, char* dst) {
-  TCFS_TRY(injected("get", index_, url_, key));
-  TCFS_TRY(check_key(key));
-  Fd f(::open((root_ + "/" + key).c_str(), O_RDONLY | O_CLOEXEC));
-  if (f.get() < 0) return err("get", key);
-  return pread_all(f.get(), key, off, len, dst);
-}
-
-Result<uint64_t> DirBlobber::pread_all(int fd, const std::string& key, uint64_t off, uint64_t n, char* dst) const {
+  const uint64_t n = off >= size ? 0 : std::min(len, size - off);
+  std::string out(static_cast<size_t>(n), '\0');
   uint64_t got = 0;
   while (got < n) {
-    ssize_t r = ::pread(fd, dst + got, static_cast<size_t>(n - got), static_cast<off_t>(off + got));
+    ssize_t r = ::pread(f.get(), out.data() + got, static_cast<size_t>(n - got), static_cast<off_t>(off + got));
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) return err("read", key);
-    if (r == 0) break;  // the object ends here
+    if (r == 0) break;  // shrunk since the fstat: the caller checks the count (blobber.h)
     got += static_cast<uint64_t>(r);
   }
-  return got;
+  out.resize(static_cast<size_t>(got));
+  return out;
 }
 
 Result<ObjectInfo> DirBlobber::head(const std::string& key) {

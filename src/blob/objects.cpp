@@ -392,28 +392,20 @@ void ObjectStore::repair(const std::string& name, Whole& w) {
 Result<std::string> ObjectStore::read_fast(const std::string& name, uint64_t objlen, uint64_t off, uint64_t len) {
   const uint64_t S = (objlen + k() - 1) / k();
   const unsigned first = static_cast<unsigned>(off / S), last = static_cast<unsigned>((off + len - 1) / S);
-  auto span = [&](unsigned i) {  // [a, b) of shard i's data that the range covers
-    return std::pair<uint64_t, uint64_t>{std::max<uint64_t>(off, i * S) - i * S, std::min<uint64_t>(off + len, (i + 1) * S) - i * S};
-  };
-  auto short_read = [&](unsigned i) {
-    return Status::error(EIO, bl_[place(name, i)]->url() + ": " + shard_key(name, i) + ": short read");
-  };
-  if (first == last) {  // one shard: its bytes are the result, no copy
-    auto [a, b] = span(first);
-    auto p = bl_[place(name, first)]->get_bytes(shard_key(name, first), kShardHeader + a, b - a);
-    if (p && p->size() != b - a) return short_read(first);
-    return p;
-  }
-  // Several: each read in place into its part of the result (no gathering copy).
-  std::string out(static_cast<size_t>(len), '\0');
-  std::vector<Status> st(last - first + 1);
-  parallel_for(st.size(), [&](size_t j) {
+  std::vector<Result<std::string>> piece(last - first + 1, Status::error(EIO));
+  parallel_for(piece.size(), [&](size_t j) {
     unsigned i = first + static_cast<unsigned>(j);
-    auto [a, b] = span(i);
-    auto got = bl_[place(name, i)]->get_into(shard_key(name, i), kShardHeader + a, b - a, out.data() + (i * S + a - off));
-    st[j] = !got ? got.status() : *got != b - a ? short_read(i) : Status();
+    uint64_t a = std::max<uint64_t>(off, i * S) - i * S, b = std::min<uint64_t>(off + len, (i + 1) * S) - i * S;
+    piece[j] = bl_[place(name, i)]->get_bytes(shard_key(name, i), kShardHeader + a, b - a);
+    if (piece[j] && piece[j]->size() != b - a)
+      piece[j] = Status::error(EIO, bl_[place(name, i)]->url() + ": " + shard_key(name, i) + ": short read");
   });
-  for (auto& s : st) TCFS_TRY(s);
+  for (auto& p : piece)
+    if (!p) return p.status();
+  if (piece.size() == 1) return std::move(piece[0]);  // the common case: no copy
+  std::string out;
+  out.reserve(static_cast<size_t>(len));
+  for (auto& p : piece) out += *p;
   return out;
 }
 
