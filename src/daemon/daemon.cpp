@@ -123,8 +123,6 @@ Result<std::unique_ptr<Daemon>> Daemon::open(const DaemonOptions& opt) {
   return d;
 }
 
-// The endurant log (journal/store_log.h): replayed into the store, then
-// kept open for appends when the option is on.
 // The default leaves the log off on a small store filesystem: its
 // segments (64 MiB by default, 16 MiB at least) would take too large a
 // share of it.
@@ -141,6 +139,8 @@ bool Daemon::want_log() const {
   return false;
 }
 
+// The endurant log (journal/store_log.h): replayed into the store, then
+// kept open for appends when wanted.
 Status Daemon::open_log() {
   store::Store& s = *store_;
   const bool want = want_log();

@@ -7,8 +7,8 @@
 #include <sys/xattr.h>
 
 #include <algorithm>
-#include <cstddef>
 #include <atomic>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <optional>
