@@ -157,10 +157,12 @@ P1=$FG_PID
 if wait_mounted "$W/m1" "$P1"; then
   pass "first mount is up"
   check "mount type is fuse.tcfs" test "$(mount_type "$W/m1")" = fuse.tcfs
+  echo hello >"$W/m1/f" && pass "first mount is writable" || fail "write to first mount"
   # The read-ahead set after INIT holds (written before INIT answered, the kernel cut it to 128 KiB).
+  # Read only once the mount has answered a request: /proc/mounts lists it before INIT is served,
+  # and the daemon sets read-ahead between INIT and its first other request.
   dev=$(awk -v m="$W/m1" '$5 == m { print $3 }' /proc/self/mountinfo)
   expect "the mount's read-ahead is 4 MiB (bdi $dev)" 4096 "$(cat "/sys/class/bdi/$dev/read_ahead_kb" 2>&1)"
-  echo hello >"$W/m1/f" && pass "first mount is writable" || fail "write to first mount"
   for mode in -f daemon; do
     fl=(); [[ $mode == -f ]] && fl=(-f)
     expect_refusal "[$mode] mountpoint already mounted" "already|mount ?point|busy" "$W/m1-dummy" -- \
