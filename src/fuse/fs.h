@@ -57,6 +57,9 @@ struct Options {
   double entry_timeout = 86400.0;
   double attr_timeout = 86400.0;
   double negative_timeout = 86400.0;
+  // Entry timeout of a hard-linked regular file under the writeback cache
+  // (Fs::make_entry).
+  static constexpr double kLinkEntryTimeout = 1.0;
   bool writeback_cache = false;
   // Stable writes go to the endurant log (Hooks::log, fs_journal.cpp);
   // backing files are then opened without O_SYNC/O_DSYNC (the kernel

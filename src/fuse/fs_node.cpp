@@ -367,6 +367,12 @@ EntryReply Fs::make_entry(Inode& in, const struct stat& st) const {
   stub_blocks(in, r.e.attr);
   r.e.attr_timeout = opts_.attr_timeout;
   r.e.entry_timeout = opts_.entry_timeout;
+  // A compound that changes a file gives it a new kernel inode, but can
+  // only drop the dentry of the name it changed it by (txn.h invariant
+  // 13). Another name of a hard-linked file is asked again within a
+  // second, so it, too, meets the new inode.
+  if (opts_.writeback_cache && S_ISREG(st.st_mode) && st.st_nlink > 1)
+    r.e.entry_timeout = std::min(r.e.entry_timeout, Options::kLinkEntryTimeout);
   return r;
 }
 

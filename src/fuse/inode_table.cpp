@@ -147,6 +147,29 @@ fuse_ino_t InodeTable::find_id(dev_t dev, ino_t ino) {
   return it == map_.end() ? 0 : it->second->id;
 }
 
+std::vector<fuse_ino_t> InodeTable::find_ids(dev_t dev, ino_t ino, mode_t type) {
+  std::vector<fuse_ino_t> ids;
+  if (dev == root_->src_dev && ino == root_->src_ino) {
+    if (!type || type == S_IFDIR) ids.push_back(FUSE_ROOT_ID);
+    return ids;
+  }
+  MutexLock g(mu_);
+  auto want = [&](const Inode& in) { return in.src_dev == dev && in.src_ino == ino && (!type || in.type == type); };
+  if (auto it = map_.find(Key{dev, ino}); it != map_.end() && want(*it->second)) ids.push_back(it->second->id);
+  for (const Inode* in : detached_)
+    if (want(*in)) ids.push_back(in->id);
+  return ids;
+}
+
+fuse_ino_t InodeTable::renew(dev_t dev, ino_t ino) {
+  MutexLock g(mu_);
+  auto it = map_.find(Key{dev, ino});
+  if (it == map_.end() || it->second->type != S_IFREG) return 0;
+  Inode& in = *it->second;
+  detach_locked(in);
+  return in.id;
+}
+
 Inode* InodeTable::ref_locked(const Key& k) {
   if (k.dev == root_->src_dev && k.ino == root_->src_ino) return root_;
   auto it = map_.find(k);
@@ -380,11 +403,40 @@ Result<Inode*> InodeTable::resolve(fuse_ino_t id, struct stat* st) {
   }
   auto in = adopt_fd(owned.release(), *st);
   if (!in) return in.status();
-  if (in.value()->id != id) {  // another id for this object (a session id): not the handle's
+  if (in.value()->id != id) {
+    // The object's Inode has a session id: it was renewed (renew()) while
+    // the kernel held this coded id, which has been forgotten since. The
+    // coded id still names this object (its handle opened it): an alias
+    // Inode answers it.
     forget(in.value()->id, 1);
-    return Status::error(ESTALE);
+    return alias(id, gen, h, *st);
   }
   return in;
+}
+
+Result<Inode*> InodeTable::alias(fuse_ino_t id, uint32_t gen, const std::string& h, const struct stat& st) {
+  auto in = std::make_unique<Inode>();
+  in->fd = open_handle(mount_fd_, h, O_PATH);
+  if (in->fd < 0) return Status::error(ESTALE);
+  in->src_dev = st.st_dev;
+  in->src_ino = st.st_ino;
+  in->type = st.st_mode & S_IFMT;
+  in->handle = h;
+  in->nlookup = 1;
+  in->id = id;
+  in->gen = gen;
+  MutexLock g(mu_);
+  if (auto it = by_id_.find(id); it != by_id_.end()) {  // made meanwhile by another LOOKUP
+    ++it->second->nlookup;
+    return it->second.get();  // in's fd is closed by its destructor
+  }
+  Inode* raw = in.get();
+  ++open_fds_;
+  by_id_.emplace(id, std::move(in));
+  detached_.insert(raw);  // never the object's current Inode (map_)
+  settle_locked(*raw);
+  evict_locked();
+  return raw;
 }
 
 Result<Inode*> InodeTable::parent(Inode& dir, struct stat* st) {

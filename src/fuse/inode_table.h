@@ -175,6 +175,20 @@ class InodeTable {
   // no reference: the id may be forgotten at any moment after, which the
   // kernel's notify calls tolerate (an unknown id is ignored).
   fuse_ino_t find_id(dev_t dev, ino_t ino);
+  // Every node id the kernel may hold for (dev, ino): the current Inode's
+  // and those of detached ones (renewed, or of a gone object that had the
+  // number: invalidating those is harmless). type: only Inodes of this
+  // type (S_IFMT bits; 0 any).
+  std::vector<fuse_ino_t> find_ids(dev_t dev, ino_t ino, mode_t type = 0);
+  // Regular file (dev, ino) changed behind the kernel's back (a compound)
+  // while the writeback cache is on: the kernel keeps its own size and
+  // times of a cached inode then, and never takes the daemon's. So its
+  // Inode is detached: the kernel's references (open files, mmaps) keep it
+  // and still reach the same object, and the next LOOKUP makes a new Inode
+  // with another node id (a session id while the old one's coded id is
+  // held), whose attributes the kernel takes whole. Returns the old node
+  // id, 0 if the kernel holds none.
+  fuse_ino_t renew(dev_t dev, ino_t ino);
 
   // Whether the backing object (ino, handle) of the store's filesystem has
   // files open through the mount (sync/evict.h 2). Another object that
@@ -204,6 +218,8 @@ class InodeTable {
   void detach_locked(Inode& in) TCFS_REQUIRES(mu_);  // another object has its number now
   // An Inode for the object open at fd (O_PATH), identity from fd itself.
   Result<Inode*> adopt_fd(int fd, const struct stat& st);
+  // A detached Inode for coded node id `id` of the object of handle h.
+  Result<Inode*> alias(fuse_ino_t id, uint32_t gen, const std::string& h, const struct stat& st);
   bool inside_root(int fd, const struct stat& st);  // the export security rule
   void unpin(Inode* in) TCFS_EXCLUDES(mu_);
   void settle_locked(Inode& in) TCFS_REQUIRES(mu_);  // put in/out of lru_ by its state

@@ -18,14 +18,40 @@ void check(int rc, const char* what, uint64_t ino) {
 
 }  // namespace
 
+// Every node the kernel may hold for k: a file renewed by a compound
+// (InodeTable::renew) still has its old node while files are open on it.
 void KernelNotifier::attrs(const txn::LockKey& k) {
-  fuse_ino_t id = table_.find_id(static_cast<dev_t>(k.dev), static_cast<ino_t>(k.ino));
-  if (id) check(fuse_lowlevel_notify_inval_inode(se_, id, -1, 0), "attributes", k.ino);
+  for (fuse_ino_t id : table_.find_ids(static_cast<dev_t>(k.dev), static_cast<ino_t>(k.ino)))
+    check(fuse_lowlevel_notify_inval_inode(se_, id, -1, 0), "attributes", k.ino);
 }
 
 void KernelNotifier::data(const txn::LockKey& k) {
-  fuse_ino_t id = table_.find_id(static_cast<dev_t>(k.dev), static_cast<ino_t>(k.ino));
-  if (id) check(fuse_lowlevel_notify_inval_inode(se_, id, 0, 0), "data", k.ino);
+  for (fuse_ino_t id : table_.find_ids(static_cast<dev_t>(k.dev), static_cast<ino_t>(k.ino)))
+    check(fuse_lowlevel_notify_inval_inode(se_, id, 0, 0), "data", k.ino);
+}
+
+// txn.h invariant 13: invalidating a range of a regular file's pages
+// writes its dirty ones back first (the kernel's launder), as WRITE
+// requests that the workers serve while this waits.
+void KernelNotifier::flush(const txn::LockKey& k) {
+  if (!writeback_) return;
+  for (fuse_ino_t id : table_.find_ids(static_cast<dev_t>(k.dev), static_cast<ino_t>(k.ino), S_IFREG))
+    check(fuse_lowlevel_notify_inval_inode(se_, id, 0, 0), "flush", k.ino);
+}
+
+// txn.h invariant 13: the old node leaves the table's map (open files keep
+// it), and the name the file had loses its dentry, so the next lookup
+// makes the new node. Another name of a hard-linked file keeps the old
+// node until the kernel drops that dentry (tcfs(8), THE WRITEBACK CACHE).
+void KernelNotifier::renew(const txn::LockKey& k, const std::string& path) {
+  if (!writeback_ || !table_.renew(static_cast<dev_t>(k.dev), static_cast<ino_t>(k.ino))) return;
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  struct stat st;
+  if (name.empty() || fstatat(root_fd_, dir.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;  // gone meanwhile
+  for (fuse_ino_t id : table_.find_ids(st.st_dev, st.st_ino, S_IFDIR))
+    check(fuse_lowlevel_notify_inval_entry(se_, id, name.c_str(), name.size()), "entry", st.st_ino);
 }
 
 void KernelNotifier::entry(const txn::LockKey& parent, const std::string& name) {

@@ -18,11 +18,16 @@ namespace tcfs::fusefs {
 class KernelNotifier : public txn::Invalidator {
  public:
   // dev: the mount's device number (from /proc/self/mountinfo), 0 unknown.
-  KernelNotifier(fuse_session* se, InodeTable& table, dev_t dev, std::string mountpoint)
-      : se_(se), table_(table), dev_(dev), mountpoint_(std::move(mountpoint)) {}
+  // root_fd: the store's root/ (renew() finds a file's parent there; not
+  // owned). writeback: the kernel's writeback cache is on.
+  KernelNotifier(fuse_session* se, InodeTable& table, dev_t dev, std::string mountpoint, int root_fd, bool writeback)
+      : se_(se), table_(table), dev_(dev), mountpoint_(std::move(mountpoint)), root_fd_(root_fd),
+        writeback_(writeback) {}
   void attrs(const txn::LockKey& k) override;
   void data(const txn::LockKey& k) override;
   void entry(const txn::LockKey& parent, const std::string& name) override;
+  void flush(const txn::LockKey& k) override;
+  void renew(const txn::LockKey& k, const std::string& path) override;
   dev_t device() const override { return dev_; }
   // Reads the superblock's flags from /proc/self/mountinfo (a remount
   // changes them at any time; asking the mount itself would be I/O
@@ -35,6 +40,8 @@ class KernelNotifier : public txn::Invalidator {
   InodeTable& table_;
   dev_t dev_;
   std::string mountpoint_;
+  int root_fd_;
+  bool writeback_;
 };
 
 }  // namespace tcfs::fusefs

@@ -213,7 +213,8 @@ Status serve(store::Store& store, const MountConfig& cfg, Hooks hooks,
     TCFS_TRY(serve_tmpfile_requests(se));  // O_TMPFILE: fs_tmpfile.cpp
     spdlog::info("mounted store {} on {} ({}{})", store.path(), cfg.mountpoint, store.fs_type(),
                  store.reflink() ? ", reflink" : ", no reflink");
-    notifier = std::make_unique<KernelNotifier>(se, fs.table(), dev_of(majmin), cfg.mountpoint);
+    notifier = std::make_unique<KernelNotifier>(se, fs.table(), dev_of(majmin), cfg.mountpoint, store.root_fd(),
+                                                fs.options().writeback_cache);
     on_mounted(*notifier);
     return Status();
   };

@@ -13,6 +13,17 @@
 //    the kernel, which a lookup blocked in our lookup handler (waiting for
 //    the compound's lock) already holds; data() takes page locks that a
 //    READ waiting in our read handler holds.
+//  * flush(k): with the kernel's writeback cache, the data a program wrote
+//    to k may still be in the kernel's dirty pages: write them back to the
+//    daemon now (their WRITE requests are served meanwhile). Called before
+//    the compound takes its locks, never under them (the WRITEs take the
+//    inode's lock). A no-op without the writeback cache.
+//  * renew(k, path): regular file k, at `path` under root/ before the
+//    compound, changed size, data or times. With the writeback cache the
+//    kernel keeps its own size and times of a cached inode and never takes
+//    the daemon's, so the kernel must get a new inode for it: after the
+//    locks are released (it invalidates entries, like entry()). A no-op
+//    without the writeback cache.
 //  * Objects the kernel has never seen are ignored.
 //  * read_only(): the mount's superblock is read-only now (mounted -o ro,
 //    or remounted so); compounds are then refused (txn.h invariant 12).
@@ -39,6 +50,8 @@ class Invalidator {
   virtual void attrs(const LockKey& k) = 0;
   virtual void data(const LockKey& k) = 0;
   virtual void entry(const LockKey& parent, const std::string& name) = 0;
+  virtual void flush(const LockKey&) {}
+  virtual void renew(const LockKey&, const std::string& /*path*/) {}
   virtual dev_t device() const { return 0; }
   virtual bool read_only() const { return false; }
   virtual std::string mountpoint() const { return ""; }

@@ -403,6 +403,7 @@ void Planner::touch_attrs(VNode* n) {
     r.attrs.xattrs = std::move(keep);
     r.has_attrs = true;
     plan_.attrs.push_back({n->id.dev, n->id.ino});
+    if (n->type == S_IFREG) plan_.files.push_back({{n->id.dev, n->id.ino}, n->orig});
   }
 }
 

@@ -81,6 +81,9 @@ struct Plan {
   // attributes / data changed.
   std::vector<std::pair<LockKey, std::string>> entries;
   std::vector<LockKey> attrs, data;
+  // Existing regular files whose data or attributes change, with their
+  // paths under root/ before the compound (Invalidator::renew).
+  std::vector<std::pair<LockKey, std::string>> files;
   // The file handle of every existing object locked Exclusive (not in a
   // keys_only plan): with the inode number, the sync layer's identity of
   // the object its marks and fetches name (sync/sync.h 4a).

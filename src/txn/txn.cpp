@@ -112,6 +112,7 @@ Result<uint64_t> TxnManager::new_id() {
 // Step 1: plan, lock, re-plan under the locks until the locks cover it.
 Result<LockSet> TxnManager::lock_plan(const Compound& c, Plan& p) {
   p = plan(store_.root_fd(), c, /*keys_only=*/true);
+  flush_kernel(p);
   std::map<LockKey, LockMode> want;
   auto add = [&](const Plan& q) {
     for (const auto& k : q.shared) want.emplace(k, LockMode::Path);
@@ -186,9 +187,26 @@ void TxnManager::mark(const Plan& p) {
   for (const auto& k : p.data) t->data(obj_of(p, k));
 }
 
+// Invariant 13: what a program wrote through the mount before the
+// compound began is in the store before the compound plans, so its undo
+// images protect it and its operations see it (the kernel's writeback
+// cache may hold it as dirty pages). Done before the locks: writing the
+// pages back sends WRITE requests, which wait for the inode's lock. A
+// write that reaches the kernel after this, while the compound runs, is
+// concurrent with it and lands after it. Objects found only by a re-plan
+// under the locks are not flushed (the tree changed meanwhile: those
+// writes are as concurrent).
+void TxnManager::flush_kernel(const Plan& p) {
+  Invalidator* inv = inv_.load();
+  if (!inv) return;
+  for (const auto& k : p.exclusive) inv->flush(k);
+  for (const auto& k : p.shared) inv->flush(k);
+}
+
 void TxnManager::invalidate_rest(const Plan& p) {
   Invalidator* inv = inv_.load();
   if (!inv) return;
+  for (const auto& [k, path] : p.files) inv->renew(k, path);
   for (const auto& [k, name] : p.entries) inv->entry(k, name);
   for (const auto& k : p.data) inv->data(k);
 }

@@ -53,6 +53,13 @@
 // superseded on its blobbers (sync.h 10) refuses compounds with EROFS and
 // the gate's reason.
 //
+// Invariant 13 (the writeback cache): data written through the mount
+// before a compound began is in the store before the compound plans: the
+// kernel's dirty pages of every object the compound names are written back
+// first, outside its locks (TxnManager::flush_kernel). After it, a regular
+// file it changed gets a new kernel inode (Invalidator::renew), since the
+// kernel keeps its own size and times of a cached one.
+//
 // Locks: id_mu_ protects the id block (held across its one LMDB write);
 // durable_mu_ serializes commit points and make_durable() (held across
 // syncfs and the LMDB delete); mu_ protects lazy_, reclaim_ and stop_ and
@@ -159,6 +166,7 @@ class TxnManager {
   void invalidate_attrs(const struct Plan& plan);
   void mark(const struct Plan& plan);
   void invalidate_rest(const struct Plan& plan);
+  void flush_kernel(const struct Plan& plan);  // invariant 13
   Result<uint64_t> new_id() TCFS_EXCLUDES(id_mu_);
   void reclaim_later(uint64_t id) TCFS_EXCLUDES(mu_);
   void background(unsigned interval_ms);
