@@ -60,7 +60,11 @@ struct Options {
   // Entry timeout of a hard-linked regular file under the writeback cache
   // (Fs::make_entry).
   static constexpr double kLinkEntryTimeout = 1.0;
-  bool writeback_cache = false;
+  // The kernel's writeback cache: writes land in the page cache and reach
+  // the daemon in large WRITEs at writeback, fsync or close (what makes
+  // writing through FUSE cheap). Compounds stay exact under it (txn.h
+  // invariant 13). -o writeback=off turns it off.
+  bool writeback_cache = true;
   // Stable writes go to the endurant log (Hooks::log, fs_journal.cpp);
   // backing files are then opened without O_SYNC/O_DSYNC (the kernel
   // sends an fsync after each such write, which the log makes durable).
@@ -146,15 +150,19 @@ class Fs {
     if (hooks_.tracker) hooks_.tracker->data(obj(table_->get(ino)), bytes);
     return {};
   }
-  [[nodiscard]] Status mark_attr(fuse_ino_t ino) {
+  // logged: the change is one the endurant log's records carry (the mtime,
+  // fs_journal.cpp 1), so it keeps the file's fsync on the log.
+  [[nodiscard]] Status mark_attr(fuse_ino_t ino, bool logged = false) {
     TCFS_TRY(write_gate());
     if (hooks_.tracker) hooks_.tracker->attr(obj(table_->get(ino)));
-    note_other(ino);
+    if (logged) note_times(ino);
+    else note_other(ino);
     return {};
   }
   // The endurant log (fs_journal.cpp): a WRITE of [off, off+n) done; any
   // other change of the file's content or attributes; an fsync.
   void note_write(fuse_ino_t ino, uint64_t off, uint64_t n);
+  void note_times(fuse_ino_t ino);
   void note_other(fuse_ino_t ino);
   Status fsync_file(fuse_ino_t ino, int fd, bool datasync);
   Status write_gate() { return hooks_.write_gate ? hooks_.write_gate() : Status(); }
@@ -196,6 +204,13 @@ class Fs {
   // a handler, the kernel takes no inode or page lock for it).
   void inval_attrs(fuse_ino_t ino) {
     if (se_) fuse_lowlevel_notify_inval_inode(se_, ino, -1, 0);
+  }
+  // Has the kernel write ino's dirty pages back (writeback cache) and drop
+  // its pages. From a handler only while it holds no lock of ours: the
+  // WRITEs it causes are served by other workers meanwhile, and take the
+  // inode's lock.
+  void launder(fuse_ino_t ino) {
+    if (se_ && opts_.writeback_cache) fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
   }
 
   // Entry for an object just looked up or created (one kernel reference).

@@ -73,9 +73,28 @@ std::unique_ptr<FileHandle> new_handle(Inode& in, int fd, int flags) {
   return fh;
 }
 
+// txn.h invariant 13: an open of a node that a compound retired (it
+// waited for the compound's locks, or its path walk met a dentry the
+// compound has not dropped yet). The kernel keeps this node's size: if the
+// compound kept the size, the open goes on with the kernel's pages of the
+// node dropped (no keep_cache), so its reads see the compound's data. If
+// not, ESTALE: the kernel looks the path up again (LOOKUP_REVAL) and opens
+// the new node, which has the new size.
+Status check_retired(Fs& fs, Inode& in, int fd, bool* keep) {
+  uint64_t size = 0;
+  if (!fs.table().retired(in, &size)) return {};
+  struct stat st;
+  if (fstat(fd, &st) != 0) return errno_status();
+  if (static_cast<uint64_t>(st.st_size) != size) return Status::error(ESTALE);
+  *keep = false;
+  return {};
+}
+
 Result<OpenReply> do_open(Fs& fs, fuse_ino_t ino, fuse_file_info* fi) {
   int flags = backing_flags(fi->flags, fs.options().writeback_cache, fs.options().journal);
+  bool keep = true;
   auto r = with_fd(fs, ino, [&](int ifd) -> Result<int> {
+    TCFS_TRY(check_retired(fs, fs.table().get(ino), ifd, &keep));  // before O_TRUNC acts
     int fd = open(proc_path(ifd).c_str(), flags);
     // An append-only file (chattr +a) opens for writing only with O_APPEND
     // (fs_flags.cpp 2): then keep it, its writes land at the end whatever
@@ -87,6 +106,7 @@ Result<OpenReply> do_open(Fs& fs, fuse_ino_t ino, fuse_file_info* fi) {
   });
   if (!r) return r.status();
   fill_open_reply(fs, fi, new_handle(fs.table().get(ino), r.value(), fi->flags));
+  fi->keep_cache = keep;
   return OpenReply{*fi};
 }
 
@@ -201,11 +221,31 @@ Result<WriteReply> write_buffered(FileHandle* fh, fuse_bufvec* in_buf, off_t off
   return WriteReply{static_cast<size_t>(n)};
 }
 
+// Under the writeback cache the kernel owns a file's times: it sends them
+// with SETATTR when it changes them (at close, fsync, syncfs), and keeps
+// showing its own. A page it writes back later must not move the backing
+// file's mtime (the pwrite would), or the store, and so the blobbers and a
+// restore, would hold another mtime than the one the mount shows.
+struct KeepMtime {
+  int fd = -1;
+  struct timespec mtime{};
+  KeepMtime(int f, bool on) {
+    struct stat st;
+    if (on && fstat(f, &st) == 0) fd = f, mtime = st.st_mtim;
+  }
+  void restore() const {
+    const struct timespec tv[2] = {{0, UTIME_OMIT}, mtime};
+    if (fd >= 0) (void)futimens(fd, tv);
+  }
+};
+
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fuse_file_info* fi) {
   FileHandle* fh = fh_of(fi);
   reply(req, {"write", ino}, under(lock_read(fs_of(req), ino), [&]() -> Result<WriteReply> {
           TCFS_TRY(fs_of(req).mark_write(ino, fuse_buf_size(in_buf)));
+          KeepMtime keep(fh->fd, fi->writepage && fs_of(req).options().writeback_cache);
           auto w = fh->direct ? write_direct(fh, in_buf, off) : write_buffered(fh, in_buf, off);
+          if (w) keep.restore();
           if (w) fs_of(req).note_write(ino, static_cast<uint64_t>(off), w->count);
           return w;
         }));
@@ -253,12 +293,14 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
 
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi) {
   // With the writeback cache the newest data may still be in the kernel's
-  // page cache, where the store cannot see it: ENOSYS makes the kernel
-  // answer SEEK_DATA/SEEK_HOLE itself from what it caches.
-  if (fs_of(req).options().writeback_cache) return reply(req, {"lseek", ino}, Status::error(ENOSYS));
+  // dirty pages, where the store cannot see it: a hole answered from the
+  // backing file alone could hide written data (from cp, which skips
+  // holes). So the pages are written back first (before any lock: the
+  // WRITEs take the inode's lock).
+  bool holes = (whence == SEEK_DATA || whence == SEEK_HOLE) && off >= 0;
+  if (holes) fs_of(req).launder(ino);
   // A stub's local bytes are holes: SEEK_DATA/SEEK_HOLE answer for its
   // content, so the rest of it is fetched first.
-  bool holes = (whence == SEEK_DATA || whence == SEEK_HOLE) && off >= 0;
   auto g = guard_local(fs_of(req), ino, holes ? static_cast<uint64_t>(off) : 0, holes ? ~uint64_t{0} : 0,
                        [&] { return lock_read(fs_of(req), ino); });
   if (!g) return reply(req, {"lseek", ino}, g.status());

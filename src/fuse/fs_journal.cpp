@@ -5,7 +5,11 @@
 //     (note_write) before its reply, so every write acknowledged before an
 //     fsync is among the ranges that fsync finds. Any other change of the
 //     file (mark_data, mark_attr: truncate, fallocate, setattr, a copy)
-//     sets jother: the log does not carry it. So do more than kMaxLogged
+//     sets jother: the log does not carry it; a setattr of the mtime (and
+//     ctime) alone does not, since every record carries the file's mtime
+//     as the fsync reads it (the writeback cache sends the kernel's times
+//     so, just before its fsync); it sets jtimes, so an fsync with no
+//     range still writes a record (no data: the size and mtime). So do more than kMaxLogged
 //     bytes or kMaxRanges ranges, and so does a new Inode (its history
 //     before it was made is not known: its first fsync is the file's own).
 //  2. fsync with only WRITE ranges: their bytes are read back from the
@@ -51,10 +55,16 @@ void put_back(Inode& in, const Ranges& ranges, bool other) {
 }
 
 // fs_journal.cpp 2: the records of ranges, read back now.
-Result<std::vector<journal::Record>> records_of(const Inode& in, int fd, const Ranges& ranges) {
+// times: the mtime changed alone: a record with no data if no range gives one.
+Result<std::vector<journal::Record>> records_of(const Inode& in, int fd, const Ranges& ranges, bool times) {
   struct stat sb;
   if (fstat(fd, &sb) != 0) return Status::from_errno("fsync: stat");
   std::vector<journal::Record> recs;
+  if (times) {
+    journal::Record r;
+    r.handle = in.handle;
+    recs.push_back(std::move(r));
+  }
   for (const auto& [a, b] : ranges) {
     const uint64_t size = static_cast<uint64_t>(sb.st_size);
     if (a >= size) continue;  // cut since (a truncate also set jother)
@@ -98,6 +108,13 @@ void Fs::note_write(fuse_ino_t ino, uint64_t off, uint64_t n) {  // fs_journal.c
   }
 }
 
+void Fs::note_times(fuse_ino_t ino) {  // fs_journal.cpp 1
+  if (!hooks_.log) return;
+  Inode& in = table_->get(ino);
+  MutexLock g(in.jmu);
+  in.jtimes = true;
+}
+
 void Fs::note_other(fuse_ino_t ino) {  // fs_journal.cpp 1
   if (!hooks_.log) return;
   Inode& in = table_->get(ino);
@@ -112,13 +129,14 @@ Status Fs::fsync_file(fuse_ino_t ino, int fd, bool datasync) {
   if (!hooks_.log) return own();
   Inode& in = table_->get(ino);
   Ranges ranges;
-  bool other;
+  bool other, times;
   uint64_t logged;
   {
     MutexLock g(in.jmu);
     ranges.swap(in.jranges);
     other = in.jother || in.handle.empty();
-    in.jother = false;
+    times = in.jtimes;
+    in.jother = in.jtimes = false;
     in.jbytes = 0;
     logged = in.jlogged;
   }
@@ -134,8 +152,8 @@ Status Fs::fsync_file(fuse_ino_t ino, int fd, bool datasync) {
     if (!st) put_back(in, ranges, true);
     return st;
   }
-  if (ranges.empty()) return {};  // nothing since it was last made durable
-  auto recs = records_of(in, fd, ranges);
+  if (ranges.empty() && !times) return {};  // nothing since it was last made durable
+  auto recs = records_of(in, fd, ranges, times);
   Result<uint64_t> seq = recs ? hooks_.log->append(std::move(*recs)) : Result<uint64_t>(recs.status());
   if (!seq) {  // the file's own fsync instead (3)
     spdlog::warn("fsync: node {}: the endurant log failed ({}); the file's own fsync instead", ino,

@@ -173,15 +173,39 @@ Status apply_setattr(int ifd, const struct stat* attr, int to_set, fuse_file_inf
   return {};
 }
 
+// The writeback cache keeps a file's times in the kernel, which writes
+// them back later (at syncfs, or when it drops the inode), also for a file
+// that was deleted meanwhile: once the object is gone (no links, not open)
+// there is nothing to keep them on, as on a local filesystem. Not an error
+// (it would fail the caller's syncfs): the times are taken as given.
+Result<AttrReply> times_of_gone(fuse_ino_t ino, mode_t type, const struct stat* attr, int to_set,
+                                fuse_file_info* fi) {
+  constexpr int kTimes = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_CTIME | FUSE_SET_ATTR_ATIME_NOW |
+                         FUSE_SET_ATTR_MTIME_NOW;
+  if (fi || (to_set & ~kTimes)) return Status::error(ESTALE);
+  AttrReply r{};
+  r.st = *attr;
+  r.st.st_ino = ino;
+  r.st.st_mode = type;
+  r.st.st_nlink = 0;
+  r.timeout = 0;
+  return r;
+}
+
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
-  reply(req, {"setattr", ino}, under(lock_read(fs, ino), [&]() -> Result<AttrReply> {
-          if (to_set & FUSE_SET_ATTR_SIZE) TCFS_TRY(fs.mark_data(ino));
-          else TCFS_TRY(fs.mark_attr(ino));
-          TCFS_TRY(fs.ensure_all(ino));  // a stub's fetch restores times: let it finish first
-          TCFS_TRY(with_fd(fs, ino, [&](int ifd) { return apply_setattr(ifd, attr, to_set, fi); }));
-          return stat_inode(fs, ino, fi);
-        }));
+  auto r = under(lock_read(fs, ino), [&]() -> Result<AttrReply> {
+    // The kernel's own times under the writeback cache (mtime, ctime, sent
+    // before its fsync): the log's records carry the mtime.
+    constexpr int kLogged = FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
+    if (to_set & FUSE_SET_ATTR_SIZE) TCFS_TRY(fs.mark_data(ino));
+    else TCFS_TRY(fs.mark_attr(ino, !(to_set & ~kLogged)));
+    TCFS_TRY(fs.ensure_all(ino));  // a stub's fetch restores times: let it finish first
+    TCFS_TRY(with_fd(fs, ino, [&](int ifd) { return apply_setattr(ifd, attr, to_set, fi); }));
+    return stat_inode(fs, ino, fi);
+  });
+  if (!r && r.err() == ESTALE && fs.options().writeback_cache) r = times_of_gone(ino, fs.table().get(ino).type, attr, to_set, fi);
+  reply(req, {"setattr", ino}, std::move(r));
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {

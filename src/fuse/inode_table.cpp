@@ -161,13 +161,15 @@ std::vector<fuse_ino_t> InodeTable::find_ids(dev_t dev, ino_t ino, mode_t type) 
   return ids;
 }
 
-fuse_ino_t InodeTable::renew(dev_t dev, ino_t ino) {
+bool InodeTable::retire(dev_t dev, ino_t ino, uint64_t size) {
   MutexLock g(mu_);
   auto it = map_.find(Key{dev, ino});
-  if (it == map_.end() || it->second->type != S_IFREG) return 0;
+  if (it == map_.end() || it->second->type != S_IFREG) return false;
   Inode& in = *it->second;
+  in.retired = true;
+  in.retired_size = size;
   detach_locked(in);
-  return in.id;
+  return true;
 }
 
 Inode* InodeTable::ref_locked(const Key& k) {

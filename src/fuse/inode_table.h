@@ -91,6 +91,8 @@ struct Inode : boost::intrusive::list_base_hook<> {  // hook: InodeTable::lru_
   uint64_t nlookup = 0;
   unsigned pins = 0;    // FdPins alive
   unsigned opens = 0;   // open FileHandles
+  bool retired = false;  // detached by retire(): its object has a newer Inode
+  uint64_t retired_size = 0;  // the size the kernel holds for it then
   // The endurant log (journal/log.h, fs_journal.cpp): what WRITE requests
   // changed since the file was last made durable, while the log can carry
   // it. jmu guards these; it is a leaf (taken under an op's guard).
@@ -101,6 +103,7 @@ struct Inode : boost::intrusive::list_base_hook<> {  // hook: InodeTable::lru_
   // what happened to the file before this Inode existed is not known.
   bool jother TCFS_GUARDED_BY(jmu) = true;
   uint64_t jlogged TCFS_GUARDED_BY(jmu) = 0;  // the seq of its newest record in the log (0: none)
+  bool jtimes TCFS_GUARDED_BY(jmu) = false;  // its mtime was set since: the next fsync records it
   ~Inode();
 };
 
@@ -183,12 +186,20 @@ class InodeTable {
   // Regular file (dev, ino) changed behind the kernel's back (a compound)
   // while the writeback cache is on: the kernel keeps its own size and
   // times of a cached inode then, and never takes the daemon's. So its
-  // Inode is detached: the kernel's references (open files, mmaps) keep it
-  // and still reach the same object, and the next LOOKUP makes a new Inode
-  // with another node id (a session id while the old one's coded id is
-  // held), whose attributes the kernel takes whole. Returns the old node
-  // id, 0 if the kernel holds none.
-  fuse_ino_t renew(dev_t dev, ino_t ino);
+  // Inode is detached and marked retired with `size`, the size the kernel
+  // holds (the file's before the change): the kernel's references (open
+  // files, mmaps) keep it and still reach the same object, and the next
+  // LOOKUP makes a new Inode with another node id (a session id while the
+  // old one's coded id is held), whose attributes the kernel takes whole.
+  // Takes no kernel call: safe under a compound's locks. Returns whether
+  // the kernel held an Inode of it.
+  bool retire(dev_t dev, ino_t ino, uint64_t size);
+  // Whether `in` was retired, and the size the kernel holds for it then.
+  bool retired(Inode& in, uint64_t* size) {
+    MutexLock g(mu_);
+    *size = in.retired_size;
+    return in.retired;
+  }
 
   // Whether the backing object (ino, handle) of the store's filesystem has
   // files open through the mount (sync/evict.h 2). Another object that

@@ -39,12 +39,20 @@ void KernelNotifier::flush(const txn::LockKey& k) {
     check(fuse_lowlevel_notify_inval_inode(se_, id, 0, 0), "flush", k.ino);
 }
 
-// txn.h invariant 13: the old node leaves the table's map (open files keep
-// it), and the name the file had loses its dentry, so the next lookup
-// makes the new node. Another name of a hard-linked file keeps the old
-// node until the kernel drops that dentry (tcfs(8), THE WRITEBACK CACHE).
+// txn.h invariant 13, under the compound's locks: the old node leaves the
+// table's map (open files keep it); an open that waited for the locks
+// then drops the stale pages, or is retried by the kernel after a fresh
+// lookup (fs_file.cpp op_open).
+void KernelNotifier::retire(const txn::LockKey& k, uint64_t size) {
+  if (writeback_) table_.retire(static_cast<dev_t>(k.dev), static_cast<ino_t>(k.ino), size);
+}
+
+// After the locks: the name the file had loses its dentry, so the next
+// lookup makes the new node. Another name of a hard-linked file keeps the
+// old node until its short entry timeout (Fs::make_entry) or an open.
 void KernelNotifier::renew(const txn::LockKey& k, const std::string& path) {
-  if (!writeback_ || !table_.renew(static_cast<dev_t>(k.dev), static_cast<ino_t>(k.ino))) return;
+  (void)k;
+  if (!writeback_) return;
   size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
   std::string name = slash == std::string::npos ? path : path.substr(slash + 1);

@@ -18,12 +18,14 @@
 //    daemon now (their WRITE requests are served meanwhile). Called before
 //    the compound takes its locks, never under them (the WRITEs take the
 //    inode's lock). A no-op without the writeback cache.
-//  * renew(k, path): regular file k, at `path` under root/ before the
-//    compound, changed size, data or times. With the writeback cache the
-//    kernel keeps its own size and times of a cached inode and never takes
-//    the daemon's, so the kernel must get a new inode for it: after the
-//    locks are released (it invalidates entries, like entry()). A no-op
-//    without the writeback cache.
+//  * retire(k) and renew(k, path): regular file k, at `path` under root/
+//    before the compound, changed size, data or times. With the writeback
+//    cache the kernel keeps its own size and times of a cached inode and
+//    never takes the daemon's, so the kernel must get a new inode for it.
+//    retire(k, size) under the locks, `size` its size before the compound
+//    (the kernel's): the daemon's side only (fuse/inode_table.h retire);
+//    renew(k, path) after them: the name loses its dentry (like entry()).
+//    No-ops without the writeback cache.
 //  * Objects the kernel has never seen are ignored.
 //  * read_only(): the mount's superblock is read-only now (mounted -o ro,
 //    or remounted so); compounds are then refused (txn.h invariant 12).
@@ -51,6 +53,7 @@ class Invalidator {
   virtual void data(const LockKey& k) = 0;
   virtual void entry(const LockKey& parent, const std::string& name) = 0;
   virtual void flush(const LockKey&) {}
+  virtual void retire(const LockKey&, uint64_t /*size*/) {}
   virtual void renew(const LockKey&, const std::string& /*path*/) {}
   virtual dev_t device() const { return 0; }
   virtual bool read_only() const { return false; }

@@ -403,7 +403,8 @@ void Planner::touch_attrs(VNode* n) {
     r.attrs.xattrs = std::move(keep);
     r.has_attrs = true;
     plan_.attrs.push_back({n->id.dev, n->id.ino});
-    if (n->type == S_IFREG) plan_.files.push_back({{n->id.dev, n->id.ino}, n->orig});
+    if (n->type == S_IFREG)
+      plan_.files.push_back({{n->id.dev, n->id.ino}, n->orig, static_cast<uint64_t>(n->st.st_size)});
   }
 }
 

@@ -82,8 +82,14 @@ struct Plan {
   std::vector<std::pair<LockKey, std::string>> entries;
   std::vector<LockKey> attrs, data;
   // Existing regular files whose data or attributes change, with their
-  // paths under root/ before the compound (Invalidator::renew).
-  std::vector<std::pair<LockKey, std::string>> files;
+  // paths under root/ and sizes before the compound (Invalidator::retire,
+  // renew).
+  struct File {
+    LockKey key;
+    std::string path;
+    uint64_t size = 0;
+  };
+  std::vector<File> files;
   // The file handle of every existing object locked Exclusive (not in a
   // keys_only plan): with the inode number, the sync layer's identity of
   // the object its marks and fetches name (sync/sync.h 4a).

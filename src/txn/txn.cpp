@@ -169,6 +169,7 @@ void TxnManager::invalidate_attrs(const Plan& p) {
   Invalidator* inv = inv_.load();
   if (!inv) return;
   for (const auto& k : p.attrs) inv->attrs(k);
+  for (const auto& f : p.files) inv->retire(f.key, f.size);  // invariant 13
 }
 
 // The sync layer's identity of a locked object (sync/sync.h 4a): its
@@ -206,7 +207,7 @@ void TxnManager::flush_kernel(const Plan& p) {
 void TxnManager::invalidate_rest(const Plan& p) {
   Invalidator* inv = inv_.load();
   if (!inv) return;
-  for (const auto& [k, path] : p.files) inv->renew(k, path);
+  for (const auto& f : p.files) inv->renew(f.key, f.path);
   for (const auto& [k, name] : p.entries) inv->entry(k, name);
   for (const auto& k : p.data) inv->data(k);
 }

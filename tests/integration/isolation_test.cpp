@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <random>
@@ -51,12 +52,14 @@ std::string content(const std::string& token) {
 std::string token_of(const std::string& data) {
   size_t nl = data.find('\n');
   std::string t = data.substr(0, nl);
-  return data == content(t) ? t : "<torn>";
+  if (data == content(t)) return t;
+  size_t nz = data.find_first_not_of('\0');
+  return "<torn len=" + std::to_string(data.size()) + " first=" + t.substr(0, 20) + " nz=" + std::to_string(nz) + ">";
 }
 
 std::string read_all(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "<open failed>";
+  if (fd < 0) return std::string("<open failed ") + strerror(errno) + ">";
   std::string s;
   char buf[65536];
   ssize_t n;

@@ -237,6 +237,29 @@ start_daemon -o journal=on || fail "repaired: mount"
 expect "repaired: the log replays and the file is whole" "$(printf 'y%.0s' $(seq 800))" "$(cat "$mnt/y")"
 stop_daemon
 
+# --- an mtime set alone, then fsync: the fsync makes it durable through the log ---
+# (fs_journal.cpp 1: a setattr of the mtime keeps the file on the log and
+# sets jtimes, so the fsync writes a record with no data). Cut at once,
+# before the checkpointer's next syncfs.
+fresh
+start_daemon -o journal=on || fail "mtime: mount"
+out=$(python3 - "$mnt/t" 2>&1 <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR, 0o644)
+os.write(fd, b"t" * 100)
+os.fsync(fd)
+os.utime(sys.argv[1], ns=(1_000_000_000, 1_234_567_891_000_000_000))
+os.fsync(fd)
+print("ok")
+PY
+)
+cut_image
+kill -9 "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null
+start_daemon -o journal=on || fail "mtime: mount after the cut: $(tail -3 "$work/daemon.log")"
+expect "an mtime set alone and fsync-ed survives a power cut ($out)" "1234567891.000000000 100" \
+  "$(stat -c '%.9Y %s' "$mnt/t" 2>&1)"
+stop_daemon
+
 # --- the default: on; off on a small store filesystem; no room for the segments ---
 has_log() { "$TCFS_BIN" status --json "$mnt" | python3 -c 'import json,sys; print(int("journal" in json.load(sys.stdin)["status"]))'; }
 fresh

@@ -90,7 +90,10 @@ void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
   auto& cfg = dc.mount;
   for (const auto& o : tcfs::cli::split_options(raw)) {
     if (o == "nonempty") cfg.allow_nonempty = true;
-    else if (o == "writeback") cfg.fs.writeback_cache = true;
+    else if (o == "writeback" || o == "writeback=on") cfg.fs.writeback_cache = true;
+    else if (o == "writeback=off") cfg.fs.writeback_cache = false;
+    else if (o.rfind("writeback=", 0) == 0)
+      throw CLI::ValidationError("-o", "bad value in '" + o + "' (writeback=on or writeback=off)");
     else if (o == "journal=on" || o == "journal") dc.journal = true;
     else if (o == "journal=off") dc.journal = false;
     else if (o.rfind("journal=", 0) == 0)
@@ -304,7 +307,7 @@ int main(int argc, char** argv) {
   mount->add_option("-o", opts,
                     "mount options, comma separated: remount (change the flags of the tcfs mount on MOUNTPOINT in "
                     "place: ro, rw, noexec, ...; see tcfs(8)), nonempty (allow a non-empty mountpoint), "
-                    "writeback (kernel writeback cache), journal=on|off (stable writes through the endurant log; default on, but off on a store filesystem under 512 MiB), journal_size=SIZE (its size; default 64M), max_ops=N, max_inline=BYTES, max_fds=N "
+                    "writeback=on|off (the kernel's writeback cache; default on), journal=on|off (stable writes through the endurant log; default on, but off on a store filesystem under 512 MiB), journal_size=SIZE (its size; default 64M), max_ops=N, max_inline=BYTES, max_fds=N "
                     "(compound limits), ctl_user_conns=N, ctl_user_mem=SIZE, ctl_idle=MS (control socket "
                     "limits per user; see tcfs(8)), sync_interval=MS (a sync round this long after a change; default "
                     "1000), cache_size=SIZE (see --cache-size), cache_reserve=SIZE (free space kept on the "
