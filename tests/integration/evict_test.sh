@@ -85,7 +85,7 @@ printf 'XYZ' | dd of="$fs/ref/f5" bs=1 seek=1000 conv=notrunc status=none
 ok 'cmp -s "$fs/ref/f5" "$mA/f5"' "a write into a (re-)evicted file keeps the rest of its content"
 "$T" sync "$mA" --timeout 60 > /dev/null || die "sync A again"
 wait_for '(( $(store_bytes "$fs/A") <= cap ))'
-ok '(( $(store_bytes "$fs/A") <= cap ))' "after reading everything back the store goes under the cap again"
+ok '(( $(store_bytes "$fs/A") <= cap ))' "after reading everything back the store goes under the cap again: $(store_bytes "$fs/A") bytes, cap $cap; $("$T" status --json "$mA" | jq -c '.status | {cache, sync}' 2>&1)"
 ok '(( $(blocks "$fs/A/root/f0") > 0 ))' "the open file is still local"
 exec 7<&-
 stop "$mA"

@@ -3,7 +3,11 @@
 // daemon's, through the client library.
 #include "tools/tcfs/remote.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "daemon/blobber_set.h"
@@ -82,6 +86,15 @@ int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls,
 int cmd_sync(const std::string& mountpoint, double timeout_s, bool as_json) {
   auto c = Client::for_path(mountpoint);
   if (!c) return fail(c.status());
+  // The kernel's writeback cache may still hold what programs wrote (files
+  // not closed yet, maps): syncfs of the mount sends it to the daemon
+  // first, so the round holds everything written before this call. (This
+  // is the client, not the daemon: I/O through the mount is fine here.)
+  if (int fd = open(mountpoint.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+    if (syncfs(fd) != 0)
+      fprintf(stderr, "tcfs: sync %s: writing back the kernel's cache: %s\n", mountpoint.c_str(), strerror(errno));
+    close(fd);
+  }
   uint64_t ms = timeout_s > 0 ? static_cast<uint64_t>(timeout_s * 1000) : 0;
   Status st = c->sync(ms);
   if (!st) {
