@@ -231,9 +231,11 @@ Result<EvictReport> Evictor::pass(uint64_t target) {
   rep.used_after = used;
   rep.still_over = used > target;
   uint64_t fsu = fs_used();
+  uint64_t fetched = env_.fetcher ? env_.fetcher->bytes_fetched() : 0;
   MutexLock g(mu_);
   scan_used_ = used;
   scan_fs_used_ = fsu;
+  scan_fetched_ = fetched;
   scanned_ = true;
   stats_.used = used;
   stats_.passes++;
@@ -268,16 +270,25 @@ void Evictor::background() {
   auto idle = std::chrono::milliseconds(0);
   auto not_before = std::chrono::steady_clock::now();
   size_t pending_at_idle = 0;
-  uint64_t fs_at_idle = 0;
+  uint64_t fs_at_idle = 0, fetched_at_idle = 0;
   UniqueLock g(mu_);
   while (!stop_) {
     g.wait_for(cv_, std::chrono::milliseconds(opt_.check_ms), [&]() TCFS_REQUIRES(mu_) { return stop_; });
     if (stop_ || !in_use_) continue;
     size_t pending = env_.tracker ? env_.tracker->pending() : 0;
     uint64_t fsu = fs_used();
-    bool grew = fsu > fs_at_idle + opt_.cache_bytes / 20;
+    uint64_t fetched_now = env_.fetcher ? env_.fetcher->bytes_fetched() : 0;
+    bool grew = fsu > fs_at_idle + opt_.cache_bytes / 20 || fetched_now > fetched_at_idle + opt_.cache_bytes / 20;
     if (std::chrono::steady_clock::now() < not_before && pending >= pending_at_idle && !grew) continue;
-    uint64_t estimate = scan_used_ + (fsu > scan_fs_used_ ? fsu - scan_fs_used_ : 0);
+    // The growth since the last scan: the filesystem's, or the bytes fetched
+    // back since, whichever is more. The filesystem's alone undercounts
+    // when something else frees space meanwhile (the endurant log's
+    // segments, undo images, sync's files): fetched files then stayed
+    // over the cap unseen.
+    uint64_t fetched = env_.fetcher ? env_.fetcher->bytes_fetched() : 0;
+    uint64_t grown = std::max(fsu > scan_fs_used_ ? fsu - scan_fs_used_ : 0,
+                              fetched > scan_fetched_ ? fetched - scan_fetched_ : 0);
+    uint64_t estimate = scan_used_ + grown;
     if (!scanned_) estimate = ~uint64_t{0};
     stats_.used = scanned_ ? estimate : 0;
     bool over = opt_.cache_bytes && estimate > opt_.cache_bytes;
@@ -297,6 +308,7 @@ void Evictor::background() {
       not_before = std::chrono::steady_clock::now() + idle;
       pending_at_idle = env_.tracker ? env_.tracker->pending() : 0;
       fs_at_idle = fs_used();
+      fetched_at_idle = env_.fetcher ? env_.fetcher->bytes_fetched() : 0;
     } else {
       idle = std::chrono::milliseconds(0);
       not_before = std::chrono::steady_clock::now();

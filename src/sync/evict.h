@@ -161,6 +161,7 @@ class Evictor {
   EvictStats stats_ TCFS_GUARDED_BY(mu_);
   // evict.h 1: the last scan's figures
   uint64_t scan_used_ TCFS_GUARDED_BY(mu_) = 0, scan_fs_used_ TCFS_GUARDED_BY(mu_) = 0;
+  uint64_t scan_fetched_ TCFS_GUARDED_BY(mu_) = 0;  // the fetcher's bytes_fetched() then
   bool scanned_ TCFS_GUARDED_BY(mu_) = false, stop_ TCFS_GUARDED_BY(mu_) = false;
   // Started under mu_ (start()); stop() joins it without mu_, which the
   // thread takes: not annotated.
