@@ -5,10 +5,13 @@
 //  1. Usage. The store's cache use is the space its regular files in
 //     root/ take (st_blocks; a hard-linked file once). A scan walks the
 //     tree and measures it exactly; between scans it is estimated as the
-//     last scan's figure plus the growth of the store filesystem's used
-//     space since (statvfs, one syscall), so growth from anywhere (writes,
-//     fetches, blobbers on the same filesystem) can only make a scan come
-//     sooner. A scan runs when the estimate passes the cap, or when the
+//     last scan's figure plus the growth since: the store filesystem's
+//     used space (statvfs, one syscall) or the bytes fetched back
+//     (Fetcher::bytes_fetched), whichever grew more, so growth from
+//     anywhere (writes, fetches, blobbers on the same filesystem) can only
+//     make a scan come sooner, and space freed elsewhere meanwhile (the
+//     endurant log's segments, undo images) does not hide fetched files.
+//     A scan runs when the estimate passes the cap, or when the
 //     filesystem's free space falls under the reserve.
 //  2. Candidates. A regular file may be evicted only if it is clean: it
 //     has a synced record (state.h) that is not a stub, with the file's
