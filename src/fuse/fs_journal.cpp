@@ -9,8 +9,8 @@
 //     ctime) alone does not, since every record carries the file's mtime
 //     as the fsync reads it (the writeback cache sends the kernel's times
 //     so, just before its fsync); it sets jtimes, so an fsync with no
-//     range still writes a record (no data: the size and mtime). So do more than kMaxLogged
-//     bytes or kMaxRanges ranges, and so does a new Inode (its history
+//     range still writes a record (no data: the size and mtime). So do
+//     more than kMaxLogged bytes or kMaxRanges ranges, and so does a new Inode (its history
 //     before it was made is not known: its first fsync is the file's own).
 //  2. fsync with only WRITE ranges: their bytes are read back from the
 //     backing file, with its size and mtime, into records appended to the

@@ -204,7 +204,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     TCFS_TRY(with_fd(fs, ino, [&](int ifd) { return apply_setattr(ifd, attr, to_set, fi); }));
     return stat_inode(fs, ino, fi);
   });
-  if (!r && r.err() == ESTALE && fs.options().writeback_cache) r = times_of_gone(ino, fs.table().get(ino).type, attr, to_set, fi);
+  if (!r && r.err() == ESTALE && fs.options().writeback_cache)
+    r = times_of_gone(ino, fs.table().get(ino).type, attr, to_set, fi);
   reply(req, {"setattr", ino}, std::move(r));
 }
 

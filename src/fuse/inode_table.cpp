@@ -406,7 +406,7 @@ Result<Inode*> InodeTable::resolve(fuse_ino_t id, struct stat* st) {
   auto in = adopt_fd(owned.release(), *st);
   if (!in) return in.status();
   if (in.value()->id != id) {
-    // The object's Inode has a session id: it was renewed (renew()) while
+    // The object's Inode has a session id: it was retired (retire()) while
     // the kernel held this coded id, which has been forgotten since. The
     // coded id still names this object (its handle opened it): an alias
     // Inode answers it.

@@ -179,7 +179,7 @@ class InodeTable {
   // kernel's notify calls tolerate (an unknown id is ignored).
   fuse_ino_t find_id(dev_t dev, ino_t ino);
   // Every node id the kernel may hold for (dev, ino): the current Inode's
-  // and those of detached ones (renewed, or of a gone object that had the
+  // and those of detached ones (retired, or of a gone object that had the
   // number: invalidating those is harmless). type: only Inodes of this
   // type (S_IFMT bits; 0 any).
   std::vector<fuse_ino_t> find_ids(dev_t dev, ino_t ino, mode_t type = 0);

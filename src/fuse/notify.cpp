@@ -18,8 +18,8 @@ void check(int rc, const char* what, uint64_t ino) {
 
 }  // namespace
 
-// Every node the kernel may hold for k: a file renewed by a compound
-// (InodeTable::renew) still has its old node while files are open on it.
+// Every node the kernel may hold for k: a file retired by a compound
+// (InodeTable::retire) still has its old node while files are open on it.
 void KernelNotifier::attrs(const txn::LockKey& k) {
   for (fuse_ino_t id : table_.find_ids(static_cast<dev_t>(k.dev), static_cast<ino_t>(k.ino)))
     check(fuse_lowlevel_notify_inval_inode(se_, id, -1, 0), "attributes", k.ino);
@@ -50,16 +50,14 @@ void KernelNotifier::retire(const txn::LockKey& k, uint64_t size) {
 // After the locks: the name the file had loses its dentry, so the next
 // lookup makes the new node. Another name of a hard-linked file keeps the
 // old node until its short entry timeout (Fs::make_entry) or an open.
-void KernelNotifier::renew(const txn::LockKey& k, const std::string& path) {
-  (void)k;
+void KernelNotifier::renew(const txn::LockKey&, const std::string& path) {
   if (!writeback_) return;
   size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
   std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
   struct stat st;
   if (name.empty() || fstatat(root_fd_, dir.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;  // gone meanwhile
-  for (fuse_ino_t id : table_.find_ids(st.st_dev, st.st_ino, S_IFDIR))
-    check(fuse_lowlevel_notify_inval_entry(se_, id, name.c_str(), name.size()), "entry", st.st_ino);
+  entry({static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}, name);
 }
 
 void KernelNotifier::entry(const txn::LockKey& parent, const std::string& name) {

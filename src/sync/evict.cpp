@@ -277,15 +277,14 @@ void Evictor::background() {
     if (stop_ || !in_use_) continue;
     size_t pending = env_.tracker ? env_.tracker->pending() : 0;
     uint64_t fsu = fs_used();
-    uint64_t fetched_now = env_.fetcher ? env_.fetcher->bytes_fetched() : 0;
-    bool grew = fsu > fs_at_idle + opt_.cache_bytes / 20 || fetched_now > fetched_at_idle + opt_.cache_bytes / 20;
+    uint64_t fetched = env_.fetcher ? env_.fetcher->bytes_fetched() : 0;
+    bool grew = fsu > fs_at_idle + opt_.cache_bytes / 20 || fetched > fetched_at_idle + opt_.cache_bytes / 20;
     if (std::chrono::steady_clock::now() < not_before && pending >= pending_at_idle && !grew) continue;
     // The growth since the last scan: the filesystem's, or the bytes fetched
     // back since, whichever is more. The filesystem's alone undercounts
     // when something else frees space meanwhile (the endurant log's
     // segments, undo images, sync's files): fetched files then stayed
     // over the cap unseen.
-    uint64_t fetched = env_.fetcher ? env_.fetcher->bytes_fetched() : 0;
     uint64_t grown = std::max(fsu > scan_fs_used_ ? fsu - scan_fs_used_ : 0,
                               fetched > scan_fetched_ ? fetched - scan_fetched_ : 0);
     uint64_t estimate = scan_used_ + grown;
