@@ -77,7 +77,6 @@ wait_gone() {  # wait_gone SECONDS PID...: true once none is alive
   done
   return 1
 }
-mount_minor() { awk -v m="$1" '$5 == m { split($3, d, ":"); n = d[2] } END { print n }' /proc/self/mountinfo; }
 fuse_abort() {  # the last resort for a hung mount: abort its FUSE connection
   local minor
   minor=$(mount_minor "$mnt")

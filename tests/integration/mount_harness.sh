@@ -14,6 +14,7 @@
 #       "FAIL - WHAT"; check WHAT CMD...: pass if CMD succeeds, else fail;
 #       expect WHAT WANT GOT: pass if GOT is WANT.
 #   is_mounted DIR: DIR is a mountpoint in /proc/mounts.
+#   stop_tcfs MP STORE: unmount a tcfs mount and stop its daemon (cleanup).
 #   harness_summary NAME: prints "NAME: P/C checks passed" and succeeds
 #       only if no check failed (the script's last command).
 # Sets: work, checks, failures. Runs in one shell, no threads.
@@ -46,6 +47,29 @@ harness_cleanup() {
 }
 
 is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
+mount_minor() { awk -v m="$1" '$5 == m { split($3, d, ":"); n = d[2] } END { print n }' /proc/self/mountinfo; }
+daemon_pid() { head -c 32 "$1/lock" 2>/dev/null | tr -dc 0-9; }  # daemon_pid STORE
+
+# stop_tcfs MOUNTPOINT STORE: unmounts a tcfs mount the test started
+# (connection abort and lazy unmount as the last resort), then waits for
+# the store's daemon (by the pid in its lock file) and kills it if it
+# lingers. For test_cleanup.
+stop_tcfs() {
+  local mp=$1 store=$2 pid minor
+  pid=$(daemon_pid "$store")
+  if is_mounted "$mp"; then
+    timeout 20 umount "$mp" 2>/dev/null || {
+      minor=$(mount_minor "$mp")
+      mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null
+      [[ -n $minor ]] && echo 1 > "/sys/fs/fuse/connections/$minor/abort" 2>/dev/null
+      umount -l "$mp" 2>/dev/null
+    }
+  fi
+  if [[ -n $pid ]]; then
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+  fi
+}
 
 pass() { checks=$((checks + 1)); echo "ok   - $*"; }
 fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL - $*"; }

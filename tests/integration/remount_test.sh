@@ -29,25 +29,9 @@ fi
 harness_init remount_test remount
 store=$work/fs/store mp=$work/fs/mnt
 
-mount_minor() { awk -v m="$1" '$5 == m { split($3, d, ":"); n = d[2] } END { print n }' /proc/self/mountinfo; }
 mount_opts() { awk -v m="$1" '$2 == m { o = $4 } END { print o }' /proc/mounts; }
-daemon_pid() { head -c 32 "$store/lock" 2>/dev/null | tr -dc 0-9; }
-
 test_cleanup() {
-  local pid minor
-  pid=$(daemon_pid)
-  if is_mounted "$mp"; then
-    timeout 20 umount "$mp" 2>/dev/null || {
-      minor=$(mount_minor "$mp")
-      mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null
-      [[ -n $minor ]] && echo 1 > "/sys/fs/fuse/connections/$minor/abort" 2>/dev/null
-      umount -l "$mp" 2>/dev/null
-    }
-  fi
-  if [[ -n $pid ]]; then
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null
-  fi
+  stop_tcfs "$mp" "$store"
   umount "$work/fs" 2>/dev/null || umount -l "$work/fs" 2>/dev/null
   umount /usr/local/sbin 2>/dev/null
 }
@@ -71,7 +55,7 @@ if ! timeout 60 mount -t fuse.tcfs "$store" "$mp"; then
   exit 1
 fi
 check "mount -t fuse.tcfs mounts the store" is_mounted "$mp"
-pid=$(daemon_pid)
+pid=$(daemon_pid "$store")
 check "the daemon's pid is in the store's lock file" test -n "$pid"
 echo first > "$mp/f"
 printf '#!/bin/sh\necho ran\n' > "$mp/script" && chmod 755 "$mp/script"
@@ -79,7 +63,7 @@ printf '#!/bin/sh\necho ran\n' > "$mp/script" && chmod 755 "$mp/script"
 # Read-only.
 check "mount -o remount,ro succeeds" timeout 30 mount -o remount,ro "$mp"
 check "the mount is read-only in /proc/mounts" has_opt ro
-check "the same daemon serves the mount" test "$(daemon_pid)" = "$pid"
+check "the same daemon serves the mount" test "$(daemon_pid "$store")" = "$pid"
 check "no second daemon: one tcfs mount on the mountpoint" \
   test "$(awk -v m="$mp" '$2 == m' /proc/mounts | wc -l)" = 1
 check "reads work on the read-only mount" test "$(timeout 10 cat "$mp/f")" = first
@@ -125,7 +109,7 @@ check_err "a remount of a mountpoint that is not tcfs is refused" "not a tcfs mo
   "$TCFS_BIN" mount -o remount,ro "$work/fs"
 check "the tmpfs is still read-write" \
   test "$(awk -v m="$work/fs" '$2 == m { o = $4 } END { print o }' /proc/mounts | cut -d, -f1)" = rw
-check "the daemon is still the same" test "$(daemon_pid)" = "$pid"
+check "the daemon is still the same" test "$(daemon_pid "$store")" = "$pid"
 
 check "umount ends the mount" timeout 30 umount "$mp"
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

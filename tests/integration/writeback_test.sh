@@ -23,24 +23,8 @@
 harness_init writeback_test writeback
 store=$work/fs/store mp=$work/fs/mnt
 
-mount_minor() { awk -v m="$1" '$5 == m { split($3, d, ":"); n = d[2] } END { print n }' /proc/self/mountinfo; }
-daemon_pid() { head -c 32 "$store/lock" 2>/dev/null | tr -dc 0-9; }
-
 test_cleanup() {
-  local pid minor
-  pid=$(daemon_pid)
-  if is_mounted "$mp"; then
-    timeout 20 umount "$mp" 2>/dev/null || {
-      minor=$(mount_minor "$mp")
-      mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null
-      [[ -n $minor ]] && echo 1 > "/sys/fs/fuse/connections/$minor/abort" 2>/dev/null
-      umount -l "$mp" 2>/dev/null
-    }
-  fi
-  if [[ -n $pid ]]; then
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null
-  fi
+  stop_tcfs "$mp" "$store"
   umount "$work/fs" 2>/dev/null || umount -l "$work/fs" 2>/dev/null
 }
 
