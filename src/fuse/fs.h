@@ -76,8 +76,11 @@ struct Options {
   // splits a sequential read into 128 KiB requests, one round trip each;
   // 4 MiB keeps several 1 MiB reads in flight, as a disk's own default does.
   unsigned read_ahead_kb = 4096;
+  // FUSE workers (fuse/session.cpp says why these defaults): -o threads=N,
+  // -o clone_fd=on|off.
   unsigned max_threads = 16;
   unsigned max_idle_threads = 8;
+  bool clone_fd = true;
 };
 
 struct FileHandle {
@@ -91,7 +94,7 @@ struct DirHandle {
   Mutex mu;  // protects everything below but fd
   int fd = -1;  // set by opendir, then read-only
   off_t pos TCFS_GUARDED_BY(mu) = 0;  // d_off of the last entry handed to the kernel (0 = start)
-  std::vector<char> buf TCFS_GUARDED_BY(mu);  // getdents64 buffer
+  std::unique_ptr<char[]> buf TCFS_GUARDED_BY(mu);  // getdents64 buffer (kDentsBuf), made at the first read
   size_t buf_off TCFS_GUARDED_BY(mu) = 0, buf_len TCFS_GUARDED_BY(mu) = 0;
   ~DirHandle();
 };

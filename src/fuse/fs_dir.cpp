@@ -48,10 +48,6 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     });
   });
   if (!st) return reply(req, {"opendir", ino}, Result<OpenReply>(st));
-  {
-    MutexLock g(d->mu);  // not shared yet: taken for the analysis only
-    d->buf.resize(kDentsBuf);
-  }
   // The kernel may cache listings: every change to a directory goes through
   // this daemon, which tells the kernel (directly or by its own bookkeeping).
   fi->cache_readdir = 1;
@@ -66,13 +62,16 @@ bool is_dot(const char* n) { return n[0] == '.' && (n[1] == '\0' || (n[1] == '.'
 // end of the directory, -errno on error.
 int next_entry(DirHandle& d, linux_dirent64** out) TCFS_REQUIRES(d.mu) {
   if (d.buf_off >= d.buf_len) {
-    long n = syscall(SYS_getdents64, d.fd, d.buf.data(), d.buf.size());
+    // Not zeroed, and not made at opendir: an opendir that reads nothing
+    // (the kernel's cached listing, a stat of ".") costs no allocation.
+    if (!d.buf) d.buf.reset(new char[kDentsBuf]);
+    long n = syscall(SYS_getdents64, d.fd, d.buf.get(), kDentsBuf);
     if (n < 0) return -errno;
     if (n == 0) return 0;
     d.buf_len = static_cast<size_t>(n);
     d.buf_off = 0;
   }
-  *out = reinterpret_cast<linux_dirent64*>(d.buf.data() + d.buf_off);
+  *out = reinterpret_cast<linux_dirent64*>(d.buf.get() + d.buf_off);
   return 1;
 }
 

@@ -26,6 +26,7 @@
 // thread. It reads the tree as the daemon (root).
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <string>
 #include <vector>
@@ -94,6 +95,10 @@ struct Plan {
   // keys_only plan): with the inode number, the sync layer's identity of
   // the object its marks and fetches name (sync/sync.h 4a).
   std::map<LockKey, std::string> handles;
+  // Where the compound's time went (TxnManager logs it at debug level):
+  // each step's name and when it ended, in order.
+  std::vector<std::pair<const char*, std::chrono::steady_clock::time_point>> steps;
+  void step(const char* name) { steps.emplace_back(name, std::chrono::steady_clock::now()); }
 };
 
 // root_fd: the store's root/ directory. Image names are unique within the

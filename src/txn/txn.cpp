@@ -227,12 +227,15 @@ CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progre
     return rejected(EROFS, "compounds are refused: " + shut);
   if (int i = fd_on_mount(c, inv ? inv->device() : 0); i >= 0) return refuse_own_mount(c, i);  // invariant 10
   Plan p;
+  const auto start = std::chrono::steady_clock::now();
   // The plan resolves paths as the caller: in a directory it may not
   // search, it learns EACCES, never what exists there (as POSIX says).
   auto held = [&] {
     AsUser as(who.creds);
     return lock_plan(c, p);
   }();
+  p.steps.assign({{"start", start}});  // lock_plan() made p anew
+  p.step("plan+locks");
   if (!held) return rejected(held.err(), held.status().message());
   if (p.refuse) return refused_by_plan(c, p);  // invariant 11: nothing ran, nothing to mark
   if (sync::Fetcher* f = fetcher_.load())
@@ -247,7 +250,19 @@ CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progre
   invalidate_attrs(p);  // safe under the locks: takes no page or inode lock
   held->release();
   invalidate_rest(p);
+  p.step("invalidate");
+  log_steps(p, c.ops.size());
   return reply;
+}
+
+// At debug level, one line per compound: the milliseconds of each step.
+void TxnManager::log_steps(const Plan& p, size_t nops) {
+  if (!spdlog::should_log(spdlog::level::debug) || p.steps.empty()) return;
+  std::string out;
+  for (size_t i = 1; i < p.steps.size(); ++i)
+    out += fmt::format(" {} {:.2f}", p.steps[i].first,
+                       std::chrono::duration<double, std::milli>(p.steps[i].second - p.steps[i - 1].second).count());
+  spdlog::debug("compound {}: {} ops, ms:{}", p.rr.id, nops, out);
 }
 
 // txn off: run until the first failure, keep what ran.
@@ -304,8 +319,11 @@ Status TxnManager::prepare(const Compound& c, const Caller& who, Plan& p, Fd* tx
   *txn_dir = Fd(tfd);
   *marker = Fd(pfd);
   TCFS_CRASH_POINT("txn.after_images");
+  p.step("images");
   if (st && syncfs(store_.root_fd()) != 0) st = Status::from_errno("syncfs undo images");
+  p.step("syncfs");
   if (st) st = put_rr(store_.meta(), rr);  // invariant 2: RR durable before the first change
+  p.step("rr");
   if (!st) {
     reclaim_later(rr.id);
     return st.wrap("prepare compound");
@@ -393,6 +411,7 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
   reply.txn_id = p.rr.id;
 
   auto [i, st] = execute(c, who, p, txn_dir, marker, reply, progress);
+  p.step("ops");
   p.phase = st ? Phase::Executed : Phase::Ended;
   if (!st) {
     roll_back(p, static_cast<uint32_t>(i));
@@ -409,7 +428,7 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
     reply.outcome = Outcome::Committed;
     return reply;
   }
-  if (Status cst = commit(p.rr.id); !cst) {
+  if (Status cst = commit(p.rr.id, &p); !cst) {
     roll_back(p, kAllOps);  // cannot commit durably: undo instead (the RR is still there)
     return ended(std::move(reply), Outcome::RolledBack, -1, cst.err(), "commit: " + cst.message());
   }
@@ -421,10 +440,11 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
 // waiting (lazy_): syncfs makes all their effects durable, then one synced
 // LMDB transaction deletes their RRs. One routine serves a sync-on
 // compound and make_durable().
-Status TxnManager::commit(uint64_t id) {
+Status TxnManager::commit(uint64_t id, Plan* p) {
   std::vector<uint64_t> ids;
   {
     MutexLock d(durable_mu_);
+    if (p) p->step("wait commit");
     if (id) ids.push_back(id);
     {
       MutexLock g(mu_);
@@ -437,9 +457,11 @@ Status TxnManager::commit(uint64_t id) {
     // docs/DESIGN.md §9: the endurant log retired up to the syncfs, before the commit point.
     if (st && after_syncfs_) st = after_syncfs_(logged);
     TCFS_CRASH_POINT("txn.after_sync");
+    if (p) p->step("syncfs");
     TCFS_TRY(st);
     TCFS_TRY(delete_rrs(store_.meta(), ids));  // COMMIT POINT (invariant 6)
     TCFS_CRASH_POINT("txn.after_commit");
+    if (p) p->step("commit");
     MutexLock g(mu_);
     std::erase_if(lazy_, [&](uint64_t x) { return std::find(ids.begin(), ids.end(), x) != ids.end(); });
   }

@@ -161,7 +161,8 @@ class TxnManager {
   std::pair<size_t, Status> execute(const Compound& c, const Caller& who, struct Plan& p, const Fd& txn_dir,
                                     const Fd& marker, CompoundReply& reply, const Progress& progress);
   void roll_back(const struct Plan& p, uint32_t last);
-  Status commit(uint64_t id) TCFS_EXCLUDES(durable_mu_, mu_);
+  Status commit(uint64_t id, struct Plan* p = nullptr) TCFS_EXCLUDES(durable_mu_, mu_);
+  static void log_steps(const struct Plan& p, size_t nops);
   Status make_images(uint64_t id, struct Plan& plan, const Caller& who, int* txn_fd, int* progress_fd);
   void invalidate_attrs(const struct Plan& plan);
   void mark(const struct Plan& plan);

@@ -32,14 +32,19 @@
 # failure (tools/install-deps --test installs them).
 # Environment: TCFS_BIN; PG_BIN (default: the newest
 # /usr/lib/postgresql/*/bin). Options: --trials N (default 2 cuts),
-# --pg-seconds S (the pgbench run before the cut, default 10).
+# --pg-seconds S (the pgbench run before the cut, default 10),
+# --mount-opts O (more -o options for every mount, e.g. writeback=off),
+# --keep DIR (a failed SQLite check copies the databases and journals as
+# the cut left them, before sqlite3 opens them, and the daemon's log there).
 set -uo pipefail
 : "${TCFS_BIN:?}"
-trials=2 pg_seconds=10
+trials=2 pg_seconds=10 mopts=journal=on keep=
 while (($#)); do
   case "$1" in
     --trials) trials=$2; shift 2 ;;
     --pg-seconds) pg_seconds=$2; shift 2 ;;
+    --mount-opts) mopts+=,$2; shift 2 ;;
+    --keep) keep=$2; shift 2 ;;
     *) echo "journal_db_test: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -257,7 +262,7 @@ for t in $(seq "$trials"); do
   rm -rf "$store" "$work"/ack-* "$work"/*.err "$work"/*.out "$work/psql.pid"
   : > "$work/daemon.log"
   : > "$pglog"; chown postgres: "$pglog"
-  start_daemon -o journal=on || { fail "$T: mount: $(tail -3 "$work/daemon.log")"; kill_all; continue; }
+  start_daemon -o "$mopts" || { fail "$T: mount: $(tail -3 "$work/daemon.log")"; kill_all; continue; }
   mkdir -p "$mnt/pg" && chown postgres: "$mnt/pg" && chmod 700 "$mnt/pg"
 
   # --- PostgreSQL: a cluster, pgbench ---------------------------------------
@@ -322,7 +327,7 @@ EOF
     fail "$what"; tail_of "$work/status-before.out" 8; tail_of "$work/status-after.out" 8
   fi
   if ! timeout 60 mount -o loop "$work/img" "$fsdir"; then fail "$T: remount the image"; break; fi
-  start_daemon -o journal=on || { fail "$T: mount after the cut: $(tail -3 "$work/daemon.log")"; kill_all; continue; }
+  start_daemon -o "$mopts" || { fail "$T: mount after the cut: $(tail -3 "$work/daemon.log")"; kill_all; continue; }
   check "$T: the mount replayed $(replayed) records" test "$(replayed)" -gt 0
 
   # --- PostgreSQL after the cut -------------------------------------------------
@@ -350,12 +355,16 @@ EOF
   fi
 
   # --- SQLite after the cut -------------------------------------------------------
+  rm -rf "$work/cut" && mkdir "$work/cut" && cp -a "$mnt"/*.db* "$work/cut/" 2>/dev/null
   for m in wal delete; do
     out=$(timeout -k 5 120 sqlite3 "$mnt/$m.db" "PRAGMA integrity_check;" 2>&1)
     expect "$T: SQLite ($m): integrity_check" ok "$out"
     got=$(timeout -k 5 60 sqlite3 "$mnt/$m.db" "SELECT count(*) || '|' || ifnull(min(id), 0) || '|' || ifnull(max(id), 0) FROM ids;" 2>&1)
     a=$(last_ack "$work/ack-$m")
-    check "$T: SQLite ($m): every acknowledged id there, nothing invented (count|min|max $got, $a acknowledged)" ids_ok "$a" "$got"
+    if ! check "$T: SQLite ($m): every acknowledged id there, nothing invented (count|min|max $got, $a acknowledged)" ids_ok "$a" "$got"; then
+      echo "    as the cut left it: $(cd "$work/cut" && ls -l --full-time "$m".db* | tr '\n' ';')"
+      [[ -n $keep ]] && mkdir -p "$keep/trial-$t" && cp -a "$work/cut" "$work/daemon.log" "$work"/ack-* "$keep/trial-$t/"
+    fi
   done
   expect "$T: SQLite (wal) is still in WAL mode" wal "$(timeout 60 sqlite3 "$mnt/wal.db" 'PRAGMA journal_mode;' 2>&1)"
   stop_daemon

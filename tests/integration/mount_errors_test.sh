@@ -131,6 +131,10 @@ for mode in -f daemon; do
     "$TCFS_BIN" mount --store "$W/stores/a" "${fl[@]}" "$W/full"
   expect_refusal "[$mode] unknown FUSE option" "option|bogus" "$W/m5" -- \
     "$TCFS_BIN" mount --store "$W/stores/a" "${fl[@]}" -o no_such_fuse_option_bogus "$W/m5"
+  for bad in threads=0 threads=257 threads=many clone_fd=maybe writeback=sometimes; do
+    expect_refusal "[$mode] -o $bad" "${bad%%=*}" "$W/m5" -- \
+      "$TCFS_BIN" mount --store "$W/stores/a" "${fl[@]}" -o "$bad" "$W/m5"
+  done
 done
 [[ -e $W/regular && ! -d $W/regular ]] && pass "regular file untouched" || fail "regular file changed"
 
@@ -139,6 +143,16 @@ timeout 20 "$TCFS_BIN" mount --store "$W/stores/a" >/dev/null 2>"$work/usage.err
 rc=$?
 check "no mountpoint: exits non-zero ($rc)" test "$rc" -ne 0 -a "$rc" -ne 124
 check "no mountpoint: says so" grep -Eqi "mountpoint|required" "$work/usage.err"
+
+# --- -o threads=N,clone_fd=off: mounts and serves -------------------------------------
+start_fg "$W/stores/th" "$W/m5" "$work/th.log" threads=2,clone_fd=off
+if wait_mounted "$W/m5" "$FG_PID"; then
+  check "-o threads=2,clone_fd=off: a file written and read back" \
+    sh -c "echo two > '$W/m5/t' && test \"\$(cat '$W/m5/t')\" = two"
+  stop_fg "$W/m5" "$FG_PID" "-o threads=2,clone_fd=off"
+else
+  fail "-o threads=2,clone_fd=off did not mount: $(cat "$work/th.log")"
+fi
 
 # --- -o nonempty -------------------------------------------------------------------
 start_fg "$W/stores/ne" "$W/full" "$work/ne.log" nonempty

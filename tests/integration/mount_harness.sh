@@ -73,9 +73,9 @@ stop_tcfs() {
 
 pass() { checks=$((checks + 1)); echo "ok   - $*"; }
 fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL - $*"; }
-check() {  # check DESCRIPTION COMMAND...
+check() {  # check DESCRIPTION COMMAND...: as the check went (a failure returns 1)
   local what=$1; shift
-  if "$@"; then pass "$what"; else fail "$what"; fi
+  if "$@"; then pass "$what"; else fail "$what"; return 1; fi
 }
 expect() {  # expect DESCRIPTION WANT GOT
   if [[ $2 == "$3" ]]; then pass "$1"; else fail "$1: want '$2', got '$3'"; fi

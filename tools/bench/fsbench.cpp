@@ -13,8 +13,9 @@
 //   fsbench seqread FILE [EXPECT_BYTES [BLOCK_KIB]]
 //                                             read FILE to EOF (1 MiB reads); checks the size unless EXPECT_BYTES is 0
 //   fsbench smallfiles DIR N SIZE             create+write SIZE bytes+close N new files DIR/s%07d
-//   fsbench syncfiles DIR N SIZE new|overwrite  per file: open (O_EXCL new / O_TRUNC existing) DIR/s%07d,
-//                                             write SIZE bytes (1 MiB writes), fsync, close
+//   fsbench syncfiles DIR N SIZE new|overwrite [nosync]
+//                                             per file: open (O_EXCL new / O_TRUNC existing) DIR/s%07d,
+//                                             write SIZE bytes (1 MiB writes), fsync (not with nosync), close
 //   fsbench stablewrites DIR THREADS SECONDS append|overwrite|dsync
 //                                             THREADS writers, each on its own file DIR/w%02d, for SECONDS:
 //                                             4 KiB write + fsync, appending or overwriting 64 slots in
@@ -66,7 +67,7 @@ using Clock = std::chrono::steady_clock;
       "usage: fsbench seqwrite FILE MIB [BLOCK_KIB]\n"
       "       fsbench seqread FILE [EXPECT_BYTES [BLOCK_KIB]]\n"
       "       fsbench smallfiles DIR N SIZE\n"
-      "       fsbench syncfiles DIR N SIZE new|overwrite\n"
+      "       fsbench syncfiles DIR N SIZE new|overwrite [nosync]\n"
       "       fsbench mkfiles DIR N\n"
       "       fsbench stat DIR N\n"
       "       fsbench readdir DIR [EXPECT]\n"
@@ -229,11 +230,13 @@ int cmd_smallfiles(int argc, char **argv) {
 }
 
 int cmd_syncfiles(int argc, char **argv) {
-  if (argc != 4) usage();
+  if (argc != 4 && argc != 5) usage();
   uint64_t n = to_u64(argv[1]);
   std::size_t size = to_u64(argv[2]);
   bool fresh = std::string_view(argv[3]) == "new";
   if (!fresh && std::string_view(argv[3]) != "overwrite") usage();
+  if (argc == 5 && std::string_view(argv[4]) != "nosync") usage();
+  bool sync = argc == 4;
   int dfd = open_dir(argv[0]);
   std::size_t chunk = std::min<std::size_t>(size ? size : 1, 1 << 20);
   std::vector<char> data(chunk);
@@ -246,13 +249,13 @@ int cmd_syncfiles(int argc, char **argv) {
     int fd = ::openat(dfd, name, flags, 0644);
     if (fd < 0) die("open", std::string(argv[0]) + "/" + name);
     for (std::size_t done = 0; done < size; done += chunk) write_all(fd, data.data(), std::min(chunk, size - done), name);
-    if (::fsync(fd) != 0) die("fsync", std::string(argv[0]) + "/" + name);
+    if (sync && ::fsync(fd) != 0) die("fsync", std::string(argv[0]) + "/" + name);
     if (::close(fd) != 0) die("close", std::string(argv[0]) + "/" + name);
   }
   double s = seconds_since(t0);
   ::close(dfd);
-  std::printf("op=syncfiles files=%" PRIu64 " size=%zu seconds=%.6f rate=%.2f unit=files/s\n", n, size, s,
-              static_cast<double>(n) / s);
+  std::printf("op=syncfiles files=%" PRIu64 " size=%zu fsync=%d seconds=%.6f rate=%.2f unit=files/s\n", n, size,
+              sync ? 1 : 0, s, static_cast<double>(n) / s);
   return 0;
 }
 

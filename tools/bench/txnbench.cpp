@@ -6,6 +6,8 @@
 //   txnbench new  DIR N SIZE [--no-txn]     mkdir -p DIR; N x (create + write SIZE bytes) DIR/s%07d
 //   txnbench over DIR N SIZE [--no-txn]     N x write SIZE bytes with truncate to existing DIR/s%07d
 //   txnbench big  DIR N SRCDIR [--no-txn]   N x write (truncate) DIR/s%07d from SRCDIR/b%03d passed as fds
+//   txnbench many DIR N SIZE [--no-txn]     N operations: N/2 x (create + write SIZE bytes) in the existing
+//                                           DIR (the scaling phase: N up to the default max_ops, 100,000)
 //
 // DIR is an absolute path inside a tcfs mount. Prints one line:
 //   op=<mode> files=N seconds=S outcome=committed
@@ -35,7 +37,7 @@ std::string name(const std::string& dir, const char* fmt, long i) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 5) die("usage: txnbench new|over|big DIR N SIZE|SRCDIR [--no-txn]");
+  if (argc < 5) die("usage: txnbench new|over|many|big DIR N SIZE|SRCDIR [--no-txn]");
   std::string mode = argv[1], dir = argv[2];
   long n = std::stol(argv[3]);
   bool no_txn = argc > 5 && std::string(argv[5]) == "--no-txn";
@@ -45,13 +47,14 @@ int main(int argc, char** argv) {
   if (!rel) die(rel.status().message());
   tcfs::Compound c;
   c.options.txn = !no_txn;
-  if (mode == "new" || mode == "over") {
+  if (mode == "new" || mode == "over" || mode == "many") {
     std::string data(std::stoul(argv[4]), '\0');
     for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + (i * 7) % 26);
     if (mode == "new") c.mkdir(*rel, 0755, true);
-    for (long i = 0; i < n; ++i) {
+    const long files = mode == "many" ? n / 2 : n;
+    for (long i = 0; i < files; ++i) {
       std::string p = name(*rel, "s%07ld", i);
-      if (mode == "new") {
+      if (mode != "over") {
         c.create(p, 0644, true);
         c.write(p, data);
       } else {

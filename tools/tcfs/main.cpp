@@ -94,6 +94,10 @@ void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
     else if (o == "writeback=off") cfg.fs.writeback_cache = false;
     else if (o.rfind("writeback=", 0) == 0)
       throw CLI::ValidationError("-o", "bad value in '" + o + "' (writeback=on or writeback=off)");
+    else if (o == "clone_fd=on" || o == "clone_fd") cfg.fs.clone_fd = true;
+    else if (o == "clone_fd=off") cfg.fs.clone_fd = false;
+    else if (o.rfind("clone_fd=", 0) == 0)
+      throw CLI::ValidationError("-o", "bad value in '" + o + "' (clone_fd=on or clone_fd=off)");
     else if (o == "journal=on" || o == "journal") dc.journal = true;
     else if (o == "journal=off") dc.journal = false;
     else if (o.rfind("journal=", 0) == 0)
@@ -101,6 +105,11 @@ void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
     else if (size_opt(o, "journal_size", &dc.journal_bytes, false)) {
       if (dc.journal_bytes < (16ull << 20))
         throw CLI::ValidationError("-o", "journal_size must be at least 16M ('" + o + "')");
+    }
+    else if (uint64_t v = 0; number_opt(o, "threads", &v)) {
+      if (v > 256) throw CLI::ValidationError("-o", "threads must be at most 256 ('" + o + "')");
+      cfg.fs.max_threads = static_cast<unsigned>(v);
+      cfg.fs.max_idle_threads = std::min(cfg.fs.max_idle_threads, cfg.fs.max_threads);
     }
     else if (number_opt(o, "max_ops", &dc.limits.max_ops)) {
     } else if (number_opt(o, "max_inline", &dc.limits.max_inline_bytes)) {
@@ -307,7 +316,7 @@ int main(int argc, char** argv) {
   mount->add_option("-o", opts,
                     "mount options, comma separated: remount (change the flags of the tcfs mount on MOUNTPOINT in "
                     "place: ro, rw, noexec, ...; see tcfs(8)), nonempty (allow a non-empty mountpoint), "
-                    "writeback=on|off (the kernel's writeback cache; default off), journal=on|off (stable writes through the endurant log; default on, but off on a store filesystem under 512 MiB), journal_size=SIZE (its size; default 64M), max_ops=N, max_inline=BYTES, max_fds=N "
+                    "writeback=on|off (the kernel's writeback cache; default off), journal=on|off (stable writes through the endurant log; default on, but off on a store filesystem under 512 MiB), journal_size=SIZE (its size; default 64M), threads=N (most FUSE worker threads; default 16), clone_fd=on|off (a /dev/fuse descriptor per worker; default on), max_ops=N, max_inline=BYTES, max_fds=N "
                     "(compound limits), ctl_user_conns=N, ctl_user_mem=SIZE, ctl_idle=MS (control socket "
                     "limits per user; see tcfs(8)), sync_interval=MS (a sync round this long after a change; default "
                     "1000), cache_size=SIZE (see --cache-size), cache_reserve=SIZE (free space kept on the "
