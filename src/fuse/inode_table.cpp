@@ -212,13 +212,20 @@ Inode* InodeTable::insert_locked(std::unique_ptr<Inode> in) {
   return raw;
 }
 
-Result<Inode*> InodeTable::create_inode(int parent_fd, const char* name, struct stat* st) {
+// A new Inode of the object st describes, one lookup reference counted.
+static std::unique_ptr<Inode> new_inode(const struct stat& st, std::string handle, int fd) {
   auto in = std::make_unique<Inode>();
-  in->src_dev = st->st_dev;
-  in->src_ino = st->st_ino;
-  in->type = st->st_mode & S_IFMT;
+  in->src_dev = st.st_dev;
+  in->src_ino = st.st_ino;
+  in->type = st.st_mode & S_IFMT;
+  in->handle = std::move(handle);
+  in->fd = fd;
   in->nlookup = 1;
-  in->handle = make_handle(parent_fd, name);
+  return in;
+}
+
+Result<Inode*> InodeTable::create_inode(int parent_fd, const char* name, struct stat* st) {
+  auto in = new_inode(*st, make_handle(parent_fd, name), -1);
   if (in->handle.empty()) {
     // No handles here: pin the object with an fd for the Inode's lifetime,
     // re-stat through it so the identity we record is the object we hold.
@@ -234,15 +241,11 @@ Result<Inode*> InodeTable::create_inode(int parent_fd, const char* name, struct 
 }
 
 Result<Inode*> InodeTable::adopt_unnamed(int fd) {
-  auto in = std::make_unique<Inode>();
-  in->fd = open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_PATH | O_CLOEXEC);
-  if (in->fd < 0) return Status::from_errno();
+  Fd own(open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_PATH | O_CLOEXEC));
+  if (!own) return Status::from_errno();
   struct stat st;
-  if (fstat(in->fd, &st) != 0) return Status::from_errno();
-  in->src_dev = st.st_dev;
-  in->src_ino = st.st_ino;
-  in->type = st.st_mode & S_IFMT;
-  in->nlookup = 1;
+  if (fstat(own.get(), &st) != 0) return Status::from_errno();
+  auto in = new_inode(st, {}, own.release());
   MutexLock g(mu_);
   // A forgotten-to-be Inode of a gone object with the same number: it
   // lives on for the kernel's references only (as in lookup()).
@@ -299,14 +302,7 @@ Result<Inode*> InodeTable::adopt_fd(int fd, const struct stat& st) {
     --known->nlookup;
     detach_locked(*known);
   }
-  auto in = std::make_unique<Inode>();
-  in->src_dev = st.st_dev;
-  in->src_ino = st.st_ino;
-  in->type = st.st_mode & S_IFMT;
-  in->handle = std::move(h);
-  in->nlookup = 1;
-  in->fd = owned.release();
-  return insert_locked(std::move(in));
+  return insert_locked(new_inode(st, std::move(h), owned.release()));
 }
 
 // The export security rule (inode_table.h).
@@ -417,14 +413,9 @@ Result<Inode*> InodeTable::resolve(fuse_ino_t id, struct stat* st) {
 }
 
 Result<Inode*> InodeTable::alias(fuse_ino_t id, uint32_t gen, const std::string& h, const struct stat& st) {
-  auto in = std::make_unique<Inode>();
-  in->fd = open_handle(mount_fd_, h, O_PATH);
-  if (in->fd < 0) return Status::error(ESTALE);
-  in->src_dev = st.st_dev;
-  in->src_ino = st.st_ino;
-  in->type = st.st_mode & S_IFMT;
-  in->handle = h;
-  in->nlookup = 1;
+  int fd = open_handle(mount_fd_, h, O_PATH);
+  if (fd < 0) return Status::error(ESTALE);
+  auto in = new_inode(st, h, fd);
   in->id = id;
   in->gen = gen;
   MutexLock g(mu_);

@@ -43,8 +43,8 @@ void KernelNotifier::flush(const txn::LockKey& k) {
 // table's map (open files keep it); an open that waited for the locks
 // then drops the stale pages, or is retried by the kernel after a fresh
 // lookup (fs_file.cpp op_open).
-void KernelNotifier::retire(const txn::LockKey& k, uint64_t size) {
-  if (writeback_) table_.retire(static_cast<dev_t>(k.dev), static_cast<ino_t>(k.ino), size);
+bool KernelNotifier::retire(const txn::LockKey& k, uint64_t size) {
+  return writeback_ && table_.retire(static_cast<dev_t>(k.dev), static_cast<ino_t>(k.ino), size);
 }
 
 // After the locks: the name the file had loses its dentry, so the next

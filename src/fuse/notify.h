@@ -27,7 +27,7 @@ class KernelNotifier : public txn::Invalidator {
   void data(const txn::LockKey& k) override;
   void entry(const txn::LockKey& parent, const std::string& name) override;
   void flush(const txn::LockKey& k) override;
-  void retire(const txn::LockKey& k, uint64_t size) override;
+  bool retire(const txn::LockKey& k, uint64_t size) override;
   void renew(const txn::LockKey& k, const std::string& path) override;
   dev_t device() const override { return dev_; }
   // Reads the superblock's flags from /proc/self/mountinfo (a remount

@@ -25,7 +25,8 @@
 //    retire(k, size) under the locks, `size` its size before the compound
 //    (the kernel's): the daemon's side only (fuse/inode_table.h retire);
 //    renew(k, path) after them: the name loses its dentry (like entry()).
-//    No-ops without the writeback cache.
+//    retire() says whether the kernel held a node of k (false: nothing to
+//    renew, and renew() is not called). No-ops without the writeback cache.
 //  * Objects the kernel has never seen are ignored.
 //  * read_only(): the mount's superblock is read-only now (mounted -o ro,
 //    or remounted so); compounds are then refused (txn.h invariant 12).
@@ -53,7 +54,7 @@ class Invalidator {
   virtual void data(const LockKey& k) = 0;
   virtual void entry(const LockKey& parent, const std::string& name) = 0;
   virtual void flush(const LockKey&) {}
-  virtual void retire(const LockKey&, uint64_t /*size*/) {}
+  virtual bool retire(const LockKey&, uint64_t /*size*/) { return false; }
   virtual void renew(const LockKey&, const std::string& /*path*/) {}
   virtual dev_t device() const { return 0; }
   virtual bool read_only() const { return false; }

@@ -89,6 +89,7 @@ struct Plan {
     LockKey key;
     std::string path;
     uint64_t size = 0;
+    bool retired = false;  // Invalidator::retire found a node of it: renew() it
   };
   std::vector<File> files;
   // The file handle of every existing object locked Exclusive (not in a

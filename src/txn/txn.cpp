@@ -165,11 +165,11 @@ Status TxnManager::make_images(uint64_t id, Plan& p, const Caller& who, int* txn
   return {};
 }
 
-void TxnManager::invalidate_attrs(const Plan& p) {
+void TxnManager::invalidate_attrs(Plan& p) {
   Invalidator* inv = inv_.load();
   if (!inv) return;
   for (const auto& k : p.attrs) inv->attrs(k);
-  for (const auto& f : p.files) inv->retire(f.key, f.size);  // invariant 13
+  for (auto& f : p.files) f.retired = inv->retire(f.key, f.size);  // invariant 13
 }
 
 // The sync layer's identity of a locked object (sync/sync.h 4a): its
@@ -207,7 +207,8 @@ void TxnManager::flush_kernel(const Plan& p) {
 void TxnManager::invalidate_rest(const Plan& p) {
   Invalidator* inv = inv_.load();
   if (!inv) return;
-  for (const auto& f : p.files) inv->renew(f.key, f.path);
+  for (const auto& f : p.files)
+    if (f.retired) inv->renew(f.key, f.path);
   for (const auto& [k, name] : p.entries) inv->entry(k, name);
   for (const auto& k : p.data) inv->data(k);
 }

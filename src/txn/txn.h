@@ -164,7 +164,7 @@ class TxnManager {
   Status commit(uint64_t id, struct Plan* p = nullptr) TCFS_EXCLUDES(durable_mu_, mu_);
   static void log_steps(const struct Plan& p, size_t nops);
   Status make_images(uint64_t id, struct Plan& plan, const Caller& who, int* txn_fd, int* progress_fd);
-  void invalidate_attrs(const struct Plan& plan);
+  void invalidate_attrs(struct Plan& plan);
   void mark(const struct Plan& plan);
   void invalidate_rest(const struct Plan& plan);
   void flush_kernel(const struct Plan& plan);  // invariant 13

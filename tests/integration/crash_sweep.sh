@@ -13,15 +13,17 @@
 # recovers before serving).
 #
 # Environment: TCFS_BIN, TCFS_BATCH, TCFS_UNDO, TREESNAP (set by meson).
-# Options: --max-nth N (hits of one point to try, default 40), --quick
-# (fewer points). Exit 0 when every trial matched, 1 otherwise.
+# Options: --max-nth N (hits of one point to try, default 40), --mount-opts
+# O (-o options for every mount, e.g. writeback=off). Exit 0 when every
+# trial matched, 1 otherwise.
 set -uo pipefail
 
 : "${TCFS_BIN:?}" "${TCFS_BATCH:?}" "${TCFS_UNDO:?}" "${TREESNAP:?}"
-max_nth=40
+max_nth=40 mopts=()
 while (($#)); do
   case "$1" in
     --max-nth) max_nth=$2; shift 2 ;;
+    --mount-opts) mopts=(-o "$2"); shift 2 ;;
     *) echo "crash_sweep: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -51,7 +53,7 @@ fail=0 trials=0
 die() { echo "crash_sweep: $*" >&2; exit 1; }
 
 start_daemon() {  # [crash spec]
-  env ${1:+TCFS_CRASH_AT=$1} "$TCFS_BIN" mount --store "$store" -f "$mnt" >>"$work/daemon.log" 2>&1 &
+  env ${1:+TCFS_CRASH_AT=$1} "$TCFS_BIN" mount --store "$store" -f "${mopts[@]}" "$mnt" >>"$work/daemon.log" 2>&1 &
   daemon_pid=$!
   for _ in $(seq 100); do
     grep -qs " $mnt fuse" /proc/mounts && return 0
