@@ -60,14 +60,11 @@ struct Options {
   // Entry timeout of a hard-linked regular file under the writeback cache
   // (Fs::make_entry).
   static constexpr double kLinkEntryTimeout = 1.0;
-  // The kernel's writeback cache (-o writeback): writes land in the page
-  // cache and reach the daemon in large WRITEs at writeback, fsync or close
-  // (what makes writing through FUSE cheap). Compounds stay exact under it
-  // (txn.h invariant 13). Not the default yet: a power-cut trial of SQLite
-  // (rollback journal, synchronous=EXTRA) on the endurant log lost its
-  // last acknowledged commit once with it on (journal_db_test.sh), not
-  // understood yet.
-  bool writeback_cache = false;
+  // The kernel's writeback cache: writes land in the page cache and reach
+  // the daemon in large WRITEs at writeback, fsync or close (what makes
+  // writing through FUSE cheap). Compounds stay exact under it (txn.h
+  // invariant 13). -o writeback=off turns it off.
+  bool writeback_cache = true;
   // Stable writes go to the endurant log (Hooks::log, fs_journal.cpp);
   // backing files are then opened without O_SYNC/O_DSYNC (the kernel
   // sends an fsync after each such write, which the log makes durable).

@@ -25,9 +25,17 @@
 #   * PostgreSQL starts and its crash recovery succeeds; pg_amcheck
 #     (--heapallindexed, every database) finds no corruption; pgbench's
 #     balances agree (accounts, tellers, branches, history); the ids are
-#     exactly 1..n with a <= n <= a + 1 (a: the last acknowledged);
+#     exactly 1..n with a <= n <= b + 1 (a: the last id acknowledged
+#     before the cut, b: the last acknowledged at all);
 #   * each SQLite database (sqlite3 CLI): PRAGMA integrity_check is ok; the
-#     ids are exactly 1..n with a <= n <= a + 1.
+#     ids are exactly 1..n with a <= n <= b + 1.
+# The writers go on for a moment after the cut, as programs do after the
+# store's filesystem stops (a real power cut stops them too): a commit
+# acknowledged then may or may not be there. SQLite's rollback journal
+# shows why: its commit point is the journal's unlink, then it opens the
+# directory to sync it, and a directory it cannot open (EIO once the store
+# is cut) is not an error to SQLite, so such a commit can return without
+# being durable (seen here, once in ten trials under ASan).
 # Runs as root (else skipped, 77); PostgreSQL, sqlite3, xfs_io missing is a
 # failure (tools/install-deps --test installs them).
 # Environment: TCFS_BIN; PG_BIN (default: the newest
@@ -188,11 +196,11 @@ journal_stat() {  # journal_stat TAG: records|batches from tcfs status (its outp
 replayed() { grep -o '[0-9]* records replayed' "$work/daemon.log" | tail -1 | grep -o '^[0-9]*'; }
 last_ack() { local a; a=$(tail -n 1 "$1" 2>/dev/null); echo "${a:-0}"; }
 acks_at_least() { local f; for f in "${@:2}"; do (($(last_ack "$f") >= $1)) || return 1; done; }
-ids_ok() {  # ids_ok ACKED "count|min|max": the ids are exactly 1..n, ACKED <= n <= ACKED + 1
-  local a=$1 c lo hi
-  IFS='|' read -r c lo hi <<< "$2"
-  [[ $c =~ ^[0-9]+$ && $lo =~ ^[0-9]+$ && $hi =~ ^[0-9]+$ ]] || return 1
-  ((c == hi && (c == 0 || lo == 1) && hi >= a && hi <= a + 1))
+ids_ok() {  # ids_ok BEFORE AFTER "count|min|max": the ids are exactly 1..n, BEFORE <= n <= AFTER + 1
+  local a=$1 b=$2 c lo hi
+  IFS='|' read -r c lo hi <<< "$3"
+  [[ $a =~ ^[0-9]+$ && $b =~ ^[0-9]+$ && $c =~ ^[0-9]+$ && $lo =~ ^[0-9]+$ && $hi =~ ^[0-9]+$ ]] || return 1
+  ((c == hi && (c == 0 || lo == 1) && hi >= a && hi <= b + 1))
 }
 
 # The writers: pg (one psql fed by a pipe; "\echo ack N" follows each COMMIT
@@ -311,13 +319,17 @@ EOF
   for p in "${pids[@]}"; do alive "$p" || stopped+=" ${name[$p]}"; done
   ((${#pids[@]} == 5)) || stopped+=" (psql never started)"
   after=$(journal_stat after)
+  declare -A pre=()  # acknowledged before the cut (a partly written last line reads lower: safe)
+  for w in pg wal delete; do pre[$w]=$(last_ack "$work/ack-$w"); done
   xfs_io -x -c shutdown "$fsdir"
-  acks="pg $(last_ack "$work/ack-pg"), wal $(last_ack "$work/ack-wal"), delete $(last_ack "$work/ack-delete")"
   sleep 0.5
   kill_all
+  acks="pg ${pre[pg]}..$(last_ack "$work/ack-pg"), wal ${pre[wal]}..$(last_ack "$work/ack-wal"),\
+ delete ${pre[delete]}..$(last_ack "$work/ack-delete")"
   pm=
   umount "$fsdir" 2>/dev/null || { sleep 1; umount "$fsdir"; } || umount -l "$fsdir"
-  check "$T: every writer acknowledged 300 commits or more before the cut ($acks)" acks_at_least 300 "$work"/ack-{pg,wal,delete}
+  check "$T: every writer acknowledged 300 commits or more before the cut ($acks)" \
+    test "${pre[pg]}" -ge 300 -a "${pre[wal]}" -ge 300 -a "${pre[delete]}" -ge 300
   expect "$T: the writers and clients (3 writers, psql, pgbench) still running at the cut" "" "$stopped"
   for p in $stopped; do p=${p/psql/writer-pg}; [[ -f $work/$p.err ]] && tail_of "$work/$p.err" 5; done
   IFS='|' read -r r0 b0 <<< "$before"
@@ -345,8 +357,9 @@ EOF
     check "$T: pgbench's balances agree (accounts, tellers, branches, history: $sums)" \
       test -n "${s4:-}" -a "${s1:-x}" = "${s2:-y}" -a "${s2:-y}" = "${s3:-z}" -a "${s3:-z}" = "${s4:-w}"
     got=$(psql_ -c "SELECT count(*) || '|' || coalesce(min(id), 0) || '|' || coalesce(max(id), 0) FROM ids" 2>&1)
-    a=$(last_ack "$work/ack-pg")
-    check "$T: PostgreSQL: every acknowledged id there, nothing invented (count|min|max $got, $a acknowledged)" ids_ok "$a" "$got"
+    a=${pre[pg]} b=$(last_ack "$work/ack-pg")
+    check "$T: PostgreSQL: every id acknowledged before the cut there, nothing invented (count|min|max $got, $a acknowledged before the cut, $b in all)" \
+      ids_ok "$a" "$b" "$got"
     pg_stop || fail "$T: PostgreSQL stops: $(tail -2 "$work/pg_ctl.out")"
   else
     fail "$T: PostgreSQL starts after the cut (crash recovery)"
@@ -360,8 +373,9 @@ EOF
     out=$(timeout -k 5 120 sqlite3 "$mnt/$m.db" "PRAGMA integrity_check;" 2>&1)
     expect "$T: SQLite ($m): integrity_check" ok "$out"
     got=$(timeout -k 5 60 sqlite3 "$mnt/$m.db" "SELECT count(*) || '|' || ifnull(min(id), 0) || '|' || ifnull(max(id), 0) FROM ids;" 2>&1)
-    a=$(last_ack "$work/ack-$m")
-    if ! check "$T: SQLite ($m): every acknowledged id there, nothing invented (count|min|max $got, $a acknowledged)" ids_ok "$a" "$got"; then
+    a=${pre[$m]} b=$(last_ack "$work/ack-$m")
+    if ! check "$T: SQLite ($m): every id acknowledged before the cut there, nothing invented (count|min|max $got, $a acknowledged before the cut, $b in all)" \
+      ids_ok "$a" "$b" "$got"; then
       echo "    as the cut left it: $(cd "$work/cut" && ls -l --full-time "$m".db* | tr '\n' ';')"
       [[ -n $keep ]] && mkdir -p "$keep/trial-$t" && cp -a "$work/cut" "$work/daemon.log" "$work"/ack-* "$keep/trial-$t/"
     fi

@@ -316,7 +316,7 @@ int main(int argc, char** argv) {
   mount->add_option("-o", opts,
                     "mount options, comma separated: remount (change the flags of the tcfs mount on MOUNTPOINT in "
                     "place: ro, rw, noexec, ...; see tcfs(8)), nonempty (allow a non-empty mountpoint), "
-                    "writeback=on|off (the kernel's writeback cache; default off), journal=on|off (stable writes through the endurant log; default on, but off on a store filesystem under 512 MiB), journal_size=SIZE (its size; default 64M), threads=N (most FUSE worker threads; default 16), clone_fd=on|off (a /dev/fuse descriptor per worker; default on), max_ops=N, max_inline=BYTES, max_fds=N "
+                    "writeback=on|off (the kernel's writeback cache; default on), journal=on|off (stable writes through the endurant log; default on, but off on a store filesystem under 512 MiB), journal_size=SIZE (its size; default 64M), threads=N (most FUSE worker threads; default 16), clone_fd=on|off (a /dev/fuse descriptor per worker; default on), max_ops=N, max_inline=BYTES, max_fds=N "
                     "(compound limits), ctl_user_conns=N, ctl_user_mem=SIZE, ctl_idle=MS (control socket "
                     "limits per user; see tcfs(8)), sync_interval=MS (a sync round this long after a change; default "
                     "1000), cache_size=SIZE (see --cache-size), cache_reserve=SIZE (free space kept on the "
