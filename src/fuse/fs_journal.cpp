@@ -55,16 +55,12 @@ void put_back(Inode& in, const Ranges& ranges, bool other) {
 }
 
 // fs_journal.cpp 2: the records of ranges, read back now.
-// times: the mtime changed alone: a record with no data if no range gives one.
+// times: the mtime changed alone: a record with no data if no range gives
+// one (every record carries the mtime, so one with data is enough).
 Result<std::vector<journal::Record>> records_of(const Inode& in, int fd, const Ranges& ranges, bool times) {
   struct stat sb;
   if (fstat(fd, &sb) != 0) return Status::from_errno("fsync: stat");
   std::vector<journal::Record> recs;
-  if (times) {
-    journal::Record r;
-    r.handle = in.handle;
-    recs.push_back(std::move(r));
-  }
   for (const auto& [a, b] : ranges) {
     const uint64_t size = static_cast<uint64_t>(sb.st_size);
     if (a >= size) continue;  // cut since (a truncate also set jother)
@@ -81,6 +77,11 @@ Result<std::vector<journal::Record>> records_of(const Inode& in, int fd, const R
       got += static_cast<size_t>(n);
     }
     r.data.resize(got);
+    recs.push_back(std::move(r));
+  }
+  if (times && recs.empty()) {  // no data to carry the mtime: a record of its own
+    journal::Record r;
+    r.handle = in.handle;
     recs.push_back(std::move(r));
   }
   if (fstat(fd, &sb) != 0) return Status::from_errno("fsync: stat");  // the size and mtime after the reads
