@@ -8,6 +8,14 @@
 // SO_PEERCRED and SO_PEERGROUPS, never from the request. Each message is a
 // frame: a 4-byte little-endian payload length, then the payload, a MessagePack
 // map (nlohmann::json::to_msgpack / from_msgpack) nested at most 16 deep.
+// A compound request may attach bytes after its map: the map's field
+// "attached" gives their count, which must be exactly what follows the map
+// in the frame (no field: nothing may follow). A "data" or "value" field
+// may then be a reference to them instead of a bin: MessagePack ext type
+// kAttachedRef (1) of 8 bytes, the offset and the length as 32-bit
+// little-endian numbers, within the attached bytes. The client library
+// attaches every value of kMinAttached bytes or more, so the daemon
+// copies file data once instead of parsing it byte by byte.
 // Descriptors for Write-from-fd operations travel as SCM_RIGHTS ancillary
 // data on the first bytes of the request's frame, at most kMaxFds per
 // sendmsg() (one byte per message while more than one batch remains); they
@@ -19,8 +27,8 @@
 //       -> {"v":1,"type":"hello","server":"tcfs 0.1.0","mount":"/mnt/x",
 //           "store":"/var/lib/tcfs/default","limits":{"max_ops":N,"max_inline_bytes":N,
 //           "max_frame_bytes":N,"max_fds":N}}
-//   {"v":1,"type":"compound","txn":true,"sync":true,"progress":false,
-//    "ops":[{"op":"write","path":"a/b","data":<bin>,"offset":0}, ...]}
+//   {"v":1,"type":"compound","txn":true,"sync":true,"progress":false,"attached":N,
+//    "ops":[{"op":"write","path":"a/b","data":<bin|ref>,"offset":0}, ...]} [N bytes]
 //       -> zero or more {"v":1,"type":"progress","done":N,"total":N} frames
 //          (only when "progress" is true; a client that does not read them
 //          misses some rather than stalling the compound), then
@@ -47,7 +55,8 @@
 //   symlink: target                             link: path2
 //   rename: path2 rename_flags (RENAME_NOREPLACE or RENAME_EXCHANGE)
 //   remove: recursive
-// "data" and "value" are MessagePack bin (a str is accepted too); times are
+// "data" and "value" are MessagePack bin, a reference to attached bytes (a
+// str is accepted too); times are
 // {"sec":S,"nsec":N} or "now"; modes are at most 07777; offsets >= 0;
 // length >= -1 (-1: to the source's end).
 //
@@ -85,5 +94,7 @@ constexpr uint64_t kDefaultMaxInlineBytes = 256ull << 20;  // sum of inline data
 constexpr uint64_t kDefaultMaxFrameBytes = 320ull << 20;
 constexpr uint64_t kDefaultMaxFds = 1024;  // descriptors per compound
 constexpr unsigned kMaxFds = 253;  // SCM_RIGHTS limit per message (SCM_MAX_FD)
+constexpr uint8_t kAttachedRef = 1;       // MessagePack ext type: a reference to attached bytes
+constexpr uint64_t kMinAttached = 64;     // the client library attaches values of this size or more
 
 }  // namespace tcfs::protocol

@@ -310,7 +310,7 @@ Result<std::string> Client::maintain(const std::string& what) {
 }
 
 Result<CompoundReply> Client::submit(const Compound& c, const std::function<void(size_t, size_t)>& progress) {
-  std::string req = control::to_bytes(control::encode_compound(c, static_cast<bool>(progress)));
+  std::string req = control::compound_frame(c, static_cast<bool>(progress));
   TCFS_TRY(send(req, c.fds));
   for (;;) {
     auto j = next_frame(fd_, m_.mountpoint);

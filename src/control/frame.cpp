@@ -22,7 +22,8 @@ class MsgpackCheck {
   MsgpackCheck(std::string_view b, unsigned max_depth, uint64_t max_items)
       : b_(b), max_depth_(max_depth), max_items_(max_items) {}
 
-  Status run() {
+  // rest: trailing bytes after the value are allowed and returned there.
+  Status run(std::string_view* rest = nullptr) {
     std::vector<uint64_t> pending{1};  // values still expected per open container; the root
     while (!pending.empty()) {
       if (pending.back() == 0) {
@@ -38,7 +39,8 @@ class MsgpackCheck {
       if (children > b_.size() - pos_) return truncated();
       pending.push_back(children);
     }
-    if (pos_ != b_.size()) return Status::error(EPROTO, "not a MessagePack message: trailing bytes after the map");
+    if (rest) *rest = b_.substr(pos_);
+    else if (pos_ != b_.size()) return Status::error(EPROTO, "not a MessagePack message: trailing bytes after the map");
     return {};
   }
 
@@ -193,10 +195,12 @@ std::string to_bytes(const Json& j) {
   return std::string(v.begin(), v.end());
 }
 
-Result<Json> from_bytes(std::string_view bytes, uint64_t max_items) {
-  TCFS_TRY(MsgpackCheck(bytes, kMaxDepth, max_items).run());
+Result<Json> from_bytes(std::string_view bytes, uint64_t max_items, std::string_view* rest) {
+  std::string_view tail;
+  TCFS_TRY(MsgpackCheck(bytes, kMaxDepth, max_items).run(rest ? &tail : nullptr));
+  if (rest) *rest = tail;
   try {
-    return Json::from_msgpack(bytes.begin(), bytes.end());
+    return Json::from_msgpack(bytes.begin(), bytes.end() - static_cast<ptrdiff_t>(tail.size()));
   } catch (const std::exception& e) {
     return Status::error(EPROTO, std::string("not a MessagePack message: ") + e.what());
   }
@@ -204,23 +208,28 @@ Result<Json> from_bytes(std::string_view bytes, uint64_t max_items) {
 
 Status write_frame(int sock, const std::string& payload, const std::vector<int>& fds, bool nonblocking) {
   if (payload.size() > UINT32_MAX) return Status::error(EMSGSIZE, "frame larger than 4 GiB");
-  std::string buf(4, '\0');
+  char hdr[4];
   uint32_t n = static_cast<uint32_t>(payload.size());
-  for (size_t i = 0; i < 4; ++i) buf[i] = static_cast<char>((n >> (8 * i)) & 0xff);
-  buf += payload;
+  for (size_t i = 0; i < 4; ++i) hdr[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  const size_t total = 4 + payload.size();
   size_t batches = (fds.size() + protocol::kMaxFds - 1) / protocol::kMaxFds;
-  if (batches > buf.size())
+  if (batches > total)
     return Status::error(E2BIG, std::to_string(fds.size()) + " descriptors cannot travel on a frame of " +
-                                    std::to_string(buf.size()) + " bytes");
+                                    std::to_string(total) + " bytes");
   size_t off = 0, fd_off = 0;
-  while (off < buf.size()) {
+  while (off < total) {
     size_t nfd = std::min<size_t>(protocol::kMaxFds, fds.size() - fd_off);
     // While more than this batch remains, send one byte so each message carries one batch.
-    size_t len = fd_off + nfd < fds.size() ? 1 : buf.size() - off;
-    iovec iov{buf.data() + off, len};
+    size_t len = fd_off + nfd < fds.size() ? 1 : total - off;
+    // The header and the payload as they are (no copy of a large payload).
+    iovec iov[2];
+    int niov = 0;
+    if (off < 4) iov[niov++] = {hdr + off, std::min<size_t>(4 - off, len)};
+    size_t from = off < 4 ? 0 : off - 4, left = len - (niov ? iov[0].iov_len : 0);
+    if (left) iov[niov++] = {const_cast<char*>(payload.data()) + from, left};
     msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(niov);
     std::vector<char> ctl;
     if (nfd) {
       ctl.resize(CMSG_SPACE(nfd * sizeof(int)));

@@ -112,24 +112,47 @@ void decode_kind(const Fields& f, const OpSyntax& syntax, Op& op) {
   }
 }
 
-// Inline bytes of the wire: MessagePack bin, or a str.
-std::string wire_bytes(const Fields& f, const char* k) {
+// Inline bytes of the wire: MessagePack bin, a str, or a reference to the
+// frame's attached bytes (protocol.h: ext type kAttachedRef, 8 bytes).
+std::string wire_bytes(const Fields& f, const char* k, std::string_view attached) {
   const Json* v = f.get(k);
   if (!v) return {};
-  if (v->is_binary()) return std::string(v->get_binary().begin(), v->get_binary().end());
   if (v->is_string()) return v->get<std::string>();
-  f.fail(EINVAL, k, "must be bytes or a string");
+  if (!v->is_binary()) f.fail(EINVAL, k, "must be bytes or a string");
+  const auto& b = v->get_binary();
+  if (!b.has_subtype()) return std::string(b.begin(), b.end());
+  if (b.subtype() != protocol::kAttachedRef || b.size() != 8)
+    f.fail(EINVAL, k, "is an extension value of type " + std::to_string(b.subtype()) + " and " +
+                          std::to_string(b.size()) + " bytes, not a reference to attached bytes (type " +
+                          std::to_string(protocol::kAttachedRef) + ", 8 bytes)");
+  uint64_t off = 0, len = 0;
+  for (int i = 3; i >= 0; --i) off = (off << 8) | b[static_cast<size_t>(i)];
+  for (int i = 7; i >= 4; --i) len = (len << 8) | b[static_cast<size_t>(i)];
+  if (off > attached.size() || len > attached.size() - off)
+    f.fail(EINVAL, k, "refers to attached bytes " + std::to_string(off) + ".." + std::to_string(off + len) +
+                          " but the frame attaches " + std::to_string(attached.size()));
+  return std::string(attached.substr(off, len));
 }
 
-Json bin(const std::string& s) { return Json::binary(std::vector<uint8_t>(s.begin(), s.end())); }
+// Bytes as a MessagePack bin, or, with an attachment to collect them and
+// at least kMinAttached of them, appended there and referred to.
+Json bin(const std::string& s, std::string* attached) {
+  if (!attached || s.size() < protocol::kMinAttached || attached->size() > UINT32_MAX - s.size())
+    return Json::binary(std::vector<uint8_t>(s.begin(), s.end()));
+  std::vector<uint8_t> ref(8);
+  const uint64_t off = attached->size(), len = s.size();
+  for (size_t i = 0; i < 4; ++i) ref[i] = static_cast<uint8_t>(off >> (8 * i)), ref[4 + i] = static_cast<uint8_t>(len >> (8 * i));
+  attached->append(s);
+  return Json::binary(std::move(ref), protocol::kAttachedRef);
+}
 Json timestamp(const Timestamp& t) { return t.now ? Json("now") : Json{{"sec", t.sec}, {"nsec", t.nsec}}; }
 
-void encode_write(const Op& o, Json& j) {
+void encode_write(const Op& o, Json& j, std::string* attached) {
   if (o.offset) j["offset"] = o.offset;
   if (o.append) j["append"] = true;
   if (o.truncate) j["truncate"] = true;
   if (o.fd_index < 0) {
-    j["data"] = bin(o.data);
+    j["data"] = bin(o.data, attached);
     return;
   }
   j["fd_index"] = o.fd_index;
@@ -308,7 +331,7 @@ uint32_t WireSyntax::new_mode(OpKind k, std::optional<uint32_t> given) const {
 
 void WireSyntax::write_source(const Fields& f, Op& op) const {
   if (op.append && op.offset != 0) f.bad(EINVAL, "both \"append\" and \"offset\"");
-  op.data = wire_bytes(f, "data");
+  op.data = wire_bytes(f, "data", attached_);
   op.fd_index = static_cast<int32_t>(f.integer("fd_index", -1, -1, INT32_MAX));
   if (op.fd_index >= 0 && static_cast<size_t>(op.fd_index) >= nfds_)
     f.fail(EBADF, "fd_index",
@@ -318,7 +341,7 @@ void WireSyntax::write_source(const Fields& f, Op& op) const {
     f.bad(EINVAL, "\"src_offset\" and \"length\" need \"fd_index\"");
 }
 
-std::string WireSyntax::xattr_value(const Fields& f) const { return wire_bytes(f, "value"); }
+std::string WireSyntax::xattr_value(const Fields& f) const { return wire_bytes(f, "value", attached_); }
 
 int32_t WireSyntax::xattr_flags(const Fields& f) const {
   auto fl = static_cast<int32_t>(f.integer("xattr_flags", 0, 0, XATTR_CREATE | XATTR_REPLACE));
@@ -351,7 +374,7 @@ Status check_path(const std::string& p) {
   return {};
 }
 
-Json encode_op(const Op& o) {
+Json encode_op(const Op& o, std::string* attached) {
   Json j = {{"op", op_kind_name(o.kind)}, {"path", o.path}};
   switch (o.kind) {
     case OpKind::Mkdir:
@@ -363,7 +386,7 @@ Json encode_op(const Op& o) {
       if (o.exclusive) j["exclusive"] = true;
       if (o.truncate) j["truncate"] = true;
       break;
-    case OpKind::Write: encode_write(o, j); break;
+    case OpKind::Write: encode_write(o, j, attached); break;
     case OpKind::Copy:
       j["path2"] = o.path2;
       if (o.src_offset) j["src_offset"] = o.src_offset;
@@ -374,7 +397,7 @@ Json encode_op(const Op& o) {
     case OpKind::Setattr: encode_setattr(o, j); break;
     case OpKind::Setxattr:
       j["name"] = o.name;
-      j["value"] = bin(o.value);
+      j["value"] = bin(o.value, attached);
       if (o.xattr_flags) j["xattr_flags"] = o.xattr_flags;
       break;
     case OpKind::Removexattr: j["name"] = o.name; break;

@@ -22,7 +22,9 @@
 //    writes (text_style), also takes times as seconds and refuses a NUL in
 //    a name at once.
 //  * encode_op() writes only the fields of the op's kind, defaults left
-//    out; decode_op() with a WireSyntax gives the same Op back.
+//    out; decode_op() with a WireSyntax gives the same Op back (with the
+//    attached bytes encode_op collected, when it was given somewhere to
+//    collect them).
 //
 // Thread-safety: stateless functions; a Fields or an OpSyntax is used by
 // one thread at a time.
@@ -33,9 +35,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tcfs/compound.h"
+#include "tcfs/protocol.h"
 #include "tcfs/status.h"
 
 namespace tcfs::control {
@@ -123,7 +127,9 @@ class OpSyntax {
 // with the request (a larger fd_index is EBADF).
 class WireSyntax final : public OpSyntax {
  public:
-  explicit WireSyntax(size_t nfds) : nfds_(nfds) {}
+  // attached: the bytes the frame carries after its map (protocol.h), which
+  // "data" and "value" may refer to.
+  explicit WireSyntax(size_t nfds, std::string_view attached = {}) : nfds_(nfds), attached_(attached) {}
   const std::vector<std::string>& keys_of(OpKind k) const override;
   std::string path(const Fields& f, bool second) const override;
   std::optional<uint32_t> mode(const Fields& f) const override;
@@ -135,6 +141,7 @@ class WireSyntax final : public OpSyntax {
 
  private:
   size_t nfds_;
+  std::string_view attached_;
 };
 FieldStyle wire_style(size_t index);  // "op <index>: field \"x\" ..."
 // JSON a person writes (tcfs-batch's NDJSON): no prefix (the caller adds
@@ -148,6 +155,8 @@ Status check_path(const std::string& p);
 
 // The one op decoder. j must be a map (callers word that error).
 Result<Op> decode_op(const Json& j, const OpSyntax& syntax, const FieldStyle& style);
-Json encode_op(const Op& o);
+// attached: when given, "data" and "value" of protocol::kMinAttached bytes
+// or more are appended there and the map refers to them (protocol.h).
+Json encode_op(const Op& o, std::string* attached = nullptr);
 
 }  // namespace tcfs::control

@@ -245,15 +245,17 @@ bool ControlServer::handle(int fd, const Caller& who) {
   if (!frame) return frame_failed(fd, who, frame.status());
   std::vector<int> fds = std::move(frame->fds);
   if (!frame->refused) return refuse(fd, who, frame->refused.err(), frame->refused.what());
-  auto req = from_bytes(frame->payload, max_request_items(limits_));
-  std::string().swap(frame->payload);  // the request lives on as *req (still charged)
+  std::string_view attached;  // a compound's bytes after its map (protocol.h)
+  auto req = from_bytes(frame->payload, max_request_items(limits_), &attached);
   auto type = req ? decode_request_type(*req) : Result<std::string>(req.status());
   if (!type) {
     close_all(fds);
     return refuse(fd, who, type.err(), type.status().what());
   }
-  if (*type == "compound") return run_compound(fd, who, std::move(*req), std::move(fds));
+  if (*type == "compound") return run_compound(fd, who, std::move(*req), std::move(frame->payload), attached, std::move(fds));
+  std::string().swap(frame->payload);  // the request lives on as *req (still charged)
   close_all(fds);
+  if (!attached.empty()) return refuse(fd, who, EPROTO, "not a MessagePack message: trailing bytes after the map");
   if (*type == "sync") return run_sync(fd, who, *req);
   if (*type == "maintain") {
     auto m = decode_maintain_request(*req);
@@ -277,15 +279,17 @@ bool ControlServer::run_sync(int fd, const Caller& who, const Json& req) {
   return write_frame(fd, to_bytes(encode_synced({st.err(), st.what()}))).is_ok();
 }
 
-bool ControlServer::run_compound(int fd, const Caller& who, Json req, std::vector<int> fds) {
+bool ControlServer::run_compound(int fd, const Caller& who, Json req, std::string payload, std::string_view attached,
+                                 std::vector<int> fds) {
   bool want = false;  // the client asked for progress frames
-  auto c = decode_compound(req, limits_, fds.size(), &want);
+  auto c = decode_compound(req, limits_, fds.size(), &want, attached);
+  Json().swap(req);  // the compound holds its data now
+  std::string().swap(payload);  // (attached pointed into it)
   if (!c) {
     close_all(fds);
     return refuse(fd, who, c.err(), c.status().what());
   }
   c->fds = std::move(fds);
-  Json().swap(req);  // the compound holds its data now
   bool alive = true;
   ProgressFn progress = [&](size_t done, size_t total) {
     size_t step = std::max<size_t>(1, total / 100);

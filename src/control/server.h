@@ -180,7 +180,9 @@ class ControlServer {
   bool handle(int fd, const Caller& who);
   bool frame_failed(int fd, const Caller& who, const Status& st);
   bool refuse(int fd, const Caller& who, int err, const std::string& why);
-  bool run_compound(int fd, const Caller& who, Json req, std::vector<int> fds);
+  // payload: the frame, which `attached` (the bytes after the map) points into.
+  bool run_compound(int fd, const Caller& who, Json req, std::string payload, std::string_view attached,
+                    std::vector<int> fds);
   bool run_sync(int fd, const Caller& who, const Json& req);
   void reap_locked() TCFS_REQUIRES(mu_);
 

@@ -32,17 +32,27 @@ uint64_t max_request_items(const Limits& lim) {
   return 64 + ops * 64;
 }
 
-Json encode_compound(const Compound& c, bool progress) {
+Json encode_compound(const Compound& c, bool progress, std::string* attached) {
   Json ops = Json::array();
-  for (const auto& o : c.ops) ops.push_back(encode_op(o));
-  return {{"v", protocol::kVersion}, {"type", "compound"}, {"txn", c.options.txn},
-          {"sync", c.options.sync},  {"progress", progress}, {"ops", std::move(ops)}};
+  for (const auto& o : c.ops) ops.push_back(encode_op(o, attached));
+  Json j = {{"v", protocol::kVersion}, {"type", "compound"}, {"txn", c.options.txn},
+            {"sync", c.options.sync},  {"progress", progress}, {"ops", std::move(ops)}};
+  if (attached && !attached->empty()) j["attached"] = attached->size();
+  return j;
 }
 
-Result<Compound> decode_compound(const Json& req, const Limits& lim, size_t nfds, bool* progress) {
+std::string compound_frame(const Compound& c, bool progress) {
+  std::string attached;
+  std::string out = to_bytes(encode_compound(c, progress, &attached));
+  out += attached;
+  return out;
+}
+
+Result<Compound> decode_compound(const Json& req, const Limits& lim, size_t nfds, bool* progress,
+                                 std::string_view attached) {
   try {
     if (!req.is_object()) bad(EPROTO, "request is not a map");
-    static const std::set<std::string> known = {"v", "type", "txn", "sync", "progress", "ops"};
+    static const std::set<std::string> known = {"v", "type", "txn", "sync", "progress", "ops", "attached"};
     for (auto it = req.begin(); it != req.end(); ++it)
       if (!known.count(it.key())) bad(EINVAL, "unknown request field \"" + it.key() + "\"");
     Compound c;
@@ -50,6 +60,12 @@ Result<Compound> decode_compound(const Json& req, const Limits& lim, size_t nfds
     c.options.sync = request_flag(req, "sync", true);
     bool want = request_flag(req, "progress", false);
     if (progress) *progress = want;
+    auto att = req.find("attached");
+    if (att != req.end() && !att->is_number_unsigned()) bad(EINVAL, "request field \"attached\" must be a byte count");
+    const uint64_t declared = att == req.end() ? 0 : att->get<uint64_t>();
+    if (declared != attached.size())
+      bad(EPROTO, "the frame attaches " + std::to_string(attached.size()) + " bytes after the request map but \"attached\" says " +
+                      std::to_string(declared));
     auto ops = req.find("ops");
     if (ops == req.end() || !ops->is_array()) bad(EINVAL, "request has no \"ops\" array");
     if (ops->size() > lim.max_ops)
@@ -58,7 +74,7 @@ Result<Compound> decode_compound(const Json& req, const Limits& lim, size_t nfds
       bad(E2BIG, std::to_string(nfds) + " descriptors, more than the limit of " + std::to_string(lim.max_fds));
     uint64_t inline_bytes = 0;
     c.ops.reserve(ops->size());
-    const WireSyntax syntax(nfds);
+    const WireSyntax syntax(nfds, attached);
     for (size_t i = 0; i < ops->size(); ++i) {
       const Json& oj = (*ops)[i];
       if (!oj.is_object()) bad(EINVAL, "op " + std::to_string(i) + ": not a map");

@@ -12,7 +12,7 @@
 //    field ("op 3: field \"mode\" must be an integer").
 //  * from_bytes() checks the MessagePack structure before building anything
 //    (nesting at most kMaxDepth, at most max_items values, no trailing
-//    bytes), so a hostile frame cannot exhaust the stack or memory; EPROTO
+//    bytes unless the caller takes them as attached bytes), so a hostile frame cannot exhaust the stack or memory; EPROTO
 //    or E2BIG otherwise.
 //  * Frames are a 4-byte little-endian length and the payload. read_frame()
 //    never reads or allocates more than max_bytes, keeps at most max_fds of
@@ -68,14 +68,24 @@ struct Limits {
 constexpr unsigned kMaxDepth = 16;  // MessagePack nesting accepted by from_bytes
 
 std::string to_bytes(const Json& j);
-Result<Json> from_bytes(std::string_view bytes, uint64_t max_items = std::numeric_limits<uint64_t>::max());
+// rest: when given, bytes after the first value are returned there (a
+// compound's attached bytes) instead of being refused.
+Result<Json> from_bytes(std::string_view bytes, uint64_t max_items = std::numeric_limits<uint64_t>::max(),
+                        std::string_view* rest = nullptr);
 // Values a request may hold under `lim` (the max_items for from_bytes).
 uint64_t max_request_items(const Limits& lim);
 
-Json encode_compound(const Compound& c, bool progress);
+// attached: when given, collects the values to attach after the map
+// (protocol.h "attached"; encode_op) and the map says how many bytes.
+Json encode_compound(const Compound& c, bool progress, std::string* attached = nullptr);
+// A compound request's whole payload: its map, then its attached bytes.
+std::string compound_frame(const Compound& c, bool progress);
 // nfds: descriptors that arrived with the request; *progress (if given):
-// whether the client asked for progress frames.
-Result<Compound> decode_compound(const Json& req, const Limits& lim, size_t nfds, bool* progress = nullptr);
+// whether the client asked for progress frames; attached: the bytes that
+// followed the map in the frame (from_bytes' rest): exactly as many as the
+// request's "attached" says (EPROTO otherwise).
+Result<Compound> decode_compound(const Json& req, const Limits& lim, size_t nfds, bool* progress = nullptr,
+                                 std::string_view attached = {});
 Json encode_reply(const CompoundReply& r);
 Result<CompoundReply> decode_reply(const Json& j);
 Json encode_progress(size_t done, size_t total);

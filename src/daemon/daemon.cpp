@@ -106,8 +106,10 @@ Result<std::unique_ptr<Daemon>> Daemon::open(const DaemonOptions& opt) {
   // docs/DESIGN.md §9: the endurant log is replayed first, then compounds are undone.
   if (Status st = d->open_log(); !st) return st;  // its message names the log's segment
   d->tm_ = std::make_unique<txn::TxnManager>(s, d->locks_, nullptr);
-  if (Checkpointer* c = d->ckpt_.get())
+  if (Checkpointer* c = d->ckpt_.get()) {
     d->tm_->set_syncfs_hooks([c] { return c->before_syncfs(); }, [c](uint64_t upto) { return c->after_syncfs(upto); });
+    d->tm_->set_log(&c->log());  // txn.h 14
+  }
   // txn.h 9: roll back what a crash left half-done before serving.
   Status st = d->tm_->recover([](const std::string& line) { spdlog::warn("recovery: {}", line); });
   if (!st) return st.wrap("recovery of store " + s.path());

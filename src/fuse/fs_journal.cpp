@@ -20,7 +20,9 @@
 //  3. fsync with jother (or a file without a handle): the backing file's
 //     own fsync/fdatasync, then, if the file has records the log has not
 //     retired, a Drop record (log.h 7), so no replay puts back older data
-//     over what this fsync made durable. A failed fsync or append puts the
+//     over what this fsync made durable. Whether it has is the log's
+//     answer (log.h 8), which also knows the records a compound committed
+//     through the log wrote (txn.h 14). A failed fsync or append puts the
 //     ranges back: the next fsync tries again.
 #include <sys/stat.h>
 #include <unistd.h>
@@ -131,7 +133,6 @@ Status Fs::fsync_file(fuse_ino_t ino, int fd, bool datasync) {
   Inode& in = table_->get(ino);
   Ranges ranges;
   bool other, times;
-  uint64_t logged;
   {
     MutexLock g(in.jmu);
     ranges.swap(in.jranges);
@@ -139,11 +140,10 @@ Status Fs::fsync_file(fuse_ino_t ino, int fd, bool datasync) {
     times = in.jtimes;
     in.jother = in.jtimes = false;
     in.jbytes = 0;
-    logged = in.jlogged;
   }
   if (other) {  // fs_journal.cpp 3
     Status st = own();
-    if (st && logged > hooks_.log->ckpt_seq()) {
+    if (st && hooks_.log->live(in.handle)) {  // log.h 8 (a compound's records count too)
       journal::Record d;
       d.kind = journal::Kind::Drop;
       d.handle = in.handle;
@@ -155,15 +155,13 @@ Status Fs::fsync_file(fuse_ino_t ino, int fd, bool datasync) {
   }
   if (ranges.empty() && !times) return {};  // nothing since it was last made durable
   auto recs = records_of(in, fd, ranges, times);
-  Result<uint64_t> seq = recs ? hooks_.log->append(std::move(*recs)) : Result<uint64_t>(recs.status());
+  Result<uint64_t> seq = recs ? hooks_.log->append(std::move(*recs)) : Result<uint64_t>(recs.status());  // log.h 8: live
   if (!seq) {  // the file's own fsync instead (3)
     spdlog::warn("fsync: node {}: the endurant log failed ({}); the file's own fsync instead", ino,
                  seq.status().message());
     put_back(in, ranges, true);
     return fsync_file(ino, fd, datasync);
   }
-  MutexLock g(in.jmu);
-  in.jlogged = std::max(in.jlogged, *seq);
   return {};
 }
 

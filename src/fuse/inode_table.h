@@ -102,7 +102,6 @@ struct Inode : boost::intrusive::list_base_hook<> {  // hook: InodeTable::lru_
   // A change the log does not carry: fsync the file itself. True at first:
   // what happened to the file before this Inode existed is not known.
   bool jother TCFS_GUARDED_BY(jmu) = true;
-  uint64_t jlogged TCFS_GUARDED_BY(jmu) = 0;  // the seq of its newest record in the log (0: none)
   bool jtimes TCFS_GUARDED_BY(jmu) = false;  // its mtime was set since: the next fsync records it
   ~Inode();
 };

@@ -383,6 +383,36 @@ Result<uint64_t> Log::append(std::vector<Record> recs) {
   return p.last;
 }
 
+// log.h 8: records of any size in all, in groups of at most one batch.
+Result<uint64_t> Log::append_all(std::vector<Record> recs) {
+  std::vector<std::unique_ptr<Pending>> groups;
+  size_t bytes = 0;
+  for (auto& r : recs) {
+    if (r.kind == Kind::Ckpt) return Status::error(EINVAL, "endurant log: a checkpoint goes through checkpointed()");
+    if (r.handle.size() > UINT16_MAX) return Status::error(EINVAL, "endurant log: handle too long");
+    const size_t n = encoded_size(r);
+    if (kBatchHeader + n > kMaxBatch)
+      return Status::error(EFBIG, "endurant log: a record of " + std::to_string(n) + " bytes is over one batch");
+    if (groups.empty() || bytes + n > kMaxBatch) groups.push_back(std::make_unique<Pending>()), bytes = kBatchHeader;
+    bytes += n;
+    groups.back()->recs.push_back(std::move(r));
+  }
+  if (groups.empty()) return durable_seq();
+  UniqueLock lk(mu_);
+  if (stopping_) return Status::error(ESHUTDOWN, "endurant log: closed");
+  for (auto& p : groups) queue_.push_back(p.get());
+  cv_.notify_all();
+  lk.wait(cv_, [&] { return std::all_of(groups.begin(), groups.end(), [](const auto& p) { return p->done; }); });
+  for (auto& p : groups)
+    if (!p->st) return p->st;
+  return groups.back()->last;
+}
+
+bool Log::live(const std::string& handle) const {
+  MutexLock g(mu_);
+  return live_.count(handle) != 0;
+}
+
 Status Log::checkpointed(uint64_t upto) {
   Record c;
   c.kind = Kind::Ckpt;
@@ -604,9 +634,11 @@ void Log::commit_batch(std::vector<Pending*> batch) {
         ckpt_seg_ = seg;
         stats_.ckpts++;
         stats_.ckpt_seq = ckpt_;
+        std::erase_if(live_, [&](const auto& e) { return e.second <= ckpt_; });  // log.h 8
       } else {
         stats_.records += last - first + 1;
         last_data_ = last;
+        for (const Record* r : recs) live_[r->handle] = r->seq;  // log.h 8
       }
     }
     for (Pending* p : batch) {

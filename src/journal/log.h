@@ -57,6 +57,14 @@
 //     not carry: a truncate, a large write) gets a Drop record; recovery
 //     applies none of its data records older than its newest Drop, so a
 //     replay never puts back what a later durable change replaced.
+//  8. Live files. The log knows, per file handle, its newest record not
+//     yet retired (live()): a file's own fsync needs a Drop (7) exactly
+//     when the file is live, and a compound committed through the log
+//     (txn.h 14) writes the records of a file only when it is not live,
+//     making a live one durable by its own fdatasync plus a Drop instead.
+//     append_all() takes records of any total size (each at most one
+//     batch), queued at once in groups of one batch, and returns when all
+//     are durable.
 //
 // Thread-safety: append(), durable_seq(), checkpointed() and stats() may
 // be called from any thread. mu_ guards the queue, the segment table and
@@ -73,6 +81,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "tcfs/status.h"
@@ -150,6 +159,10 @@ class Log {
   // log.h 3: appends the records as consecutive seqs; returns the last
   // once they are durable. Waits while the log is full (5).
   Result<uint64_t> append(std::vector<Record> recs) TCFS_EXCLUDES(mu_);
+  // log.h 8: any number of records, durable when it returns (the last seq).
+  Result<uint64_t> append_all(std::vector<Record> recs) TCFS_EXCLUDES(mu_);
+  // log.h 8: the log holds a record of this file that no checkpoint retired.
+  bool live(const std::string& handle) const TCFS_EXCLUDES(mu_);
   // log.h 4: every record acknowledged so far has seq <= durable_seq().
   uint64_t durable_seq() const TCFS_EXCLUDES(mu_);
   // log.h 4: the backing files hold every record <= upto durably: append a CKPT.
@@ -198,6 +211,7 @@ class Log {
   uint64_t durable_ TCFS_GUARDED_BY(mu_) = 0;   // log.h 4
   uint64_t last_data_ TCFS_GUARDED_BY(mu_) = 0; // the newest data record's seq
   uint64_t ckpt_ TCFS_GUARDED_BY(mu_) = 0;      // the newest durable CKPT's upto
+  std::unordered_map<std::string, uint64_t> live_ TCFS_GUARDED_BY(mu_);  // log.h 8: handle -> newest seq
   size_t ckpt_seg_ TCFS_GUARDED_BY(mu_) = SIZE_MAX;  // the segment holding it
   Stats stats_ TCFS_GUARDED_BY(mu_);
   std::thread thread_;

@@ -74,14 +74,21 @@ Status write_op(const ExecCtx& c, const Op& op, const PlannedOp& po, OpResult& r
       if (fstat(fd->get(), &st) != 0) return err_at(po.path, "stat");
       off = st.st_size;
     }
+    if (c.logged) c.logged->cannot();  // logged.h: bytes it does not hold
     auto n = copy_range(src, op.src_offset, fd->get(), off, op.length);
     if (!n) return Status::error(n.err(), "write " + po.path + " from passed descriptor " + std::to_string(op.fd_index) + ": " + n.status().what());
     res.bytes = *n;
     return {};
   }
+  if (op.truncate && c.logged) c.logged->resized(fd->get());
   Status st = write_all(fd->get(), op.data, op.offset, op.append);
   if (!st) return Status::error(st.err(), "write " + po.path);
   res.bytes = static_cast<int64_t>(op.data.size());
+  if (c.logged) {  // where the bytes landed: with append, just before the file's end
+    off_t end = op.append ? lseek(fd->get(), 0, SEEK_CUR) : 0;
+    if (end < 0) c.logged->cannot();
+    else c.logged->wrote(fd->get(), op.append ? static_cast<uint64_t>(end) - op.data.size() : static_cast<uint64_t>(op.offset), op.data);
+  }
   return {};
 }
 
@@ -89,6 +96,7 @@ Status truncate_op(const ExecCtx& c, const Op& op, const PlannedOp& po) {
   auto fd = open_target(c, po.path, O_WRONLY);
   if (!fd) return fd.status();
   if (ftruncate(fd->get(), static_cast<off_t>(op.size)) != 0) return err_at(po.path, "truncate");
+  if (c.logged) c.logged->resized(fd->get());
   return {};
 }
 
@@ -96,6 +104,7 @@ Status create_op(const ExecCtx& c, const Op& op, const PlannedOp& po) {
   int flags = O_WRONLY | (po.created ? O_CREAT | O_EXCL : 0) | (op.truncate ? O_TRUNC : 0);
   auto fd = open_target(c, po.path, flags, op.mode & 07777);
   if (!fd) return fd.status();
+  if (op.truncate && !po.created && c.logged) c.logged->resized(fd->get());
   if (c.last) {
     c.last->fd = fd->release();
     c.last->path = po.path;
@@ -113,9 +122,11 @@ Status copy_op(const ExecCtx& c, const Op& op, const PlannedOp& po, OpResult& re
   auto dst = open_target(c, po.path2, flags, st.st_mode & 07777);
   if (!dst) return dst.status();
   if (whole && c.reflink && ioctl(dst->get(), FICLONE, src->get()) == 0) {
-    res.bytes = st.st_size;
+    res.bytes = st.st_size;  // a logged remap: the store's log carries it (logged.h)
+    if (c.logged) c.logged->resized(dst->get());  // (and older records of the file must not replay over it)
     return {};
   }
+  if (c.logged) c.logged->cannot();  // logged.h: bytes it does not hold
   auto n = copy_range(src->get(), op.src_offset, dst->get(), op.offset, op.length);
   if (!n) return Status::error(n.err(), "copy " + po.path + " to " + po.path2);
   res.bytes = *n;

@@ -20,6 +20,7 @@
 
 #include "meta/env.h"
 #include "tcfs/compound.h"
+#include "txn/logged.h"
 #include "txn/plan.h"
 #include "util/creds.h"
 
@@ -50,6 +51,9 @@ struct ExecCtx {
   // in the RR (synced) before the exchange runs. Null with txn off.
   std::function<Status(size_t step, Identity id)> amend_exchange;
   LastOpen* last = nullptr;  // optional
+  // What a commit through the endurant log must carry (logged.h); null:
+  // the compound commits with syncfs.
+  Logged* logged = nullptr;
 };
 
 Status exec_op(const ExecCtx& ctx, const Op& op, const PlannedOp& po, OpResult& res);

@@ -50,7 +50,7 @@ constexpr uint64_t kBlock = 4096;  // FICLONERANGE alignment (the store's block 
 uint64_t align_up(uint64_t v) { return (v + kBlock - 1) / kBlock * kBlock; }
 }  // namespace
 
-Status add_to_pack(int src, int pack, bool reflink, uint64_t* pack_end, uint64_t* off, uint64_t* size) {
+Status add_to_pack(int src, int pack, bool reflink, uint64_t* pack_end, uint64_t* off, uint64_t* size, bool* copied) {
   struct stat st;
   if (fstat(src, &st) != 0) return Status::from_errno("fstat");
   *size = static_cast<uint64_t>(st.st_size);
@@ -62,6 +62,7 @@ Status add_to_pack(int src, int pack, bool reflink, uint64_t* pack_end, uint64_t
   r.src_length = 0;  // to the source's end
   r.dest_offset = *off;
   if (!(reflink && ioctl(pack, FICLONERANGE, &r) == 0)) {
+    *copied = true;
     auto n = copy_range(src, 0, pack, static_cast<int64_t>(*off), st.st_size);
     if (!n) return n.status();
     if (static_cast<uint64_t>(*n) != *size) return Status::error(EAGAIN, "file changed size while being copied");

@@ -34,10 +34,11 @@ std::string fd_path(int fd);
 // appends all of src at the next block boundary at or after *pack_end
 // (FICLONERANGE when reflink is true and it works, else a copy), sets
 // *off and *size to where it went and how long it is, and advances
-// *pack_end. restore_from_pack() puts `size` bytes at `off` of the pack
+// *pack_end; *copied becomes true when it copied (page-cache bytes that a
+// log force does not make durable) instead of cloning. restore_from_pack() puts `size` bytes at `off` of the pack
 // back into dst (cloning the block-aligned part where possible) and
 // truncates dst to `size`.
-Status add_to_pack(int src, int pack, bool reflink, uint64_t* pack_end, uint64_t* off, uint64_t* size);
+Status add_to_pack(int src, int pack, bool reflink, uint64_t* pack_end, uint64_t* off, uint64_t* size, bool* copied);
 Status restore_from_pack(int pack, uint64_t off, uint64_t size, int dst);
 // Removes dirfd/name and everything below it.
 Status remove_tree(int dirfd, const std::string& name);

@@ -86,9 +86,12 @@ CompoundReply refuse_own_mount(const Compound& c, int fd_index) {
 }  // namespace
 
 TxnManager::TxnManager(store::Store& store, LockManager& locks, Invalidator* inv)
-    : store_(store), locks_(locks), inv_(inv), reserve_(store.dir_fd()) {}
+    : store_(store), locks_(locks), inv_(inv), log_orders_(orders_all_metadata(store.root_fd())),
+      reserve_(store.dir_fd()) {}
 
 TxnManager::~TxnManager() { stop_background(); }
+
+void TxnManager::set_log(journal::Log* log) { log_ = log; }
 
 Result<uint64_t> TxnManager::new_id() {
   MutexLock g(id_mu_);
@@ -136,7 +139,7 @@ Result<LockSet> TxnManager::lock_plan(const Compound& c, Plan& p) {
 }
 
 // Step 2: the undo images, in txn/<id>/.
-Status TxnManager::make_images(uint64_t id, Plan& p, const Caller& who, int* txn_fd, int* progress_fd) {
+Status TxnManager::make_images(uint64_t id, Plan& p, const Caller& who, int* txn_fd, int* progress_fd, bool* copied) {
   std::string dir = std::to_string(id);
   if (mkdirat(store_.txn_fd(), dir.c_str(), 0700) != 0 && errno != EEXIST)
     return Status::from_errno("create undo directory txn/" + dir);
@@ -159,7 +162,7 @@ Status TxnManager::make_images(uint64_t id, Plan& p, const Caller& who, int* txn
     }
     r.image = kPackName;
     // The size undo restores is the one the image has (taken under the locks).
-    Status st = add_to_pack(src.get(), pack.get(), store_.reflink(), &pack_end, &r.image_off, &r.size);
+    Status st = add_to_pack(src.get(), pack.get(), store_.reflink(), &pack_end, &r.image_off, &r.size, copied);
     if (!st) return st.wrap("undo image of " + r.path);
   }
   return {};
@@ -316,13 +319,17 @@ Status TxnManager::prepare(const Compound& c, const Caller& who, Plan& p, Fd* tx
     return {};
   }
   int tfd = -1, pfd = -1;
-  Status st = make_images(rr.id, p, who, &tfd, &pfd);
+  bool copied = false;
+  Status st = make_images(rr.id, p, who, &tfd, &pfd, &copied);
   *txn_dir = Fd(tfd);
   *marker = Fd(pfd);
   TCFS_CRASH_POINT("txn.after_images");
   p.step("images");
-  if (st && syncfs(store_.root_fd()) != 0) st = Status::from_errno("syncfs undo images");
-  p.step("syncfs");
+  // Invariant 2 (14: on XFS, cloned images and the undo directory are
+  // metadata: one force of its log makes them durable).
+  if (st && log_orders_ && !copied) st = force_metadata(tfd);
+  else if (st && syncfs(store_.root_fd()) != 0) st = Status::from_errno("syncfs undo images");
+  p.step(log_orders_ && !copied ? "force" : "syncfs");
   if (st) st = put_rr(store_.meta(), rr);  // invariant 2: RR durable before the first change
   p.step("rr");
   if (!st) {
@@ -360,13 +367,14 @@ Status TxnManager::prepare_any(const Compound& c, const Caller& who, Plan& p, Fd
 // before each. Returns the index of the operation that failed (or the
 // planned failure), with its error; ok when all ran.
 std::pair<size_t, Status> TxnManager::execute(const Compound& c, const Caller& who, Plan& p, const Fd& txn_dir,
-                                              const Fd& marker, CompoundReply& reply, const Progress& progress) {
+                                              const Fd& marker, CompoundReply& reply, const Progress& progress,
+                                              Logged* logged) {
   TCFS_CHECK(p.phase == Phase::Prepared, "txn 2: the RR and the images are durable before the first change");
   TCFS_CHECK_EXPENSIVE(p.ops.empty() || has_rr(store_.meta(), p.rr.id), "txn 2: the RR is in LMDB before the first change");
   p.phase = Phase::Executing;
   RecoveryRecord& rr = p.rr;
   LastOpen last;
-  ExecCtx ctx{store_.root_fd(), txn_dir.get(), &who.creds, &c.fds, store_.reflink(), {}, &last};
+  ExecCtx ctx{store_.root_fd(), txn_dir.get(), &who.creds, &c.fds, store_.reflink(), {}, &last, logged};
   ctx.amend_exchange = [&](size_t step, Identity ident) {
     rr.steps[step].id = ident;
     return put_rr(store_.meta(), rr);
@@ -411,7 +419,10 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
   if (Status st = prepare_any(c, who, p, &txn_dir, &marker, borrowed); !st) return rejected(st.err(), st.message());
   reply.txn_id = p.rr.id;
 
-  auto [i, st] = execute(c, who, p, txn_dir, marker, reply, progress);
+  Logged lg;  // invariant 14: what a commit through the log must carry
+  lg.limit = log_ ? log_->stats().limit_bytes / 8 : 0;
+  const bool by_log = log_ && log_orders_ && c.options.sync;  // invariant 14
+  auto [i, st] = execute(c, who, p, txn_dir, marker, reply, progress, by_log ? &lg : nullptr);
   p.step("ops");
   p.phase = st ? Phase::Executed : Phase::Ended;
   if (!st) {
@@ -429,7 +440,7 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
     reply.outcome = Outcome::Committed;
     return reply;
   }
-  if (Status cst = commit(p.rr.id, &p); !cst) {
+  if (Status cst = commit(p.rr.id, &p, by_log ? &lg : nullptr, txn_dir.get()); !cst) {
     roll_back(p, kAllOps);  // cannot commit durably: undo instead (the RR is still there)
     return ended(std::move(reply), Outcome::RolledBack, -1, cst.err(), "commit: " + cst.message());
   }
@@ -437,28 +448,52 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
   return reply;
 }
 
+// Step 6 the usual way: syncfs makes every effect of every compound
+// durable; the endurant log is retired up to it (DESIGN.md §9).
+Status TxnManager::durable_by_syncfs() {
+  const uint64_t logged = before_syncfs_ ? before_syncfs_() : 0;
+  Status st = syncfs(store_.root_fd()) == 0 ? Status() : Status::from_errno("syncfs");
+  if (st) st = still_up(store_.root_fd(), ".", "syncfs");  // util/durable.h
+  // docs/DESIGN.md §9: the endurant log retired up to the syncfs, before the commit point.
+  if (st && after_syncfs_) st = after_syncfs_(logged);
+  return st;
+}
+
+// Step 6 by invariant 14: the compound's records durable in the log, then
+// one force of XFS's log over all its metadata.
+Status TxnManager::durable_by_log(const Logged& lg, int txn_dir, Plan* p) {
+  auto recs = records(store_.root_fd(), *log_, lg);
+  if (!recs) return recs.status();
+  if (p) p->step("records");
+  if (auto r = log_->append_all(std::move(*recs)); !r) return r.status();
+  if (p) p->step("append");
+  return force_metadata(txn_dir);
+}
+
 // Steps 6-7 for compound `id` (0: none) and every sync-off compound still
-// waiting (lazy_): syncfs makes all their effects durable, then one synced
-// LMDB transaction deletes their RRs. One routine serves a sync-on
-// compound and make_durable().
-Status TxnManager::commit(uint64_t id, Plan* p) {
+// waiting (lazy_): their effects made durable (by syncfs, or through the
+// log: invariant 14), then one synced LMDB transaction deletes their RRs.
+// One routine serves a sync-on compound and make_durable().
+Status TxnManager::commit(uint64_t id, Plan* p, const Logged* lg, int txn_dir) {
   std::vector<uint64_t> ids;
   {
     MutexLock d(durable_mu_);
     if (p) p->step("wait commit");
     if (id) ids.push_back(id);
+    bool by_log = lg && lg->ok && txn_dir >= 0 && id;
     {
       MutexLock g(mu_);
+      by_log = by_log && lazy_.empty();  // invariant 14: waiting sync-off compounds need the syncfs
       ids.insert(ids.end(), lazy_.begin(), lazy_.end());
     }
     if (ids.empty()) return {};
-    const uint64_t logged = before_syncfs_ ? before_syncfs_() : 0;
-    Status st = syncfs(store_.root_fd()) == 0 ? Status() : Status::from_errno("syncfs");
-    if (st) st = still_up(store_.root_fd(), ".", "syncfs");  // util/durable.h
-    // docs/DESIGN.md §9: the endurant log retired up to the syncfs, before the commit point.
-    if (st && after_syncfs_) st = after_syncfs_(logged);
+    Status st = by_log ? durable_by_log(*lg, txn_dir, p) : durable_by_syncfs();
+    if (!st && by_log) {
+      spdlog::warn("txn {}: commit through the endurant log failed ({}); syncfs instead", id, st.message());
+      st = durable_by_syncfs();
+    }
     TCFS_CRASH_POINT("txn.after_sync");
-    if (p) p->step("syncfs");
+    if (p) p->step(by_log ? "force" : "syncfs");
     TCFS_TRY(st);
     TCFS_TRY(delete_rrs(store_.meta(), ids));  // COMMIT POINT (invariant 6)
     TCFS_CRASH_POINT("txn.after_commit");

@@ -8,12 +8,15 @@
 //   2. undo images: txn/<id>/, its progress marker (undo.h), and a reflink
 //      clone of every existing file whose data the compound changes, all
 //      in one pack file txn/<id>/images (invariant 3).  [txn.after_images]
-//   3. syncfs: the images are durable (invariant 2).
+//   3. syncfs: the images are durable (invariant 2); on XFS, when every
+//      image is a clone, one force of XFS's log instead (invariant 14).
 //   4. the recovery record, synced into LMDB (invariants 1, 2). [txn.after_rr]
 //   5. the operations, in order, as the caller, the progress marker advanced
 //      before each.                  [txn.before_op/after_op, then txn.after_exec]
 //      On a failure: undo 0..k, syncfs, delete the RR, reply "rolled back".
-//   6. sync on: syncfs, so every effect is durable.     [txn.after_sync]
+//   6. sync on: syncfs, so every effect is durable, or, on XFS with the
+//      endurant log, the compound's unsynced bytes into the log and one
+//      force of XFS's log (invariant 14).                [txn.after_sync]
 //   7. COMMIT POINT: the synced LMDB transaction that deletes the RR
 //      (invariant 6).                                    [txn.after_commit]
 //      sync off: the RR stays until a later syncfs retires it (make_durable,
@@ -60,6 +63,17 @@
 // file it changed gets a new kernel inode (Invalidator::renew), since the
 // kernel keeps its own size and times of a cached one.
 //
+// Invariant 14 (commit through the endurant log, txn/logged.h): a sync-on
+// compound on an XFS store with a log, whose changed data the log can carry
+// (inline bytes, truncates, whole-file reflinks; at most an eighth of the
+// log), and with no sync-off compound waiting, is made durable at step 6
+// by appending its records to the log (journal/log.h 8) and forcing XFS's
+// log once, instead of a syncfs that writes back every dirty page of the
+// store. Recovery replays the log before undoing compounds (DESIGN.md §9),
+// so a compound cut before its commit point is undone over its replayed
+// bytes, and one committed gets them back. Otherwise (and when the log
+// fails) the syncfs of step 6 runs.
+//
 // Locks: id_mu_ protects the id block (held across its one LMDB write);
 // durable_mu_ serializes commit points and make_durable() (held across
 // syncfs and the LMDB delete); mu_ protects lazy_, reclaim_ and stop_ and
@@ -86,6 +100,7 @@
 #include "tcfs/compound.h"
 #include "txn/invalidate.h"
 #include "txn/locks.h"
+#include "txn/logged.h"
 #include "util/creds.h"
 #include "util/mutex.h"
 
@@ -124,6 +139,10 @@ class TxnManager {
     after_syncfs_ = std::move(after);
   }
 
+  // Invariant 14: the endurant log that may carry commits (null: none).
+  // Set before compounds run.
+  void set_log(journal::Log* log);
+
   // Undoes every pending recovery record (newest first) and removes undo
   // images no record names. Must run before the mount serves requests
   // (invariant 9). report gets one line per action.
@@ -159,11 +178,16 @@ class TxnManager {
                      Borrowed& borrowed);
   static bool frees_only(const Compound& c);
   std::pair<size_t, Status> execute(const Compound& c, const Caller& who, struct Plan& p, const Fd& txn_dir,
-                                    const Fd& marker, CompoundReply& reply, const Progress& progress);
+                                    const Fd& marker, CompoundReply& reply, const Progress& progress,
+                                    Logged* logged);
   void roll_back(const struct Plan& p, uint32_t last);
-  Status commit(uint64_t id, struct Plan* p = nullptr) TCFS_EXCLUDES(durable_mu_, mu_);
+  // lg, txn_dir: invariant 14's way when they allow it.
+  Status commit(uint64_t id, struct Plan* p = nullptr, const Logged* lg = nullptr, int txn_dir = -1)
+      TCFS_EXCLUDES(durable_mu_, mu_);
+  Status durable_by_syncfs() TCFS_REQUIRES(durable_mu_);
+  Status durable_by_log(const Logged& lg, int txn_dir, struct Plan* p) TCFS_REQUIRES(durable_mu_);
   static void log_steps(const struct Plan& p, size_t nops);
-  Status make_images(uint64_t id, struct Plan& plan, const Caller& who, int* txn_fd, int* progress_fd);
+  Status make_images(uint64_t id, struct Plan& plan, const Caller& who, int* txn_fd, int* progress_fd, bool* copied);
   void invalidate_attrs(struct Plan& plan);
   void mark(const struct Plan& plan);
   void invalidate_rest(const struct Plan& plan);
@@ -180,6 +204,8 @@ class TxnManager {
   std::function<std::string()> gate_;  // invariant 12; set before serving
   std::function<uint64_t()> before_syncfs_;        // set before serving
   std::function<Status(uint64_t)> after_syncfs_;  // set before serving
+  journal::Log* log_ = nullptr;                   // invariant 14; set before serving
+  const bool log_orders_;                         // the store is XFS (logged.h)
   store::SpaceReserve reserve_;  // for compounds that only free space
 
   // Lock order: durable_mu_ -> mu_; id_mu_ is a leaf (taken alone).

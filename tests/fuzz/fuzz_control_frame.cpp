@@ -67,8 +67,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(f->fds.size() <= lim.max_fds);
     FUZZ_CHECK(f->refused.is_ok() || f->fds.empty());
     FUZZ_CHECK(f->payload.size() <= fl.max_bytes);
-    auto req = from_bytes(f->payload, max_request_items(lim));
-    if (req) (void)decode_compound(*req, lim, f->fds.size());
+    std::string_view attached;
+    auto req = from_bytes(f->payload, max_request_items(lim), &attached);
+    if (req) (void)decode_compound(*req, lim, f->fds.size(), nullptr, attached);
     for (int fd : f->fds) close(fd);
   }
   close(sv[0]);

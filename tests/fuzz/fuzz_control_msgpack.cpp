@@ -23,11 +23,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Limits lim;  // small limits, so that inputs of a few KB reach the E2BIG paths too
   lim.max_ops = 64;
   lim.max_inline_bytes = 1 << 16;
-  auto req = from_bytes(bytes, max_request_items(lim));
+  std::string_view attached;  // as the server takes a compound (server.cpp handle)
+  auto req = from_bytes(bytes, max_request_items(lim), &attached);
   if (req) {
     // A small number of descriptors, as if passed with the frame.
     const size_t nfds = size % 3;
-    auto c = decode_compound(*req, lim, nfds);
+    auto c = decode_compound(*req, lim, nfds, nullptr, attached);
     if (c) {
       Json once = encode_compound(*c, false);
       auto again = from_bytes(to_bytes(once), max_request_items(lim));
@@ -35,6 +36,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto c2 = decode_compound(*again, lim, nfds);
       FUZZ_CHECK(c2.is_ok());
       FUZZ_CHECK(encode_compound(*c2, false) == once);
+      // The client library's form (attached bytes) decodes to the same compound.
+      const std::string frame = compound_frame(*c2, false);
+      std::string_view rest;
+      auto third = from_bytes(frame, max_request_items(lim), &rest);
+      FUZZ_CHECK(third.is_ok());
+      auto c3 = decode_compound(*third, lim, nfds, nullptr, rest);
+      FUZZ_CHECK(c3.is_ok());
+      FUZZ_CHECK(encode_compound(*c3, false) == once);
     }
   }
   if (req && decode_request_type(*req)) {

@@ -52,6 +52,9 @@ std::vector<std::pair<std::string, Compound>> compounds() {
   e.symlink("target", "d/l").link("d/f", "d/h").rename("d/h", "d/g", 1).remove("d", true);
   e.options.txn = false;
   v.emplace_back("names", e);
+  Compound f;  // values of kMinAttached bytes or more: the client library attaches them
+  f.write("d/f", std::string(300, 'a'), 0).setxattr("d/f", "user.big", std::string(100, 'b'), 0);
+  v.emplace_back("attached", f);
   return v;
 }
 
@@ -79,6 +82,11 @@ void control_seeds() {
     std::string p = control::to_bytes(control::encode_compound(c, name == "files"));
     seed("control_msgpack", name, p);
     seed("control_frame", name, std::string(1, name == "fd-copy" ? '\1' : '\0') + frame(p));
+    std::string a = control::compound_frame(c, false);  // the client library's form: attached bytes
+    if (a != control::to_bytes(control::encode_compound(c, false))) {
+      seed("control_msgpack", name + "-attached", a);
+      seed("control_frame", name + "-attached", std::string(1, name == "fd-copy" ? '\1' : '\0') + frame(a));
+    }
   }
   CompoundReply r;
   r.outcome = Outcome::RolledBack;

@@ -41,7 +41,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
   grep -qs " $mnt fuse" /proc/mounts && umount -l "$mnt"
   grep -qs " $fsdir " /proc/mounts && { umount "$fsdir" 2>/dev/null || umount -l "$fsdir"; }
-  rm -rf "$work"
+  [[ -n ${KEEP:-} ]] || rm -rf "$work"
   exit "$rc"
 }
 trap cleanup EXIT

@@ -198,6 +198,52 @@ TEST_CASE("log.h 4, 6: records up to a checkpoint are retired; seqs go on across
   CHECK(got.back().data == "after reopen");
 }
 
+TEST_CASE("log.h 8: append_all takes more than a batch, in order; a file is live until a checkpoint retires it") {
+  TmpDir d;
+  Options o = opts(d.path);
+  {
+    auto log = open_log(o);
+    REQUIRE(log->append({rec("x", 0, "x0")}).is_ok());
+    CHECK(log->live("h:x"));
+    CHECK(!log->live("h:y"));
+    std::vector<Record> big;  // 12 records of 256 KiB: three batches at least
+    for (int i = 0; i < 12; i++) big.push_back(rec("y", uint64_t(i) << 18, std::string(256 << 10, char('a' + i))));
+    CHECK(log->append(big).err() == EFBIG);  // append() is one batch at most
+    auto last = log->append_all(big);
+    REQUIRE(last.is_ok());
+    CHECK(*last == 13);
+    CHECK(log->live("h:y"));
+    CHECK(log->stats().batches >= 4);
+    REQUIRE(log->checkpointed(*last).is_ok());
+    CHECK(!log->live("h:x"));
+    CHECK(!log->live("h:y"));
+    REQUIRE(log->append_all({rec("y", 0, "after")}).is_ok());
+    CHECK(log->live("h:y"));
+    CHECK(!log->live("h:x"));
+    CHECK(log->append_all({rec("z", 0, std::string(kMaxBatch, 'z'))}).err() == EFBIG);  // one record over a batch
+  }
+  std::vector<Record> got;
+  REQUIRE(replay(o, &got).is_ok());
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].data == "after");
+  // Before the checkpoint, the twelve come back whole and in order.
+  TmpDir d2;
+  Options o2 = opts(d2.path);
+  {
+    auto log = open_log(o2);
+    std::vector<Record> big;
+    for (int i = 0; i < 12; i++) big.push_back(rec("y", uint64_t(i) << 18, std::string(256 << 10, char('a' + i))));
+    REQUIRE(log->append_all(big).is_ok());
+  }
+  got.clear();
+  REQUIRE(replay(o2, &got).is_ok());
+  REQUIRE(got.size() == 12);
+  for (int i = 0; i < 12; i++) {
+    CHECK(got[size_t(i)].off == uint64_t(i) << 18);
+    CHECK(got[size_t(i)].data == std::string(256 << 10, char('a' + i)));
+  }
+}
+
 TEST_CASE("log.h 5: a full log waits for a checkpoint, never fails, never drops a record") {
   TmpDir d;
   Options o = opts(d.path, 2);  // 6 MiB of log for 16 MiB of records

@@ -343,3 +343,60 @@ TEST_CASE("Fields: count takes any non-negative integer; the prefix is the style
   CHECK(f.name("s") == "field \"s\"");
   CHECK(Fields(j, text_style()).name("s") == "\"s\"");
 }
+
+TEST_CASE("attached bytes: data and values ride after the map, referred to by ext type 1, and come back the same") {
+  Compound c;
+  Op w;
+  w.kind = OpKind::Write;
+  w.path = "big";
+  w.data = std::string(5000, 'x') + std::string("\0y", 2);
+  Op small = w;
+  small.path = "small";
+  small.data = "tiny";  // under kMinAttached: stays a bin
+  Op x;
+  x.kind = OpKind::Setxattr;
+  x.path = "big";
+  x.name = "user.v";
+  x.value = std::string(100, 'v');
+  c.ops = {w, small, x};
+  const std::string frame = compound_frame(c, false);
+  std::string_view rest;
+  auto req = from_bytes(frame, UINT64_MAX, &rest);
+  REQUIRE(req.is_ok());
+  CHECK(rest.size() == 5002 + 100);
+  CHECK((*req)["attached"] == 5102);
+  CHECK((*req)["ops"][0]["data"].get_binary().subtype() == protocol::kAttachedRef);
+  CHECK(!(*req)["ops"][1]["data"].get_binary().has_subtype());
+  auto back = decode_compound(*req, Limits{}, 0, nullptr, rest);
+  REQUIRE(back.is_ok());
+  CHECK(back->ops[0].data == w.data);
+  CHECK(back->ops[1].data == "tiny");
+  CHECK(back->ops[2].value == x.value);
+  // Without somewhere to take them, trailing bytes are refused.
+  CHECK(from_bytes(frame).err() == EPROTO);
+  // The count must match what follows the map, both ways.
+  auto less = decode_compound(*req, Limits{}, 0, nullptr, rest.substr(1));
+  CHECK(less.err() == EPROTO);
+  CHECK(has(less.status().what(), "attaches 5101 bytes after the request map but \"attached\" says 5102"));
+  Json noatt = *req;
+  noatt.erase("attached");
+  CHECK(decode_compound(noatt, Limits{}, 0, nullptr, rest).err() == EPROTO);
+  Json wrongtype = *req;
+  wrongtype["attached"] = "5102";
+  CHECK(decode_compound(wrongtype, Limits{}, 0, nullptr, rest).err() == EINVAL);
+  // A reference outside the attached bytes, or of another shape, names the op and field.
+  Json out = *req;
+  out["ops"][0]["data"] = Json::binary({0, 0, 0, 0, 0xff, 0xff, 0, 0}, protocol::kAttachedRef);
+  auto r = decode_compound(out, Limits{}, 0, nullptr, rest);
+  CHECK(r.err() == EINVAL);
+  CHECK(has(r.status().what(), "op 0: field \"data\" refers to attached bytes 0..65535 but the frame attaches 5102"));
+  Json other = *req;
+  other["ops"][2]["value"] = Json::binary({1, 2, 3}, 7);
+  auto r2 = decode_compound(other, Limits{}, 0, nullptr, rest);
+  CHECK(r2.err() == EINVAL);
+  CHECK(has(r2.status().what(), "op 2: field \"value\" is an extension value of type 7"));
+  // The inline-bytes limit counts attached data as it counts bins.
+  Limits lim;
+  lim.max_inline_bytes = 5001;
+  CHECK(decode_compound(*req, lim, 0, nullptr, rest).err() == E2BIG);
+}
