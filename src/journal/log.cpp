@@ -69,22 +69,24 @@ struct Buf {
   Buf& operator=(const Buf&) = delete;
 };
 
-size_t encoded_size(const Record& r) { return kRecHeader + pad8(r.handle.size() + r.data.size()); }
+std::string_view bytes_of(const Record& r) { return r.ref.empty() ? std::string_view(r.data) : r.ref; }
+size_t encoded_size(const Record& r) { return kRecHeader + pad8(r.handle.size() + bytes_of(r).size()); }
 
 // Appends r at p (which has room); returns the bytes used.
 size_t encode(char* p, const Record& r) {
   std::memset(p, 0, kRecHeader);
   p[0] = static_cast<char>(r.kind);
   put<uint16_t>(p + 2, static_cast<uint16_t>(r.handle.size()));
-  put<uint32_t>(p + 4, static_cast<uint32_t>(r.data.size()));
+  const std::string_view data = bytes_of(r);
+  put<uint32_t>(p + 4, static_cast<uint32_t>(data.size()));
   put<uint64_t>(p + 8, r.seq);
   put<uint64_t>(p + 16, r.off);
   put<uint64_t>(p + 24, r.size);
   put<int64_t>(p + 32, r.mtime_sec);
   put<uint32_t>(p + 40, r.mtime_nsec);
   std::memcpy(p + kRecHeader, r.handle.data(), r.handle.size());
-  std::memcpy(p + kRecHeader + r.handle.size(), r.data.data(), r.data.size());
-  size_t n = kRecHeader + r.handle.size() + r.data.size();
+  std::memcpy(p + kRecHeader + r.handle.size(), data.data(), data.size());
+  size_t n = kRecHeader + r.handle.size() + data.size();
   std::memset(p + n, 0, pad8(n) - n);
   return pad8(n);
 }

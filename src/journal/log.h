@@ -80,6 +80,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -120,6 +121,9 @@ struct Record {
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;
   std::string data;
+  // Appends only: the bytes by reference instead of `data` (they must
+  // stay valid until the append returns).
+  std::string_view ref;
 };
 
 // What recover() found (log.h 6).

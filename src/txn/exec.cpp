@@ -153,6 +153,7 @@ Status setattr_op(const ExecCtx& c, const Op& op, const PlannedOp& po) {
     struct timespec tv[2] = {ts(op.set_atime, op.atime), ts(op.set_mtime, op.mtime)};
     if (utimensat(fd->get(), "", tv, AT_EMPTY_PATH) != 0) return err_at(po.path, "set times of");
   }
+  if (op.set_mtime && c.logged) c.logged->resized(fd->get());  // logged.h: the last piece has the final mtime
   return {};
 }
 

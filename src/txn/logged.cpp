@@ -7,7 +7,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include <map>
+#include <unordered_map>
 
 #include "util/durable.h"
 #include "util/fd.h"
@@ -15,19 +15,25 @@
 
 namespace tcfs::txn {
 
-void Logged::wrote(int fd, uint64_t off, const std::string& data) {
-  if (!ok || data.empty()) return;
+void Logged::add(int fd, uint64_t off, const std::string* data) {
+  struct stat sb;
+  if (fstat(fd, &sb) != 0) return cannot();
+  if (!S_ISREG(sb.st_mode)) return;  // only a regular file's bytes and size are the log's
   std::string h = make_handle(fd, "");
+  if (h.empty()) return cannot();
+  pieces.push_back({std::move(h), off, data, static_cast<uint64_t>(sb.st_size), sb.st_mtim.tv_sec,
+                    static_cast<uint32_t>(sb.st_mtim.tv_nsec)});
+}
+
+void Logged::wrote(int fd, uint64_t off, const std::string& data) {
+  if (!ok) return;
   bytes += data.size();
-  if (h.empty() || bytes > limit) return cannot();
-  pieces.push_back({std::move(h), off, &data});
+  if (bytes > limit) return cannot();
+  add(fd, off, &data);
 }
 
 void Logged::resized(int fd) {
-  if (!ok) return;
-  std::string h = make_handle(fd, "");
-  if (h.empty()) return cannot();
-  pieces.push_back({std::move(h), 0, nullptr});
+  if (ok) add(fd, 0, nullptr);
 }
 
 void Logged::cannot() {
@@ -37,39 +43,31 @@ void Logged::cannot() {
 
 namespace {
 
-struct Now {
-  bool gone = false;  // its handle is stale: nothing to put back
-  bool own = false;   // live in the log (log.h 8): its own fdatasync and a Drop
-  struct stat sb {};
-};
-
-// The file's size and mtime after every operation, or its own fdatasync.
-Result<Now> now_of(int mount_fd, const journal::Log& log, const std::string& h) {
-  Now n;
-  n.own = log.live(h);
-  Fd fd(open_handle(mount_fd, h, (n.own ? O_RDONLY : O_PATH) | O_NOFOLLOW));
+// log.h 8: a file the log holds records of is made durable by its own
+// fdatasync; false when it is gone (nothing to make durable, no Drop).
+Result<bool> own_fdatasync(int mount_fd, const std::string& h) {
+  Fd fd(open_handle(mount_fd, h, O_RDONLY | O_NOFOLLOW));
   if (!fd) {
-    if (errno == ESTALE || errno == ENOENT) return n.gone = true, n;  // removed since
-    return Status::from_errno("compound commit: reopen a written file");
+    if (errno == ESTALE || errno == ENOENT) return false;  // removed since
+    return Status::from_errno("compound commit: reopen a file the endurant log holds");
   }
-  if (n.own && fdatasync(fd.get()) != 0) return Status::from_errno("compound commit: fdatasync a file the log holds");
-  if (fstat(fd.get(), &n.sb) != 0) return Status::from_errno("compound commit: stat a written file");
-  return n;
+  if (fdatasync(fd.get()) != 0) return Status::from_errno("compound commit: fdatasync a file the endurant log holds");
+  return true;
 }
 
-void add_pieces(const Logged::Piece& p, const struct stat& sb, std::vector<journal::Record>& out) {
+void add_records(const Logged::Piece& p, std::vector<journal::Record>& out) {
   static const std::string none;
   const std::string& d = p.data ? *p.data : none;
   uint64_t at = 0;
-  do {  // a size change alone is one record with no data
+  do {  // a size or time change alone is one record with no data
     journal::Record r;
     r.handle = p.handle;
     r.off = p.off + at;
     const uint64_t n = std::min<uint64_t>(Logged::kPiece, d.size() - at);
-    r.data.assign(d, at, n);
-    r.size = static_cast<uint64_t>(sb.st_size);
-    r.mtime_sec = sb.st_mtim.tv_sec;
-    r.mtime_nsec = static_cast<uint32_t>(sb.st_mtim.tv_nsec);
+    r.ref = std::string_view(d).substr(at, n);  // the op's bytes, alive until the commit ends
+    r.size = p.size;
+    r.mtime_sec = p.mtime_sec;
+    r.mtime_nsec = p.mtime_nsec;
     out.push_back(std::move(r));
     at += n;
   } while (at < d.size());
@@ -78,22 +76,27 @@ void add_pieces(const Logged::Piece& p, const struct stat& sb, std::vector<journ
 }  // namespace
 
 Result<std::vector<journal::Record>> records(int mount_fd, const journal::Log& log, const Logged& lg) {
-  std::map<std::string, Now> now;
+  std::unordered_map<std::string, bool> own;  // per file: made durable on its own (log.h 8)
   std::vector<journal::Record> out;
+  unsigned owned = 0;
   for (const auto& p : lg.pieces) {
-    auto it = now.find(p.handle);
-    if (it == now.end()) {
-      auto n = now_of(mount_fd, log, p.handle);
-      if (!n) return n.status();
-      it = now.emplace(p.handle, *n).first;
-      if (n->own && !n->gone) {  // log.h 7: its older records are void, it is durable on its own
+    auto [it, fresh] = own.try_emplace(p.handle, false);
+    // A file whose first change here left it empty is defined whole by
+    // its records: older ones replayed first are cut away by them.
+    if (fresh && p.size != 0 && log.live(p.handle)) {
+      if (++owned > Logged::kMaxOwn)
+        return Status::error(EAGAIN, "more than " + std::to_string(Logged::kMaxOwn) + " files the endurant log holds");
+      auto done = own_fdatasync(mount_fd, p.handle);
+      if (!done) return done.status();
+      it->second = true;
+      if (*done) {  // log.h 7: its older records are void, it is durable on its own
         journal::Record d;
         d.kind = journal::Kind::Drop;
         d.handle = p.handle;
         out.push_back(std::move(d));
       }
     }
-    if (!it->second.gone && !it->second.own) add_pieces(p, it->second.sb, out);
+    if (!it->second) add_records(p, out);
   }
   return out;
 }

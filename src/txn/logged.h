@@ -16,19 +16,27 @@
 // Contract:
 //  * Logged collects, while the operations run, the inline bytes each
 //    write put in a regular file (by file handle, at the offset they
-//    landed) and each size change without data (truncate, create with
-//    truncate). A change whose bytes it does not hold — a write from a
+//    landed) and each size or mtime change without data (truncate, create
+//    with truncate, a whole-file reflink over it, a setattr), each with the
+//    file's size and mtime just after it: every operation that changes a
+//    regular file's size or mtime adds a piece, so its last piece carries
+//    its final ones. A change whose bytes it does not hold — a write from a
 //    passed descriptor, a copy that is not a whole-file reflink — or more
 //    than `limit` bytes in all makes it unusable (ok false, its pieces
 //    dropped): the compound commits with syncfs.
 //  * records() turns the pieces into log records of at most kPiece bytes
-//    of data, each carrying its file's size and mtime as they are now
-//    (after every operation), reading them through the handle; a file gone
-//    since (its handle stale) has no records. A file the log already holds
+//    of data, in order, each with its piece's size and mtime; a replay
+//    applies them in order, so the file ends with its final ones (a
+//    record of a file removed since is skipped by the replay: its handle
+//    is stale, or names the victim kept in txn/<id>/). A file the log already holds
 //    records of (live, log.h 8) gets none either: older records replayed
 //    before ours could put back bytes the compound removed (a truncate, a
 //    reflink over it) where ours do not cover them. It is made durable by
-//    its own fdatasync instead, and gets a Drop record (log.h 7).
+//    its own fdatasync instead, and gets a Drop record (log.h 7) — unless
+//    its first piece leaves it empty (a truncate to 0, a write with
+//    truncate): then its records define it whole, and older ones replayed
+//    first are cut away. More than kMaxOwn such files: EAGAIN (the
+//    compound commits with syncfs, which is cheaper than their fsyncs).
 //  * force_metadata(dir_fd) makes XFS's log durable up to now: a
 //    timestamp change of dir_fd (always a logged transaction), then its
 //    fsync, then still_up() (util/durable.h).
@@ -48,11 +56,15 @@ namespace tcfs::txn {
 
 struct Logged {
   static constexpr uint64_t kPiece = 256 << 10;  // data bytes per record at most
+  static constexpr unsigned kMaxOwn = 16;          // files made durable on their own, at most (records())
 
   struct Piece {
     std::string handle;
     uint64_t off = 0;
-    const std::string* data = nullptr;  // the op's inline bytes (null: a size change only)
+    const std::string* data = nullptr;  // the op's inline bytes (null: a size or time change only)
+    uint64_t size = 0;                  // the file's size and mtime just after this change
+    int64_t mtime_sec = 0;
+    uint32_t mtime_nsec = 0;
   };
   bool ok = true;
   uint64_t limit = 0;  // bytes of data at most
@@ -60,8 +72,10 @@ struct Logged {
   std::vector<Piece> pieces;
 
   void wrote(int fd, uint64_t off, const std::string& data);  // inline bytes written at off
-  void resized(int fd);                                         // a size change without data
-  void cannot();                                                // a change the log cannot carry
+  void resized(int fd);  // a size or mtime change without data (of a regular file; others are ignored)
+  void cannot();         // a change the log cannot carry
+ private:
+  void add(int fd, uint64_t off, const std::string* data);
 };
 
 Result<std::vector<journal::Record>> records(int mount_fd, const journal::Log& log, const Logged& lg);

@@ -488,8 +488,9 @@ Status TxnManager::commit(uint64_t id, Plan* p, const Logged* lg, int txn_dir) {
     }
     if (ids.empty()) return {};
     Status st = by_log ? durable_by_log(*lg, txn_dir, p) : durable_by_syncfs();
-    if (!st && by_log) {
-      spdlog::warn("txn {}: commit through the endurant log failed ({}); syncfs instead", id, st.message());
+    if (!st && by_log) {  // EAGAIN: syncfs is the cheaper way for this one (logged.h)
+      spdlog::log(st.err() == EAGAIN ? spdlog::level::debug : spdlog::level::warn,
+                  "txn {}: commit through the endurant log: {}; syncfs instead", id, st.message());
       st = durable_by_syncfs();
     }
     TCFS_CRASH_POINT("txn.after_sync");

@@ -287,7 +287,11 @@ def put(name, data):
     os.close(fd)
 put("old1", b"O" * 8192)
 put("old2", b"P" * 8192)
+put("old3", b"Q" * 8192)
 put("src", b"S" * 5000)
+fd = os.open(os.path.join(m, "old3"), os.O_WRONLY)
+os.pwrite(fd, b"BB", 0)  # not fsync-ed: the compound's commit must keep it, and its own write
+os.close(fd)
 PY
 {
   for i in $(seq 0 199); do
@@ -297,6 +301,7 @@ PY
   echo '{"op":"truncate","path":"old1","size":0}'
   echo '{"op":"truncate","path":"old1","size":100}'
   echo '{"op":"copy","path":"src","path2":"old2"}'
+  echo '{"op":"write","path":"old3","data":"C","offset":3}'
   echo '{"op":"create","path":"later","mode":"0644"}'
   echo '{"op":"write","path":"later","data":"compound data that a later truncate removes"}'
 } > "$work/c1.ndjson"
@@ -318,12 +323,13 @@ import os, sys
 m = sys.argv[1]
 bad = [i for i in range(200) if open(f"{m}/c/f{i:03d}", "rb").read() != b"c" * 100 + str(i).encode()]
 print("files", 200 - len(bad), "old1", open(f"{m}/old1", "rb").read() == b"\0" * 100,
-      "old2", open(f"{m}/old2", "rb").read() == b"S" * 5000, "later", os.path.getsize(f"{m}/later"))
+      "old2", open(f"{m}/old2", "rb").read() == b"S" * 5000,
+      "old3", open(f"{m}/old3", "rb").read() == b"BBQC" + b"Q" * 8188, "later", os.path.getsize(f"{m}/later"))
 PY
 )
 expect "a compound committed through the log survives a power cut whole; nothing older replays over it" \
-  "files 200 old1 True old2 True later 0" "$got"
-check "the compound committed through the log: $before records before it, $after after" test "$((after - before))" -ge 201
+  "files 200 old1 True old2 True old3 True later 0" "$got"
+check "the compound committed through the log: $before records before it, $after after" test "$((after - before))" -ge 202
 stop_daemon
 
 # --- the default: on; off on a small store filesystem; no room for the segments ---
