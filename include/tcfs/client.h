@@ -35,6 +35,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tcfs/compound.h"
@@ -84,6 +85,7 @@ class Client {
   Client(MountInfo m, int fd) : m_(std::move(m)), fd_(fd) {}
   Status reopen_if_closed();
   Status send(const std::string& req, const std::vector<int>& fds);
+  Status send(const std::vector<std::string_view>& req, const std::vector<int>& fds);  // a frame in parts
   MountInfo m_;
   int fd_ = -1;
   bool used_ = false;  // a request has been sent on fd_

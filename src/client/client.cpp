@@ -218,6 +218,10 @@ Status Client::reopen_if_closed() {
 // Sends one request. When the daemon has already closed the connection,
 // the refusal it sent first (a connection limit, for instance) is the answer.
 Status Client::send(const std::string& req, const std::vector<int>& fds) {
+  return send(std::vector<std::string_view>{req}, fds);
+}
+
+Status Client::send(const std::vector<std::string_view>& req, const std::vector<int>& fds) {
   TCFS_TRY(reopen_if_closed());
   used_ = true;
   Status st = control::write_frame(fd_, req, fds);
@@ -310,7 +314,8 @@ Result<std::string> Client::maintain(const std::string& what) {
 }
 
 Result<CompoundReply> Client::submit(const Compound& c, const std::function<void(size_t, size_t)>& progress) {
-  std::string req = control::compound_frame(c, static_cast<bool>(progress));
+  std::vector<std::string_view> req;  // the map, then the ops' bytes as they lie
+  auto owned = control::compound_parts(c, static_cast<bool>(progress), &req);
   TCFS_TRY(send(req, c.fds));
   for (;;) {
     auto j = next_frame(fd_, m_.mountpoint);

@@ -2,9 +2,11 @@
 // descriptors) and the MessagePack structure check that guards the parser.
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 
 #include "control/wire.h"
@@ -207,29 +209,36 @@ Result<Json> from_bytes(std::string_view bytes, uint64_t max_items, std::string_
 }
 
 Status write_frame(int sock, const std::string& payload, const std::vector<int>& fds, bool nonblocking) {
-  if (payload.size() > UINT32_MAX) return Status::error(EMSGSIZE, "frame larger than 4 GiB");
+  return write_frame(sock, std::vector<std::string_view>{payload}, fds, nonblocking);
+}
+
+Status write_frame(int sock, const std::vector<std::string_view>& payload, const std::vector<int>& fds,
+                   bool nonblocking) {
+  uint64_t size = 0;
+  for (auto p : payload) size += p.size();
+  if (size > UINT32_MAX) return Status::error(EMSGSIZE, "frame larger than 4 GiB");
   char hdr[4];
-  uint32_t n = static_cast<uint32_t>(payload.size());
-  for (size_t i = 0; i < 4; ++i) hdr[i] = static_cast<char>((n >> (8 * i)) & 0xff);
-  const size_t total = 4 + payload.size();
+  for (size_t i = 0; i < 4; ++i) hdr[i] = static_cast<char>((size >> (8 * i)) & 0xff);
+  std::vector<iovec> all{{hdr, 4}};  // the header and the parts as they lie (no copy)
+  for (auto p : payload)
+    if (!p.empty()) all.push_back({const_cast<char*>(p.data()), p.size()});
+  const uint64_t total = 4 + size;
   size_t batches = (fds.size() + protocol::kMaxFds - 1) / protocol::kMaxFds;
   if (batches > total)
     return Status::error(E2BIG, std::to_string(fds.size()) + " descriptors cannot travel on a frame of " +
                                     std::to_string(total) + " bytes");
-  size_t off = 0, fd_off = 0;
-  while (off < total) {
+  size_t at = 0, fd_off = 0;  // all[at] is the first part not wholly sent; it starts where it has got to
+  bool first = true;
+  while (at < all.size()) {
     size_t nfd = std::min<size_t>(protocol::kMaxFds, fds.size() - fd_off);
     // While more than this batch remains, send one byte so each message carries one batch.
-    size_t len = fd_off + nfd < fds.size() ? 1 : total - off;
-    // The header and the payload as they are (no copy of a large payload).
-    iovec iov[2];
-    int niov = 0;
-    if (off < 4) iov[niov++] = {hdr + off, std::min<size_t>(4 - off, len)};
-    size_t from = off < 4 ? 0 : off - 4, left = len - (niov ? iov[0].iov_len : 0);
-    if (left) iov[niov++] = {const_cast<char*>(payload.data()) + from, left};
+    bool one = fd_off + nfd < fds.size();
+    std::vector<iovec> iov;
+    for (size_t i = at; i < all.size() && iov.size() < IOV_MAX; ++i) iov.push_back(all[i]);
+    if (one) iov.resize(1), iov[0].iov_len = 1;
     msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(niov);
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = iov.size();
     std::vector<char> ctl;
     if (nfd) {
       ctl.resize(CMSG_SPACE(nfd * sizeof(int)));
@@ -242,14 +251,21 @@ Status write_frame(int sock, const std::string& payload, const std::vector<int>&
       memcpy(CMSG_DATA(cm), fds.data() + fd_off, nfd * sizeof(int));
     }
     // Once part of a frame is out, the rest must follow: only the start may be refused.
-    int flags = MSG_NOSIGNAL | (nonblocking && off == 0 ? MSG_DONTWAIT : 0);
+    int flags = MSG_NOSIGNAL | (nonblocking && first ? MSG_DONTWAIT : 0);
     ssize_t w = sendmsg(sock, &msg, flags);
     if (w < 0) {
       if (errno == EINTR) continue;
       return Status::from_errno("send to the control socket");
     }
-    off += static_cast<size_t>(w);
+    first = false;
     fd_off += nfd;
+    for (auto n = static_cast<size_t>(w); n > 0;) {  // advance over what went
+      size_t k = std::min(n, all[at].iov_len);
+      all[at].iov_base = static_cast<char*>(all[at].iov_base) + k;
+      all[at].iov_len -= k;
+      n -= k;
+      if (all[at].iov_len == 0) ++at;
+    }
   }
   return {};
 }

@@ -135,19 +135,20 @@ std::string wire_bytes(const Fields& f, const char* k, std::string_view attached
 }
 
 // Bytes as a MessagePack bin, or, with an attachment to collect them and
-// at least kMinAttached of them, appended there and referred to.
-Json bin(const std::string& s, std::string* attached) {
-  if (!attached || s.size() < protocol::kMinAttached || attached->size() > UINT32_MAX - s.size())
+// at least kMinAttached of them, attached (by reference) and referred to.
+Json bin(const std::string& s, Attached* attached) {
+  if (!attached || s.size() < protocol::kMinAttached || attached->size > UINT32_MAX - s.size())
     return Json::binary(std::vector<uint8_t>(s.begin(), s.end()));
   std::vector<uint8_t> ref(8);
-  const uint64_t off = attached->size(), len = s.size();
+  const uint64_t off = attached->size, len = s.size();
   for (size_t i = 0; i < 4; ++i) ref[i] = static_cast<uint8_t>(off >> (8 * i)), ref[4 + i] = static_cast<uint8_t>(len >> (8 * i));
-  attached->append(s);
+  attached->parts.emplace_back(s);
+  attached->size += len;
   return Json::binary(std::move(ref), protocol::kAttachedRef);
 }
 Json timestamp(const Timestamp& t) { return t.now ? Json("now") : Json{{"sec", t.sec}, {"nsec", t.nsec}}; }
 
-void encode_write(const Op& o, Json& j, std::string* attached) {
+void encode_write(const Op& o, Json& j, Attached* attached) {
   if (o.offset) j["offset"] = o.offset;
   if (o.append) j["append"] = true;
   if (o.truncate) j["truncate"] = true;
@@ -374,7 +375,7 @@ Status check_path(const std::string& p) {
   return {};
 }
 
-Json encode_op(const Op& o, std::string* attached) {
+Json encode_op(const Op& o, Attached* attached) {
   Json j = {{"op", op_kind_name(o.kind)}, {"path", o.path}};
   switch (o.kind) {
     case OpKind::Mkdir:

@@ -155,8 +155,14 @@ Status check_path(const std::string& p);
 
 // The one op decoder. j must be a map (callers word that error).
 Result<Op> decode_op(const Json& j, const OpSyntax& syntax, const FieldStyle& style);
+// The bytes a request attaches after its map (protocol.h "attached"), by
+// reference: they stay the caller's (the ops') until the frame is sent.
+struct Attached {
+  std::vector<std::string_view> parts;
+  uint64_t size = 0;  // of all parts
+};
 // attached: when given, "data" and "value" of protocol::kMinAttached bytes
-// or more are appended there and the map refers to them (protocol.h).
-Json encode_op(const Op& o, std::string* attached = nullptr);
+// or more are attached there and the map refers to them (protocol.h).
+Json encode_op(const Op& o, Attached* attached = nullptr);
 
 }  // namespace tcfs::control

@@ -32,19 +32,28 @@ uint64_t max_request_items(const Limits& lim) {
   return 64 + ops * 64;
 }
 
-Json encode_compound(const Compound& c, bool progress, std::string* attached) {
+Json encode_compound(const Compound& c, bool progress, Attached* attached) {
   Json ops = Json::array();
   for (const auto& o : c.ops) ops.push_back(encode_op(o, attached));
   Json j = {{"v", protocol::kVersion}, {"type", "compound"}, {"txn", c.options.txn},
             {"sync", c.options.sync},  {"progress", progress}, {"ops", std::move(ops)}};
-  if (attached && !attached->empty()) j["attached"] = attached->size();
+  if (attached && attached->size) j["attached"] = attached->size;
   return j;
 }
 
+std::vector<std::string> compound_parts(const Compound& c, bool progress, std::vector<std::string_view>* parts) {
+  Attached att;
+  std::vector<std::string> owned{to_bytes(encode_compound(c, progress, &att))};
+  parts->assign(1, owned[0]);
+  parts->insert(parts->end(), att.parts.begin(), att.parts.end());
+  return owned;
+}
+
 std::string compound_frame(const Compound& c, bool progress) {
-  std::string attached;
-  std::string out = to_bytes(encode_compound(c, progress, &attached));
-  out += attached;
+  std::vector<std::string_view> parts;
+  auto owned = compound_parts(c, progress, &parts);
+  std::string out;
+  for (auto p : parts) out += p;
   return out;
 }
 

@@ -77,8 +77,11 @@ uint64_t max_request_items(const Limits& lim);
 
 // attached: when given, collects the values to attach after the map
 // (protocol.h "attached"; encode_op) and the map says how many bytes.
-Json encode_compound(const Compound& c, bool progress, std::string* attached = nullptr);
-// A compound request's whole payload: its map, then its attached bytes.
+Json encode_compound(const Compound& c, bool progress, Attached* attached = nullptr);
+// A compound request's payload in parts: its map (the one part it owns,
+// returned), then the attached bytes, by reference into c's ops.
+std::vector<std::string> compound_parts(const Compound& c, bool progress, std::vector<std::string_view>* parts);
+// The same payload in one string (tests, seeds).
 std::string compound_frame(const Compound& c, bool progress);
 // nfds: descriptors that arrived with the request; *progress (if given):
 // whether the client asked for progress frames; attached: the bytes that
@@ -104,6 +107,9 @@ Json rejection(int err, const std::string& message);
 // enough to go in one piece, such as progress, so a client that does not
 // read cannot stall the sender).
 Status write_frame(int sock, const std::string& payload, const std::vector<int>& fds = {},
+                   bool nonblocking = false);
+// The same with the payload in parts, sent as they lie (no copy).
+Status write_frame(int sock, const std::vector<std::string_view>& payload, const std::vector<int>& fds = {},
                    bool nonblocking = false);
 
 // Memory and descriptors a frame takes while it is read, charged before
