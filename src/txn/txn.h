@@ -76,7 +76,7 @@
 //
 // Locks: id_mu_ protects the id block (held across its one LMDB write);
 // durable_mu_ serializes commit points and make_durable() (held across
-// syncfs and the LMDB delete); mu_ protects lazy_, reclaim_ and stop_ and
+// syncfs, or the log append and XFS's log force, and the LMDB delete); mu_ protects lazy_, reclaim_ and stop_ and
 // is a leaf, never held while calling out. Order: durable_mu_ -> mu_.
 // Compound locks (LockManager) are taken before any of these.
 //

@@ -17,7 +17,8 @@
 #   * the record file holds records 1..m in order, m >= the last acknowledged;
 #   * no recovery record is left.
 #
-# Environment: TCFS_BIN, TCFS_BATCH, TCFS_UNDO. Options: --trials N (default
+# Environment: TCFS_BIN, TCFS_BATCH, TCFS_UNDO (KEEP=1: leave the work
+# directory, with the daemon's log, for a look). Options: --trials N (default
 # 4), --mount-opts OPTS (tcfs mount -o OPTS, e.g. journal=on: the endurant
 # log with compounds; odd trials then replay it with tcfs-undo).
 set -uo pipefail
