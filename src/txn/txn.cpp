@@ -381,10 +381,16 @@ std::pair<size_t, Status> TxnManager::execute(const Compound& c, const Caller& w
   };
   AsUser as(who.creds);
   ThreadUmask mask(0);  // modes are applied as given (tcfs/compound.h)
+  // undo.h (progress marker): an operation with no undo steps of its own
+  // (a data or attribute change, restored from the inode records whatever
+  // the marker says) need not be marked before it runs.
+  std::vector<bool> stepped(p.ops.size(), false);
+  for (const auto& s : rr.steps)
+    if (s.op < stepped.size()) stepped[s.op] = true;
   size_t i = 0;
   Status st;
   for (; i < p.ops.size(); ++i) {
-    if (i > 0 && !(st = mark_ran(marker.get(), static_cast<uint32_t>(i))))  // as the caller: it owns the marker
+    if (i > 0 && stepped[i] && !(st = mark_ran(marker.get(), static_cast<uint32_t>(i))))  // as the caller: it owns the marker
       return {i, st};
     TCFS_CRASH_POINT("txn.before_op");
     reply.results[i].ran = true;

@@ -24,7 +24,11 @@
 // with the tree's own changes on the same filesystem, so after a crash or
 // power cut it is exactly as current as they are, and it costs one
 // futimens per operation):
-//   mtime = k      operations 0..k-1 completed; operation k may have started
+//   mtime = k      operations 0..k-1 completed; operation k may have started;
+//                  so may later operations without undo steps of their own
+//                  (data and attribute changes: not marked, since the inode
+//                  records restore them whatever the marker says, and no
+//                  step of theirs can be missed)
 //   atime = k + 1  undo has finished the steps of operations k.. (0: none)
 // Recovery undoes only operations that may have run, and resumes an
 // interrupted undo where it stopped.
