@@ -636,7 +636,8 @@ void Log::commit_batch(std::vector<Pending*> batch) {
         ckpt_seg_ = seg;
         stats_.ckpts++;
         stats_.ckpt_seq = ckpt_;
-        std::erase_if(live_, [&](const auto& e) { return e.second <= ckpt_; });  // log.h 8
+        const uint64_t upto = ckpt_;
+        std::erase_if(live_, [upto](const auto& e) { return e.second <= upto; });  // log.h 8
       } else {
         stats_.records += last - first + 1;
         last_data_ = last;
