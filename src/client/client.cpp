@@ -314,8 +314,10 @@ Result<std::string> Client::maintain(const std::string& what) {
 }
 
 Result<CompoundReply> Client::submit(const Compound& c, const std::function<void(size_t, size_t)>& progress) {
-  std::vector<std::string_view> req;  // the map, then the ops' bytes as they lie
-  auto owned = control::compound_parts(c, static_cast<bool>(progress), &req);
+  control::Attached att;
+  const std::string map = control::to_bytes(control::encode_compound(c, static_cast<bool>(progress), &att));
+  std::vector<std::string_view> req{map};  // the map, then the ops' bytes as they lie
+  req.insert(req.end(), att.parts.begin(), att.parts.end());
   TCFS_TRY(send(req, c.fds));
   for (;;) {
     auto j = next_frame(fd_, m_.mountpoint);

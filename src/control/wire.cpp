@@ -41,19 +41,10 @@ Json encode_compound(const Compound& c, bool progress, Attached* attached) {
   return j;
 }
 
-std::vector<std::string> compound_parts(const Compound& c, bool progress, std::vector<std::string_view>* parts) {
-  Attached att;
-  std::vector<std::string> owned{to_bytes(encode_compound(c, progress, &att))};
-  parts->assign(1, owned[0]);
-  parts->insert(parts->end(), att.parts.begin(), att.parts.end());
-  return owned;
-}
-
 std::string compound_frame(const Compound& c, bool progress) {
-  std::vector<std::string_view> parts;
-  auto owned = compound_parts(c, progress, &parts);
-  std::string out;
-  for (auto p : parts) out += p;
+  Attached att;
+  std::string out = to_bytes(encode_compound(c, progress, &att));
+  for (auto p : att.parts) out += p;
   return out;
 }
 

@@ -78,10 +78,8 @@ uint64_t max_request_items(const Limits& lim);
 // attached: when given, collects the values to attach after the map
 // (protocol.h "attached"; encode_op) and the map says how many bytes.
 Json encode_compound(const Compound& c, bool progress, Attached* attached = nullptr);
-// A compound request's payload in parts: its map (the one part it owns,
-// returned), then the attached bytes, by reference into c's ops.
-std::vector<std::string> compound_parts(const Compound& c, bool progress, std::vector<std::string_view>* parts);
-// The same payload in one string (tests, seeds).
+// A compound request's whole payload in one string: its map, then its
+// attached bytes (tests, seeds; the client sends the parts as they lie).
 std::string compound_frame(const Compound& c, bool progress);
 // nfds: descriptors that arrived with the request; *progress (if given):
 // whether the client asked for progress frames; attached: the bytes that

@@ -365,24 +365,22 @@ Log::~Log() {
   }
 }
 
+// What append() and append_all() take: no CKPT, a handle that fits.
+static Status appendable(const Record& r) {
+  if (r.kind == Kind::Ckpt) return Status::error(EINVAL, "endurant log: a checkpoint goes through checkpointed()");
+  if (r.handle.size() > UINT16_MAX) return Status::error(EINVAL, "endurant log: handle too long");
+  return {};
+}
+
+// log.h 3: one batch at most, so its records are one group.
 Result<uint64_t> Log::append(std::vector<Record> recs) {
-  if (recs.empty()) return durable_seq();
   size_t bytes = kBatchHeader;
   for (auto& r : recs) {
-    if (r.kind == Kind::Ckpt) return Status::error(EINVAL, "endurant log: a checkpoint goes through checkpointed()");
-    if (r.handle.size() > UINT16_MAX) return Status::error(EINVAL, "endurant log: handle too long");
+    TCFS_TRY(appendable(r));
     bytes += encoded_size(r);
   }
   if (bytes > kMaxBatch) return Status::error(EFBIG, "endurant log: records over one batch (" + std::to_string(bytes) + " bytes)");
-  Pending p;
-  p.recs = std::move(recs);
-  UniqueLock lk(mu_);
-  if (stopping_) return Status::error(ESHUTDOWN, "endurant log: closed");
-  queue_.push_back(&p);
-  cv_.notify_all();
-  lk.wait(cv_, [&] { return p.done; });
-  if (!p.st) return p.st;
-  return p.last;
+  return append_all(std::move(recs));
 }
 
 // log.h 8: records of any size in all, in groups of at most one batch.
@@ -390,8 +388,7 @@ Result<uint64_t> Log::append_all(std::vector<Record> recs) {
   std::vector<std::unique_ptr<Pending>> groups;
   size_t bytes = 0;
   for (auto& r : recs) {
-    if (r.kind == Kind::Ckpt) return Status::error(EINVAL, "endurant log: a checkpoint goes through checkpointed()");
-    if (r.handle.size() > UINT16_MAX) return Status::error(EINVAL, "endurant log: handle too long");
+    TCFS_TRY(appendable(r));
     const size_t n = encoded_size(r);
     if (kBatchHeader + n > kMaxBatch)
       return Status::error(EFBIG, "endurant log: a record of " + std::to_string(n) + " bytes is over one batch");

@@ -91,7 +91,10 @@ TxnManager::TxnManager(store::Store& store, LockManager& locks, Invalidator* inv
 
 TxnManager::~TxnManager() { stop_background(); }
 
-void TxnManager::set_log(journal::Log* log) { log_ = log; }
+void TxnManager::set_log(journal::Log* log) {
+  log_ = log;
+  log_limit_ = log ? log->stats().limit_bytes / 8 : 0;  // invariant 14: an eighth of the log at most
+}
 
 Result<uint64_t> TxnManager::new_id() {
   MutexLock g(id_mu_);
@@ -327,9 +330,10 @@ Status TxnManager::prepare(const Compound& c, const Caller& who, Plan& p, Fd* tx
   p.step("images");
   // Invariant 2 (14: on XFS, cloned images and the undo directory are
   // metadata: one force of its log makes them durable).
-  if (st && log_orders_ && !copied) st = force_metadata(tfd);
+  const bool force = log_orders_ && !copied;
+  if (st && force) st = force_metadata(tfd);
   else if (st && syncfs(store_.root_fd()) != 0) st = Status::from_errno("syncfs undo images");
-  p.step(log_orders_ && !copied ? "force" : "syncfs");
+  p.step(force ? "force" : "syncfs");
   if (st) st = put_rr(store_.meta(), rr);  // invariant 2: RR durable before the first change
   p.step("rr");
   if (!st) {
@@ -426,7 +430,7 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
   reply.txn_id = p.rr.id;
 
   Logged lg;  // invariant 14: what a commit through the log must carry
-  lg.limit = log_ ? log_->stats().limit_bytes / 8 : 0;
+  lg.limit = log_limit_;
   const bool by_log = log_ && log_orders_ && c.options.sync;  // invariant 14
   auto [i, st] = execute(c, who, p, txn_dir, marker, reply, progress, by_log ? &lg : nullptr);
   p.step("ops");

@@ -205,6 +205,7 @@ class TxnManager {
   std::function<uint64_t()> before_syncfs_;        // set before serving
   std::function<Status(uint64_t)> after_syncfs_;  // set before serving
   journal::Log* log_ = nullptr;                   // invariant 14; set before serving
+  uint64_t log_limit_ = 0;                        // data bytes a commit through it may carry
   const bool log_orders_;                         // the store is XFS (logged.h)
   store::SpaceReserve reserve_;  // for compounds that only free space
 
