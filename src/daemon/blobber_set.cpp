@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "blob/metered.h"
 #include "sync/state.h"
 
 namespace tcfs::daemon {
@@ -87,13 +88,14 @@ Result<std::unique_ptr<blob::ObjectStore>> open_objects(const RemoteConfig& c, s
   for (size_t i = 0; i < c.urls.size(); i++) {
     blob::BlobberOptions o;
     o.index = static_cast<int>(i);
-    auto b = blob::open_blobber(c.urls[i], o);
-    if (!b) return b.status();
+    auto opened = blob::open_blobber(c.urls[i], o);
+    if (!opened) return opened.status();
+    auto b = blob::metered(std::move(*opened), static_cast<unsigned>(i));  // blob/metered.h
     if (down) {
-      Status p = (*b)->probe();
+      Status p = b->probe();
       if (!p) down->push_back(p.message());
     }
-    bl.push_back(std::move(*b));
+    bl.push_back(std::move(b));
   }
   std::shared_ptr<const blob::Cipher> cipher;
   if (!c.key_file.empty()) {

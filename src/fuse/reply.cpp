@@ -5,6 +5,10 @@
 #include <sys/uio.h>
 
 #include <cmath>
+#include <map>
+#include <utility>
+
+#include "util/metrics.h"
 
 namespace tcfs::fusefs {
 namespace {
@@ -66,6 +70,24 @@ uint32_t open_flags_of(const fuse_file_info& fi) {
   return f;
 }
 
+
+// metered_ops.h 3: failed requests by op and errno. The children are
+// kept per thread (one Family::Add per op, errno and thread).
+void count_failure(const char* op, int err) {
+  thread_local std::map<std::pair<const char*, int>, prometheus::Counter*> mine;
+  auto& c = mine[{op, err}];
+  if (!c) {
+    const char* name = strerrorname_np(err);
+    c = &metrics::counter("tcfs_fuse_errors_total", "FUSE requests answered with an error, by op and errno.")
+             .Add({{"op", op}, {"errno", name ? name : std::to_string(err)}});
+  }
+  c->Increment();
+}
+
+prometheus::Counter& bytes_counter(const char* name, const char* help) {
+  return metrics::counter(name, help).Add({});
+}
+
 }  // namespace
 
 bool reply_raw_create(int dev_fd, uint64_t unique, const OpCtx& c, const Result<CreateReply>& r) {
@@ -99,6 +121,7 @@ bool reply_raw_create(int dev_fd, uint64_t unique, const OpCtx& c, const Result<
 }
 
 void log_failure(const OpCtx& c, int err) {
+  count_failure(c.op, err);
   auto lvl = routine(err) ? spdlog::level::debug : spdlog::level::warn;
   if (!spdlog::should_log(lvl)) return;
   spdlog::log(lvl, "{}: node {:#x}{}{}: {} ({})", c.op, c.ino, c.name ? " name " : "", c.name ? c.name : "",
@@ -137,7 +160,11 @@ void reply(fuse_req_t req, const OpCtx& c, const Result<XattrReply>& r) {
   });
 }
 void reply(fuse_req_t req, const OpCtx& c, const Result<WriteReply>& r) {
-  reply_or_err(req, c, r, [&](const WriteReply& v) { fuse_reply_write(req, v.count); });
+  static prometheus::Counter& written = bytes_counter("tcfs_fuse_written_bytes_total", "Bytes written through the mount.");
+  reply_or_err(req, c, r, [&](const WriteReply& v) {
+    written.Increment(static_cast<double>(v.count));
+    fuse_reply_write(req, v.count);
+  });
 }
 void reply(fuse_req_t req, const OpCtx& c, const Result<LseekReply>& r) {
   reply_or_err(req, c, r, [&](const LseekReply& v) { fuse_reply_lseek(req, v.off); });
@@ -148,6 +175,8 @@ void reply(fuse_req_t req, const OpCtx& c, const Result<IoctlReply>& r) {
 }
 
 void reply_data(fuse_req_t req, const OpCtx&, fuse_bufvec* buf) {
+  static prometheus::Counter& read = bytes_counter("tcfs_fuse_read_bytes_total", "Bytes read through the mount.");
+  read.Increment(static_cast<double>(fuse_buf_size(buf)));
   // When reading the source fd fails, libfuse itself answers with that
   // error (the single exception to "replies are made here").
   fuse_reply_data(req, buf, FUSE_BUF_SPLICE_MOVE);

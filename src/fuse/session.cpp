@@ -1,5 +1,7 @@
 #include "fuse/session.h"
 
+#include "fuse/metered_ops.h"
+
 #include "fuse/notify.h"
 #include "util/dir.h"
 
@@ -140,7 +142,7 @@ void serve_init(fuse_session* se) {
 }  // namespace
 
 const fuse_lowlevel_ops& Fs::ops() {
-  static const fuse_lowlevel_ops o = make_ops();
+  static const fuse_lowlevel_ops o = metered(OpsSlot::kMount, make_ops());
   return o;
 }
 

@@ -1,6 +1,8 @@
 // fuse/view.cpp — the follower's read-only view (view.h).
 #include "fuse/view.h"
 
+#include "fuse/metered_ops.h"
+
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -543,7 +545,7 @@ bool Activity::wait_quiet(std::chrono::milliseconds limit) {
 Status serve_view(const std::string& fsname, const MountConfig& cfg, sync::Image& img, sync::BlockCache& cache,
                   Activity& activity, const std::function<void()>& on_mounted,
                   const std::function<void()>& before_unmount) {
-  static const fuse_lowlevel_ops ops = make_view_ops();
+  static const fuse_lowlevel_ops ops = metered(OpsSlot::kView, make_view_ops());
   View view(img, cache, activity);
   MountConfig c = cfg;
   c.fuse_opts.push_back("ro");  // view.h 4: the kernel refuses every change with EROFS

@@ -21,6 +21,7 @@
 #include "util/check.h"
 #include "util/durable.h"
 #include "util/fault.h"
+#include "util/metrics.h"
 
 namespace tcfs::txn {
 namespace {
@@ -219,7 +220,39 @@ void TxnManager::invalidate_rest(const Plan& p) {
   for (const auto& k : p.data) inv->data(k);
 }
 
+namespace {
+
+// Compounds by outcome, with their latency and size (issue 15 metrics).
+struct CompoundMetrics {
+  prometheus::Histogram* latency[4];
+  prometheus::Histogram& ops = metrics::histogram("tcfs_compound_operations", "Operations per compound (all outcomes).")
+                                   .Add({}, metrics::count_buckets());
+  CompoundMetrics() {
+    for (Outcome o : {Outcome::Committed, Outcome::RolledBack, Outcome::Partial, Outcome::Rejected})
+      latency[static_cast<int>(o)] = &metrics::latency(
+          "tcfs_compound_duration_seconds",
+          "Compounds by outcome (committed, rolled_back, partial, rejected), with their time from the request to the "
+          "answer.",
+          {{"outcome", outcome_name(o)}});
+  }
+  static CompoundMetrics& get() {
+    static CompoundMetrics m;
+    return m;
+  }
+};
+
+}  // namespace
+
 CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progress& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  CompoundReply reply = run_counted(c, who, progress);
+  CompoundMetrics& m = CompoundMetrics::get();
+  m.latency[static_cast<int>(reply.outcome)]->Observe(metrics::since(t0));
+  m.ops.Observe(static_cast<double>(c.ops.size()));
+  return reply;
+}
+
+CompoundReply TxnManager::run_counted(const Compound& c, const Caller& who, const Progress& progress) {
   CompoundReply reply;
   if (c.ops.empty()) {
     reply.outcome = Outcome::Committed;

@@ -171,6 +171,7 @@ class TxnManager {
   };
   // The protocol's steps (see the top of this file), each a function:
   // prepare (2-4), execute (5), roll_back (5, on a failure), commit (6-7).
+  CompoundReply run_counted(const Compound& c, const Caller& who, const Progress& progress);  // run() less the metrics
   CompoundReply run_txn(const Compound& c, const Caller& who, struct Plan& plan, const Progress& progress);
   CompoundReply run_plain(const Compound& c, const Caller& who, struct Plan& plan, const Progress& progress);
   Status prepare(const Compound& c, const Caller& who, struct Plan& p, Fd* txn_dir, Fd* marker);

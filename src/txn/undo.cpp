@@ -20,6 +20,7 @@
 #include "txn/fsops.h"
 #include "util/fault.h"
 #include "util/dir.h"
+#include "util/metrics.h"
 
 namespace tcfs::txn {
 namespace {
@@ -303,6 +304,16 @@ std::vector<uint64_t> list_txn_dirs(int txn_root_fd) {
   return out;
 }
 
+namespace {
+prometheus::Counter& recovered_counter() {
+  static prometheus::Counter& c = metrics::counter("tcfs_compounds_recovered_total",
+                                                   "Compounds found cut short (crash, power cut) and rolled back by "
+                                                   "recovery.")
+                                      .Add({});
+  return c;
+}
+}  // namespace
+
 Status recover_all(const UndoCtx& ctx, meta::Env& env) {
   auto rrs = list_rrs(env);
   if (!rrs) return rrs.status();
@@ -312,6 +323,7 @@ Status recover_all(const UndoCtx& ctx, meta::Env& env) {
     Status s = undo(ctx, *it, kAllOps, st);
     if (s) s = finish_undo(ctx, env, it->id);
     if (!s) return s.wrap("undo of compound " + std::to_string(it->id));
+    if (!ctx.dry_run) recovered_counter().Increment();
     if (!ctx.dry_run)
       spdlog::warn("recovery: compound {} ({}) rolled back: {} steps applied, {} already undone", it->id,
                    it->summary, st.applied, st.skipped);

@@ -9,15 +9,18 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include "blob/blobber.h"
 #include "blob/blocks.h"
 #include "blob/ec.h"
 #include "blob/hash.h"
+#include "blob/metered.h"
 #include "blob/objects.h"
 #include "blob_create_only.h"
 #include "test_util.h"
 #include "util/fault.h"
+#include "util/metrics.h"
 
 using namespace tcfs;
 using namespace tcfs::blob;
@@ -605,4 +608,48 @@ TEST_CASE("dir blobber: put_new creates only once; racing creators, exactly one 
   CHECK(b->put_new("n/r/faulted", "x").err() == EIO);
   tcfs::fault::reset();
   CHECK(b->head("n/r/faulted").err() == ENOENT);
+}
+
+namespace {
+
+// The value of the sample `series` (`name{label="v",...}`, labels sorted by
+// name as prometheus-cpp writes them) in metrics::text(); 0 if absent.
+double sample(const std::string& series) {
+  std::istringstream in(metrics::text());
+  for (std::string line; std::getline(in, line);)
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ')
+      return std::stod(line.substr(series.size() + 1));
+  return 0;
+}
+
+double requests(const std::string& op) {
+  return sample("tcfs_blobber_request_duration_seconds_count{blobber=\"7\",op=\"" + op + "\"}");
+}
+double errors(const std::string& op) { return sample("tcfs_blobber_errors_total{blobber=\"7\",op=\"" + op + "\"}"); }
+
+}  // namespace
+
+TEST_CASE("metered blobber: every call is timed by blobber and op; failures counted, ENOENT is not one") {
+  TempDir tmp;
+  auto b = metered(dir_blobber(tmp / "blob", 7), 7);
+  CHECK(b->url() == "dir://" + tmp.path + "/blob");
+  std::map<std::string, double> req0, err0;
+  for (const char* op : {"put", "get_bytes", "del", "list"}) req0[op] = requests(op), err0[op] = errors(op);
+
+  REQUIRE(b->put_bytes("m/k", "value").is_ok());
+  CHECK(b->get_bytes("m/k").value() == "value");
+  CHECK(b->get_bytes("m/missing").err() == ENOENT);
+  fault::arm("blob7.del", EIO);
+  CHECK(b->del("m/k").err() == EIO);
+  fault::reset();
+  CHECK(b->list_all("m/").value().size() == 1);  // list (list_after counts as list too)
+
+  CHECK(requests("put") - req0["put"] == 1);
+  CHECK(requests("get_bytes") - req0["get_bytes"] == 2);
+  CHECK(requests("del") - req0["del"] == 1);
+  CHECK(requests("list") - req0["list"] == 1);
+  CHECK(errors("put") - err0["put"] == 0);
+  CHECK(errors("get_bytes") - err0["get_bytes"] == 0);  // the ENOENT
+  CHECK(errors("del") - err0["del"] == 1);              // the injected EIO
+  CHECK(errors("list") - err0["list"] == 0);
 }
