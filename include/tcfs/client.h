@@ -78,6 +78,8 @@ class Client {
   Status sync(uint64_t timeout_ms = 0);
   // The daemon's status figures as a JSON text (tcfs(8) lists the fields).
   Result<std::string> status_json();
+  // The daemon's metrics in the Prometheus text format (tcfs(8) METRICS).
+  Result<std::string> metrics_text();
   // Runs "gc" or "scrub" of the blobbers (root only); its report as JSON text.
   Result<std::string> maintain(const std::string& what);
 

@@ -44,6 +44,9 @@
 //   {"v":1,"type":"status"}
 //       -> {"v":1,"type":"status","mount":..,"store":..,"status":{...}} figures for
 //          `tcfs status` (see tcfs(8))
+//   {"v":1,"type":"metrics"}
+//       -> {"v":1,"type":"metrics","text":"..."} the Prometheus text exposition
+//          (tcfs(8) METRICS); any user
 // Operation maps use the field names of tcfs::Op (compound.h) with "op" the
 // kind's name (op_kind_name); absent fields take Op's defaults. Each kind
 // takes only its own fields ("path" always):

@@ -303,6 +303,13 @@ Result<std::string> Client::status_json() {
   return control::encode_status(*r).dump(-1, ' ', false, control::Json::error_handler_t::replace);
 }
 
+Result<std::string> Client::metrics_text() {
+  TCFS_TRY(send(control::to_bytes(control::encode_metrics_request()), {}));
+  auto j = answer(fd_, m_.mountpoint, "metrics");
+  if (!j) return j.status();
+  return control::decode_metrics(*j);
+}
+
 Result<std::string> Client::maintain(const std::string& what) {
   TCFS_TRY(send(control::to_bytes(control::encode_maintain_request({what})), {}));
   auto j = answer(fd_, m_.mountpoint, what);

@@ -148,6 +148,20 @@ Result<StatusReply> decode_status(const Json& j) {
   });
 }
 
+// ------------------------------------------------------------------ metrics
+
+Json encode_metrics_request() { return envelope("metrics"); }
+
+Json encode_metrics(const std::string& text) {
+  Json j = envelope("metrics");
+  j["text"] = text;
+  return j;
+}
+
+Result<std::string> decode_metrics(const Json& j) {
+  return decode_reply_of<std::string>(j, "metrics", [](const Fields& f) { return f.str("text", true); });
+}
+
 // ------------------------------------------------------------------ maintain
 
 Json encode_maintain_request(const MaintainRequest& r) {

@@ -71,6 +71,11 @@ Json encode_status_request();
 Json encode_status(const StatusReply& r);
 Result<StatusReply> decode_status(const Json& j);
 
+// "metrics": the Prometheus text exposition (util/metrics.h), any user.
+Json encode_metrics_request();
+Json encode_metrics(const std::string& text);
+Result<std::string> decode_metrics(const Json& j);
+
 // {"type":"maintain","what":"gc"|"scrub"} ->
 // {"type":"maintained","errno":E,"message":"..","report":{...}}.
 struct MaintainRequest {

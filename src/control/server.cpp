@@ -13,6 +13,7 @@
 
 #include "control/messages.h"
 #include "util/fault.h"
+#include "util/metrics.h"
 
 namespace tcfs::control {
 namespace {
@@ -264,8 +265,12 @@ bool ControlServer::handle(int fd, const Caller& who) {
       return refuse(fd, who, EPERM, "maintain " + m->what + ": only root may run it");
     return write_frame(fd, to_bytes(maintained(*exec_, m->what))).is_ok();
   }
-  if (*type == "status")
-    return write_frame(fd, to_bytes(encode_status({info_.mount, info_.store, exec_->status()}))).is_ok();
+  if (*type == "status") {
+    Json st = exec_->status();
+    if (std::string e = metrics::endpoint(); !e.empty()) st["metrics"] = e;  // daemon/metrics_http.h 3
+    return write_frame(fd, to_bytes(encode_status({info_.mount, info_.store, std::move(st)}))).is_ok();
+  }
+  if (*type == "metrics") return write_frame(fd, to_bytes(encode_metrics(metrics::text()))).is_ok();
   if (*type != "hello") return refuse(fd, who, EINVAL, "unknown request type \"" + *type + "\"");
   HelloReply hello{info_.version, info_.mount, info_.store, limits_.max_ops,
                    limits_.max_inline_bytes, limits_.max_frame_bytes, limits_.max_fds};

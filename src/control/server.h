@@ -94,6 +94,9 @@ class Executor {
   }
   // "status": a map of figures for `tcfs status` (sync, cache, blobbers).
   virtual Json status() { return Json::object(); }
+  // status() without what costs a request to the blobbers (their probes):
+  // what a metrics scrape reads (daemon/status_metrics.h).
+  virtual Json figures() { return status(); }
   // "maintain": "gc" or "scrub" of the blobbers; a report map, or an error.
   virtual Result<Json> maintain(const std::string& what) {
     return Status::error(ENOTSUP, what + ": this store has no blobbers");

@@ -11,6 +11,7 @@
 
 #include "control/socket_path.h"
 #include "daemon/executor.h"
+#include "daemon/status_metrics.h"
 #include "journal/store_log.h"
 #include "util/durable.h"
 #include "util/path.h"
@@ -122,6 +123,7 @@ Result<std::unique_ptr<Daemon>> Daemon::open(const DaemonOptions& opt) {
     d->tm_->set_write_gate([syncer] { return syncer->fenced(); });  // sync.h 10, txn.h 12
   }
   d->exec_ = make_executor(*d->tm_, r, s.path(), d->ckpt_.get());
+  d->metrics_ = collect_status(d->exec_);  // status_metrics.h
   return d;
 }
 

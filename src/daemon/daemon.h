@@ -34,6 +34,8 @@
 // stop() returns.
 #pragma once
 
+#include <prometheus/collectable.h>
+
 #include <functional>
 #include <memory>
 #include <optional>
@@ -131,6 +133,7 @@ class Daemon {
   std::unique_ptr<Remote> remote_;
   std::shared_ptr<control::Executor> exec_;
   std::unique_ptr<control::ControlServer> control_;
+  std::shared_ptr<prometheus::Collectable> metrics_;  // status_metrics.h
   bool started_ = false;
   std::vector<std::string> trace_;
 };

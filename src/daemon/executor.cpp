@@ -31,6 +31,12 @@ class DaemonExecutor final : public control::Executor {
   }
 
   Json status() override {
+    Json j = figures();
+    if (r_) j["blobbers"] = blobbers_status();
+    return j;
+  }
+
+  Json figures() override {
     Json j = Json::object();
     struct statvfs v;
     if (statvfs(store_.c_str(), &v) == 0)
@@ -41,7 +47,6 @@ class DaemonExecutor final : public control::Executor {
     cache_status(j["cache"]);
     j["ec"] = r_->cfg.ec();
     if (!r_->cfg.key_file.empty()) j["encryption"] = {{"cipher", "AES-256-GCM"}, {"key_file", r_->cfg.key_file}};
-    j["blobbers"] = blobbers_status();
     j["sync"] = sync_status();
     return j;
   }

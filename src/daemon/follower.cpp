@@ -1,6 +1,8 @@
 // daemon/follower.cpp — a mounted follower store (follower.h).
 #include "daemon/follower.h"
 
+#include "daemon/status_metrics.h"
+
 #include <spdlog/spdlog.h>
 
 #include <sys/stat.h>
@@ -306,6 +308,7 @@ void Follower::start() {
   poller_ = std::thread([this] { loop(); });
   control::ServerInfo info{opt_.version, opt_.mountpoint, store_->path()};
   auto exec = std::make_shared<FollowerExecutor>(*this, chain_name(cfg_));
+  metrics_ = collect_status(exec);  // status_metrics.h
   auto sock = control::prepare_socket_path(store_->path());
   auto srv = sock ? control::ControlServer::start(*sock, exec, control::Limits{}, info)
                   : Result<std::unique_ptr<control::ControlServer>>(sock.status());
@@ -318,6 +321,7 @@ void Follower::start() {
 void Follower::stop() {
   if (!started_) return;
   started_ = false;
+  metrics_.reset();
   {
     MutexLock g(mu_);
     stopping_ = true;

@@ -41,6 +41,8 @@
 // threads (mu_ guards the poll figures).
 #pragma once
 
+#include <prometheus/collectable.h>
+
 #include <condition_variable>
 #include <memory>
 #include <string>
@@ -112,6 +114,7 @@ class Follower {
   std::unique_ptr<sync::Image> image_;
   std::unique_ptr<sync::BlockCache> cache_;
   std::unique_ptr<control::ControlServer> control_;
+  std::shared_ptr<prometheus::Collectable> metrics_;  // status_metrics.h, while started
   std::thread poller_;
   Mutex poll_mu_;  // one poll at a time (taken before mu_, never inside it)
   Mutex mu_;       // protects the figures below and stopping_

@@ -12,8 +12,9 @@
 namespace tcfs::metrics {
 namespace {
 
-Mutex g_mu;  // protects g_collectors
+Mutex g_mu;  // protects g_collectors and g_endpoint
 std::vector<std::weak_ptr<prometheus::Collectable>> g_collectors TCFS_GUARDED_BY(g_mu);
+std::string g_endpoint TCFS_GUARDED_BY(g_mu);
 
 }  // namespace
 
@@ -77,6 +78,16 @@ std::shared_ptr<prometheus::Collectable> everything() {
   };
   static const auto all = std::make_shared<All>();
   return all;
+}
+
+void set_endpoint(const std::string& url) {
+  MutexLock g(g_mu);
+  g_endpoint = url;
+}
+
+std::string endpoint() {
+  MutexLock g(g_mu);
+  return g_endpoint;
 }
 
 std::string text() {

@@ -69,6 +69,10 @@ std::shared_ptr<prometheus::Collectable> everything();
 // The text exposition of collect_all().
 std::string text();
 
+// The HTTP endpoint serving text() ("" if none), for `tcfs status`.
+void set_endpoint(const std::string& url);
+std::string endpoint();
+
 // Seconds since t0, for an observation.
 inline double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -10,6 +10,7 @@
 //   tcfs export-unsynced STORE DIR
 //   tcfs promote [--store DIR] [--force]
 //   tcfs status MOUNTPOINT [--json]
+//   tcfs metrics MOUNTPOINT
 //   tcfs gc MOUNTPOINT | tcfs scrub MOUNTPOINT
 //
 // Exit codes: 0 success (mounted, or the foreground daemon unmounted
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "daemon/daemon.h"
+#include "daemon/metrics_http.h"
 #include "daemon/follower.h"
 #include "tools/tcfs/remote.h"
 #include "tools/tcfs/remount.h"
@@ -58,6 +60,7 @@ struct DaemonConfig {
   unsigned switch_wait_ms = 500;  // a follower's wait for a quiet moment (fuse/view.h 5)
   uint64_t journal_bytes = tcfs::journal::kDefaultBytes;  // the endurant log's size (journal/log.h)
   std::optional<bool> journal;  // -o journal=on|off; unset: the daemon's default (daemon.h)
+  std::string metrics;          // -o metrics=ADDR:PORT|off; "": the default (daemon/metrics_http.h 1)
 };
 
 // "cache_size=64G" etc.: true and *out set when `o` is name=<size>.
@@ -137,6 +140,10 @@ void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
       dc.switch_wait_ms = 0;
     } else if (uint64_t v = 0; number_opt(o, "switch_wait", &v)) {
       dc.switch_wait_ms = static_cast<unsigned>(std::min<uint64_t>(v, 60000));
+    } else if (o.rfind("metrics=", 0) == 0) {
+      dc.metrics = o.substr(8);
+      if (std::string why = tcfs::daemon::check_metrics_spec(dc.metrics); !why.empty())
+        throw CLI::ValidationError("-o", why);
     } else if (size_opt(o, "cache_size", &dc.evict.cache_bytes, false)) {
     } else if (size_opt(o, "cache_reserve", &dc.evict.reserve_bytes, true)) {
       dc.reserve_set = true;
@@ -236,6 +243,10 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
     int rc = daemonize(&notify_fd);
     if (rc >= 0) return rc;
   }
+  // After the fork (civetweb's threads would not survive it), before the
+  // mount: an address the operator chose that is taken fails the mount.
+  auto http = tcfs::daemon::MetricsHttp::start(dc.metrics);
+  if (!http) return fail(http.status());
   tcfs::daemon::DaemonOptions o;
   o.store_dir = store_dir;
   o.mountpoint = cfg.mountpoint;
@@ -277,7 +288,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
 std::vector<std::string> helper_form(int argc, char** argv) {
   std::vector<std::string> a(argv, argv + argc);
   bool subcommand = a.size() >= 2 && (a[1] == "mount" || a[1] == "init" || a[1] == "sync" ||
-                                     a[1] == "status" || a[1] == "wait" || a[1] == "export-unsynced" || a[1] == "log" || a[1] == "promote" || a[1] == "gc" || a[1] == "scrub" || a[1] == "debug");
+                                     a[1] == "status" || a[1] == "metrics" || a[1] == "wait" || a[1] == "export-unsynced" || a[1] == "log" || a[1] == "promote" || a[1] == "gc" || a[1] == "scrub" || a[1] == "debug");
   if (a.size() >= 3 && a[1].rfind('-', 0) != 0 && !subcommand && a[2].rfind('-', 0) != 0) {
     std::vector<std::string> out = {a[0], "mount", "--mount-helper", "--store", a[1]};
     out.insert(out.end(), a.begin() + 3, a.end());
@@ -326,7 +337,9 @@ int main(int argc, char** argv) {
                     "restores and followers start and after which gc can drop older journals; default 64; 0: "
                     "never), poll_interval=MS (a follower store: look for new rounds this often; default "
                     "1000), switch_wait=MS (a follower store: wait up to this long for a moment with nothing open "
-                    "and no request before showing a new round; default 500; 0: at once), or any FUSE option (e.g. ro, max_read=N)")
+                    "and no request before showing a new round; default 500; 0: at once), metrics=ADDR:PORT|off "
+                    "(the Prometheus endpoint http://ADDR:PORT/metrics; default 127.0.0.1:9570, or the next free "
+                    "port up to 9585; port 0: any free port; tcfs status shows it), or any FUSE option (e.g. ro, max_read=N)")
       ->allow_extra_args(false);
   std::string at;
   mount->add_option("--at", at,
@@ -389,6 +402,9 @@ int main(int argc, char** argv) {
   CLI::App* status = app.add_subcommand("status", "show a mount's sync state, blobber health and cache use");
   status->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
   status->add_flag("--json", as_json, "print the daemon's figures as JSON");
+
+  CLI::App* metrics = app.add_subcommand("metrics", "print a mount's metrics in the Prometheus text format");
+  metrics->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
 
   std::string export_dir;
   CLI::App* exp = app.add_subcommand(
@@ -469,6 +485,7 @@ int main(int argc, char** argv) {
   if (*exp) return tcfs::cli::cmd_export_unsynced(store_dir, export_dir);
   if (*wait) return tcfs::cli::cmd_wait(target, wait_round, timeout_s);
   if (*status) return tcfs::cli::cmd_status(target, as_json);
+  if (*metrics) return tcfs::cli::cmd_metrics(target);
   if (*gc) return tcfs::cli::cmd_maintain(target, "gc");
   if (*scrub) return tcfs::cli::cmd_maintain(target, "scrub");
   return kExitUsage;

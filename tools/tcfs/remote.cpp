@@ -157,6 +157,15 @@ void print_log_status(const json& s) {
          u("full_waits"));
 }
 
+int cmd_metrics(const std::string& mountpoint) {
+  auto c = Client::for_path(mountpoint);
+  if (!c) return fail(c.status());
+  auto text = c->metrics_text();
+  if (!text) return fail(text.status());
+  fwrite(text->data(), 1, text->size(), stdout);
+  return 0;
+}
+
 int cmd_status(const std::string& mountpoint, bool as_json) {
   auto c = Client::for_path(mountpoint);
   if (!c) return fail(c.status());
@@ -169,6 +178,7 @@ int cmd_status(const std::string& mountpoint, bool as_json) {
   }
   const json& s = j["status"];
   printf("mount:      %s\nstore:      %s\n", j.value("mount", "").c_str(), j.value("store", "").c_str());
+  if (s.contains("metrics")) printf("metrics:    %s\n", s.value("metrics", "").c_str());
   if (s.contains("follow")) {
     print_follow_status(s);
     return 0;
