@@ -277,6 +277,7 @@ Status run_session(const SessionSpec& spec, const MountConfig& cfg) {
   fuse_loop_cfg_set_idle_threads(lc, cfg.fs.max_idle_threads);
   fuse_loop_cfg_set_clone_fd(lc, cfg.fs.clone_fd ? 1 : 0);  // one /dev/fuse fd per worker: no wakeup contention
   int rc = fuse_session_loop_mt(se, lc);
+  if (cfg.stopping) cfg.stopping();
   fuse_loop_cfg_destroy(lc);
   if (spec.before_unmount) spec.before_unmount();
   fuse_session_unmount(se);

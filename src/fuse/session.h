@@ -29,6 +29,9 @@ struct MountConfig {
   std::vector<std::string> fuse_opts;  // passed to libfuse as -o
   bool allow_nonempty = false;
   Options fs;
+  // The loop has ended (a signal, or umount): called before the daemon's
+  // last round and the unmount (the service manager's STOPPING=1).
+  std::function<void()> stopping;
 };
 
 // The mount and loop that serve() and serve_view() (view.h) share:

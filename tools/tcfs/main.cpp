@@ -30,6 +30,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/metrics_http.h"
+#include "daemon/service.h"
 #include "daemon/follower.h"
 #include "tools/tcfs/remote.h"
 #include "tools/tcfs/remount.h"
@@ -200,8 +201,8 @@ void detach_stdio() {
 }
 
 // A follower store (daemon/follower.h) mounted read-only.
-tcfs::Status run_follower(const std::string& store_dir, const DaemonConfig& dc, const std::string& at,
-                          const std::function<void()>& ready) {
+tcfs::Result<std::unique_ptr<tcfs::daemon::Follower>> open_follower(const std::string& store_dir,
+                                                                    const DaemonConfig& dc, const std::string& at) {
   tcfs::daemon::FollowerOptions fo;
   fo.store_dir = store_dir;
   fo.mountpoint = dc.mount.mountpoint;
@@ -210,9 +211,7 @@ tcfs::Status run_follower(const std::string& store_dir, const DaemonConfig& dc, 
   fo.switch_wait_ms = dc.switch_wait_ms;
   fo.at = at;
   fo.version = "tcfs " TCFS_VERSION;
-  auto f = tcfs::daemon::Follower::open(fo);
-  if (!f) return f.status();
-  return (*f)->run(dc.mount, ready);
+  return tcfs::daemon::Follower::open(fo);
 }
 
 int run_mount(const std::string& store_dir, const std::string& mountpoint, bool foreground,
@@ -257,7 +256,11 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
   o.journal = dc.journal;
   o.journal_bytes = dc.journal_bytes;
   o.version = "tcfs " TCFS_VERSION;
+  tcfs::daemon::ServiceNotifier service;  // daemon/service.h: Type=notify units
+  tcfs::daemon::ServiceNotifier::Figures figures;
+  cfg.stopping = [&] { service.stopping(); };
   auto ready = [&] {
+    service.ready(cfg.mountpoint, figures);
     if (notify_fd < 0) return;
     tcfs::init_logging("tcfs", tcfs::LogTarget::Syslog);
     if (chdir("/") != 0) { /* the mount works from any cwd */ }
@@ -267,10 +270,14 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
     close(notify_fd);
   };
   if (*follower) {
-    st = run_follower(store_dir, dc, at, ready);
+    auto f = open_follower(store_dir, dc, at);
+    if (!f) return fail(f.status());
+    figures = [fp = f->get()] { return fp->status(); };
+    st = (*f)->run(cfg, ready);
   } else {
     auto d = tcfs::daemon::Daemon::open(o);
     if (!d) return fail(d.status());
+    figures = [exec = (*d)->executor()] { return exec->figures(); };
     st = (*d)->run(cfg, ready);
   }
   if (!st) {
