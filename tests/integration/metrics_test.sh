@@ -17,6 +17,10 @@
 #    of a directory that is not empty: ENOTEMPTY);
 # and without Prometheus:
 #  - `tcfs metrics MOUNTPOINT` prints the same committed count;
+#  - `tcfs stats --once --json` shows the compounds, and requests and
+#    bytes per second while a writer runs through its whole interval;
+#    `tcfs stats` in a terminal (tmux, read back with capture-pane) draws
+#    one screen with every section, redraws it in place, ends on Ctrl-C;
 #  - a taken port given as -o metrics=ADDR:PORT fails the mount, naming
 #    it; a malformed value is a usage error (exit 2); nothing is mounted.
 : "${TCFS_BATCH:?set TCFS_BATCH to the tcfs-batch binary}"
@@ -138,6 +142,41 @@ v=$(wait_for 'tcfs_sync_oldest_unsynced_seconds' 0) && pass "nothing unsynced af
 
 got=$("$TCFS_BIN" metrics "$mp" | awk '$1 == "tcfs_compound_duration_seconds_count{outcome=\"committed\"}" { print $2 }')
 expect "tcfs metrics MOUNTPOINT (control socket) shows the compounds" "$N" "$got"
+
+# tcfs stats: one sample as JSON while a writer runs for all of it.
+( while :; do dd if=/dev/zero of="$mp/busy" bs=64k count=16 conv=fsync status=none; done ) &
+busy=$!
+js=$(timeout 30 "$TCFS_BIN" stats "$mp" --once --json --interval 1)
+kill "$busy"; wait "$busy" 2> /dev/null
+stat_of() { python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$js" "$1" 2>/dev/null; }
+expect "tcfs stats --json: compounds committed in all" "$N" "$(stat_of 'int(j["compounds"]["committed_total"])')"
+expect "tcfs stats --json: requests and bytes written per second while a writer runs" True \
+  "$(stat_of 'j["fuse"]["requests_per_s"] > 0 and j["fuse"]["written_bytes_per_s"] > 0 and j["fuse"]["by_op_per_s"].get("write_buf", j["fuse"]["by_op_per_s"].get("write", 0)) > 0')"
+expect "tcfs stats --json: the sync and blobber figures" "True 0 ok" \
+  "$(stat_of '"sync" in j and j["sync"]["round"] >= 1, j["blobbers"][0]["blobber"], j["blobbers"][0]["health"]' | tr -d "(),'")"
+# The live view in a terminal: tmux runs it, its screen is read back.
+if command -v tmux > /dev/null; then
+  sess=tcfs-stats-$$
+  tmux new-session -d -s "$sess" -x 150 -y 30 "'$TCFS_BIN' stats '$mp' --interval 0.5; sleep 30"
+  screen=
+  for _ in $(seq 100); do
+    screen=$(tmux capture-pane -p -t "$sess" 2> /dev/null)
+    grep -q "^blobber 0" <<< "$screen" && break
+    sleep 0.1
+  done
+  check "tcfs stats on a terminal: one screen with every section" bash -c '
+    s=$1; grep -q "^tcfs stats '"$mp"'" <<< "$s" && grep -q "^requests " <<< "$s" && grep -q "^compounds .* '"$N"' committed in all" <<< "$s" &&
+    grep -q "^sync       round [0-9]" <<< "$s" && grep -q "^blobber 0  ok" <<< "$s"' _ "$screen" || echo "$screen"
+  sleep 1.2  # two more refreshes: the screen is redrawn in place, not appended
+  screen=$(tmux capture-pane -p -t "$sess" 2> /dev/null)
+  expect "tcfs stats on a terminal: redrawn in place (one header on the screen)" 1 "$(grep -c '^tcfs stats ' <<< "$screen")"
+  pane=$(tmux display-message -p -t "$sess" '#{pane_pid}')  # the pane's shell; tcfs stats is its child
+  check "tcfs stats runs in the pane" pgrep -P "$pane" -x tcfs
+  tmux send-keys -t "$sess" C-c
+  for _ in $(seq 50); do pgrep -P "$pane" -x tcfs > /dev/null || break; sleep 0.1; done
+  check "tcfs stats ends on Ctrl-C" bash -c "! pgrep -P '$pane' -x tcfs"
+  tmux kill-session -t "$sess" 2> /dev/null
+fi
 
 # A taken port fails a mount that asked for it; nothing gets mounted.
 mkdir -p "$work/mnt2"

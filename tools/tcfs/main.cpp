@@ -11,6 +11,7 @@
 //   tcfs promote [--store DIR] [--force]
 //   tcfs status MOUNTPOINT [--json]
 //   tcfs metrics MOUNTPOINT
+//   tcfs stats MOUNTPOINT [--interval S] [--once] [--json]
 //   tcfs gc MOUNTPOINT | tcfs scrub MOUNTPOINT
 //
 // Exit codes: 0 success (mounted, or the foreground daemon unmounted
@@ -295,7 +296,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
 std::vector<std::string> helper_form(int argc, char** argv) {
   std::vector<std::string> a(argv, argv + argc);
   bool subcommand = a.size() >= 2 && (a[1] == "mount" || a[1] == "init" || a[1] == "sync" ||
-                                     a[1] == "status" || a[1] == "metrics" || a[1] == "wait" || a[1] == "export-unsynced" || a[1] == "log" || a[1] == "promote" || a[1] == "gc" || a[1] == "scrub" || a[1] == "debug");
+                                     a[1] == "status" || a[1] == "metrics" || a[1] == "stats" || a[1] == "wait" || a[1] == "export-unsynced" || a[1] == "log" || a[1] == "promote" || a[1] == "gc" || a[1] == "scrub" || a[1] == "debug");
   if (a.size() >= 3 && a[1].rfind('-', 0) != 0 && !subcommand && a[2].rfind('-', 0) != 0) {
     std::vector<std::string> out = {a[0], "mount", "--mount-helper", "--store", a[1]};
     out.insert(out.end(), a.begin() + 3, a.end());
@@ -412,6 +413,13 @@ int main(int argc, char** argv) {
 
   CLI::App* metrics = app.add_subcommand("metrics", "print a mount's metrics in the Prometheus text format");
   metrics->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
+  double stats_interval = 1;
+  bool once = false;
+  CLI::App* stats = app.add_subcommand("stats", "a live view of a mount: requests, bytes, compounds, sync, cache, blobbers per second");
+  stats->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
+  stats->add_option("--interval", stats_interval, "seconds between two samples (default 1)");
+  stats->add_flag("--once", once, "print one sample (over one interval) and exit");
+  stats->add_flag("--json", as_json, "print each sample as one line of JSON");
 
   std::string export_dir;
   CLI::App* exp = app.add_subcommand(
@@ -493,6 +501,7 @@ int main(int argc, char** argv) {
   if (*wait) return tcfs::cli::cmd_wait(target, wait_round, timeout_s);
   if (*status) return tcfs::cli::cmd_status(target, as_json);
   if (*metrics) return tcfs::cli::cmd_metrics(target);
+  if (*stats) return tcfs::cli::cmd_stats(target, stats_interval, once, as_json);
   if (*gc) return tcfs::cli::cmd_maintain(target, "gc");
   if (*scrub) return tcfs::cli::cmd_maintain(target, "scrub");
   return kExitUsage;
