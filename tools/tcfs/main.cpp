@@ -12,6 +12,7 @@
 //   tcfs status MOUNTPOINT [--json]
 //   tcfs metrics MOUNTPOINT
 //   tcfs stats MOUNTPOINT [--interval S] [--once] [--json]
+//   tcfs fsck STORE [--repair] [--json]
 //   tcfs gc MOUNTPOINT | tcfs scrub MOUNTPOINT
 //
 // Exit codes: 0 success (mounted, or the foreground daemon unmounted
@@ -296,7 +297,7 @@ int run_mount(const std::string& store_dir, const std::string& mountpoint, bool 
 std::vector<std::string> helper_form(int argc, char** argv) {
   std::vector<std::string> a(argv, argv + argc);
   bool subcommand = a.size() >= 2 && (a[1] == "mount" || a[1] == "init" || a[1] == "sync" ||
-                                     a[1] == "status" || a[1] == "metrics" || a[1] == "stats" || a[1] == "wait" || a[1] == "export-unsynced" || a[1] == "log" || a[1] == "promote" || a[1] == "gc" || a[1] == "scrub" || a[1] == "debug");
+                                     a[1] == "status" || a[1] == "metrics" || a[1] == "stats" || a[1] == "fsck" || a[1] == "wait" || a[1] == "export-unsynced" || a[1] == "log" || a[1] == "promote" || a[1] == "gc" || a[1] == "scrub" || a[1] == "debug");
   if (a.size() >= 3 && a[1].rfind('-', 0) != 0 && !subcommand && a[2].rfind('-', 0) != 0) {
     std::vector<std::string> out = {a[0], "mount", "--mount-helper", "--store", a[1]};
     out.insert(out.end(), a.begin() + 3, a.end());
@@ -421,6 +422,16 @@ int main(int argc, char** argv) {
   stats->add_flag("--once", once, "print one sample (over one interval) and exit");
   stats->add_flag("--json", as_json, "print each sample as one line of JSON");
 
+  std::string fsck_store;
+  bool repair = false;
+  CLI::App* fsck = app.add_subcommand("fsck", "check a store nothing holds (offline): the endurant log, compounds cut short, "
+                                              "leftover undo images, sync records; exit 0 clean, 1 repaired, 4 problems left, 8 "
+                                              "not checked");
+  fsck->add_option("STORE", fsck_store, "the store directory (not mounted)")->required();
+  fsck->add_flag("--repair", repair, "fix what can be fixed safely (replay the log, roll compounds back, remove "
+                                     "leftover images, have the next mount rescan) and say what could not");
+  fsck->add_flag("--json", as_json, "print the report as JSON");
+
   std::string export_dir;
   CLI::App* exp = app.add_subcommand(
       "export-unsynced", "copy a store's changes after its last synced round out (a fenced writer's, for merging)");
@@ -501,6 +512,7 @@ int main(int argc, char** argv) {
   if (*wait) return tcfs::cli::cmd_wait(target, wait_round, timeout_s);
   if (*status) return tcfs::cli::cmd_status(target, as_json);
   if (*metrics) return tcfs::cli::cmd_metrics(target);
+  if (*fsck) return tcfs::cli::cmd_fsck(fsck_store, repair, as_json);
   if (*stats) return tcfs::cli::cmd_stats(target, stats_interval, once, as_json);
   if (*gc) return tcfs::cli::cmd_maintain(target, "gc");
   if (*scrub) return tcfs::cli::cmd_maintain(target, "scrub");

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# fsck_test.sh — `tcfs fsck STORE [--repair]` finds each kind of damage it
+# checks for, names it, repairs what it can, and the store then works
+# (issue 15). Runs as root with TCFS_BIN and TCFS_BATCH set (meson does
+# both). The store and its directory blobber live on a loop XFS image of
+# bounded size (768 MiB: large enough for the endurant log's default);
+# every mount and daemon is stopped by pid (connection abort as the last
+# resort).
+#
+# Each kind of damage is seeded the way it arises, then:
+#   fsck -> exit 4 and a line naming it; fsck --repair -> exit 1;
+#   fsck -> exit 0; and the store shows the repair's effect:
+#  - a store held by a mounted daemon: refused (exit 8), nothing changed;
+#  - undo images left in txn/<id>/ with no recovery record;
+#  - a compound cut short by kill -9 (crash point txn.after_exec): rolled
+#    back, its file absent;
+#  - stable writes in the endurant log after kill -9: replayed, the bytes
+#    in the file;
+#  - a file put in root/ behind the daemon's back while the store says it
+#    stopped cleanly: the next mount rescans and syncs it;
+#  - a synced file removed from root/ behind its back: likewise;
+#  - a stub whose size was changed: its size set back, its content read
+#    back whole from the blobber.
+: "${TCFS_BATCH:?set TCFS_BATCH to the tcfs-batch binary}"
+. "$(dirname "$0")/mount_harness.sh"
+harness_init fsck_test fsck
+fs=$work/fs store=$work/fs/store mp=$work/mnt
+T=$TCFS_BIN
+
+test_cleanup() {
+  stop_tcfs "$mp" "$store"
+  umount "$fs" 2>/dev/null || umount -l "$fs" 2>/dev/null
+}
+mkdir -p "$fs" "$mp"
+truncate -s 768M "$work/img" && mkfs.xfs -q -m reflink=1 "$work/img" && mount -o loop "$work/img" "$fs" ||
+  { echo "FAIL - XFS loop image"; exit 1; }
+mkdir -p "$fs/blob"
+"$T" init --store "$store" --blobber "dir://$fs/blob" > /dev/null || { echo "FAIL - tcfs init"; exit 1; }
+
+mnt() { timeout 60 "$T" mount --store "$store" -o metrics=off "$@" "$mp" > /dev/null; }
+umnt() { timeout 60 umount "$mp"; for _ in $(seq 100); do [[ -z $(daemon_pid "$store") ]] || ! kill -0 "$(daemon_pid "$store")" 2>/dev/null && return 0; sleep 0.1; done; }
+# crash: kill -9 the daemon, free the dead mount.
+crash() { kill -9 "$(daemon_pid "$store")" 2>/dev/null; sleep 0.5; stop_tcfs "$mp" "$store"; }
+# fsck_is WANT [ARGS]: runs fsck, keeps its output in $out; true if it exits WANT.
+fsck_is() { local want=$1; shift; out=$("$T" fsck "$store" "$@" 2>&1); rc=$?; ((rc == want)) || echo "    fsck $* exit $rc: $out"; ((rc == want)); }
+# cycle WHAT PATTERN: fsck finds it (4, PATTERN in the report), --repair (1), then clean (0).
+cycle() {
+  check "$1: fsck reports it (exit 4)" fsck_is 4 && check "$1: the report names it" grep -qE "$2" <<< "$out"
+  check "$1: fsck --repair repairs it (exit 1)" fsck_is 1 --repair
+  check "$1: then fsck finds nothing (exit 0)" fsck_is 0
+}
+
+# A clean store, then one held by its daemon.
+check "a new store is clean" fsck_is 0
+mnt || { fail "mount"; exit 1; }
+echo one > "$mp/one"
+check "a mounted store is refused (exit 8)" fsck_is 8
+check "... saying why" grep -q "unmount it first" <<< "$out"
+"$T" sync "$mp" > /dev/null
+umnt
+
+# Undo images no record names.
+mkdir -p "$store/txn/4242" && echo img > "$store/txn/4242/images"
+cycle "leftover undo images" "txn/4242/"
+check "the leftover images are gone" test ! -e "$store/txn/4242"
+
+# A compound cut short.
+TCFS_CRASH_AT=txn.after_exec mnt || { fail "mount with a crash point"; exit 1; }
+printf '{"op":"create","path":"cut"}\n{"op":"write","path":"cut","data":"half"}\n' | timeout 30 "$TCFS_BATCH" -q -C "$mp" run - 2> /dev/null
+crash
+cycle "a compound cut short" "compound [0-9]+ .* was cut short"
+check "the cut compound is rolled back: its file is absent" test ! -e "$store/root/cut"
+
+# Stable writes in the endurant log.
+mnt || { fail "mount"; exit 1; }
+python3 -c "
+import os
+fd = os.open('$mp/logged', os.O_WRONLY | os.O_CREAT, 0o644)
+for i in range(8):
+    os.write(fd, b'record %d\n' % i); os.fsync(fd)
+"
+crash
+cycle "stable writes after a crash" "stable write\(s\) after the log's last checkpoint"
+expect "the replayed bytes are in the file" "record 7" "$(tail -1 "$store/root/logged")"
+
+# Behind the daemon's back, while the store is marked clean.
+mnt && "$T" sync "$mp" > /dev/null && umnt
+echo sneaky > "$store/root/sneaky"
+cycle "a file sync does not know" "sneaky: not known to sync"
+rm "$store/root/one"
+cycle "a synced file removed" "names a file that no longer exists"
+mnt || { fail "mount after the repairs"; exit 1; }
+check "after the rescan, the mount shows the sneaked-in file" grep -qx sneaky "$mp/sneaky"
+"$T" sync "$mp" > /dev/null
+umnt
+check "after the rescan and a round, fsck is clean" fsck_is 0
+
+# A stub whose size changed.
+mnt --cache-size 6M -o cache_reserve=0 || { fail "mount with a cache size"; exit 1; }
+for i in 1 2 3; do head -c 4194304 /dev/urandom > "$work/s$i"; cp "$work/s$i" "$mp/s$i"; done
+"$T" sync "$mp" > /dev/null
+stub=
+for _ in $(seq 300); do
+  for i in 1 2 3; do (( $(stat -c %b "$store/root/s$i") == 0 )) && stub=s$i && break 2; done
+  sleep 0.2
+done
+umnt
+if [[ -n $stub ]]; then
+  pass "a file became a stub ($stub)"
+  truncate -s 100 "$store/root/$stub"
+  cycle "a stub of the wrong size" "$stub: a stub of 4194304 bytes on the blobbers, but 100 bytes here"
+  expect "the stub has its size back" 4194304 "$(stat -c %s "$store/root/$stub")"
+  mnt || { fail "mount"; exit 1; }
+  check "the stub reads back whole from the blobber" cmp -s "$work/$stub" "$mp/$stub"
+  umnt
+else
+  fail "a file became a stub (none of s1-s3 within 60 s)"
+fi
+
+harness_summary fsck_test

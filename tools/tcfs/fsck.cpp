@@ -1,0 +1,227 @@
+// tcfs fsck STORE [--repair] [--json] — an offline check of a store (issue
+// 15). Refuses a store a daemon (or tcfs-undo, tcfs init) holds: it takes
+// the store's lock as they do.
+//
+// Checks, in the order recovery would act (docs/DESIGN.md §9: log replay
+// first, then compound undo):
+//  1. journal: the endurant log verifies (log.h 6), and the stable writes
+//     after its last checkpoint (left by a crash) are counted. Repair:
+//     replay them into the files (as the daemon and tcfs-undo do). A log
+//     that does not verify is not repaired (nothing may replay it: the
+//     mount refuses it too).
+//  2. compounds: every recovery record left (a compound cut short by a
+//     crash) is listed. Repair: roll it back (tcfs-undo's code).
+//  3. undo images: txn/<id>/ directories no recovery record names (their
+//     compound finished, the reclaim did not run). Repair: remove them.
+//  4. sync records, for a store with blobbers that says it stopped cleanly
+//     (sync_meta "clean": the next mount then trusts its records and does
+//     not rescan): a record naming a file that no longer exists, a file in
+//     root/ with no record, a stub whose size differs from its record.
+//     Repair: a stub gets its recorded size back (its bytes are holes,
+//     fetched on use); for the others the clean mark is dropped, so the
+//     next mount rescans the tree and syncs what it finds (as after a
+//     crash). Without the clean mark there is nothing to check: the next
+//     mount rescans anyway.
+// Reports name the path (under root/) or the object. Exit (as fsck(8)):
+// 0 no problem; 1 problems, all repaired; 4 problems left; 8 the store
+// could not be checked (busy, unreadable); 2 usage.
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "journal/log.h"
+#include "journal/store_log.h"
+#include "store/store.h"
+#include "sync/state.h"
+#include "sync/sync.h"
+#include "tools/tcfs/remote.h"
+#include "txn/rr.h"
+#include "txn/undo.h"
+#include "util/fd.h"
+#include "util/handle.h"
+
+namespace tcfs::cli {
+namespace {
+
+using json = nlohmann::json;
+
+struct Problem {
+  std::string kind, what;
+  bool repairable = false, repaired = false;
+  std::string repair;  // what --repair did, or why it could not
+};
+
+struct Fsck {
+  store::Store& s;
+  bool repair;
+  std::vector<Problem> found;
+  bool rescan = false;  // 4: drop the clean mark
+
+  Problem& add(const std::string& kind, const std::string& what, bool repairable) {
+    found.push_back({kind, what, repairable, false, repairable ? "" : "not repairable by fsck"});
+    return found.back();
+  }
+  void done(Problem& p, const Status& st, const std::string& how) {
+    p.repaired = st.is_ok();
+    p.repair = st ? how : "repair failed: " + st.message();
+  }
+};
+
+void check_journal(Fsck& f) {  // 1
+  if (!journal::has_log(f.s.path())) return;
+  auto o = journal::store_options(f.s.path(), f.s.uuid(), journal::kDefaultBytes);
+  uint64_t n = 0;
+  auto r = journal::recover(o, [&](const journal::Record&) { return n++, Status(); });
+  if (!r) {
+    f.add("journal", "the endurant log does not verify: " + r.status().message(), false).repair =
+        "not repairable: nothing replays a log that does not verify (the mount refuses it too); keep the store as "
+        "it is and restore from the blobbers";
+    return;
+  }
+  if (n == 0) return;
+  Problem& p = f.add("journal", std::to_string(n) + " stable write(s) after the log's last checkpoint (a crash): "
+                                    "not yet replayed into the files",
+                     true);
+  if (!f.repair) return;
+  journal::Replayed rep;
+  auto log = journal::open_store_log(o, f.s.root_fd(), &rep);
+  f.done(p, log ? Status() : log.status(),
+         "replayed " + std::to_string(rep.applied) + " (" + std::to_string(rep.skipped) + " of removed files skipped)");
+}
+
+void check_compounds(Fsck& f) {  // 2, 3
+  auto rrs = txn::list_rrs(f.s.meta());
+  if (!rrs) {
+    f.add("compounds", "the recovery records cannot be read: " + rrs.status().message(), false);
+    return;
+  }
+  std::vector<Problem*> cut;
+  for (const auto& rr : *rrs)
+    cut.push_back(&f.add("compounds", "compound " + std::to_string(rr.id) + " (" + rr.summary + ", pid " +
+                                          std::to_string(rr.pid) + ") was cut short and is not rolled back",
+                         true));
+  if (f.repair && !cut.empty()) {
+    txn::UndoCtx ctx{f.s.root_fd(), f.s.txn_fd(), false, {}};
+    Status st = txn::recover_all(ctx, f.s.meta());
+    for (Problem* p : cut) f.done(*p, st, "rolled back");
+  }
+  for (uint64_t id : txn::list_txn_dirs(f.s.txn_fd())) {
+    if (txn::has_rr(f.s.meta(), id)) continue;
+    Problem& p = f.add("undo images", "txn/" + std::to_string(id) + "/: undo images of a finished compound", true);
+    if (f.repair) f.done(p, txn::remove_txn_dir(f.s.txn_fd(), id), "removed");
+  }
+}
+
+// Regular files under root/: backing inode -> path (relative to root/).
+std::map<uint64_t, std::string> walk_root(const std::string& root) {
+  static std::map<uint64_t, std::string>* out;
+  static size_t skip;
+  std::map<uint64_t, std::string> m;
+  out = &m, skip = root.size() + 1;
+  nftw(root.c_str(), [](const char* p, const struct stat* st, int type, FTW*) {
+    if (type == FTW_F && S_ISREG(st->st_mode) && strlen(p) > skip) (*out)[st->st_ino] = p + skip;
+    return 0;
+  }, 64, FTW_PHYS | FTW_MOUNT);
+  return m;
+}
+
+void check_sync(Fsck& f) {  // 4
+  meta::Env& env = f.s.meta();
+  auto t = meta::Txn::begin(env, false);
+  if (!t) return void(f.add("sync", "LMDB: " + t.status().message(), false));
+  auto cfg = t->get(env.db(sync::kSyncDb), "config");
+  auto clean = t->get(env.db(sync::kSyncDb), "clean");
+  if (!cfg || !*cfg || !clean || !*clean) return;  // no blobbers, or a rescan is due anyway
+  auto files = walk_root(f.s.path() + "/root");
+  sync::State state(env);
+  std::map<uint64_t, sync::FileState> recs;
+  Status st = t->scan(env.db(sync::kFilesDb), "", [&](std::string_view k, std::string_view) {
+    auto fs = state.file(*t, sync::from_be64(k));
+    if (fs && *fs) recs[sync::from_be64(k)] = **fs;
+    return true;
+  });
+  if (!st) return void(f.add("sync", "the sync records cannot be read: " + st.message(), false));
+  for (const auto& [ino, rec] : recs) {
+    Fd fd(open_handle(f.s.root_fd(), rec.handle, O_RDONLY | O_NOFOLLOW));
+    if (!fd) {
+      f.add("sync", "the record of object " + std::to_string(rec.id) + " (backing inode " + std::to_string(ino) +
+                        ") names a file that no longer exists",
+            true);
+      f.rescan = true;
+      continue;
+    }
+    struct stat sb;
+    if (!rec.stub || fstat(fd.get(), &sb) != 0 || S_ISDIR(sb.st_mode) ||
+        static_cast<uint64_t>(sb.st_size) == rec.rec.size)
+      continue;
+    auto it = files.find(ino);
+    Problem& p = f.add("stubs", (it == files.end() ? "inode " + std::to_string(ino) : it->second) + ": a stub of " +
+                                    std::to_string(rec.rec.size) + " bytes on the blobbers, but " +
+                                    std::to_string(sb.st_size) + " bytes here",
+                       true);
+    if (f.repair)
+      f.done(p, ftruncate(fd.get(), static_cast<off_t>(rec.rec.size)) == 0 ? Status() : Status::from_errno("truncate"),
+             "size set back (its bytes are fetched on use)");
+  }
+  for (const auto& [ino, path] : files)
+    if (!recs.count(ino)) {
+      f.add("sync", path + ": not known to sync, yet the store is marked clean: it would never be synced", true);
+      f.rescan = true;
+    }
+}
+
+void drop_clean(Fsck& f) {
+  if (!f.rescan || !f.repair) return;
+  meta::Env& env = f.s.meta();
+  auto t = meta::Txn::begin(env, true);
+  Status st = t ? t->del(env.db(sync::kSyncDb), "clean") : t.status();
+  if (st) st = t->commit();
+  for (Problem& p : f.found)
+    if (p.kind == "sync" && p.repairable) f.done(p, st, "the next mount rescans the tree and syncs what it finds");
+}
+
+}  // namespace
+
+int cmd_fsck(const std::string& dir, bool repair, bool as_json) {
+  if (geteuid() != 0) return fprintf(stderr, "tcfs: error: fsck must run as root (it opens files by handle)\n"), 8;
+  if (access(dir.c_str(), F_OK) != 0) return fprintf(stderr, "tcfs: error: store %s does not exist\n", dir.c_str()), 8;
+  store::OpenOptions oo;
+  oo.create = false;
+  auto s = store::Store::open(dir, oo);
+  if (!s) {
+    fprintf(stderr, "tcfs: error: fsck %s: %s%s\n", dir.c_str(), s.status().message().c_str(),
+            s.err() == EBUSY ? "; unmount it first (fsck checks a store nothing holds)" : "");
+    return 8;
+  }
+  Fsck f{**s, repair, {}};
+  check_journal(f);
+  check_compounds(f);
+  check_sync(f);
+  drop_clean(f);
+  size_t left = 0, fixed = 0;
+  for (const Problem& p : f.found) p.repaired ? fixed++ : left++;
+  if (as_json) {
+    json j = {{"store", (*s)->path()}, {"problems", json::array()}, {"repaired", fixed}, {"left", left}};
+    for (const Problem& p : f.found)
+      j["problems"].push_back({{"kind", p.kind}, {"what", p.what}, {"repaired", p.repaired}, {"repair", p.repair}});
+    printf("%s\n", j.dump(2).c_str());
+  } else {
+    for (const Problem& p : f.found)
+      printf("%s: %s%s\n", p.kind.c_str(), p.what.c_str(),
+             p.repaired ? ("; repaired: " + p.repair).c_str()
+                        : (repair || !p.repairable ? "; " + p.repair : std::string("; --repair fixes it")).c_str());
+    printf("fsck %s: %zu problem(s), %zu repaired, %zu left\n", (*s)->path().c_str(), f.found.size(), fixed, left);
+  }
+  return left ? 4 : fixed ? 1 : 0;
+}
+
+}  // namespace tcfs::cli
