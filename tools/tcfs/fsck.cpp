@@ -134,6 +134,22 @@ std::map<uint64_t, std::string> walk_root(const std::string& root) {
   return m;
 }
 
+// 4: a stub's recorded size back, its times as recorded, and the new ctime
+// recorded, so the next mount sees an unchanged stub (never content to sync).
+Status fix_stub(Fsck& f, uint64_t ino, sync::FileState rec) {
+  Fd w(open_handle(f.s.root_fd(), rec.handle, O_WRONLY | O_NOFOLLOW));
+  if (!w) return Status::from_errno("open for writing");
+  if (ftruncate(w.get(), static_cast<off_t>(rec.rec.size)) != 0) return Status::from_errno("truncate");
+  const timespec times[2] = {{rec.rec.atime_sec, rec.rec.atime_nsec}, {rec.rec.mtime_sec, rec.rec.mtime_nsec}};
+  struct stat sb;
+  if (futimens(w.get(), times) != 0 || fstat(w.get(), &sb) != 0) return Status::from_errno("set times");
+  rec.ctime_sec = sb.st_ctim.tv_sec, rec.ctime_nsec = static_cast<uint32_t>(sb.st_ctim.tv_nsec);
+  auto t = meta::Txn::begin(f.s.meta(), true);
+  if (!t) return t.status();
+  TCFS_TRY(sync::State(f.s.meta()).put_file(*t, ino, rec));
+  return t->commit();
+}
+
 void check_sync(Fsck& f) {  // 4
   meta::Env& env = f.s.meta();
   auto t = meta::Txn::begin(env, false);
@@ -168,9 +184,7 @@ void check_sync(Fsck& f) {  // 4
                                     std::to_string(rec.rec.size) + " bytes on the blobbers, but " +
                                     std::to_string(sb.st_size) + " bytes here",
                        true);
-    if (f.repair)
-      f.done(p, ftruncate(fd.get(), static_cast<off_t>(rec.rec.size)) == 0 ? Status() : Status::from_errno("truncate"),
-             "size set back (its bytes are fetched on use)");
+    if (f.repair) f.done(p, fix_stub(f, ino, rec), "size set back (its bytes are fetched on use)");
   }
   for (const auto& [ino, path] : files)
     if (!recs.count(ino)) {
