@@ -17,6 +17,7 @@
 
 #include "util/durable.h"
 #include "util/fault.h"
+#include "util/metrics.h"
 
 namespace tcfs::journal {
 namespace {
@@ -594,6 +595,14 @@ static uint64_t encode_batch(char* p, uint64_t len, uint64_t key, uint64_t gen, 
   return seq - 1;
 }
 
+// Records per batch written, the measure of group commit (issue 15 metrics).
+static prometheus::Histogram& batch_sizes() {
+  static prometheus::Histogram& h =
+      metrics::histogram("tcfs_journal_batch_records", "Records per batch of the endurant log (each batch: one durable write).")
+          .Add({}, metrics::count_buckets());
+  return h;
+}
+
 // log.h 3, 4: the batch written (committer thread), its appends answered.
 void Log::commit_batch(std::vector<Pending*> batch) {
   const bool ckpt = batch[0]->recs[0].kind == Kind::Ckpt;
@@ -627,6 +636,7 @@ void Log::commit_batch(std::vector<Pending*> batch) {
       segs_[seg].max_seq = last;
       stats_.batches++;
       stats_.bytes += len;
+      batch_sizes().Observe(static_cast<double>(recs.size()));  // metrics: records per batch (group commit)
       stats_.durable_seq = last;
       if (ckpt) {  // log.h 4
         ckpt_ = std::max(ckpt_, batch[0]->recs[0].off);

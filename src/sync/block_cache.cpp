@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "util/metrics.h"
 #include "util/dir.h"
 #include "util/fault.h"
 
@@ -288,7 +289,12 @@ Result<std::shared_ptr<const std::string>> BlockCache::fetch(const blob::BlockRe
                                                              const std::shared_ptr<Flight>& fl) {
   const bool quiet = fl->prefetch;  // set before the flight was published; never changes
   if (fetch_hook_) fetch_hook_(ref);
+  static prometheus::Histogram& fetches = metrics::latency(
+      "tcfs_block_fetch_duration_seconds",
+      "Blocks a follower fetched from the blobbers (read, verified), with the time it took.", {});
+  const auto t0 = std::chrono::steady_clock::now();
   auto r = blob::read_block(os_, ref);  // verified (blocks.h 4)
+  fetches.Observe(metrics::since(t0));
   Status st;
   std::shared_ptr<const std::string> data;
   Result<std::string> tmp = Status::error(ECANCELED, "not stored");

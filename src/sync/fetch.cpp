@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "util/metrics.h"
 #include "util/handle.h"
 #include "util/fault.h"
 
@@ -97,6 +98,10 @@ Status Fetcher::ensure(const ObjRef& o, uint64_t off, uint64_t len) {
   if (need.empty()) return {};
   job->wanted.insert(job->wanted.end(), need.begin(), need.end());
   cv_.notify_all();
+  static prometheus::Histogram& waits = metrics::latency(
+      "tcfs_fetch_wait_seconds",
+      "Requests that waited for a stub's blocks to come from the blobbers, with the wait (_count: the number).", {});
+  metrics::Timer timed(waits);
   g.wait(cv_, [&] {
     if (job->finished) return true;
     for (size_t i : need)

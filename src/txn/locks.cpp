@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <thread>
+#include <chrono>
+
+#include "util/metrics.h"
 
 namespace tcfs::txn {
 
@@ -69,11 +72,21 @@ bool LockManager::grantable(const Entry& e, LockMode m) {
   return false;
 }
 
+// Waits for a lock (metrics, issue 15): observed under the shard's mutex;
+// the histogram's own mutex is a leaf (util/metrics.h 2).
+static prometheus::Histogram& lock_waits() {
+  static prometheus::Histogram& h = metrics::latency(
+      "tcfs_lock_wait_seconds",
+      "Waits for a lock another compound or FUSE request held, with their length (_count: the number of waits).", {});
+  return h;
+}
+
 void LockManager::lock_one(const LockKey& k, LockMode m) {
   Shard& s = shard(k);
   UniqueLock g(s.mu);
   Entry& e = s.map[k];
   if (!grantable(e, m)) {
+    const auto t0 = std::chrono::steady_clock::now();
     waiting_.fetch_add(1);
     ++e.waiters;
     // A waiter counts itself only while waiting, so its own preference
@@ -88,6 +101,7 @@ void LockManager::lock_one(const LockKey& k, LockMode m) {
     });
     --e.waiters;
     waiting_.fetch_sub(1);
+    lock_waits().Observe(metrics::since(t0));
   }
   switch (m) {
     case LockMode::Read: ++e.read; break;
