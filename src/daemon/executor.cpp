@@ -116,7 +116,10 @@ class DaemonExecutor final : public control::Executor {
             {"running", st.running},
             {"chain_problem", r_->syncer->chain_problem()},
             {"fenced", st.fenced},
-            {"chain_rewrites", st.chain_rewrites}};
+            {"chain_rewrites", st.chain_rewrites},
+            {"maintenance", {{"what", st.maintenance}, {"done", st.maint_done}, {"total", st.maint_total}}},
+            {"round_bytes", st.round_bytes},
+            {"round_done", st.round_done}};
   }
 
   txn::TxnManager& tm_;

@@ -230,6 +230,12 @@ Result<uint64_t> Syncer::retention_start(MaintenanceReport& rep) {
   return from;
 }
 
+void Syncer::maint_progress(const char* what, uint64_t done, uint64_t total) {
+  MutexLock g(mu_);
+  stats_.maintenance = what;
+  stats_.maint_done = done, stats_.maint_total = total;
+}
+
 Result<MaintenanceReport> Syncer::gc() {
   MutexLock rl(round_mu_);
   MaintenanceReport rep;
@@ -245,6 +251,11 @@ Result<MaintenanceReport> Syncer::gc() {
   }
   if (!live) return live.status();
   std::set<std::string> gone;
+  uint64_t total = 0;
+  struct Done {
+    Syncer* s;
+    ~Done() { s->maint_progress("", 0, 0); }
+  } done{this};
   for (const char* prefix : {"b/", "p/", "n/j/", "n/s/"}) {
     std::vector<std::string> missing;
     auto names = env_.objects->list(prefix, &missing);
@@ -252,8 +263,10 @@ Result<MaintenanceReport> Syncer::gc() {
     if (!missing.empty())
       return Status::error(EAGAIN, "not collecting with a blobber missing (its shards would stay behind): " +
                                        joined(missing));
+    total += names->size();
     for (const auto& n : *names) {
       rep.objects++;
+      maint_progress("gc", rep.objects, total);
       if (live->count(n)) continue;
       TCFS_TRY(env_.objects->remove(n));
       gone.insert(n);
@@ -291,8 +304,13 @@ Result<MaintenanceReport> Syncer::scrub() {
     live = std::move(*l);
   }
   bool stream_lost = false;
+  struct Done {
+    Syncer* s;
+    ~Done() { s->maint_progress("", 0, 0); }
+  } done{this};
   for (const auto& name : live) {
     rep.objects++;
+    maint_progress("scrub", rep.objects - 1, live.size());
     blob::Verify v;
     if (auto it = blocks.find(name); it != blocks.end()) {
       blob::Hash h = it->second;

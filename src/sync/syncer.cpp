@@ -149,6 +149,7 @@ Status Syncer::put_block(Round& r, Uploader& u, meta::Txn& t, std::string_view b
     if (!known) return known.status();
     have = *known;
   }
+  round_done_.fetch_add(block.size(), std::memory_order_relaxed);
   MutexLock g(u.mu);
   if (uploaded) {
     r.blocks_uploaded++;
@@ -369,7 +370,9 @@ Status Syncer::round() {
   r.capture_s = since(t0);
   Status st;
   bool empty = r.cap.objects.empty() && r.cap.entries.empty() && r.cap.drops.empty();
+  round_done_.store(0), round_bytes_.store(r.cap.data_bytes);
   if (!empty) st = send(r);
+  round_bytes_.store(0), round_done_.store(0);
   MutexLock g(mu_);
   stats_.running = false;
   stats_.rounds++;
@@ -489,6 +492,7 @@ Status Syncer::wait_synced(std::chrono::milliseconds timeout) {
 SyncStatus Syncer::status() {
   MutexLock g(mu_);
   SyncStatus s = stats_;
+  s.round_bytes = round_bytes_.load(), s.round_done = round_done_.load();
   s.pending = env_.tracker->pending();
   auto oldest = env_.tracker->oldest();
   s.oldest_pending_s = oldest == Clock::time_point{} ? 0 : std::chrono::duration<double>(Clock::now() - oldest).count();

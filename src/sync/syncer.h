@@ -110,6 +110,14 @@ struct SyncStatus {
   std::string chain_problem;  // why the blobbers cannot give back `epoch` ("" = they can, as last checked)
   std::string fenced;         // sync.h 10: why this store no longer extends the chain ("" = it does)
   uint64_t chain_rewrites = 0;  // synced states rewritten as snapshots (chain.h 5)
+  // gc or scrub in progress ("" = none): objects done of total (total
+  // grows while gc lists the blobbers), for progress bars.
+  std::string maintenance;
+  uint64_t maint_done = 0, maint_total = 0;
+  // The round in progress: bytes of content it captured, and of those the
+  // bytes already hashed and uploaded or found on the blobbers (0, 0 when
+  // no round runs): what a progress bar of `tcfs sync` shows.
+  uint64_t round_bytes = 0, round_done = 0;
 };
 
 class Syncer {
@@ -158,6 +166,8 @@ class Syncer {
   struct Round;
   struct Uploader;
   Status send(Round& r) TCFS_REQUIRES(round_mu_);
+  // SyncStatus::maintenance and its counts (what "" when it ends).
+  void maint_progress(const char* what, uint64_t done, uint64_t total) TCFS_EXCLUDES(mu_);
   Status upload(Round& r);
   Status put_block(Round& r, Uploader& u, meta::Txn& t, std::string_view block, blob::BlockRef& ref);
   Status write_journal(Round& r) TCFS_REQUIRES(round_mu_);
@@ -199,6 +209,7 @@ class Syncer {
   // sync.h 10: the next round first looks for a marker of epoch_ + 1 (at
   // open, and after a failed round); set, it makes a round due.
   std::atomic<bool> probe_next_{true};
+  std::atomic<uint64_t> round_bytes_{0}, round_done_{0};  // SyncStatus::round_bytes, round_done
 
   Mutex mu_;  // protects everything below but bg_
   std::condition_variable cv_;

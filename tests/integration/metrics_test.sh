@@ -21,6 +21,9 @@
 #    bytes per second while a writer runs through its whole interval;
 #    `tcfs stats` in a terminal (tmux, read back with capture-pane) draws
 #    one screen with every section, redraws it in place, ends on Ctrl-C;
+#  - progress bars: `tcfs scrub --progress` ends with a full bar of its
+#    objects, `tcfs gc` into a file draws none, `tcfs sync --progress`
+#    ends full, `tcfs scrub` in a terminal draws one by default;
 #  - a taken port given as -o metrics=ADDR:PORT fails the mount, naming
 #    it; a malformed value is a usage error (exit 2); nothing is mounted.
 : "${TCFS_BATCH:?set TCFS_BATCH to the tcfs-batch binary}"
@@ -175,6 +178,32 @@ if command -v tmux > /dev/null; then
   tmux send-keys -t "$sess" C-c
   for _ in $(seq 50); do pgrep -P "$pane" -x tcfs > /dev/null || break; sleep 0.1; done
   check "tcfs stats ends on Ctrl-C" bash -c "! pgrep -P '$pane' -x tcfs"
+  tmux kill-session -t "$sess" 2> /dev/null
+fi
+
+# Progress bars (tools/tcfs/progress.h): forced with --progress into a
+# file, none by default there, and by default on a terminal.
+n_obj=$("$TCFS_BIN" scrub "$mp" --progress 2> "$work/scrub.err" | sed -n 's/^tcfs scrub: \([0-9]*\) objects.*/\1/p')
+last=$(tr '\r' '\n' < "$work/scrub.err" | grep -v '^ *$' | tail -1)
+check "tcfs scrub --progress ends with a full bar of its objects ($n_obj)" \
+  grep -qE "^scrub \[#{24}\] 100%  $n_obj/$n_obj  [0-9]+/s" <<< "$last"
+"$TCFS_BIN" gc "$mp" > /dev/null 2> "$work/gc.err"
+expect "tcfs gc, stderr not a terminal: no bar" 0 "$(wc -c < "$work/gc.err")"
+head -c 48M /dev/urandom > "$mp/progress-file"
+"$TCFS_BIN" sync "$mp" --progress > /dev/null 2> "$work/sync.err"
+last=$(tr '\r' '\n' < "$work/sync.err" | grep -v '^ *$' | tail -1)
+check "tcfs sync --progress: the bar, when a poll saw the round, ends full ('$last')" \
+  bash -c '[[ -z $1 || $1 =~ ^sync\ \[#{24}\]\ 100%\ \ [0-9.]+\ MiB/[0-9.]+\ MiB ]]' _ "$last"
+if command -v tmux > /dev/null; then
+  sess=tcfs-scrub-$$
+  tmux new-session -d -s "$sess" -x 150 -y 10 "'$TCFS_BIN' scrub '$mp'; sleep 30"
+  screen=
+  for _ in $(seq 300); do
+    screen=$(tmux capture-pane -p -t "$sess" 2> /dev/null)
+    grep -q "^tcfs scrub: " <<< "$screen" && break
+    sleep 0.1
+  done
+  check "tcfs scrub on a terminal draws its bar by default" grep -qE "^scrub \[#{24}\] 100%" <<< "$screen"
   tmux kill-session -t "$sess" 2> /dev/null
 fi
 

@@ -4,7 +4,7 @@
 //   tcfs init [--store DIR] --blobber URL... [--ec K+M] [--key-file FILE]
 //   tcfs init [--store DIR] --from-blobbers URL... [--ec K+M] [--accept-older] [--key-file FILE]
 //   tcfs init [--store DIR] --follow --from-blobbers URL... [--ec K+M] [--key-file FILE]
-//   tcfs sync MOUNTPOINT [--timeout S] [--json]
+//   tcfs sync MOUNTPOINT [--timeout S] [--json] [--progress|--no-progress]
 //   tcfs wait MOUNTPOINT ROUND [--timeout S]
 //   tcfs log MOUNTPOINT [--json] | tcfs log --blobber URL... [--ec K+M] [--key-file FILE] [--json]
 //   tcfs export-unsynced STORE DIR
@@ -13,7 +13,7 @@
 //   tcfs metrics MOUNTPOINT
 //   tcfs stats MOUNTPOINT [--interval S] [--once] [--json]
 //   tcfs fsck STORE [--repair] [--json]
-//   tcfs gc MOUNTPOINT | tcfs scrub MOUNTPOINT
+//   tcfs gc MOUNTPOINT | tcfs scrub MOUNTPOINT   [--progress|--no-progress]
 //
 // Exit codes: 0 success (mounted, or the foreground daemon unmounted
 // cleanly); 1 an error the message names (store, mountpoint, FUSE);
@@ -396,6 +396,13 @@ int main(int argc, char** argv) {
   sync->add_option("--timeout", timeout_s, "give up after S seconds (exit 1, saying what is pending)");
   bool sync_json = false;
   sync->add_flag("--json", sync_json, "print {\"mount\", \"round\", \"head\"}: the round that holds it all");
+  // --progress / --no-progress (tools/tcfs/progress.h 2): a bar on stderr; default: when it is a terminal.
+  bool prog_on = false, prog_off = false;
+  auto progress_flags = [&](CLI::App* a) {
+    a->add_flag("--progress", prog_on, "draw a progress bar on stderr (default: only when it is a terminal)");
+    a->add_flag("--no-progress", prog_off, "no progress bar");
+  };
+  progress_flags(sync);
   uint64_t wait_round = 0;
   CLI::App* wait = app.add_subcommand("wait", "wait until a mount (a follower) shows round ROUND or a newer one");
   wait->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
@@ -404,8 +411,10 @@ int main(int argc, char** argv) {
 
   CLI::App* gc = app.add_subcommand("gc", "remove from the blobbers what no kept round needs (gc_keep_rounds, gc_keep_age, live followers)");
   gc->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
+  progress_flags(gc);
   CLI::App* scrub = app.add_subcommand("scrub", "check every shard on the blobbers and repair what it can");
   scrub->add_option("MOUNTPOINT", target, "a tcfs mount")->required();
+  progress_flags(scrub);
 
   bool as_json = false;
   CLI::App* status = app.add_subcommand("status", "show a mount's sync state, blobber health and cache use");
@@ -499,7 +508,8 @@ int main(int argc, char** argv) {
     for (const auto& p : tcfs::crash::kCrashPoints) printf("%s\t%s\t%s\t%s\n", p.name, p.protocol, p.where, p.state);
     return 0;
   }
-  if (*sync) return tcfs::cli::cmd_sync(target, timeout_s, sync_json);
+  const std::optional<bool> progress = prog_off ? std::optional<bool>(false) : prog_on ? std::optional<bool>(true) : std::nullopt;
+  if (*sync) return tcfs::cli::cmd_sync(target, timeout_s, sync_json, progress);
   if (*log) {
     if (target.empty() == log_blobbers.empty()) {
       fprintf(stderr, "tcfs: error: log needs one of MOUNTPOINT and --blobber URL...\n");
@@ -514,7 +524,7 @@ int main(int argc, char** argv) {
   if (*metrics) return tcfs::cli::cmd_metrics(target);
   if (*fsck) return tcfs::cli::cmd_fsck(fsck_store, repair, as_json);
   if (*stats) return tcfs::cli::cmd_stats(target, stats_interval, once, as_json);
-  if (*gc) return tcfs::cli::cmd_maintain(target, "gc");
-  if (*scrub) return tcfs::cli::cmd_maintain(target, "scrub");
+  if (*gc) return tcfs::cli::cmd_maintain(target, "gc", progress);
+  if (*scrub) return tcfs::cli::cmd_maintain(target, "scrub", progress);
   return kExitUsage;
 }

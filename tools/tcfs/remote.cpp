@@ -12,6 +12,7 @@
 
 #include "daemon/blobber_set.h"
 #include "tcfs/client.h"
+#include "tools/tcfs/progress.h"
 
 namespace tcfs::cli {
 namespace {
@@ -83,7 +84,7 @@ int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls,
   return 0;
 }
 
-int cmd_sync(const std::string& mountpoint, double timeout_s, bool as_json) {
+int cmd_sync(const std::string& mountpoint, double timeout_s, bool as_json, std::optional<bool> progress) {
   auto c = Client::for_path(mountpoint);
   if (!c) return fail(c.status());
   // The kernel's writeback cache may still hold what programs wrote (files
@@ -96,7 +97,17 @@ int cmd_sync(const std::string& mountpoint, double timeout_s, bool as_json) {
     close(fd);
   }
   uint64_t ms = timeout_s > 0 ? static_cast<uint64_t>(timeout_s * 1000) : 0;
+  std::optional<Watch> watch;  // progress.h: the round's bytes sent (or found there) of its own and those dirty
+  if (progress_enabled(progress))
+    watch.emplace(mountpoint, "sync", true, [](const json& s, double* done, double* total) {
+      if (!s.contains("sync")) return false;
+      const json& y = s["sync"];
+      const double rd = y.value("round_done", 0.0), rb = y.value("round_bytes", 0.0), dirty = y.value("dirty_bytes", 0.0);
+      *done = std::max(*done, rd), *total = std::max(*total, *done + (rb - rd) + dirty);  // never backwards
+      return *total > 0;  // nothing to send (yet, or any more): no bar
+    });
   Status st = c->sync(ms);
+  if (watch) watch->finish(st.is_ok());
   if (!st) {
     fprintf(stderr, "tcfs: sync %s: %s\n", mountpoint.c_str(), st.message().c_str());
     return kExitError;
@@ -114,10 +125,19 @@ int cmd_sync(const std::string& mountpoint, double timeout_s, bool as_json) {
   return 0;
 }
 
-int cmd_maintain(const std::string& mountpoint, const std::string& what) {
+int cmd_maintain(const std::string& mountpoint, const std::string& what, std::optional<bool> progress) {
   auto c = Client::for_path(mountpoint);
   if (!c) return fail(c.status());
+  std::optional<Watch> watch;  // progress.h: objects done of those listed
+  if (progress_enabled(progress))
+    watch.emplace(mountpoint, what, false, [what](const json& s, double* done, double* total) {
+      if (!s.contains("sync") || s["sync"]["maintenance"].value("what", "") != what) return false;
+      *done = s["sync"]["maintenance"].value("done", 0.0), *total = s["sync"]["maintenance"].value("total", 0.0);
+      return true;
+    });
   auto text = c->maintain(what);
+  if (watch)
+    watch->finish(text.is_ok(), text ? json::parse(*text, nullptr, false).value("objects", 0.0) : 0.0);
   if (!text) {
     fprintf(stderr, "tcfs: %s %s: %s\n", what.c_str(), mountpoint.c_str(), text.status().message().c_str());
     return kExitError;

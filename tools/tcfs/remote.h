@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -24,7 +25,7 @@ int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls,
              bool accept_older = false, const std::string& key_file = "", bool follow = false,
              const std::string& at = "");
 // json: one line {"mount", "round"}: the round that holds everything committed before the call.
-int cmd_sync(const std::string& mountpoint, double timeout_s, bool json = false);
+int cmd_sync(const std::string& mountpoint, double timeout_s, bool json = false, std::optional<bool> progress = {});
 // Returns once the mount (a follower, or a writer) shows `round` or a newer one.
 int cmd_wait(const std::string& mountpoint, uint64_t round, double timeout_s);
 int cmd_status(const std::string& mountpoint, bool json);
@@ -32,7 +33,7 @@ int cmd_metrics(const std::string& mountpoint);
 int cmd_fsck(const std::string& store_dir, bool repair, bool json);  // fsck.cpp
 int cmd_stats(const std::string& mountpoint, double interval_s, bool once, bool json);  // stats.cpp
 // gc or scrub through the daemon; exit 1 when scrub finds objects it cannot make whole.
-int cmd_maintain(const std::string& mountpoint, const std::string& what);
+int cmd_maintain(const std::string& mountpoint, const std::string& what, std::optional<bool> progress = {});
 // The rounds of the mount's chain (time travel targets), oldest first.
 // With urls: read from those blobbers directly (no mount needed).
 int cmd_log(const std::string& mountpoint, bool json, const std::vector<std::string>& urls = {},
