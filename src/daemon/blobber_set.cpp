@@ -227,8 +227,10 @@ Status record_follower(blob::ObjectStore& os, sync::State& state, meta::Txn& t, 
 }
 
 // Restores the tree (if asked), then records the set: the commit point of init.
+using Progress = decltype(sync::RestoreOptions::progress);
+
 Status record_set(const std::string& store_dir, blob::ObjectStore& os, InitReport& rep, bool restore,
-                  bool accept_older, bool follow, const std::string& at) {
+                  bool accept_older, bool follow, const std::string& at, const Progress& progress) {
   auto store = store::Store::open(store_dir);
   if (!store) return store.status();
   auto& s = **store;
@@ -237,6 +239,7 @@ Status record_set(const std::string& store_dir, blob::ObjectStore& os, InitRepor
     sync::State rs(s.meta());
     sync::RestoreOptions ro;
     ro.accept_older = accept_older;
+    ro.progress = progress;
     ro.image_only = follow;  // follow.h 5
     if (!at.empty()) {  // follow.h 7
       auto r = sync::resolve_at(os, at);
@@ -259,7 +262,7 @@ Status record_set(const std::string& store_dir, blob::ObjectStore& os, InitRepor
 }
 
 Status init_with_key(const std::string& store_dir, InitReport& rep, bool restore, bool accept_older, bool follow,
-                     const std::string& at) {
+                     const std::string& at, const Progress& progress) {
   auto os = open_objects(rep.cfg, &rep.down);
   if (!os) return os.status();
   TCFS_TRY(check_down(rep.cfg, rep.down, restore));
@@ -271,7 +274,7 @@ Status init_with_key(const std::string& store_dir, InitReport& rep, bool restore
   }
   TCFS_TRY(check_tree(**os, restore));
   TCFS_TRY(check_key_object(**os, rep.cfg, restore));
-  return record_set(store_dir, **os, rep, restore, accept_older, follow, at);
+  return record_set(store_dir, **os, rep, restore, accept_older, follow, at, progress);
 }
 
 // A failed init with a key it created: the key-check object it may have
@@ -291,13 +294,13 @@ void undo_created_key(const RemoteConfig& c) {
 }  // namespace
 
 Result<InitReport> init_set(const std::string& store_dir, RemoteConfig cfg, const std::string& key_file, bool restore,
-                            bool accept_older, bool follow, const std::string& at) {
+                            bool accept_older, bool follow, const std::string& at, const Progress& progress) {
   InitReport rep;
   rep.cfg = std::move(cfg);
   TCFS_TRY(prepare_key(rep.cfg, key_file, restore, &rep.key_created));
   std::error_code ec;
   bool existed = std::filesystem::exists(store_dir, ec) || ec;
-  Status st = init_with_key(store_dir, rep, restore || follow, accept_older, follow, at);
+  Status st = init_with_key(store_dir, rep, restore || follow, accept_older, follow, at, progress);
   if (!st && rep.key_created) undo_created_key(rep.cfg);  // blobber_set.h: a failed init leaves no key behind
   if (!st && !existed) {  // nor a store it created
     std::filesystem::remove_all(store_dir, ec);

@@ -84,6 +84,7 @@ struct InitReport {
 // at: with follow, the round to stop at (sync/follow.h 7: a round number
 // or a time; "" = the newest).
 Result<InitReport> init_set(const std::string& store_dir, RemoteConfig cfg, const std::string& key_file, bool restore,
-                            bool accept_older, bool follow = false, const std::string& at = "");
+                            bool accept_older, bool follow = false, const std::string& at = "",
+                            const decltype(sync::RestoreOptions::progress)& progress = {});
 
 }  // namespace tcfs::daemon

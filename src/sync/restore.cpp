@@ -82,7 +82,10 @@ class Restorer {
     TCFS_TRY(judge(*ch));
     if (from.empty() && ch->journals.empty())
       return Status::error(ENOENT, "the blobbers hold no tcfs tree (no journal)");
-    for (const auto& base : ch->journals) TCFS_TRY(load(base));
+    for (size_t i = 0; i < ch->journals.size(); i++) {
+      TCFS_TRY(load(ch->journals[i]));
+      if (opt_.progress) opt_.progress("journals", i + 1, ch->journals.size());
+    }
     TCFS_TRY(flush());
     rep_.journals = ch->journals.size();
     rep_.head = ch->head;
@@ -284,6 +287,7 @@ class Restorer {
       auto r = record(t, child);
       if (!r) return r.status();
       TCFS_TRY(create(t, dirfd, name, *r));
+      if (opt_.progress && ++made_ % 256 == 0) opt_.progress("files", made_, 0);
       if (S_ISDIR(r->mode) && !walked_.count(child)) {
         walked_.insert(child);
         Fd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -345,6 +349,7 @@ class Restorer {
   uint64_t max_id_ = kRootId, max_boot_ = 0;
   std::set<uint64_t> walked_;
   std::vector<uint64_t> inos_;  // restored objects (the root last)
+  uint64_t made_ = 0;           // names made in the tree, for progress
 };
 
 }  // namespace

@@ -26,6 +26,7 @@
 // Thread-safety: one call at a time per store, before it is mounted.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,11 @@ struct RestoreOptions {
   // Time travel (follow.h 7): the round to restore (0: the newest); the
   // newest snapshot at or before it, then the journals up to it.
   uint64_t stop_at = 0;
+  // Progress, for a bar (tools/tcfs/progress.h): ("journals", done, of)
+  // as each journal after the snapshot is loaded, then ("files", made, 0)
+  // every few hundred objects made in the tree (their number is not known
+  // ahead), called on the restoring thread.
+  std::function<void(const char* phase, uint64_t done, uint64_t total)> progress;
 };
 
 struct RestoreReport {

@@ -358,7 +358,14 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> blobbers;
   std::string ec;
+  // --progress / --no-progress (tools/tcfs/progress.h 2): a bar on stderr; default: when it is a terminal.
+  bool prog_on = false, prog_off = false;
+  auto progress_flags = [&](CLI::App* a) {
+    a->add_flag("--progress", prog_on, "draw a progress bar on stderr (default: only when it is a terminal)");
+    a->add_flag("--no-progress", prog_off, "no progress bar");
+  };
   CLI::App* init = app.add_subcommand("init", "record the blobbers that back a store (the store is created if needed)");
+  progress_flags(init);
   init->add_option("--store", store_dir, "store directory")->default_str(default_store());
   init->add_option("--blobber", blobbers,
                    "a blobber URL: dir:///ABSOLUTE/PATH or s3://BUCKET[/PREFIX] (endpoint, region and "
@@ -396,12 +403,6 @@ int main(int argc, char** argv) {
   sync->add_option("--timeout", timeout_s, "give up after S seconds (exit 1, saying what is pending)");
   bool sync_json = false;
   sync->add_flag("--json", sync_json, "print {\"mount\", \"round\", \"head\"}: the round that holds it all");
-  // --progress / --no-progress (tools/tcfs/progress.h 2): a bar on stderr; default: when it is a terminal.
-  bool prog_on = false, prog_off = false;
-  auto progress_flags = [&](CLI::App* a) {
-    a->add_flag("--progress", prog_on, "draw a progress bar on stderr (default: only when it is a terminal)");
-    a->add_flag("--no-progress", prog_off, "no progress bar");
-  };
   progress_flags(sync);
   uint64_t wait_round = 0;
   CLI::App* wait = app.add_subcommand("wait", "wait until a mount (a follower) shows round ROUND or a newer one");
@@ -480,6 +481,7 @@ int main(int argc, char** argv) {
     if (!cache_size.empty()) opts.push_back("cache_size=" + cache_size);
     return run_mount(store_dir, mountpoint, foreground, opts, at);
   }
+  const std::optional<bool> progress = prog_off ? std::optional<bool>(false) : prog_on ? std::optional<bool>(true) : std::nullopt;
   if (*init) {
     if (!from.empty() && !blobbers.empty()) {
       fprintf(stderr, "tcfs: error: give either --blobber (a new set) or --from-blobbers (restore), not both\n");
@@ -502,13 +504,12 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     return tcfs::cli::cmd_init(store_dir, from.empty() ? blobbers : from, ec, !from.empty() && !follow, accept_older,
-                               key_file, follow, at);
+                               key_file, follow, at, progress);
   }
   if (*crash_points) {
     for (const auto& p : tcfs::crash::kCrashPoints) printf("%s\t%s\t%s\t%s\n", p.name, p.protocol, p.where, p.state);
     return 0;
   }
-  const std::optional<bool> progress = prog_off ? std::optional<bool>(false) : prog_on ? std::optional<bool>(true) : std::nullopt;
   if (*sync) return tcfs::cli::cmd_sync(target, timeout_s, sync_json, progress);
   if (*log) {
     if (target.empty() == log_blobbers.empty()) {

@@ -52,8 +52,10 @@ void Bar::draw(double done, double total, bool force) {
   } else {
     line += amount(done, bytes_);
   }
-  line += (bytes_ ? "  " + amount(rate, true) + "/s" : "  " + amount(rate, false) + "/s");
-  if (total > done && rate > 0) line += "  ETA " + clock_of((total - done) / rate);
+  if (secs >= 0.5) {  // a rate over less is noise
+    line += (bytes_ ? "  " + amount(rate, true) + "/s" : "  " + amount(rate, false) + "/s");
+    if (total > done && rate > 0) line += "  ETA " + clock_of((total - done) / rate);
+  }
   fprintf(stderr, "\r%-78s", line.c_str());
   fflush(stderr);
   drawn_ = true;

@@ -53,13 +53,28 @@ void print_degraded(const daemon::InitReport& rep) {
 }  // namespace
 
 int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore,
-             bool accept_older, const std::string& key_file, bool follow, const std::string& at) {
+             bool accept_older, const std::string& key_file, bool follow, const std::string& at,
+             std::optional<bool> progress) {
   auto cfg = daemon::parse_ec(urls, ec);
   if (!cfg) {
     fprintf(stderr, "tcfs: error: %s\n", cfg.status().message().c_str());
     return kExitUsage;
   }
-  auto rep = daemon::init_set(store_dir, *cfg, key_file, restore, accept_older, follow, at);
+  // progress.h: a bar per phase of a restore (journals loaded, then names made).
+  std::optional<Bar> bar;
+  std::string phase;
+  auto on_progress = [&](const char* p, uint64_t done, uint64_t total) {
+    if (phase != p) {
+      if (bar) bar->end();
+      phase = p;
+      bar.emplace(std::string("restore ") + p, false);
+    }
+    bar->draw(static_cast<double>(done), static_cast<double>(total), done == total);
+  };
+  decltype(sync::RestoreOptions::progress) hook;
+  if ((restore || follow) && progress_enabled(progress)) hook = on_progress;
+  auto rep = daemon::init_set(store_dir, *cfg, key_file, restore, accept_older, follow, at, hook);
+  if (bar) bar->end();
   if (!rep) return fail(rep.status());
   const daemon::RemoteConfig& c = rep->cfg;
   if (rep->unchanged) {

@@ -23,7 +23,7 @@ namespace tcfs::cli {
 // follow: a follower store of the chain on urls (sync/follow.h).
 int cmd_init(const std::string& store_dir, const std::vector<std::string>& urls, const std::string& ec, bool restore,
              bool accept_older = false, const std::string& key_file = "", bool follow = false,
-             const std::string& at = "");
+             const std::string& at = "", std::optional<bool> progress = {});
 // json: one line {"mount", "round"}: the round that holds everything committed before the call.
 int cmd_sync(const std::string& mountpoint, double timeout_s, bool json = false, std::optional<bool> progress = {});
 // Returns once the mount (a follower, or a writer) shows `round` or a newer one.
