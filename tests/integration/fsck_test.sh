@@ -31,9 +31,8 @@ test_cleanup() {
   stop_tcfs "$mp" "$store"
   umount "$fs" 2>/dev/null || umount -l "$fs" 2>/dev/null
 }
-mkdir -p "$fs" "$mp"
-truncate -s 768M "$work/img" && mkfs.xfs -q -m reflink=1 "$work/img" && mount -o loop "$work/img" "$fs" ||
-  { echo "FAIL - XFS loop image"; exit 1; }
+mkdir -p "$mp"
+xfs_image 768M "$fs"
 mkdir -p "$fs/blob"
 "$T" init --store "$store" --blobber "dir://$fs/blob" > /dev/null || { echo "FAIL - tcfs init"; exit 1; }
 

@@ -46,9 +46,8 @@ test_cleanup() {
   umount "$fs" 2>/dev/null || umount -l "$fs" 2>/dev/null
 }
 
-mkdir -p "$fs" "$mp"
-truncate -s 512M "$work/img" && mkfs.xfs -q -m reflink=1 "$work/img" && mount -o loop "$work/img" "$fs" ||
-  { echo "FAIL - XFS loop image for the store"; exit 1; }
+mkdir -p "$mp"
+xfs_image 512M "$fs"
 mkdir -p "$blob"
 "$TCFS_BIN" init --store "$store" --blobber "dir://$blob" > /dev/null || { echo "FAIL - tcfs init"; exit 1; }
 # No rounds of its own: the test's `tcfs sync` makes the one round.
@@ -162,12 +161,7 @@ expect "tcfs stats --json: the sync and blobber figures" "True 0 ok" \
 if command -v tmux > /dev/null; then
   sess=tcfs-stats-$$
   tmux new-session -d -s "$sess" -x 150 -y 30 "'$TCFS_BIN' stats '$mp' --interval 0.5; sleep 30"
-  screen=
-  for _ in $(seq 100); do
-    screen=$(tmux capture-pane -p -t "$sess" 2> /dev/null)
-    grep -q "^blobber 0" <<< "$screen" && break
-    sleep 0.1
-  done
+  screen=$(tmux_screen "$sess" "^blobber 0")
   check "tcfs stats on a terminal: one screen with every section" bash -c '
     s=$1; grep -q "^tcfs stats '"$mp"'" <<< "$s" && grep -q "^requests " <<< "$s" && grep -q "^compounds .* '"$N"' committed in all" <<< "$s" &&
     grep -q "^sync       round [0-9]" <<< "$s" && grep -q "^blobber 0  ok" <<< "$s"' _ "$screen" || echo "$screen"
@@ -204,12 +198,7 @@ rm -rf "$work/fs/restored"
 if command -v tmux > /dev/null; then
   sess=tcfs-scrub-$$
   tmux new-session -d -s "$sess" -x 150 -y 10 "'$TCFS_BIN' scrub '$mp'; sleep 30"
-  screen=
-  for _ in $(seq 300); do
-    screen=$(tmux capture-pane -p -t "$sess" 2> /dev/null)
-    grep -q "^tcfs scrub: " <<< "$screen" && break
-    sleep 0.1
-  done
+  screen=$(tmux_screen "$sess" "^tcfs scrub: ")
   check "tcfs scrub on a terminal draws its bar by default" grep -qE "^scrub \[#{24}\] 100%" <<< "$screen"
   tmux kill-session -t "$sess" 2> /dev/null
 fi

@@ -14,6 +14,8 @@
 #       "FAIL - WHAT"; check WHAT CMD...: pass if CMD succeeds, else fail;
 #       expect WHAT WANT GOT: pass if GOT is WANT.
 #   is_mounted DIR: DIR is a mountpoint in /proc/mounts.
+#   xfs_image SIZE DIR: a loop XFS image mounted on DIR (bounded store home).
+#   tmux_screen SESSION PATTERN: a tmux session's screen once PATTERN shows.
 #   stop_tcfs MP STORE: unmount a tcfs mount and stop its daemon (cleanup).
 #   harness_summary NAME: prints "NAME: P/C checks passed" and succeeds
 #       only if no check failed (the script's last command).
@@ -69,6 +71,27 @@ stop_tcfs() {
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null
   fi
+}
+
+# xfs_image SIZE DIR: a loop XFS image (reflink) of SIZE at $work/img,
+# mounted on DIR (made); exits the test when it cannot (test_cleanup
+# unmounts DIR).
+xfs_image() {
+  mkdir -p "$2"
+  truncate -s "$1" "$work/img" && mkfs.xfs -q -m reflink=1 "$work/img" && mount -o loop "$work/img" "$2" ||
+    { echo "FAIL - a $1 XFS loop image on $2"; exit 1; }
+}
+
+# tmux_screen SESSION PATTERN: waits (up to 30 s) until the session's
+# screen has a line matching PATTERN (ERE); prints the screen.
+tmux_screen() {
+  local screen=
+  for _ in $(seq 300); do
+    screen=$(tmux capture-pane -p -t "$1" 2> /dev/null)
+    grep -qE "$2" <<< "$screen" && break
+    sleep 0.1
+  done
+  printf '%s\n' "$screen"
 }
 
 pass() { checks=$((checks + 1)); echo "ok   - $*"; }
