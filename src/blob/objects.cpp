@@ -495,7 +495,7 @@ Status ObjectStore::remove(const std::string& name) {
   return {};
 }
 
-Result<ScrubReport> ObjectStore::scrub(const std::string& name, const Verify& verify) {
+Result<ScrubReport> ObjectStore::scrub(const std::string& name, const Verify& verify, bool repair_shards) {
   TCFS_TRY(check_key(name));
   ScrubReport rep;
   auto w = read_whole(name, kToEnd);
@@ -515,7 +515,7 @@ Result<ScrubReport> ObjectStore::scrub(const std::string& name, const Verify& ve
   } else {
     rep.readable = !verify || verify(w->data);
   }
-  if (!rep.readable) return rep;
+  if (!rep.readable || !repair_shards) return rep;  // repair_shards false: tcfs fsck --remote without --repair
   uint64_t before = stats_.shards_repaired;
   repair(name, *w);
   rep.repaired = static_cast<unsigned>(stats_.shards_repaired - before);

@@ -144,8 +144,9 @@ class ObjectStore {
   Result<std::string> read_all(const std::string& name, const Verify& verify);
   // Removes every shard (absent ones are fine).
   Status remove(const std::string& name);
-  // Reads every shard whole, rewrites bad or missing ones when it can.
-  Result<ScrubReport> scrub(const std::string& name, const Verify& verify);
+  // Reads every shard whole, rewrites bad or missing ones when it can
+  // (repair false: only counts them).
+  Result<ScrubReport> scrub(const std::string& name, const Verify& verify, bool repair = true);
   // Names of the objects that have at least one shard under prefix on any
   // blobber that answers, sorted, each once (6: at most M may not answer;
   // each that did not is named in *unreachable).

@@ -79,8 +79,10 @@ std::string joined(const std::vector<std::string>& v) {
 
 }  // namespace
 
-// Every block object the records of stream `base` name (gc's retention).
-Status named_blocks(blob::ObjectStore& os, const std::string& base, std::set<std::string>& live) {
+// Every block object the records of stream `base` name (gc's retention),
+// and (hashes) the content hash of each one that is not a pack.
+Status named_blocks(blob::ObjectStore& os, const std::string& base, std::set<std::string>& live,
+                    std::map<std::string, blob::Hash>* hashes = nullptr) {
   auto r = StreamReader::open(os, base);
   if (!r) return r.status();
   for (;;) {
@@ -90,8 +92,57 @@ Status named_blocks(blob::ObjectStore& os, const std::string& base, std::set<std
     auto d = decode(**rec);
     if (!d) return d.status().wrap(base);
     if (auto* i = std::get_if<InodeRec>(&*d))
-      for (const auto& b : i->blocks) live.insert(b.object_name());
+      for (const auto& b : i->blocks) {
+        live.insert(b.object_name());
+        if (hashes && !b.packed) (*hashes)[b.object_name()] = b.hash;
+      }
   }
+}
+
+// syncer.h check_remote: the objects of the image and the blocks it names.
+Result<RemoteCheck> check_remote(blob::ObjectStore& os, bool repair,
+                                 const std::function<void(uint64_t, uint64_t)>& progress) {
+  RemoteCheck rc;
+  auto rm = remote_image(os);
+  if (!rm) return rm.status();
+  rc.epoch = rm->walk.epoch, rc.head = rm->walk.head, rc.chain_cut = rm->walk.unreadable;
+  std::set<std::string> names;
+  std::map<std::string, blob::Hash> hashes;
+  std::vector<std::string> streams;
+  if (!rm->snapshot.empty()) streams.push_back(rm->snapshot);
+  streams.insert(streams.end(), rm->walk.journals.begin(), rm->walk.journals.end());
+  for (const auto& base : streams) {
+    auto r = StreamReader::open(os, base);
+    if (!r) {
+      rc.problems.push_back(base + ": " + r.status().message());
+      continue;
+    }
+    names.insert(base + "/end");
+    for (size_t i = 0; i < r->chunks(); i++) names.insert(chunk_name(base, i));
+    if (Status st = named_blocks(os, base, names, &hashes); !st) rc.problems.push_back(base + ": " + st.message());
+  }
+  for (const auto& name : names) {
+    rc.objects++;
+    if (progress) progress(rc.objects - 1, names.size());
+    blob::Verify v;
+    if (auto it = hashes.find(name); it != hashes.end())
+      v = [h = it->second, &os](std::string_view b) { return os.content_hash(b) == h; };  // blocks.h 1
+    auto r = os.scrub(name, v, repair);
+    if (!r || !r->readable) {
+      rc.unrecoverable++;
+      rc.problems.push_back(name + ": " + (r ? "content does not match its hash" : r.status().message()));
+    } else if (r->bad + r->missing > r->repaired) {
+      rc.damaged++;
+      rc.problems.push_back(name + ": " + std::to_string(r->bad) + " bad and " + std::to_string(r->missing) +
+                            " missing shard(s)" + (repair ? ", " + std::to_string(r->repaired) + " rewritten" : ""));
+    } else if (r->repaired) {
+      rc.repaired++;
+    } else {
+      rc.good++;
+    }
+  }
+  if (progress) progress(names.size(), names.size());
+  return rc;
 }
 
 Result<std::set<std::string>> Syncer::live_objects(std::map<std::string, blob::Hash>* blocks, uint64_t keep_from) {

@@ -120,6 +120,25 @@ struct SyncStatus {
   uint64_t round_bytes = 0, round_done = 0;
 };
 
+// tcfs fsck --remote, offline (no Syncer, no store needed): whether the
+// chain on the blobbers is whole (chain.h 3), and whether every object of
+// its newest usable snapshot and of the journals after it, and every block
+// they name, has at least K good shards and reads back (a block: its
+// content hash). With repair, bad or missing shards are rewritten where K
+// good ones remain (as scrub does); a cut chain is only reported (a
+// writer's scrub rewrites its state as a snapshot, chain.h 5).
+struct RemoteCheck {
+  uint64_t epoch = 0;                  // the round the chain reaches
+  std::string head;                    // its journal
+  std::vector<std::string> chain_cut;  // ChainWalk::unreadable: empty when whole
+  uint64_t objects = 0, good = 0, repaired = 0;
+  uint64_t damaged = 0;        // readable, but shards bad or missing (not all rewritten)
+  uint64_t unrecoverable = 0;  // fewer than K good shards, or content not matching its hash
+  std::vector<std::string> problems;  // one line per object: name and why
+};
+Result<RemoteCheck> check_remote(blob::ObjectStore& os, bool repair,
+                                 const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+
 class Syncer {
  public:
   static Result<std::unique_ptr<Syncer>> open(SyncEnv env, SyncOptions opt);

@@ -20,7 +20,10 @@
 #    stopped cleanly: the next mount rescans and syncs it;
 #  - a synced file removed from root/ behind its back: likewise;
 #  - a stub whose size was changed: its size set back, its content read
-#    back whole from the blobber.
+#    back whole from the blobber;
+#  - --remote (2+1 directory blobbers): a flipped and a removed shard are
+#    named and rewritten; an object left with one shard is named and not
+#    repairable.
 : "${TCFS_BATCH:?set TCFS_BATCH to the tcfs-batch binary}"
 . "$(dirname "$0")/mount_harness.sh"
 harness_init fsck_test fsck
@@ -33,8 +36,9 @@ test_cleanup() {
 }
 mkdir -p "$mp"
 xfs_image 768M "$fs"
-mkdir -p "$fs/blob"
-"$T" init --store "$store" --blobber "dir://$fs/blob" > /dev/null || { echo "FAIL - tcfs init"; exit 1; }
+mkdir -p "$fs/b0" "$fs/b1" "$fs/b2"
+"$T" init --store "$store" --blobber "dir://$fs/b0" "dir://$fs/b1" "dir://$fs/b2" --ec 2+1 > /dev/null ||
+  { echo "FAIL - tcfs init"; exit 1; }
 
 mnt() { timeout 60 "$T" mount --store "$store" -o metrics=off "$@" "$mp" > /dev/null; }
 umnt() { timeout 60 umount "$mp"; for _ in $(seq 100); do [[ -z $(daemon_pid "$store") ]] || ! kill -0 "$(daemon_pid "$store")" 2>/dev/null && return 0; sleep 0.1; done; }
@@ -116,5 +120,25 @@ if [[ -n $stub ]]; then
 else
   fail "a file became a stub (none of s1-s3 within 60 s)"
 fi
+
+# --remote: shards on the blobbers (2+1: one may go; two may not).
+shard_of() { find "$fs/b$1/b" -type f -name '*.[0-9]' | sort | sed -n "$2p"; }  # a block shard on blobber $1
+check "fsck --remote of healthy blobbers (exit 0)" fsck_is 0 --remote --no-progress
+check "... says how many objects it read" grep -qE "^fsck --remote: round [0-9]+ .*, [1-9][0-9]* objects: [1-9][0-9]* good" <<< "$out"
+bad=$(shard_of 1 1) gone=$(shard_of 2 3)
+printf 'XXXX' | dd of="$bad" bs=1 seek=100 conv=notrunc status=none
+rm "$gone"
+n_bad=$(basename "${bad%.*}") n_gone=$(basename "${gone%.*}")
+check "damaged shards: fsck --remote reports them (exit 4)" fsck_is 4 --remote --no-progress
+check "... naming the damaged object" grep -q "$n_bad: 1 bad and 0 missing shard(s)" <<< "$out"
+check "... naming the object with a missing shard" grep -q "$n_gone: 0 bad and 1 missing shard(s)" <<< "$out"
+check "fsck --remote --repair rewrites them (exit 1)" fsck_is 1 --remote --repair --no-progress
+check "the missing shard is back" test -f "$gone"
+check "then fsck --remote finds nothing (exit 0)" fsck_is 0 --remote --no-progress
+lost=$(shard_of 0 2); rm "$lost" "$(find "$fs/b1/b" "$fs/b2/b" -name "$(basename "${lost%.*}").*" | head -1)"
+check "an object with one shard left: fsck --remote reports it (exit 4)" fsck_is 4 --remote --no-progress
+check "... naming it" grep -q "$(basename "${lost%.*}")" <<< "$out"
+check "fsck --remote --repair cannot, and says so (exit 4)" fsck_is 4 --remote --repair --no-progress
+check "... not repairable" grep -q "not repairable" <<< "$out"
 
 harness_summary fsck_test

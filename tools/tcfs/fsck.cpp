@@ -22,6 +22,12 @@
 //     next mount rescans the tree and syncs what it finds (as after a
 //     crash). Without the clean mark there is nothing to check: the next
 //     mount rescans anyway.
+//  5. --remote: the blobbers the store names (sync/syncer.h check_remote):
+//     the chain is whole, and every object of the newest usable snapshot,
+//     of the journals after it and every block they name has at least K
+//     good shards and reads back. Repair: bad or missing shards rewritten
+//     from the good ones; a cut chain or an unreadable object is not
+//     repairable here (tcfs scrub on the writer's mount rewrites its state).
 // Reports name the path (under root/) or the object. Exit (as fsck(8)):
 // 0 no problem; 1 problems, all repaired; 4 problems left; 8 the store
 // could not be checked (busy, unreadable); 2 usage.
@@ -38,11 +44,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/blobber_set.h"
 #include "journal/log.h"
 #include "journal/store_log.h"
 #include "store/store.h"
 #include "sync/state.h"
 #include "sync/sync.h"
+#include "sync/syncer.h"
+#include "tools/tcfs/progress.h"
 #include "tools/tcfs/remote.h"
 #include "txn/rr.h"
 #include "txn/undo.h"
@@ -193,6 +202,46 @@ void check_sync(Fsck& f) {  // 4
     }
 }
 
+// --remote (5): the blobbers the store names, checked as a restore would
+// read them (sync/syncer.h check_remote).
+void check_blobbers(Fsck& f, std::optional<bool> progress) {
+  auto cfg = daemon::load_config(f.s.meta());
+  if (!cfg) return void(f.add("blobbers", "the store's blobber set cannot be read: " + cfg.status().message(), false));
+  if (!*cfg) return void(fprintf(stderr, "tcfs: fsck --remote: %s has no blobbers: nothing to check there\n",
+                                  f.s.path().c_str()));
+  std::vector<std::string> down;
+  auto os = daemon::open_objects(**cfg, &down);
+  if (!os) return void(f.add("blobbers", "the blobbers cannot be opened: " + os.status().message(), false));
+  for (const auto& d : down) f.add("blobbers", "a blobber does not answer: " + d, false);
+  std::optional<Bar> bar;
+  if (progress_enabled(progress)) bar.emplace("fsck --remote", false);
+  auto rc = sync::check_remote(**os, f.repair, [&](uint64_t done, uint64_t total) {
+    if (bar) bar->draw(static_cast<double>(done), static_cast<double>(total), done == total);
+  });
+  if (bar) bar->end();
+  if (!rc) return void(f.add("blobbers", "the chain cannot be walked: " + rc.status().message(), false));
+  if (!rc->chain_cut.empty()) {
+    std::string why;
+    for (const auto& u : rc->chain_cut) why += (why.empty() ? "" : "; ") + u;
+    f.add("chain", "the chain is cut after round " + std::to_string(rc->epoch) + ": " + why, false).repair =
+        "not repairable by fsck: a scrub of the writer's mount (tcfs scrub) rewrites its synced state as a snapshot";
+  }
+  for (const auto& p : rc->problems) {
+    const bool shards = p.find(" missing shard(s)") != std::string::npos;  // readable: scrub can rewrite them
+    Problem& q = f.add("blobbers", p, shards);
+    if (!shards) q.repair = "not repairable: fewer than K good shards, or the content does not match its hash";
+    else if (f.repair) q.repair = "not all shards could be rewritten";
+  }
+  if (rc->repaired) {
+    Problem& q = f.add("blobbers", std::to_string(rc->repaired) + " object(s) had bad or missing shards", true);
+    q.repaired = true, q.repair = "rewritten from the good ones";
+  }
+  printf("fsck --remote: round %llu (%s), %llu objects: %llu good, %llu repaired, %llu damaged, %llu unreadable\n",
+         static_cast<unsigned long long>(rc->epoch), rc->head.c_str(), static_cast<unsigned long long>(rc->objects),
+         static_cast<unsigned long long>(rc->good), static_cast<unsigned long long>(rc->repaired),
+         static_cast<unsigned long long>(rc->damaged), static_cast<unsigned long long>(rc->unrecoverable));
+}
+
 void drop_clean(Fsck& f) {
   if (!f.rescan || !f.repair) return;
   meta::Env& env = f.s.meta();
@@ -205,7 +254,7 @@ void drop_clean(Fsck& f) {
 
 }  // namespace
 
-int cmd_fsck(const std::string& dir, bool repair, bool as_json) {
+int cmd_fsck(const std::string& dir, bool repair, bool as_json, bool remote, std::optional<bool> progress) {
   if (geteuid() != 0) return fprintf(stderr, "tcfs: error: fsck must run as root (it opens files by handle)\n"), 8;
   if (access(dir.c_str(), F_OK) != 0) return fprintf(stderr, "tcfs: error: store %s does not exist\n", dir.c_str()), 8;
   store::OpenOptions oo;
@@ -221,6 +270,7 @@ int cmd_fsck(const std::string& dir, bool repair, bool as_json) {
   check_compounds(f);
   check_sync(f);
   drop_clean(f);
+  if (remote) check_blobbers(f, as_json ? std::optional<bool>(false) : progress);
   size_t left = 0, fixed = 0;
   for (const Problem& p : f.found) p.repaired ? fixed++ : left++;
   if (as_json) {

@@ -12,7 +12,7 @@
 //   tcfs status MOUNTPOINT [--json]
 //   tcfs metrics MOUNTPOINT
 //   tcfs stats MOUNTPOINT [--interval S] [--once] [--json]
-//   tcfs fsck STORE [--repair] [--json]
+//   tcfs fsck STORE [--repair] [--json] [--remote] [--progress|--no-progress]
 //   tcfs gc MOUNTPOINT | tcfs scrub MOUNTPOINT   [--progress|--no-progress]
 //
 // Exit codes: 0 success (mounted, or the foreground daemon unmounted
@@ -441,6 +441,10 @@ int main(int argc, char** argv) {
   fsck->add_flag("--repair", repair, "fix what can be fixed safely (replay the log, roll compounds back, remove "
                                      "leftover images, have the next mount rescan) and say what could not");
   fsck->add_flag("--json", as_json, "print the report as JSON");
+  bool remote = false;
+  fsck->add_flag("--remote", remote, "also check the blobbers: the chain is whole, every object of the kept rounds "
+                                     "and every block they name has K good shards and reads back");
+  progress_flags(fsck);
 
   std::string export_dir;
   CLI::App* exp = app.add_subcommand(
@@ -523,7 +527,7 @@ int main(int argc, char** argv) {
   if (*wait) return tcfs::cli::cmd_wait(target, wait_round, timeout_s);
   if (*status) return tcfs::cli::cmd_status(target, as_json);
   if (*metrics) return tcfs::cli::cmd_metrics(target);
-  if (*fsck) return tcfs::cli::cmd_fsck(fsck_store, repair, as_json);
+  if (*fsck) return tcfs::cli::cmd_fsck(fsck_store, repair, as_json, remote, progress);
   if (*stats) return tcfs::cli::cmd_stats(target, stats_interval, once, as_json);
   if (*gc) return tcfs::cli::cmd_maintain(target, "gc", progress);
   if (*scrub) return tcfs::cli::cmd_maintain(target, "scrub", progress);

@@ -30,7 +30,8 @@ int cmd_sync(const std::string& mountpoint, double timeout_s, bool json = false,
 int cmd_wait(const std::string& mountpoint, uint64_t round, double timeout_s);
 int cmd_status(const std::string& mountpoint, bool json);
 int cmd_metrics(const std::string& mountpoint);
-int cmd_fsck(const std::string& store_dir, bool repair, bool json);  // fsck.cpp
+int cmd_fsck(const std::string& store_dir, bool repair, bool json, bool remote = false,
+             std::optional<bool> progress = {});  // fsck.cpp
 int cmd_stats(const std::string& mountpoint, double interval_s, bool once, bool json);  // stats.cpp
 // gc or scrub through the daemon; exit 1 when scrub finds objects it cannot make whole.
 int cmd_maintain(const std::string& mountpoint, const std::string& what, std::optional<bool> progress = {});
