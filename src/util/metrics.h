@@ -19,10 +19,12 @@
 //
 // Why prometheus-cpp (Debian's prometheus-cpp-dev) rather than our own
 // text writer: it owns the exposition format (escaping, histogram
-// buckets, +Inf, types, help lines) and the HTTP endpoint (civetweb);
-// measured on a 1 KiB-write loop through the mount, the per-request cost
-// (two clock reads, one histogram observation) is below the run-to-run
-// noise of the FUSE benchmarks.
+// buckets, +Inf, types, help lines) and the HTTP endpoint (civetweb); its
+// cost per request (two clock reads, one histogram observation) measured
+// by tools/bench/metricsbench on the 2-core test machine: 66 ns with one
+// thread, 88 ns with 2 and 110 ns with 8 sharing one histogram, 0.3-0.6%
+// of a 20 us FUSE request. A text writer of our own would save only the
+// observation's short mutex hold, not the clocks.
 //
 // Thread-safety: every function may be called from any thread.
 #pragma once
