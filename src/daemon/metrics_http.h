@@ -14,6 +14,9 @@
 //     default: the figures name no path, but they are the host's own.
 //  3. The bound address is published (metrics::set_endpoint) for
 //     `tcfs status`.
+//  4. Stopping is prompt: civetweb's listener polls with a 2 s quantum,
+//     so while the exposer stops, connections to its own port wake it
+//     (an unmount would otherwise take 2 s longer).
 //
 // Thread-safety: start() and the destructor from one thread; the
 // exposer's own threads (civetweb) serve the scrapes.
