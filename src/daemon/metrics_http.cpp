@@ -48,6 +48,23 @@ std::unique_ptr<prometheus::Exposer> listen_on(const Spec& s, std::string* err) 
   }
 }
 
+// civetweb's listening thread polls with a 2 s quantum (compiled in), and
+// stopping waits for it: an unmount would take 2 s longer. Connections to
+// our own port while it stops wake that poll at once (4).
+void poke(const std::string& addr) {
+  const size_t colon = addr.rfind(':');
+  std::string host = addr.substr(0, colon), port = addr.substr(colon + 1);
+  if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res) return;
+  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    (void)::connect(fd, res->ai_addr, res->ai_addrlen);
+    ::close(fd);
+  }
+  freeaddrinfo(res);
+}
 }  // namespace
 
 std::string check_metrics_spec(const std::string& spec) {
@@ -81,26 +98,6 @@ Result<std::unique_ptr<MetricsHttp>> MetricsHttp::start(const std::string& spec)
                s.port, s.port + tries - 1, s.host);
   return std::unique_ptr<MetricsHttp>();
 }
-
-namespace {
-// civetweb's listening thread polls with a 2 s quantum (compiled in), and
-// stopping waits for it: an unmount would take 2 s longer. Connections to
-// our own port while it stops wake that poll at once (4).
-void poke(const std::string& addr) {
-  const size_t colon = addr.rfind(':');
-  std::string host = addr.substr(0, colon), port = addr.substr(colon + 1);
-  if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
-  addrinfo hints{}, *res = nullptr;
-  hints.ai_socktype = SOCK_STREAM;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res) return;
-  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd >= 0) {
-    (void)::connect(fd, res->ai_addr, res->ai_addrlen);
-    ::close(fd);
-  }
-  freeaddrinfo(res);
-}
-}  // namespace
 
 MetricsHttp::~MetricsHttp() {
   metrics::set_endpoint("");

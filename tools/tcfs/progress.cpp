@@ -12,15 +12,9 @@ namespace tcfs::cli {
 namespace {
 
 std::string amount(double v, bool bytes) {
+  if (bytes) return human_bytes(v);
   char s[32];
-  if (!bytes) {
-    snprintf(s, sizeof s, "%.0f", v);
-    return s;
-  }
-  const char* u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (v >= 1024 && i < 4) v /= 1024, i++;
-  snprintf(s, sizeof s, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+  snprintf(s, sizeof s, "%.0f", v);
   return s;
 }
 
@@ -32,6 +26,15 @@ std::string clock_of(double s) {
 }
 
 }  // namespace
+
+std::string human_bytes(double v) {
+  const char* u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (v >= 1024 && i < 4) v /= 1024, i++;
+  char s[32];
+  snprintf(s, sizeof s, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+  return s;
+}
 
 bool progress_enabled(std::optional<bool> flag) { return flag ? *flag : isatty(STDERR_FILENO) == 1; }
 

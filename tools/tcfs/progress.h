@@ -30,6 +30,9 @@ namespace tcfs::cli {
 
 bool progress_enabled(std::optional<bool> flag);  // 2
 
+// Bytes as "123 B", "4.0 KiB", "1.5 GiB" (bars and tcfs stats).
+std::string human_bytes(double b);
+
 class Bar {
  public:
   static constexpr int kRedrawMs = 200;

@@ -15,15 +15,16 @@
 #include "tools/tcfs/progress.h"
 
 namespace tcfs::cli {
+
+int fail(const Status& st) {
+  fprintf(stderr, "tcfs: error: %s\n", st.message().c_str());
+  return 1;
+}
+
 namespace {
 
 using json = nlohmann::json;
 constexpr int kExitError = 1, kExitUsage = 2;
-
-int fail(const Status& st) {
-  fprintf(stderr, "tcfs: error: %s\n", st.message().c_str());
-  return kExitError;
-}
 
 void print_restore(const sync::RestoreReport& rep) {
   printf("tcfs: restored %llu directories, %llu files (%llu bytes, fetched on first use), %llu symlinks, "

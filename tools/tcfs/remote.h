@@ -15,9 +15,14 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "tcfs/status.h"
 #include <vector>
 
 namespace tcfs::cli {
+
+// Prints "tcfs: error: MESSAGE" on stderr; returns 1 (the error exit).
+int fail(const Status& st);
 
 // restore: --from-blobbers (the store's tree must be empty; the blobbers must hold one).
 // follow: a follower store of the chain on urls (sync/follow.h).

@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tcfs/client.h"
+#include "tools/tcfs/progress.h"
 #include "tools/tcfs/remote.h"
 
 namespace tcfs::cli {
@@ -35,10 +36,7 @@ constexpr int kHealthEvery = 10;  // samples between two blobber probes (each co
 
 volatile std::sig_atomic_t g_stop = 0;
 
-int fail(const Status& st) {
-  fprintf(stderr, "tcfs: error: %s\n", st.message().c_str());
-  return 1;
-}
+
 
 // One scrape: "name{a="x",b="y"}" -> value (labels as the text gives them).
 using Scrape = std::map<std::string, double>;
@@ -153,15 +151,6 @@ json figures(const Scrape& a, const Scrape& b, double dt, const json& health) {
   return f;
 }
 
-std::string human(double b) {  // bytes
-  const char* u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (b >= 1024 && i < 4) b /= 1024, i++;
-  char s[32];
-  snprintf(s, sizeof s, i ? "%.1f %s" : "%.0f %s", b, u[i]);
-  return s;
-}
-
 std::string screen(const std::string& mp, double dt, const json& f) {
   std::string o;
   char l[512];
@@ -177,8 +166,8 @@ std::string screen(const std::string& mp, double dt, const json& f) {
   o += l;
   snprintf(l, sizeof l, "failed     %8.0f /s   (not counting ENOENT, ENODATA)\n", u["errors_per_s"].get<double>());
   o += l;
-  o += "read       " + human(u["read_bytes_per_s"].get<double>()) + "/s   written " +
-       human(u["written_bytes_per_s"].get<double>()) + "/s\n";
+  o += "read       " + human_bytes(u["read_bytes_per_s"].get<double>()) + "/s   written " +
+       human_bytes(u["written_bytes_per_s"].get<double>()) + "/s\n";
   const json& c = f["compounds"];
   snprintf(l, sizeof l, "compounds  %8.1f /s   rolled back %.1f/s, rejected %.1f/s, mean %.1f ms, %.0f committed in all\n",
            c["committed_per_s"].get<double>(), c["rolled_back_per_s"].get<double>(), c["rejected_per_s"].get<double>(),
@@ -187,20 +176,20 @@ std::string screen(const std::string& mp, double dt, const json& f) {
   if (f.contains("sync")) {
     const json& s = f["sync"];
     snprintf(l, sizeof l, "sync       round %.0f, %.0f pending, %s dirty, oldest %.1f s; %.2f rounds/s, %s/s up, %.0f failures\n",
-             s["round"].get<double>(), s["pending"].get<double>(), human(s["dirty_bytes"].get<double>()).c_str(),
+             s["round"].get<double>(), s["pending"].get<double>(), human_bytes(s["dirty_bytes"].get<double>()).c_str(),
              s["oldest_unsynced_s"].get<double>(), s["rounds_per_s"].get<double>(),
-             human(s["uploaded_bytes_per_s"].get<double>()).c_str(), s["failures"].get<double>());
+             human_bytes(s["uploaded_bytes_per_s"].get<double>()).c_str(), s["failures"].get<double>());
     o += l;
   }
   if (f.contains("cache")) {
     const json& s = f["cache"];
     o += "cache      " +
          (s["limit_bytes"].get<double>() > 0
-              ? human(s["bytes"].get<double>()) + " of " + human(s["limit_bytes"].get<double>())
+              ? human_bytes(s["bytes"].get<double>()) + " of " + human_bytes(s["limit_bytes"].get<double>())
               : std::string("no size limit")) +
          ", " +
          std::to_string(std::lround(s["stubs"].get<double>())) + " stubs; evicting " +
-         human(s["evicted_bytes_per_s"].get<double>()) + "/s, fetching " + human(s["fetched_bytes_per_s"].get<double>()) +
+         human_bytes(s["evicted_bytes_per_s"].get<double>()) + "/s, fetching " + human_bytes(s["fetched_bytes_per_s"].get<double>()) +
          "/s\n";
   }
   if (f.contains("follower")) {
