@@ -51,6 +51,12 @@
 //    the key. Transient failures (EAGAIN, ETIMEDOUT, ECONNREFUSED, EIO) are
 //    retried inside the backend where it has a notion of retry (S3); what
 //    comes out is final for this call.
+//  * cancel() makes every request in flight end soon and every later one
+//    fail at once, with ECANCELED naming the blobber. For the daemon's stop:
+//    a last sync round cut at its deadline (sync.h 11) must not wait for a
+//    blobber that does not answer. It cannot be undone. s3://: the transfer
+//    is aborted within about a second (libcurl's progress callback) and no
+//    retry follows; dir://: nothing to cut (local calls end by themselves).
 //  * Fault seam: every call first asks fault::check("blob.<op>") (op = put,
 //    get, head, del, list, flush) and, for a blobber built with an index, also
 //    fault::check("blob<index>.<op>"); a non-zero errno is returned as the
@@ -122,6 +128,7 @@ class Blobber {
   virtual Status del(const std::string& key) = 0;
   virtual Result<ListPage> list(const std::string& prefix, const std::string& token, size_t max) = 0;
   virtual Status probe() = 0;
+  virtual void cancel() {}
   // The first page of keys under prefix greater than `after` (a listing
   // that starts there: its cost does not grow with what comes before;
   // S3 start-after). Further pages: list() with the page's token. The

@@ -42,6 +42,7 @@ class MeteredBlobber : public Blobber {
   Status del(const std::string& key) override;
   Result<ListPage> list(const std::string& prefix, const std::string& token, size_t max) override;
   Status probe() override;
+  void cancel() override { inner_->cancel(); }
   Result<ListPage> list_after(const std::string& prefix, const std::string& after, size_t max) override;
   Result<std::string> get_bytes(const std::string& key, uint64_t off = 0, uint64_t len = kToEnd) override;
 

@@ -135,6 +135,11 @@ class ObjectStore {
   // The barrier (3): every batched put that returned OK before the call is
   // durable when it returns OK.
   Status flush();
+  // Blobber::cancel() on every blobber: what is in flight ends soon with
+  // ECANCELED, and so does every later call. For the daemon's stop only.
+  void cancel() {
+    for (auto& b : bl_) b->cancel();
+  }
   // Bytes [off, off+len) of `name`, whose length is objlen (known from a
   // manifest). verify may be empty (then only shard CRCs protect a
   // fallback read; the fast range read is unchecked).

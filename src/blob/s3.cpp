@@ -34,7 +34,11 @@
 //     error bodies (capped at 64 KiB) and list responses are buffered.
 //     Memory bound per call in flight: put min(size, threshold) or one part
 //     buffer; get and head O(1); list one response page.
-//  6. Logging: one warn line per failed call (op, key, status; an absent
+//  6. cancel() (blobber.h): a flag every transfer's progress callback reads
+//     (libcurl calls it about once a second even while nothing moves), so
+//     a request in flight ends with CURLE_ABORTED_BY_CALLBACK; a request
+//     started after it is not sent. Neither is retried: ECANCELED.
+//  7. Logging: one warn line per failed call (op, key, status; an absent
 //     object asked for by get/head is an answer, logged at debug), one info
 //     line per retry, nothing on success.
 //
@@ -51,6 +55,7 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
@@ -160,7 +165,12 @@ struct Xfer {
   size_t upos = 0;
   int to_sink = -1;  // -1 = not decided yet
   uint64_t skip = 0;
+  const std::atomic<bool>* cancelled = nullptr;  // S3Blobber::cancelled_ (6)
 };
+
+int progress_cb(void* ud, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<Xfer*>(ud)->cancelled->load(std::memory_order_relaxed) ? 1 : 0;  // s3.cpp 6
+}
 
 size_t write_cb(char* p, size_t sz, size_t nm, void* ud) {
   auto* x = static_cast<Xfer*>(ud);
@@ -324,6 +334,7 @@ class S3Blobber final : public Blobber {
   Result<ListPage> list_page(const std::string& prefix, const std::string& token, const std::string& after,
                              size_t max);
   Status probe() override;
+  void cancel() override { cancelled_.store(true); }
 
  private:
   std::string object_path(const std::string& key) const {
@@ -350,10 +361,15 @@ class S3Blobber final : public Blobber {
   const BlobberOptions opt_;
   uint64_t part_ = kMinPart;
   mutable Pool pool_;
+  std::atomic<bool> cancelled_{false};  // (6)
 };
 
 void S3Blobber::perform(const Req& req, Resp& resp) {
   resp = Resp{};
+  if (cancelled_.load()) {  // (6): not sent
+    resp.cc = CURLE_ABORTED_BY_CALLBACK;
+    return;
+  }
   CURL* h = pool_.take();
   if (!h) {
     resp.cc = CURLE_OUT_OF_MEMORY;
@@ -362,6 +378,7 @@ void S3Blobber::perform(const Req& req, Resp& resp) {
   }
   curl_easy_reset(h);
   Xfer x{&req, &resp, h};
+  x.cancelled = &cancelled_;
   char errbuf[CURL_ERROR_SIZE] = {0};
   std::string url = endpoint_ + req.target;
   curl_slist* hdrs = nullptr;
@@ -386,6 +403,9 @@ void S3Blobber::perform(const Req& req, Resp& resp) {
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress_cb);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
   if (std::strcmp(req.method, "HEAD") == 0) {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
   } else if (req.upload) {
@@ -451,6 +471,8 @@ Status S3Blobber::fail(const char* op, const std::string& key, const Resp& r, bo
   if (!r.sink_st.is_ok()) return r.sink_st;
   int err = EIO;
   std::string what = url_ + ": " + op + " " + key + ": ";
+  if (r.cc == CURLE_ABORTED_BY_CALLBACK && cancelled_.load())  // (6)
+    return Status::error(ECANCELED, what + "cancelled (the daemon is stopping)");
   if (r.cc != CURLE_OK) {
     bool unreachable = false;
     err = curl_errno(r, &unreachable);
@@ -785,7 +807,9 @@ Status S3Blobber::probe() {
   Resp r = call("probe", "(bucket)", req, std::min(opt_.retries, 1u));
   if (!r.ok()) {
     Status st;
-    if (r.cc != CURLE_OK) {
+    if (r.cc == CURLE_ABORTED_BY_CALLBACK && cancelled_.load()) {  // (6)
+      st = Status::error(ECANCELED, who + ": cancelled (the daemon is stopping)");
+    } else if (r.cc != CURLE_OK) {
       bool unreachable = false;
       int e = curl_errno(r, &unreachable);
       st = Status::error(e, "blobber " + url_ + ": cannot reach " + endpoint_ + ": " + r.curl_msg);

@@ -85,6 +85,14 @@
 //     names is marked again, so the next round sends their present state,
 //     overwriting what the local state did not record of it). A round once
 //     marked is never taken back: a follower may already show it.
+// 11. A bounded stop. Syncer::stop() gives the round in progress and the
+//     last round together SyncOptions::stop_limit_ms; at the deadline the
+//     round is CUT: requests in flight on the blobbers are cancelled
+//     (blobber.h cancel()), upload workers take no further block, and no
+//     journal end object is begun after it. A cut round is a failed round
+//     (8): nothing is committed locally, the store is not recorded clean,
+//     and the next mount rescans and sends it. A cut that lands after the
+//     end object or the marker is a crash there (7, 10): handled alike.
 #pragma once
 
 #include <cstdint>

@@ -187,6 +187,7 @@ Status Syncer::upload(Round& r) {
     Fd fd;
     size_t fd_obj = SIZE_MAX;  // the object fd is open for
     for (size_t j; (j = next.fetch_add(1)) < items.size() && !u.failed();) {
+      if (Status st = check_cut(); !st) return u.fail(st);  // sync.h 11: no further block
       const BlockItem& it = items[j];
       CapturedObject& o = r.cap.objects[it.obj];
       std::string_view block;
@@ -311,6 +312,7 @@ Status Syncer::send(Round& r) {
   local.join();
   if (st) st = durable;
   auto t0 = Clock::now();
+  if (st) st = check_cut();  // sync.h 11: no end object is begun after the deadline
   if (st) st = check_head();  // the head this journal names as prev reads back (chain.h 5)
   if (st) st = write_journal(r);  // the journal's end object (sync.h 5)
   if (st) TCFS_CRASH_POINT("sync.after_end");
@@ -334,6 +336,7 @@ Status Syncer::send(Round& r) {
 Status Syncer::round() {
   MutexLock rl(round_mu_);
   if (!fenced_.empty()) return Status::error(EROFS, fenced_);  // sync.h 10: superseded for good
+  TCFS_TRY(check_cut());                                        // sync.h 11
   if (probe_next_) {
     Status st = probe_marker();
     if (!st) {
@@ -459,6 +462,23 @@ void Syncer::background() {
   }
 }
 
+Status Syncer::check_cut() const {
+  if (!cut_.load()) return {};
+  return Status::error(ECANCELED, "sync: the round was cut at the stop's deadline (stop_timeout=" +
+                                      std::to_string(opt_.stop_limit_ms / 1000) + " s; sync.h 11)");
+}
+
+void Syncer::stop_watch(const bool* done) {
+  UniqueLock g(mu_);
+  auto deadline = Clock::now() + std::chrono::milliseconds(opt_.stop_limit_ms);
+  if (g.wait_until(cv_, deadline, [&]() TCFS_REQUIRES(mu_) { return *done; })) return;
+  cut_.store(true);  // sync.h 11: from here no block, no end object
+  g.unlock();
+  spdlog::warn("sync: stop: the last round did not end within {} s; cutting it (the next mount sends it)",
+               opt_.stop_limit_ms / 1000);
+  env_.objects->cancel();
+}
+
 void Syncer::stop() {
   {
     MutexLock g(mu_);
@@ -466,8 +486,17 @@ void Syncer::stop() {
     stop_ = true;
   }
   cv_.notify_all();
-  bg_.join();
+  bool done = false;  // under mu_: the last round ended (stop_watch)
+  std::thread watch;
+  if (opt_.stop_limit_ms) watch = std::thread([&] { stop_watch(&done); });
+  bg_.join();  // a round in progress ends first: the deadline covers it too (sync.h 11)
   Status st = round();
+  {
+    MutexLock g(mu_);
+    done = true;
+  }
+  cv_.notify_all();
+  if (watch.joinable()) watch.join();
   if (st && env_.tracker->pending() == 0) {
     auto t = meta::Txn::begin(*env_.meta, true);
     if (t && state_.put(*t, "clean", "1") && t->commit()) return;

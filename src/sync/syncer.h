@@ -24,7 +24,9 @@
 //    blobbers), or ETIMEDOUT with a message saying what is pending and the
 //    last error.
 //  * stop() ends the background thread after a last round; a stop whose
-//    last round committed with nothing pending is recorded as clean.
+//    last round committed with nothing pending is recorded as clean. It
+//    returns within about stop_limit_ms (sync.h 11) even when a blobber
+//    does not answer: the round is then cut, and the next mount sends it.
 //  * The image gives back what the store calls synced (chain.h 5;
 //    maintain.cpp): before a round writes its journal, the head it extends
 //    must read back (check_head()); scrub() and ensure_restorable() (for
@@ -83,6 +85,9 @@ struct SyncOptions {
   // announced it or an older round.
   unsigned keep_rounds = 64;
   uint64_t keep_age_s = 86400;
+  // sync.h 11: stop()'s bound on the round in progress plus the last
+  // round (0: none). Below systemd's TimeoutStopSec (tcfs@.service: 120 s).
+  unsigned stop_limit_ms = 90000;
 };
 
 // What gc() or scrub() did.
@@ -198,6 +203,9 @@ class Syncer {
   Status commit_local(Round& r) TCFS_REQUIRES(round_mu_);
   Status write_snapshot(uint64_t epoch, const std::string& head) TCFS_REQUIRES(round_mu_);
   void background();
+  // sync.h 11: waits until *done or the deadline; at the deadline cuts.
+  void stop_watch(const bool* done) TCFS_EXCLUDES(mu_);
+  Status check_cut() const;
   // keep_from: also everything rounds from keep_from on read (gc's
   // retention); 0: the newest round only.
   Result<std::set<std::string>> live_objects(std::map<std::string, blob::Hash>* blocks, uint64_t keep_from = 0)
@@ -229,6 +237,7 @@ class Syncer {
   // open, and after a failed round); set, it makes a round due.
   std::atomic<bool> probe_next_{true};
   std::atomic<uint64_t> round_bytes_{0}, round_done_{0};  // SyncStatus::round_bytes, round_done
+  std::atomic<bool> cut_{false};  // sync.h 11: stop()'s deadline passed; set once
 
   Mutex mu_;  // protects everything below but bg_
   std::condition_variable cv_;

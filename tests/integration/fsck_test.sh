@@ -21,9 +21,12 @@
 #  - a synced file removed from root/ behind its back: likewise;
 #  - a stub whose size was changed: its size set back, its content read
 #    back whole from the blobber;
+#  - an endurant log that does not verify (a damaged segment header):
+#    named, not repairable, nothing changed; replayed once mended;
 #  - --remote (2+1 directory blobbers): a flipped and a removed shard are
-#    named and rewritten; an object left with one shard is named and not
-#    repairable.
+#    named and rewritten; a chain cut by a lost journal is named with the
+#    round it reaches, left to a scrub of the mount (which mends it); an
+#    object left with one shard is named and not repairable.
 : "${TCFS_BATCH:?set TCFS_BATCH to the tcfs-batch binary}"
 . "$(dirname "$0")/mount_harness.sh"
 harness_init fsck_test fsck
@@ -86,6 +89,30 @@ crash
 cycle "stable writes after a crash" "stable write\(s\) after the log's last checkpoint"
 expect "the replayed bytes are in the file" "record 7" "$(tail -1 "$store/root/logged")"
 
+# An endurant log that does not verify (a segment header damaged after a
+# crash that left stable writes in it): reported, not repairable, nothing
+# changed; with the byte put back, the log replays.
+mnt || { fail "mount"; exit 1; }
+python3 -c "
+import os
+fd = os.open('$mp/logged2', os.O_WRONLY | os.O_CREAT, 0o644)
+for i in range(4):
+    os.write(fd, b'again %d\n' % i); os.fsync(fd)
+"
+crash
+seg0=$store/journal/seg-0
+orig=$(od -A n -t x1 -j 3 -N 1 "$seg0" | tr -d ' ')
+printf '\xee' | dd of="$seg0" bs=1 seek=3 conv=notrunc status=none  # inside the segment's magic
+before=$(md5sum "$store"/journal/seg-* | md5sum)
+check "a log that does not verify: fsck reports it (exit 4)" fsck_is 4
+check "... naming the log, the segment and why" grep -qE "the endurant log does not verify: .*seg-0 at offset 0: not a segment header" <<< "$out"
+check "fsck --repair cannot, and says so (exit 4)" fsck_is 4 --repair
+check "... not repairable, restore from the blobbers" grep -q "not repairable: nothing replays a log that does not verify" <<< "$out"
+expect "the refused repair changed nothing in the log" "$before" "$(md5sum "$store"/journal/seg-* | md5sum)"
+printf "\\x$orig" | dd of="$seg0" bs=1 seek=3 conv=notrunc status=none
+cycle "the log with its byte put back" "stable write\(s\) after the log's last checkpoint"
+expect "its stable writes are in the file" "again 3" "$(tail -1 "$store/root/logged2")"
+
 # Behind the daemon's back, while the store is marked clean.
 mnt && "$T" sync "$mp" > /dev/null && umnt
 echo sneaky > "$store/root/sneaky"
@@ -135,6 +162,27 @@ check "... naming the object with a missing shard" grep -q "$n_gone: 0 bad and 1
 check "fsck --remote --repair rewrites them (exit 1)" fsck_is 1 --remote --repair --no-progress
 check "the missing shard is back" test -f "$gone"
 check "then fsck --remote finds nothing (exit 0)" fsck_is 0 --remote --no-progress
+# A cut chain: every shard of a middle round's journal gone. fsck names
+# the round it reaches and what it cannot read; only a scrub of the
+# writer's mount mends it (its synced state rewritten as a snapshot).
+mnt -o snapshot_every=0 || { fail "mount"; exit 1; }
+for i in 1 2 3; do echo "round $i" > "$mp/r$i"; "$T" sync "$mp" > /dev/null; done
+epoch=$("$T" status "$mp" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["sync"]["epoch"])')
+umnt
+mid=$(printf 'n/j/%016x-' $((epoch - 1)))
+victims=$(cd "$fs" && ls -d b?/"$mid"* 2>/dev/null)
+check "the journal of round $((epoch - 1)) has shards to remove" test -n "$victims"
+(cd "$fs" && rm -rf $victims)
+check "a cut chain: fsck --remote reports it (exit 4)" fsck_is 4 --remote --no-progress
+check "... naming where it is cut" grep -qE "the chain is cut after round $((epoch - 2)): " <<< "$out"
+check "fsck --remote --repair does not mend it, and says what will (exit 4)" fsck_is 4 --remote --repair --no-progress
+check "... a scrub of the writer's mount" grep -q "not repairable by fsck: a scrub of the writer's mount" <<< "$out"
+mnt || { fail "mount"; exit 1; }
+"$T" scrub "$mp" > "$work/scrub.out" 2>&1; rc=$?
+umnt
+expect "tcfs scrub of the mount rewrites the synced state (exit 0)" 0 "$rc"
+check "then fsck --remote finds the chain whole (exit 0)" fsck_is 0 --remote --no-progress
+
 lost=$(shard_of 0 2); rm "$lost" "$(find "$fs/b1/b" "$fs/b2/b" -name "$(basename "${lost%.*}").*" | head -1)"
 check "an object with one shard left: fsck --remote reports it (exit 4)" fsck_is 4 --remote --no-progress
 check "... naming it" grep -q "$(basename "${lost%.*}")" <<< "$out"

@@ -15,7 +15,9 @@
 # and the AWS_* variables set (tests/unit/blob_s3_run.sh starts a Ceph RGW
 # and sets them) the three blobbers are s3://BUCKET/b0..b2 instead, and the
 # steps that take a blobber directory away or damage a shard file are
-# replaced by misconfiguration checks (unreachable endpoint, bad secret).
+# replaced by misconfiguration checks (unreachable endpoint, bad secret),
+# and by a stop while RGW does not answer (SIGSTOP; TCFS_RGW_STATE names
+# its pids): bounded by stop_timeout, the cut round sent by the next mount.
 set -uo pipefail
 : "${TCFS_BIN:?}" "${TCFS_BATCH:?}" "${TREESNAP:?}"
 . "$(dirname "$0")/blobber_harness.sh"
@@ -93,6 +95,36 @@ if ((s3)); then
   ok '[[ $rc == 1 && $(cat "$work/err") == *"credentials"* ]]' "bad secret: rc $rc: $(cat "$work/err")"
   "$T" init --store "$fs/Z" --blobber "s3://no-such-bucket-$$/z" > "$work/err" 2>&1; rc=$?
   ok '[[ $rc == 1 && $(cat "$work/err") == *"no-such-bucket"* ]]' "missing bucket: rc $rc: $(cat "$work/err")"
+  # --- a stop whose blobbers do not answer is bounded (sync.h 11) ------------
+  # RGW stopped with SIGSTOP accepts connections and answers nothing: the
+  # last round at umount is cut after stop_timeout, requests in flight are
+  # cancelled, and the daemon exits; the next mount rescans and sends it.
+  rgw_pid=$(awk '$1 == "rgw" { print $2 }' "${TCFS_RGW_STATE:-/nonexistent}/pids" 2>/dev/null | tail -1)
+  [[ -z ${TCFS_RGW_STATE:-} ]] || ok '[[ -n $rgw_pid ]]' "radosgw's pid in $TCFS_RGW_STATE/pids"
+  if [[ -n $rgw_pid ]]; then
+    restore_to "$fs/RS" || die "restore RS"
+    ms=$work/ms
+    start "$fs/RS" "$ms" -o stop_timeout=3,sync_interval=86400000
+    head -c $((6 << 20)) /dev/urandom > "$ms/held.bin"
+    cp "$ms/held.bin" "$work/held.ref"
+    kill -STOP "$rgw_pid"
+    umount "$ms"
+    for _ in $(seq 600); do kill -0 "${pid_of[$ms]}" 2>/dev/null || break; sleep 0.1; done
+    exited=$(kill -0 "${pid_of[$ms]}" 2>/dev/null && echo no || echo yes)
+    kill -CONT "$rgw_pid"
+    ok '[[ $exited == yes ]]' "with RGW not answering, the daemon exits after umount (stop_timeout=3)"
+    wait "${pid_of[$ms]}" 2>/dev/null; unset "pid_of[$ms]"
+    ok 'grep -q "cutting it" "$work/ms.log"' "the daemon log says the last round was cut"
+    start "$fs/RS" "$ms"
+    ok 'grep -q "rescanning" "$work/ms.log"' "the mount after a cut round rescans"
+    "$T" sync "$ms" --timeout 120 > /dev/null; rc=$?
+    ok '[[ $rc == 0 ]]' "the cut round is sent by the next mount: rc $rc"
+    stop "$ms"
+    restore_to "$fs/RT" || die "restore RT"
+    start "$fs/RT" "$work/mt"
+    ok 'cmp -s "$work/held.ref" "$work/mt/held.bin"' "a restore holds the file the cut round had"
+    stop "$work/mt"
+  fi
 else
 # --- one blobber gone: restored reads work; sync waits, then catches up -----
 restore_to "$fs/R2" || die "restore R2"

@@ -37,6 +37,7 @@ while IFS='=' read -r k v; do
   esac
 done <<<"$coords"
 unset AWS_DEFAULT_REGION AWS_SESSION_TOKEN
+export TCFS_RGW_STATE=$state  # its pids, for a test that stops RGW (SIGSTOP) for a while
 
 # In the background, so a signal runs the traps at once, not when the
 # test finishes by itself.

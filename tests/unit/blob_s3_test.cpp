@@ -815,6 +815,30 @@ TEST_CASE("retries: transient answers are retried with the same body, others are
   }
 }
 
+TEST_CASE("cancel: a request to a server that does not answer ends with ECANCELED, unretried; later ones are not sent") {
+  std::atomic<bool> release{false};
+  FakeS3 f([&](const SeenRequest&, int) {
+    for (int i = 0; i < 600 && !release; i++) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return FakeS3::status(200);
+  });
+  BlobberOptions o = fake_opts(f, 4);
+  o.request_timeout_ms = 120000;  // the default: without cancel() the get would wait for it, then retry
+  auto b = open_blobber("s3://bk", o);
+  REQUIRE(b.is_ok());
+  Result<std::string> got = Status::error(EINVAL, "not run");
+  std::thread getter([&] { got = b.value()->get_bytes("k"); });
+  for (int i = 0; i < 200 && f.seen().empty(); i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(f.seen().size() == 1);  // the request is in flight, unanswered
+  b.value()->cancel();
+  getter.join();
+  CHECK(got.err() == ECANCELED);
+  CHECK(contains(got.status().what(), "s3://bk: get k: cancelled"));
+  CHECK(b.value()->put_bytes("k2", "x").err() == ECANCELED);
+  CHECK(b.value()->probe().err() == ECANCELED);
+  release = true;
+  CHECK(f.seen().size() == 1);  // neither a retry nor the later calls reached the server
+}
+
 TEST_CASE("put_new: If-None-Match: * against the real RGW; racing creators, exactly one wins") {
   auto b = open(fresh_prefix());
   tcfs::blob::testing::check_put_new_semantics(*b, "n/r");

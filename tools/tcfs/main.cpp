@@ -133,6 +133,11 @@ void parse_o(const std::vector<std::string>& raw, DaemonConfig& dc) {
       dc.sync.snapshot_every = 0;
     } else if (uint64_t v = 0; number_opt(o, "snapshot_every", &v)) {
       dc.sync.snapshot_every = static_cast<unsigned>(std::min<uint64_t>(v, UINT32_MAX));
+    } else if (o == "stop_timeout=0") {
+      dc.sync.stop_limit_ms = 0;
+    } else if (uint64_t v = 0; number_opt(o, "stop_timeout", &v)) {
+      if (v > 86400) throw CLI::ValidationError("-o", "stop_timeout must be at most 86400 seconds ('" + o + "')");
+      dc.sync.stop_limit_ms = static_cast<unsigned>(v * 1000);
     } else if (o == "gc_keep_age=0") {
       dc.sync.keep_age_s = 0;
     } else if (uint64_t v = 0; number_opt(o, "gc_keep_age", &v)) {
@@ -344,7 +349,7 @@ int main(int argc, char** argv) {
                     "gc_keep_rounds=N, gc_keep_age=SECONDS (rounds tcfs gc keeps; default 64 and 86400; 0: no "
                     "age rule), snapshot_every=N (a snapshot of the tree on the blobbers every N rounds, from which "
                     "restores and followers start and after which gc can drop older journals; default 64; 0: "
-                    "never), poll_interval=MS (a follower store: look for new rounds this often; default "
+                    "never), stop_timeout=SECONDS (at unmount or SIGTERM, the last sync round may take this long before it is cut and left to the next mount; default 90; 0: no limit), poll_interval=MS (a follower store: look for new rounds this often; default "
                     "1000), switch_wait=MS (a follower store: wait up to this long for a moment with nothing open "
                     "and no request before showing a new round; default 500; 0: at once), metrics=ADDR:PORT|off "
                     "(the Prometheus endpoint http://ADDR:PORT/metrics; default 127.0.0.1:9570, or the next free "
