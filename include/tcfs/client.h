@@ -78,6 +78,9 @@ class Client {
   Status sync(uint64_t timeout_ms = 0);
   // The daemon's status figures as a JSON text (tcfs(8) lists the fields).
   Result<std::string> status_json();
+  // The same without what costs requests to the blobbers (no "blobbers"
+  // health; sync's chain_problem as last checked): for polling.
+  Result<std::string> figures_json();
   // The daemon's metrics in the Prometheus text format (tcfs(8) METRICS).
   Result<std::string> metrics_text();
   // Runs "gc" or "scrub" of the blobbers (root only); its report as JSON text.
@@ -86,6 +89,7 @@ class Client {
  private:
   Client(MountInfo m, int fd) : m_(std::move(m)), fd_(fd) {}
   Status reopen_if_closed();
+  Result<std::string> status_text(bool quick);
   Status send(const std::string& req, const std::vector<int>& fds);
   Status send(const std::vector<std::string_view>& req, const std::vector<int>& fds);  // a frame in parts
   MountInfo m_;

@@ -41,9 +41,11 @@
 //          pending), ENOTSUP (no blobbers) or the sync layer's error otherwise
 //   {"v":1,"type":"maintain","what":"gc"|"scrub"}   (root only: EPERM otherwise)
 //       -> {"v":1,"type":"maintained","errno":0|E,"message":"...","report":{...}}
-//   {"v":1,"type":"status"}
+//   {"v":1,"type":"status"[,"quick":true]}
 //       -> {"v":1,"type":"status","mount":..,"store":..,"status":{...}} figures for
-//          `tcfs status` (see tcfs(8))
+//          `tcfs status` (see tcfs(8)); quick: without what costs requests to
+//          the blobbers (no "blobbers" health, sync's chain_problem as last
+//          checked), for what polls (progress bars, tcfs stats)
 //   {"v":1,"type":"metrics"}
 //       -> {"v":1,"type":"metrics","text":"..."} the Prometheus text exposition
 //          (tcfs(8) METRICS); any user

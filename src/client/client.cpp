@@ -293,8 +293,11 @@ Status Client::sync(uint64_t timeout_ms) {
   return r->err ? Status::error(r->err, r->message) : Status{};
 }
 
-Result<std::string> Client::status_json() {
-  TCFS_TRY(send(control::to_bytes(control::encode_status_request()), {}));
+Result<std::string> Client::status_json() { return status_text(false); }
+Result<std::string> Client::figures_json() { return status_text(true); }
+
+Result<std::string> Client::status_text(bool quick) {
+  TCFS_TRY(send(control::to_bytes(control::encode_status_request(quick)), {}));
   auto j = answer(fd_, m_.mountpoint, "status");
   if (!j) return j.status();
   auto r = control::decode_status(*j);

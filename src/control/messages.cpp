@@ -132,7 +132,18 @@ Result<SyncReply> decode_synced(const Json& j) {
 
 // ------------------------------------------------------------------ status
 
-Json encode_status_request() { return envelope("status"); }
+Json encode_status_request(bool quick) {
+  Json j = envelope("status");
+  if (quick) j["quick"] = true;
+  return j;
+}
+
+Result<bool> decode_status_request(const Json& j) {
+  auto q = j.find("quick");
+  if (q == j.end()) return false;
+  if (!q->is_boolean()) return Status::error(EINVAL, "status: quick must be true or false");
+  return q->get<bool>();
+}
 
 Json encode_status(const StatusReply& r) {
   Json j = envelope("status");

@@ -67,7 +67,9 @@ struct StatusReply {
   std::string mount, store;
   Json status = Json::object();  // figures for `tcfs status` (tcfs(8))
 };
-Json encode_status_request();
+Json encode_status_request(bool quick = false);
+// The request's "quick" (false when absent); EINVAL when not a boolean.
+Result<bool> decode_status_request(const Json& j);
 Json encode_status(const StatusReply& r);
 Result<StatusReply> decode_status(const Json& j);
 

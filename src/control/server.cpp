@@ -266,7 +266,9 @@ bool ControlServer::handle(int fd, const Caller& who) {
     return write_frame(fd, to_bytes(maintained(*exec_, m->what))).is_ok();
   }
   if (*type == "status") {
-    Json st = exec_->status();
+    auto quick = decode_status_request(*req);
+    if (!quick) return refuse(fd, who, quick.err(), quick.status().what());
+    Json st = *quick ? exec_->figures() : exec_->status();
     if (std::string e = metrics::endpoint(); !e.empty()) st["metrics"] = e;  // daemon/metrics_http.h 3
     return write_frame(fd, to_bytes(encode_status({info_.mount, info_.store, std::move(st)}))).is_ok();
   }

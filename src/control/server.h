@@ -94,8 +94,9 @@ class Executor {
   }
   // "status": a map of figures for `tcfs status` (sync, cache, blobbers).
   virtual Json status() { return Json::object(); }
-  // status() without what costs a request to the blobbers (their probes):
-  // what a metrics scrape reads (daemon/status_metrics.h).
+  // status() without what costs requests to the blobbers (their probes,
+  // a walk of the chain): what a metrics scrape and the request "status"
+  // with "quick" read (daemon/status_metrics.h, progress bars).
   virtual Json figures() { return status(); }
   // "maintain": "gc" or "scrub" of the blobbers; a report map, or an error.
   virtual Result<Json> maintain(const std::string& what) {

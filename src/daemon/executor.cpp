@@ -32,10 +32,13 @@ class DaemonExecutor final : public control::Executor {
 
   Json status() override {
     Json j = figures();
-    if (r_) j["blobbers"] = blobbers_status();
+    if (!r_) return j;
+    j["blobbers"] = blobbers_status();
+    j["sync"]["chain_problem"] = r_->syncer->chain_problem();  // checked now: a walk of the chain
     return j;
   }
 
+  // Nothing here asks the blobbers: read by every metrics scrape and poll.
   Json figures() override {
     Json j = Json::object();
     struct statvfs v;
@@ -114,7 +117,7 @@ class DaemonExecutor final : public control::Executor {
             {"objects_synced", st.objects_synced},
             {"upload_rate", st.upload_rate},
             {"running", st.running},
-            {"chain_problem", r_->syncer->chain_problem()},
+            {"chain_problem", st.chain_problem},  // as last checked (status() checks now)
             {"fenced", st.fenced},
             {"chain_rewrites", st.chain_rewrites},
             {"maintenance", {{"what", st.maintenance}, {"done", st.maint_done}, {"total", st.maint_total}}},

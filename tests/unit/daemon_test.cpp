@@ -188,6 +188,11 @@ TEST_CASE("sync.h 10 at the daemon: a second writer of the chain is fenced; its 
   auto status = c2->status_json();
   REQUIRE(status.is_ok());
   CHECK(status->find("superseded") != std::string::npos);
+  CHECK(control::Json::parse(*status)["status"].contains("blobbers"));  // probed
+  auto quick = c2->figures_json();  // the same figures, without asking the blobbers
+  REQUIRE(quick.is_ok());
+  CHECK(!control::Json::parse(*quick)["status"].contains("blobbers"));
+  CHECK(control::Json::parse(*quick)["status"]["sync"]["fenced"].get<std::string>().find("superseded") != std::string::npos);
   Compound k4;
   k4.create("b2");
   auto r4 = c2->submit(k4);

@@ -161,6 +161,12 @@ TEST_CASE("sync: the timeout is optional both ways; the reply carries errno and 
 
 TEST_CASE("status: the reply's mount, store and figures round-trip; malformed is EPROTO") {
   CHECK(keys(encode_status_request()) == std::set<std::string>{"v", "type"});
+  CHECK(encode_status_request(true)["quick"] == true);
+  CHECK(decode_status_request(trip(encode_status_request())).value() == false);
+  CHECK(decode_status_request(trip(encode_status_request(true))).value() == true);
+  Json q = encode_status_request();
+  q["quick"] = "yes";
+  CHECK(decode_status_request(q).err() == EINVAL);
   Json j = encode_status({"/mnt/m", "/s", {{"sync", {{"epoch", 5}}}}});
   CHECK(keys(j) == std::set<std::string>{"v", "type", "mount", "store", "status"});
   auto s = decode_status(trip(j));

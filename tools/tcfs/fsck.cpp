@@ -38,6 +38,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -72,7 +73,7 @@ struct Problem {
 struct Fsck {
   store::Store& s;
   bool repair;
-  std::vector<Problem> found;
+  std::deque<Problem> found;  // a deque: add() hands out references that later adds keep valid
   bool rescan = false;  // 4: drop the clean mark
 
   Problem& add(const std::string& kind, const std::string& what, bool repairable) {
@@ -159,22 +160,31 @@ Status fix_stub(Fsck& f, uint64_t ino, sync::FileState rec) {
   return t->commit();
 }
 
-void check_sync(Fsck& f) {  // 4
+// The sync records (backing inode -> state) of a store marked clean and
+// with blobbers: false when there is nothing to check. The read
+// transaction ends here, before any repair writes (one LMDB transaction
+// per thread at a time).
+bool read_sync_records(Fsck& f, std::map<uint64_t, sync::FileState>& recs) {
   meta::Env& env = f.s.meta();
   auto t = meta::Txn::begin(env, false);
-  if (!t) return void(f.add("sync", "LMDB: " + t.status().message(), false));
+  if (!t) return f.add("sync", "LMDB: " + t.status().message(), false), false;
   auto cfg = t->get(env.db(sync::kSyncDb), "config");
   auto clean = t->get(env.db(sync::kSyncDb), "clean");
-  if (!cfg || !*cfg || !clean || !*clean) return;  // no blobbers, or a rescan is due anyway
-  auto files = walk_root(f.s.path() + "/root");
+  if (!cfg || !*cfg || !clean || !*clean) return false;  // no blobbers, or a rescan is due anyway
   sync::State state(env);
-  std::map<uint64_t, sync::FileState> recs;
   Status st = t->scan(env.db(sync::kFilesDb), "", [&](std::string_view k, std::string_view) {
     auto fs = state.file(*t, sync::from_be64(k));
     if (fs && *fs) recs[sync::from_be64(k)] = **fs;
     return true;
   });
-  if (!st) return void(f.add("sync", "the sync records cannot be read: " + st.message(), false));
+  if (!st) return f.add("sync", "the sync records cannot be read: " + st.message(), false), false;
+  return true;
+}
+
+void check_sync(Fsck& f) {  // 4
+  std::map<uint64_t, sync::FileState> recs;
+  if (!read_sync_records(f, recs)) return;
+  auto files = walk_root(f.s.path() + "/root");
   for (const auto& [ino, rec] : recs) {
     Fd fd(open_handle(f.s.root_fd(), rec.handle, O_RDONLY | O_NOFOLLOW));
     if (!fd) {

@@ -9,7 +9,8 @@
 //  2. enabled(): --progress forces it, --no-progress turns it off;
 //     otherwise it is on only when stderr is a terminal (scripts and logs
 //     get no bar).
-//  3. Watch polls a mount's status (a second control connection) every
+//  3. Watch polls a mount's quick status (Client::figures_json: no blobber
+//     probes, no chain walk; a second control connection) every
 //     kPollMs on its own thread while the command's request runs, and
 //     draws what the given function reads from it; it stops (and ends the
 //     bar's line) when destroyed.
