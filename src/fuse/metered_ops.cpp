@@ -4,6 +4,7 @@
 #include <array>
 #include <chrono>
 
+#include "fuse/reply.h"
 #include "util/metrics.h"
 
 namespace tcfs::fusefs {
@@ -71,6 +72,7 @@ fuse_lowlevel_ops wrap_all(const fuse_lowlevel_ops& ops) {
 }  // namespace
 
 fuse_lowlevel_ops metered(OpsSlot slot, const fuse_lowlevel_ops& ops) {
+  init_reply_metrics();
   return slot == OpsSlot::kMount ? wrap_all<0>(ops) : wrap_all<1>(ops);
 }
 

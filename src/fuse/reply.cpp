@@ -84,11 +84,22 @@ void count_failure(const char* op, int err) {
   c->Increment();
 }
 
-prometheus::Counter& bytes_counter(const char* name, const char* help) {
-  return metrics::counter(name, help).Add({});
+prometheus::Counter& written_bytes() {
+  static prometheus::Counter& c =
+      metrics::counter("tcfs_fuse_written_bytes_total", "Bytes written through the mount.").Add({});
+  return c;
+}
+prometheus::Counter& read_bytes() {
+  static prometheus::Counter& c = metrics::counter("tcfs_fuse_read_bytes_total", "Bytes read through the mount.").Add({});
+  return c;
 }
 
 }  // namespace
+
+void init_reply_metrics() {
+  (void)written_bytes();
+  (void)read_bytes();
+}
 
 bool reply_raw_create(int dev_fd, uint64_t unique, const OpCtx& c, const Result<CreateReply>& r) {
   fuse_out_header h{};
@@ -160,7 +171,7 @@ void reply(fuse_req_t req, const OpCtx& c, const Result<XattrReply>& r) {
   });
 }
 void reply(fuse_req_t req, const OpCtx& c, const Result<WriteReply>& r) {
-  static prometheus::Counter& written = bytes_counter("tcfs_fuse_written_bytes_total", "Bytes written through the mount.");
+  static prometheus::Counter& written = written_bytes();
   reply_or_err(req, c, r, [&](const WriteReply& v) {
     written.Increment(static_cast<double>(v.count));
     fuse_reply_write(req, v.count);
@@ -175,7 +186,7 @@ void reply(fuse_req_t req, const OpCtx& c, const Result<IoctlReply>& r) {
 }
 
 void reply_data(fuse_req_t req, const OpCtx&, fuse_bufvec* buf) {
-  static prometheus::Counter& read = bytes_counter("tcfs_fuse_read_bytes_total", "Bytes read through the mount.");
+  static prometheus::Counter& read = read_bytes();
   read.Increment(static_cast<double>(fuse_buf_size(buf)));
   // When reading the source fd fails, libfuse itself answers with that
   // error (the single exception to "replies are made here").

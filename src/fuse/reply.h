@@ -81,6 +81,9 @@ void reply(fuse_req_t req, const OpCtx& c, const Result<IoctlReply>& r);
 bool reply_raw_create(int dev_fd, uint64_t unique, const OpCtx& c, const Result<CreateReply>& r);
 // Data replies: buf describes memory or an fd range to splice from.
 void reply_data(fuse_req_t req, const OpCtx& c, fuse_bufvec* buf);
+// Makes the byte counters (tcfs_fuse_{read,written}_bytes_total), so they
+// are shown from the start (metered_ops.cpp calls it).
+void init_reply_metrics();
 // Directory listings, already encoded with fuse_add_direntry*.
 void reply_buf(fuse_req_t req, const OpCtx& c, const char* data, size_t size);
 

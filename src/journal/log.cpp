@@ -270,12 +270,15 @@ Result<Recovered> recover(const Options& o, const std::function<Status(const Rec
 
 // ---------------------------------------------------------------- Log
 
+static prometheus::Histogram& batch_sizes();
+
 Result<std::unique_ptr<Log>> Log::open(const Options& o, const Recovered& r) {
   if (o.segments < 2 || o.segment_bytes % kBlock || o.segment_bytes < kMinSegment)
     return Status::error(EINVAL, "endurant log " + o.dir + ": at least 2 segments of at least " +
                                      std::to_string(kMinSegment >> 10) + " KiB are needed");
   if (o.store_id.size() > kMaxStoreId) return Status::error(EINVAL, "endurant log: store id too long");
   std::unique_ptr<Log> log(new Log(o));
+  (void)batch_sizes();  // its metric is shown from the start
   log->key_ = r.key;
   while (!log->key_) log->key_ = std::random_device{}() * 0x100000001ull ^ std::random_device{}();
   TCFS_TRY(log->open_segments(r));

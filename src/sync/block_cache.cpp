@@ -18,6 +18,12 @@
 
 namespace tcfs::sync {
 namespace {
+prometheus::Histogram& block_fetches() {
+  static prometheus::Histogram& h = metrics::latency(
+      "tcfs_block_fetch_duration_seconds",
+      "Blocks a follower fetched from the blobbers (read, verified), with the time it took.", {});
+  return h;
+}
 
 constexpr const char* kTmp = "tmp";
 constexpr const char* kClean = "clean";  // block_cache.h 2
@@ -64,6 +70,7 @@ Result<std::unique_ptr<BlockCache>> BlockCache::open(const std::string& dir, uin
     return Status::from_errno("block cache: remove " + dir + "/" + kClean);
   }
   std::unique_ptr<BlockCache> c(new BlockCache(dir, std::move(fd), limit, os));
+  (void)block_fetches();  // its metric is shown from the start
   c->was_clean_ = clean;
   TCFS_TRY(c->scan());
   c->opened_ = true;
@@ -289,9 +296,7 @@ Result<std::shared_ptr<const std::string>> BlockCache::fetch(const blob::BlockRe
                                                              const std::shared_ptr<Flight>& fl) {
   const bool quiet = fl->prefetch;  // set before the flight was published; never changes
   if (fetch_hook_) fetch_hook_(ref);
-  static prometheus::Histogram& fetches = metrics::latency(
-      "tcfs_block_fetch_duration_seconds",
-      "Blocks a follower fetched from the blobbers (read, verified), with the time it took.", {});
+  prometheus::Histogram& fetches = block_fetches();
   const auto t0 = std::chrono::steady_clock::now();
   auto r = blob::read_block(os_, ref);  // verified (blocks.h 4)
   fetches.Observe(metrics::since(t0));

@@ -13,6 +13,19 @@
 
 namespace tcfs::sync {
 
+namespace {
+prometheus::Histogram& fetch_waits() {
+  static prometheus::Histogram& h = metrics::latency(
+      "tcfs_fetch_wait_seconds",
+      "Requests that waited for a stub's blocks to come from the blobbers, with the wait (_count: the number).", {});
+  return h;
+}
+}  // namespace
+
+Fetcher::Fetcher(int root_fd, meta::Env& env, blob::ObjectStore& os) : root_(root_fd), state_(env), os_(os) {
+  (void)fetch_waits();  // the family is shown from the start
+}
+
 Fetcher::~Fetcher() {
   UniqueLock g(mu_);
   stopping_ = true;
@@ -98,10 +111,7 @@ Status Fetcher::ensure(const ObjRef& o, uint64_t off, uint64_t len) {
   if (need.empty()) return {};
   job->wanted.insert(job->wanted.end(), need.begin(), need.end());
   cv_.notify_all();
-  static prometheus::Histogram& waits = metrics::latency(
-      "tcfs_fetch_wait_seconds",
-      "Requests that waited for a stub's blocks to come from the blobbers, with the wait (_count: the number).", {});
-  metrics::Timer timed(waits);
+  metrics::Timer timed(fetch_waits());
   g.wait(cv_, [&] {
     if (job->finished) return true;
     for (size_t i : need)

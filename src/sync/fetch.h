@@ -50,7 +50,7 @@ namespace tcfs::sync {
 
 class Fetcher {
  public:
-  Fetcher(int root_fd, meta::Env& env, blob::ObjectStore& os) : root_(root_fd), state_(env), os_(os) {}
+  Fetcher(int root_fd, meta::Env& env, blob::ObjectStore& os);
   ~Fetcher();
   Fetcher(const Fetcher&) = delete;
   Fetcher& operator=(const Fetcher&) = delete;

@@ -81,6 +81,8 @@ static prometheus::Histogram& lock_waits() {
   return h;
 }
 
+LockManager::LockManager() { (void)lock_waits(); }
+
 void LockManager::lock_one(const LockKey& k, LockMode m) {
   Shard& s = shard(k);
   UniqueLock g(s.mu);

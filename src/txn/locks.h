@@ -149,7 +149,7 @@ class FuseGuard {
 
 class LockManager {
  public:
-  LockManager() = default;
+  LockManager();  // makes its metric (tcfs_lock_wait_seconds), shown from the start
   LockManager(const LockManager&) = delete;
   LockManager& operator=(const LockManager&) = delete;
 

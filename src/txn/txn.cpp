@@ -86,9 +86,35 @@ CompoundReply refuse_own_mount(const Compound& c, int fd_index) {
 
 }  // namespace
 
+namespace {
+
+// Compounds by outcome, with their latency and size (issue 15 metrics).
+struct CompoundMetrics {
+  prometheus::Histogram* latency[4];
+  prometheus::Histogram& ops = metrics::histogram("tcfs_compound_operations", "Operations per compound (all outcomes).")
+                                   .Add({}, metrics::count_buckets());
+  CompoundMetrics() {
+    for (Outcome o : {Outcome::Committed, Outcome::RolledBack, Outcome::Partial, Outcome::Rejected})
+      latency[static_cast<int>(o)] = &metrics::latency(
+          "tcfs_compound_duration_seconds",
+          "Compounds by outcome (committed, rolled_back, partial, rejected), with their time from the request to the "
+          "answer.",
+          {{"outcome", outcome_name(o)}});
+  }
+};
+
+CompoundMetrics& compound_metrics() {
+  static CompoundMetrics m;
+  return m;
+}
+
+}  // namespace
+
 TxnManager::TxnManager(store::Store& store, LockManager& locks, Invalidator* inv)
     : store_(store), locks_(locks), inv_(inv), log_orders_(orders_all_metadata(store.root_fd())),
-      reserve_(store.dir_fd()) {}
+      reserve_(store.dir_fd()) {
+  (void)compound_metrics();  // shown from the start, at 0
+}
 
 TxnManager::~TxnManager() { stop_background(); }
 
@@ -220,33 +246,11 @@ void TxnManager::invalidate_rest(const Plan& p) {
   for (const auto& k : p.data) inv->data(k);
 }
 
-namespace {
-
-// Compounds by outcome, with their latency and size (issue 15 metrics).
-struct CompoundMetrics {
-  prometheus::Histogram* latency[4];
-  prometheus::Histogram& ops = metrics::histogram("tcfs_compound_operations", "Operations per compound (all outcomes).")
-                                   .Add({}, metrics::count_buckets());
-  CompoundMetrics() {
-    for (Outcome o : {Outcome::Committed, Outcome::RolledBack, Outcome::Partial, Outcome::Rejected})
-      latency[static_cast<int>(o)] = &metrics::latency(
-          "tcfs_compound_duration_seconds",
-          "Compounds by outcome (committed, rolled_back, partial, rejected), with their time from the request to the "
-          "answer.",
-          {{"outcome", outcome_name(o)}});
-  }
-  static CompoundMetrics& get() {
-    static CompoundMetrics m;
-    return m;
-  }
-};
-
-}  // namespace
 
 CompoundReply TxnManager::run(const Compound& c, const Caller& who, const Progress& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   CompoundReply reply = run_counted(c, who, progress);
-  CompoundMetrics& m = CompoundMetrics::get();
+  CompoundMetrics& m = compound_metrics();
   m.latency[static_cast<int>(reply.outcome)]->Observe(metrics::since(t0));
   m.ops.Observe(static_cast<double>(c.ops.size()));
   return reply;

@@ -315,6 +315,7 @@ prometheus::Counter& recovered_counter() {
 }  // namespace
 
 Status recover_all(const UndoCtx& ctx, meta::Env& env) {
+  (void)recovered_counter();  // shown from the start, at 0
   auto rrs = list_rrs(env);
   if (!rrs) return rrs.status();
   for (auto it = rrs->rbegin(); it != rrs->rend(); ++it) {

@@ -7,7 +7,8 @@
 #
 # Checked, through Prometheus's HTTP query API after it scraped the mount:
 #  - the target is up, with -o metrics=127.0.0.1:0 (a free port) read
-#    back from `tcfs status --json`;
+#    back from `tcfs status --json`; a fresh mount's counters are there
+#    at 0 before anything happened;
 #  - N committed compounds and one rolled back one, exactly, with their
 #    operation counts;
 #  - M bytes written through the mount, exactly, and read back;
@@ -64,6 +65,14 @@ else
   exit 1
 fi
 check "the endpoint answers with tcfs metrics" bash -c "curl -sf '$addr' | grep -q '^# TYPE tcfs_fuse_request_duration_seconds histogram'"
+# Before any compound, read or write: the series are there, at 0 (an alert
+# on a rate needs no first event).
+fresh=$(curl -sf "$addr")
+for series in 'tcfs_compound_duration_seconds_count{outcome="committed"}' 'tcfs_compound_duration_seconds_count{outcome="rolled_back"}' \
+  tcfs_compounds_recovered_total tcfs_fuse_written_bytes_total tcfs_fuse_read_bytes_total tcfs_lock_wait_seconds_count \
+  tcfs_fetch_wait_seconds_count tcfs_sync_failures_total; do
+  expect "a fresh mount shows $series at 0" 0 "$(awk -v s="$series" '$1 == s { print $2 }' <<< "$fresh")"
+done
 
 # A free loopback port for Prometheus.
 prom_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
