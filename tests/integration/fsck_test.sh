@@ -21,6 +21,8 @@
 #  - a synced file removed from root/ behind its back: likewise;
 #  - a stub whose size was changed: its size set back, its content read
 #    back whole from the blobber;
+#  - --progress draws the walk and the records to their end on stderr;
+#    without it, into a file, nothing;
 #  - an endurant log that does not verify (a damaged segment header):
 #    named, not repairable, nothing changed; replayed once mended;
 #  - --remote (2+1 directory blobbers): a flipped and a removed shard are
@@ -125,6 +127,15 @@ check "after the rescan, the mount shows the sneaked-in file" grep -qx sneaky "$
 "$T" sync "$mp" > /dev/null
 umnt
 check "after the rescan and a round, fsck is clean" fsck_is 0
+# Progress: --progress draws the tree walk and the records on stderr, to
+# their end; into a file without --progress nothing is drawn.
+"$T" fsck "$store" --progress > "$work/fsck.out" 2> "$work/fsck.err"; rc=$?
+expect "fsck --progress: exit 0" 0 "$rc"
+check "fsck --progress: a bar of the records, drawn to 100%" grep -qE "fsck: records .*100%" "$work/fsck.err"
+check "fsck --progress: the tree walk counted" grep -qE "fsck: tree .*[1-9][0-9]* " "$work/fsck.err"
+check "fsck --progress: the report is on stdout as always" grep -q "0 problem(s)" "$work/fsck.out"
+"$T" fsck "$store" > /dev/null 2> "$work/fsck.err"
+expect "fsck into a file: no bar" "" "$(cat "$work/fsck.err")"
 
 # A stub whose size changed.
 mnt --cache-size 6M -o cache_reserve=0 || { fail "mount with a cache size"; exit 1; }

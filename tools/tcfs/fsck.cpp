@@ -28,6 +28,8 @@
 //     good shards and reads back. Repair: bad or missing shards rewritten
 //     from the good ones; a cut chain or an unreadable object is not
 //     repairable here (tcfs scrub on the writer's mount rewrites its state).
+// With --progress (or on a terminal) bars on stderr: the walk of root/
+// (a count), the records of 4, the objects of 5.
 // Reports name the path (under root/) or the object. Exit (as fsck(8)):
 // 0 no problem; 1 problems, all repaired; 4 problems left; 8 the store
 // could not be checked (busy, unreadable); 2 usage.
@@ -75,6 +77,7 @@ struct Fsck {
   bool repair;
   std::deque<Problem> found;  // a deque: add() hands out references that later adds keep valid
   bool rescan = false;  // 4: drop the clean mark
+  bool progress = false;  // bars on stderr (progress.h 2)
 
   Problem& add(const std::string& kind, const std::string& what, bool repairable) {
     found.push_back({kind, what, repairable, false, repairable ? "" : "not repairable by fsck"});
@@ -131,16 +134,20 @@ void check_compounds(Fsck& f) {  // 2, 3
   }
 }
 
-// Regular files under root/: backing inode -> path (relative to root/).
-std::map<uint64_t, std::string> walk_root(const std::string& root) {
+// Regular files under root/: backing inode -> path (relative to root/);
+// with a bar, the count so far (the total is not known before the end).
+std::map<uint64_t, std::string> walk_root(const std::string& root, Bar* bar) {
   static std::map<uint64_t, std::string>* out;
   static size_t skip;
+  static Bar* shown;
   std::map<uint64_t, std::string> m;
-  out = &m, skip = root.size() + 1;
+  out = &m, skip = root.size() + 1, shown = bar;
   nftw(root.c_str(), [](const char* p, const struct stat* st, int type, FTW*) {
     if (type == FTW_F && S_ISREG(st->st_mode) && strlen(p) > skip) (*out)[st->st_ino] = p + skip;
+    if (shown) shown->draw(static_cast<double>(out->size()), 0);
     return 0;
   }, 64, FTW_PHYS | FTW_MOUNT);
+  if (bar) bar->draw(static_cast<double>(m.size()), static_cast<double>(m.size()), true), bar->end();
   return m;
 }
 
@@ -184,8 +191,13 @@ bool read_sync_records(Fsck& f, std::map<uint64_t, sync::FileState>& recs) {
 void check_sync(Fsck& f) {  // 4
   std::map<uint64_t, sync::FileState> recs;
   if (!read_sync_records(f, recs)) return;
-  auto files = walk_root(f.s.path() + "/root");
+  std::optional<Bar> walk, files_bar;
+  if (f.progress) walk.emplace("fsck: tree", false), files_bar.emplace("fsck: records", false);
+  auto files = walk_root(f.s.path() + "/root", walk ? &*walk : nullptr);
+  double n = 0;
   for (const auto& [ino, rec] : recs) {
+    n += 1;
+    if (files_bar) files_bar->draw(n, static_cast<double>(recs.size()), n == static_cast<double>(recs.size()));
     Fd fd(open_handle(f.s.root_fd(), rec.handle, O_RDONLY | O_NOFOLLOW));
     if (!fd) {
       f.add("sync", "the record of object " + std::to_string(rec.id) + " (backing inode " + std::to_string(ino) +
@@ -205,6 +217,7 @@ void check_sync(Fsck& f) {  // 4
                        true);
     if (f.repair) f.done(p, fix_stub(f, ino, rec), "size set back (its bytes are fetched on use)");
   }
+  if (files_bar) files_bar->end();
   for (const auto& [ino, path] : files)
     if (!recs.count(ino)) {
       f.add("sync", path + ": not known to sync, yet the store is marked clean: it would never be synced", true);
@@ -214,7 +227,7 @@ void check_sync(Fsck& f) {  // 4
 
 // --remote (5): the blobbers the store names, checked as a restore would
 // read them (sync/syncer.h check_remote).
-void check_blobbers(Fsck& f, std::optional<bool> progress) {
+void check_blobbers(Fsck& f) {
   auto cfg = daemon::load_config(f.s.meta());
   if (!cfg) return void(f.add("blobbers", "the store's blobber set cannot be read: " + cfg.status().message(), false));
   if (!*cfg) return void(fprintf(stderr, "tcfs: fsck --remote: %s has no blobbers: nothing to check there\n",
@@ -224,7 +237,7 @@ void check_blobbers(Fsck& f, std::optional<bool> progress) {
   if (!os) return void(f.add("blobbers", "the blobbers cannot be opened: " + os.status().message(), false));
   for (const auto& d : down) f.add("blobbers", "a blobber does not answer: " + d, false);
   std::optional<Bar> bar;
-  if (progress_enabled(progress)) bar.emplace("fsck --remote", false);
+  if (f.progress) bar.emplace("fsck --remote", false);
   auto rc = sync::check_remote(**os, f.repair, [&](uint64_t done, uint64_t total) {
     if (bar) bar->draw(static_cast<double>(done), static_cast<double>(total), done == total);
   });
@@ -276,11 +289,12 @@ int cmd_fsck(const std::string& dir, bool repair, bool as_json, bool remote, std
     return 8;
   }
   Fsck f{**s, repair, {}};
+  f.progress = !as_json && progress_enabled(progress);
   check_journal(f);
   check_compounds(f);
   check_sync(f);
   drop_clean(f);
-  if (remote) check_blobbers(f, as_json ? std::optional<bool>(false) : progress);
+  if (remote) check_blobbers(f);
   size_t left = 0, fixed = 0;
   for (const Problem& p : f.found) p.repaired ? fixed++ : left++;
   if (as_json) {
