@@ -51,6 +51,13 @@ umnt() { timeout 60 umount "$mp"; for _ in $(seq 100); do [[ -z $(daemon_pid "$s
 crash() { kill -9 "$(daemon_pid "$store")" 2>/dev/null; sleep 0.5; stop_tcfs "$mp" "$store"; }
 # fsck_is WANT [ARGS]: runs fsck, keeps its output in $out; true if it exits WANT.
 fsck_is() { local want=$1; shift; out=$("$T" fsck "$store" "$@" 2>&1); rc=$?; ((rc == want)) || echo "    fsck $* exit $rc: $out"; ((rc == want)); }
+# stable_writes FILE WORD N: N lines "WORD i", each made durable by its own fsync (the endurant log's records).
+stable_writes() {
+  python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+for i in range(int(sys.argv[3])):
+    os.write(fd, b"%s %d\n" % (sys.argv[2].encode(), i)); os.fsync(fd)' "$@"
+}
 # cycle WHAT PATTERN: fsck finds it (4, PATTERN in the report), --repair (1), then clean (0).
 cycle() {
   check "$1: fsck reports it (exit 4)" fsck_is 4 && check "$1: the report names it" grep -qE "$2" <<< "$out"
@@ -81,12 +88,7 @@ check "the cut compound is rolled back: its file is absent" test ! -e "$store/ro
 
 # Stable writes in the endurant log.
 mnt || { fail "mount"; exit 1; }
-python3 -c "
-import os
-fd = os.open('$mp/logged', os.O_WRONLY | os.O_CREAT, 0o644)
-for i in range(8):
-    os.write(fd, b'record %d\n' % i); os.fsync(fd)
-"
+stable_writes "$mp/logged" record 8
 crash
 cycle "stable writes after a crash" "stable write\(s\) after the log's last checkpoint"
 expect "the replayed bytes are in the file" "record 7" "$(tail -1 "$store/root/logged")"
@@ -95,12 +97,7 @@ expect "the replayed bytes are in the file" "record 7" "$(tail -1 "$store/root/l
 # crash that left stable writes in it): reported, not repairable, nothing
 # changed; with the byte put back, the log replays.
 mnt || { fail "mount"; exit 1; }
-python3 -c "
-import os
-fd = os.open('$mp/logged2', os.O_WRONLY | os.O_CREAT, 0o644)
-for i in range(4):
-    os.write(fd, b'again %d\n' % i); os.fsync(fd)
-"
+stable_writes "$mp/logged2" again 4
 crash
 seg0=$store/journal/seg-0
 orig=$(od -A n -t x1 -j 3 -N 1 "$seg0" | tr -d ' ')
