@@ -425,9 +425,11 @@ std::pair<size_t, Status> TxnManager::execute(const Compound& c, const Caller& w
   // undo.h (progress marker): an operation with no undo steps of its own
   // (a data or attribute change, restored from the inode records whatever
   // the marker says) need not be marked before it runs.
+  // Nor need any operation of a markless compound (undo.h).
   std::vector<bool> stepped(p.ops.size(), false);
-  for (const auto& s : rr.steps)
-    if (s.op < stepped.size()) stepped[s.op] = true;
+  if (!markless(rr))
+    for (const auto& s : rr.steps)
+      if (s.op < stepped.size()) stepped[s.op] = true;
   size_t i = 0;
   Status st;
   for (; i < p.ops.size(); ++i) {

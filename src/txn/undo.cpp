@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <set>
+#include <string_view>
 
 #include "txn/fsops.h"
 #include "util/fault.h"
@@ -235,6 +237,7 @@ Status Undoer::run(uint32_t upto) {
   Marker m = read_marker(txn_fd_);
   int64_t last;  // highest op whose steps must be undone; -1: none ran
   if (m.kind == Marker::None) last = -1;
+  else if (m.kind == Marker::Ran && markless(rr_)) last = rr_.steps.empty() ? 0 : rr_.steps.back().op;  // undo.h: never marked
   else if (m.kind == Marker::Ran) last = m.op;
   else last = static_cast<int64_t>(m.op) - 1;
   if (upto != kAllOps) last = std::min<int64_t>(last, upto);
@@ -268,6 +271,13 @@ Status Undoer::run(uint32_t upto) {
 }
 
 }  // namespace
+
+bool markless(const RecoveryRecord& rr) {
+  std::set<std::string_view> paths;
+  for (const auto& s : rr.steps)
+    if (s.kind != StepKind::RemoveCreated || !paths.insert(s.path).second) return false;
+  return true;
+}
 
 Result<int> create_progress(int txn_fd, uid_t owner_uid, gid_t owner_gid) {
   int fd = openat(txn_fd, kProgress, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);

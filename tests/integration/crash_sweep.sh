@@ -14,15 +14,19 @@
 #
 # Environment: TCFS_BIN, TCFS_BATCH, TCFS_UNDO, TREESNAP (set by meson).
 # Options: --max-nth N (hits of one point to try, default 40), --mount-opts
-# O (-o options for every mount, e.g. writeback=off). Exit 0 when every
+# O (-o options for every mount, e.g. writeback=off), --compound full|markless
+# (full, the default: every operation kind; markless: only new names —
+# create, mkdir, symlink, link — with writes and attribute changes, the
+# compound that never advances its progress marker, txn/undo.h). Exit 0 when every
 # trial matched, 1 otherwise.
 set -uo pipefail
 
 : "${TCFS_BIN:?}" "${TCFS_BATCH:?}" "${TCFS_UNDO:?}" "${TREESNAP:?}"
-max_nth=40 mopts=()
+max_nth=40 mopts=() kind=full
 while (($#)); do
   case "$1" in
     --max-nth) max_nth=$2; shift 2 ;;
+    --compound) kind=$2; shift 2 ;;
     --mount-opts) mopts=(-o "$2"); shift 2 ;;
     *) echo "crash_sweep: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -97,6 +101,24 @@ populate() {
 }
 
 # Every operation kind, mixed, each depending on earlier ones.
+[[ $kind == full || $kind == markless ]] || { echo "crash_sweep: --compound full or markless" >&2; exit 2; }
+if [[ $kind == markless ]]; then
+cat > "$work/compound.ndjson" <<'EOF'
+{"op":"mkdir","path":"n","mode":"0755"}
+{"op":"create","path":"n/new","mode":"0640","exclusive":true}
+{"op":"write","path":"n/new","data":"hello"}
+{"op":"write","path":"a/f1","data":"XX","offset":3}
+{"op":"create","path":"a/b/made","mode":"0600","exclusive":true}
+{"op":"write","path":"a/b/made","data":"made here"}
+{"op":"setattr","path":"a/b/f2","mode":"0600","mtime":{"sec":6,"nsec":0}}
+{"op":"symlink","path":"n/sl","target":"../a"}
+{"op":"link","path":"a/b/f2","path2":"n/hl"}
+{"op":"setxattr","path":"a/f1","name":"user.x","value":"new"}
+{"op":"mkdir","path":"p/q/r","mode":"0700","parents":true}
+{"op":"create","path":"p/q/r/deep","mode":"0644","exclusive":true}
+{"op":"write","path":"top","data":"-tail","append":true}
+EOF
+else
 cat > "$work/compound.ndjson" <<'EOF'
 {"op":"mkdir","path":"n","mode":"0755"}
 {"op":"create","path":"n/new","mode":"0640","exclusive":true}
@@ -118,6 +140,7 @@ cat > "$work/compound.ndjson" <<'EOF'
 {"op":"mkdir","path":"p/q/r","mode":"0700","parents":true}
 {"op":"write","path":"n/copy","data":"-tail","append":true}
 EOF
+fi
 
 run_compound() { (cd "$mnt" && "$TCFS_BATCH" run -q "$work/compound.ndjson") >>"$work/batch.log" 2>&1; }
 

@@ -541,3 +541,28 @@ TEST_CASE("a crash inside recovery itself, then recovery again, still gives the 
     }
   }
 }
+
+TEST_CASE("markless (undo.h): only removals of names the compound made, each path once") {
+  using tcfs::txn::markless;
+  using tcfs::txn::RecoveryRecord;
+  using tcfs::txn::Step;
+  using tcfs::txn::StepKind;
+  auto step = [](StepKind k, uint32_t op, std::string path) {
+    Step s;
+    s.kind = k, s.op = op, s.path = std::move(path);
+    return s;
+  };
+  RecoveryRecord rr;
+  CHECK(markless(rr));  // data and attribute changes only
+  rr.steps = {step(StepKind::RemoveCreated, 0, "d"), step(StepKind::RemoveCreated, 1, "d/f"),
+              step(StepKind::RemoveCreated, 3, "g")};
+  CHECK(markless(rr));
+  rr.steps.push_back(step(StepKind::RemoveCreated, 5, "d/f"));  // made, removed, made again
+  CHECK(!markless(rr));
+  rr.steps.pop_back();
+  for (StepKind k : {StepKind::RelinkVictim, StepKind::RestoreTree, StepKind::UndoRename, StepKind::UndoExchange}) {
+    rr.steps.push_back(step(k, 4, "h"));
+    CHECK(!markless(rr));
+    rr.steps.pop_back();
+  }
+}
