@@ -28,6 +28,7 @@
 //           "store":"/var/lib/tcfs/default","limits":{"max_ops":N,"max_inline_bytes":N,
 //           "max_frame_bytes":N,"max_fds":N}}
 //   {"v":1,"type":"compound","txn":true,"sync":true,"progress":false,"attached":N,
+//    "results":"maps"|"columns",
 //    "ops":[{"op":"write","path":"a/b","data":<bin|ref>,"offset":0}, ...]} [N bytes]
 //       -> zero or more {"v":1,"type":"progress","done":N,"total":N} frames
 //          (only when "progress" is true; a client that does not read them
@@ -35,6 +36,10 @@
 //          {"v":1,"type":"reply","outcome":"committed"|"rolled_back"|"partial"|"rejected",
 //           "failed_op":-1|i,"errno":0|E,"error":"EACCES","message":"...","txn":id,
 //           "results":[{"errno":0,"bytes":N,"ran":true}, ...]}
+//          or, when the request asked for "columns" (a map per operation
+//          costs time in the thousands), "results":{"ran":N (operations
+//          0..N-1 ran),"bytes":[N0, N1, ...] (one per operation),
+//          "errno":[[i,E], ...] (the operations that failed)}
 //   {"v":1,"type":"sync","timeout_ms":N}      (timeout optional: a day)
 //       -> {"v":1,"type":"synced","errno":0|E,"message":"..."}: 0 once everything
 //          committed before the request is on the blobbers; ETIMEDOUT (what is

@@ -289,7 +289,8 @@ bool ControlServer::run_sync(int fd, const Caller& who, const Json& req) {
 bool ControlServer::run_compound(int fd, const Caller& who, Json req, std::string payload, std::string_view attached,
                                  std::vector<int> fds) {
   bool want = false;  // the client asked for progress frames
-  auto c = decode_compound(req, limits_, fds.size(), &want, attached);
+  bool columns = false;  // the results as columns (protocol.h)
+  auto c = decode_compound(req, limits_, fds.size(), &want, attached, &columns);
   Json().swap(req);  // the compound holds its data now
   std::string().swap(payload);  // (attached pointed into it)
   if (!c) {
@@ -309,7 +310,7 @@ bool ControlServer::run_compound(int fd, const Caller& who, Json req, std::strin
   close_all(c->fds);
   if (out.outcome == Outcome::Rejected)
     spdlog::warn("control: pid {} (uid {}): compound rejected: {}", who.pid, who.uid, out.message);
-  Status st = write_frame(fd, to_bytes(encode_reply(out)));
+  Status st = write_frame(fd, to_bytes(encode_reply(out, columns)));
   if (!st) spdlog::warn("control: pid {} (uid {}): reply lost ({}): {}", who.pid, who.uid, outcome_name(out.outcome), st.message());
   return st.is_ok();
 }

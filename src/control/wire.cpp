@@ -36,7 +36,8 @@ Json encode_compound(const Compound& c, bool progress, Attached* attached) {
   Json ops = Json::array();
   for (const auto& o : c.ops) ops.push_back(encode_op(o, attached));
   Json j = {{"v", protocol::kVersion}, {"type", "compound"}, {"txn", c.options.txn},
-            {"sync", c.options.sync},  {"progress", progress}, {"ops", std::move(ops)}};
+            {"sync", c.options.sync},  {"progress", progress}, {"results", "columns"},
+            {"ops", std::move(ops)}};
   if (attached && attached->size) j["attached"] = attached->size;
   return j;
 }
@@ -49,10 +50,10 @@ std::string compound_frame(const Compound& c, bool progress) {
 }
 
 Result<Compound> decode_compound(const Json& req, const Limits& lim, size_t nfds, bool* progress,
-                                 std::string_view attached) {
+                                 std::string_view attached, bool* columns) {
   try {
     if (!req.is_object()) bad(EPROTO, "request is not a map");
-    static const std::set<std::string> known = {"v", "type", "txn", "sync", "progress", "ops", "attached"};
+    static const std::set<std::string> known = {"v", "type", "txn", "sync", "progress", "ops", "attached", "results"};
     for (auto it = req.begin(); it != req.end(); ++it)
       if (!known.count(it.key())) bad(EINVAL, "unknown request field \"" + it.key() + "\"");
     Compound c;
@@ -60,6 +61,10 @@ Result<Compound> decode_compound(const Json& req, const Limits& lim, size_t nfds
     c.options.sync = request_flag(req, "sync", true);
     bool want = request_flag(req, "progress", false);
     if (progress) *progress = want;
+    auto form = req.find("results");
+    if (form != req.end() && !(form->is_string() && (*form == "maps" || *form == "columns")))
+      bad(EINVAL, "request field \"results\" must be \"maps\" or \"columns\"");
+    if (columns) *columns = form != req.end() && *form == "columns";
     auto att = req.find("attached");
     if (att != req.end() && !att->is_number_unsigned()) bad(EINVAL, "request field \"attached\" must be a byte count");
     const uint64_t declared = att == req.end() ? 0 : att->get<uint64_t>();
@@ -94,9 +99,40 @@ Result<Compound> decode_compound(const Json& req, const Limits& lim, size_t nfds
   }
 }
 
-Json encode_reply(const CompoundReply& r) {
-  Json results = Json::array();
-  for (const auto& x : r.results) results.push_back({{"errno", x.err}, {"bytes", x.bytes}, {"ran", x.ran}});
+namespace {
+
+// protocol.h: {"ran":N,"bytes":[...],"errno":[[i,E],...]}, when the
+// operations that ran are 0..N-1 (as they always are); null otherwise.
+Json result_columns(const std::vector<OpResult>& rs) {
+  size_t ran = 0;
+  while (ran < rs.size() && rs[ran].ran) ++ran;
+  Json bytes = Json::array(), errs = Json::array();
+  for (size_t i = 0; i < rs.size(); ++i) {
+    if (i >= ran && rs[i].ran) return nullptr;
+    bytes.push_back(rs[i].bytes);
+    if (rs[i].err) errs.push_back({i, rs[i].err});
+  }
+  return {{"ran", ran}, {"bytes", std::move(bytes)}, {"errno", std::move(errs)}};
+}
+
+std::vector<OpResult> results_of_columns(const Json& c) {
+  const Json& bytes = c.at("bytes");
+  const size_t ran = c.at("ran").get<size_t>();
+  if (ran > bytes.size()) throw std::out_of_range("\"ran\" counts more operations than \"bytes\"");
+  std::vector<OpResult> rs(bytes.size());
+  for (size_t i = 0; i < rs.size(); ++i) rs[i].bytes = bytes[i].get<int64_t>(), rs[i].ran = i < ran;
+  for (const auto& e : c.at("errno")) rs.at(e.at(0).get<size_t>()).err = e.at(1).get<int>();
+  return rs;
+}
+
+}  // namespace
+
+Json encode_reply(const CompoundReply& r, bool columns) {
+  Json results = columns ? result_columns(r.results) : Json();
+  if (results.is_null()) {
+    results = Json::array();
+    for (const auto& x : r.results) results.push_back({{"errno", x.err}, {"bytes", x.bytes}, {"ran", x.ran}});
+  }
   const char* ename = r.err ? strerrorname_np(r.err) : nullptr;
   return {{"v", protocol::kVersion},
           {"type", "reply"},
@@ -123,9 +159,12 @@ Result<CompoundReply> decode_reply(const Json& j) {
     r.err = j.value("errno", 0);
     r.message = j.value("message", "");
     r.txn_id = j.value("txn", uint64_t{0});
-    if (j.contains("results"))
-      for (const auto& x : j.at("results"))
+    if (auto rs = j.find("results"); rs != j.end() && rs->is_object()) {
+      r.results = results_of_columns(*rs);
+    } else if (rs != j.end()) {
+      for (const auto& x : *rs)
         r.results.push_back({x.at("errno").get<int>(), x.at("bytes").get<int64_t>(), x.at("ran").get<bool>()});
+    }
     return r;
   } catch (const std::exception& e) {
     return Status::error(EPROTO, std::string("malformed reply: ") + e.what());

@@ -84,10 +84,14 @@ std::string compound_frame(const Compound& c, bool progress);
 // nfds: descriptors that arrived with the request; *progress (if given):
 // whether the client asked for progress frames; attached: the bytes that
 // followed the map in the frame (from_bytes' rest): exactly as many as the
-// request's "attached" says (EPROTO otherwise).
+// request's "attached" says (EPROTO otherwise); *columns (if given):
+// whether it asked for the results as columns (protocol.h).
 Result<Compound> decode_compound(const Json& req, const Limits& lim, size_t nfds, bool* progress = nullptr,
-                                 std::string_view attached = {});
-Json encode_reply(const CompoundReply& r);
+                                 std::string_view attached = {}, bool* columns = nullptr);
+// columns: the results as columns (protocol.h) where they fit them (the
+// operations that ran are a prefix); else as one map per operation.
+// decode_reply() reads either.
+Json encode_reply(const CompoundReply& r, bool columns = false);
 Result<CompoundReply> decode_reply(const Json& j);
 Json encode_progress(size_t done, size_t total);
 struct Progress {

@@ -389,9 +389,11 @@ TEST_CASE("a client that never reads its reply loses the connection after frame_
   Server ts(lim, 32);
   int fd = dial(ts.sock);
   REQUIRE(fd >= 0);
-  Compound many;  // a reply of ~1 MB: more than the socket holds
+  Compound many;  // a reply of ~1 MB as maps: more than the socket holds
   for (int i = 0; i < 50000; ++i) many.mkdir("d");
-  REQUIRE(send_all(fd, frame_of(encode_compound(many, false))));
+  Json req = encode_compound(many, false);
+  req.erase("results");  // maps (protocol.h), the form whose size grows with the ops
+  REQUIRE(send_all(fd, frame_of(req)));
   CHECK(ts.until([&] { return ts.srv->usage(getuid()).conns == 0; }));
   close(fd);
   Status st = compound_as_me(ts.mi);
