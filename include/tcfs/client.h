@@ -90,6 +90,8 @@ class Client {
   Client(MountInfo m, int fd) : m_(std::move(m)), fd_(fd) {}
   Status reopen_if_closed();
   Result<std::string> status_text(bool quick);
+  Result<CompoundReply> submit_as(const Compound& c, const std::function<void(size_t, size_t)>& progress,
+                                  bool columns);
   Status send(const std::string& req, const std::vector<int>& fds);
   Status send(const std::vector<std::string_view>& req, const std::vector<int>& fds);  // a frame in parts
   MountInfo m_;

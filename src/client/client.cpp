@@ -324,8 +324,19 @@ Result<std::string> Client::maintain(const std::string& what) {
 }
 
 Result<CompoundReply> Client::submit(const Compound& c, const std::function<void(size_t, size_t)>& progress) {
+  auto r = submit_as(c, progress, true);
+  // A daemon older than the "results" field refuses it before anything
+  // runs (rejected: nothing changed): the same request again, with maps.
+  if (r && r->outcome == Outcome::Rejected && r->err == EINVAL &&
+      r->message.find("unknown request field \"results\"") != std::string::npos)
+    return submit_as(c, progress, false);
+  return r;
+}
+
+Result<CompoundReply> Client::submit_as(const Compound& c, const std::function<void(size_t, size_t)>& progress,
+                                        bool columns) {
   control::Attached att;
-  const std::string map = control::to_bytes(control::encode_compound(c, static_cast<bool>(progress), &att));
+  const std::string map = control::to_bytes(control::encode_compound(c, static_cast<bool>(progress), &att, columns));
   std::vector<std::string_view> req{map};  // the map, then the ops' bytes as they lie
   req.insert(req.end(), att.parts.begin(), att.parts.end());
   TCFS_TRY(send(req, c.fds));

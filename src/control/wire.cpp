@@ -32,12 +32,12 @@ uint64_t max_request_items(const Limits& lim) {
   return 64 + ops * 64;
 }
 
-Json encode_compound(const Compound& c, bool progress, Attached* attached) {
+Json encode_compound(const Compound& c, bool progress, Attached* attached, bool columns) {
   Json ops = Json::array();
   for (const auto& o : c.ops) ops.push_back(encode_op(o, attached));
   Json j = {{"v", protocol::kVersion}, {"type", "compound"}, {"txn", c.options.txn},
-            {"sync", c.options.sync},  {"progress", progress}, {"results", "columns"},
-            {"ops", std::move(ops)}};
+            {"sync", c.options.sync},  {"progress", progress}, {"ops", std::move(ops)}};
+  if (columns) j["results"] = "columns";
   if (attached && attached->size) j["attached"] = attached->size;
   return j;
 }

@@ -77,7 +77,9 @@ uint64_t max_request_items(const Limits& lim);
 
 // attached: when given, collects the values to attach after the map
 // (protocol.h "attached"; encode_op) and the map says how many bytes.
-Json encode_compound(const Compound& c, bool progress, Attached* attached = nullptr);
+// columns: ask for the results as columns (protocol.h; a daemon older than
+// the field refuses it: Client::submit then asks again without).
+Json encode_compound(const Compound& c, bool progress, Attached* attached = nullptr, bool columns = true);
 // A compound request's whole payload in one string: its map, then its
 // attached bytes (tests, seeds; the client sends the parts as they lie).
 std::string compound_frame(const Compound& c, bool progress);

@@ -641,3 +641,24 @@ TEST_CASE("fake daemon: status and maintain texts survive bytes that are not UTF
   REQUIRE(m.is_ok());
   CHECK(Json::parse(*m)["problems"][0] == "chunk \xef\xbf\xbd");
 }
+
+TEST_CASE("fake daemon: one older than the \"results\" field refuses it; the client asks again with maps") {
+  FakeDaemon fd({[&](int c) {
+    Json req = fd.read_request(c);
+    if (req.is_null()) return;
+    reply(c, rejection(EINVAL, "unknown request field \"results\""));  // what such a daemon says
+    fd.read_request(c);
+    reply(c, {{"v", 1}, {"type", "reply"}, {"outcome", "committed"}, {"failed_op", -1}, {"errno", 0},
+              {"message", ""}, {"txn", 7}, {"results", Json::array({{{"errno", 0}, {"bytes", 0}, {"ran", true}}})}});
+  }});
+  auto cl = fd.client();
+  auto r = cl.submit(Compound().mkdir("a"));
+  REQUIRE(r.is_ok());
+  CHECK(r->outcome == Outcome::Committed);
+  CHECK(r->txn_id == 7);
+  REQUIRE(r->results.size() == 1);
+  CHECK(r->results[0].ran);
+  CHECK(fd.request(0)["results"] == "columns");
+  CHECK(!fd.request(1).contains("results"));
+  CHECK(fd.request(1)["ops"] == fd.request(0)["ops"]);
+}
