@@ -339,11 +339,12 @@ TEST_CASE("replies and progress survive the codec") {
   CompoundReply odd = r;  // ran not a prefix: maps, whatever was asked
   odd.results[1].ran = false;
   CHECK(encode_reply(odd, true)["results"].is_array());
-  for (auto [field, value] : {std::pair<const char*, Json>{"ran", 9}, {"ran", "three"}, {"bytes", 4},
-                              {"errno", Json::array({Json::array({7, 5})})}}) {
+  for (const auto& fv : {std::pair<const char*, Json>{"ran", 9}, {"ran", "three"}, {"bytes", 4},
+                          {"errno", Json::array({Json::array({7, 5})})}}) {
+    const char* field = fv.first;  // not a structured binding: clang 14 cannot capture one (CAPTURE)
     CAPTURE(field);
     Json badc = c;
-    badc["results"][field] = value;
+    badc["results"][field] = fv.second;
     CHECK(decode_reply(badc).err() == EPROTO);
   }
 }
