@@ -304,7 +304,7 @@ ChainWalk walk_once(Walker& w, const std::string& from, uint64_t from_epoch) {
 }  // namespace
 
 Result<ChainWalk> follow(blob::ObjectStore& os, const std::string& from, const std::vector<Skipped>& skipped,
-                         bool settle) {
+                         int settle) {
   uint64_t from_epoch = 0;
   if (!from.empty() && (from_epoch = epoch_of(from)) == 0)
     return Status::error(EINVAL, "journal name " + from + ": malformed");
@@ -313,7 +313,7 @@ Result<ChainWalk> follow(blob::ObjectStore& os, const std::string& from, const s
     Walker w(os);
     TCFS_TRY(w.list());
     cw = walk_once(w, from, from_epoch);
-    if (cw.whole() || !settle || attempt == kCutRetries) break;
+    if (cw.whole() || attempt >= settle) break;
     // chain.h 3: an end being put right now is not a cut; look again.
     std::this_thread::sleep_for(std::chrono::milliseconds(kCutPauseMs));
   }

@@ -29,7 +29,7 @@
 //     A round being written right now looks like 3a or 3d for a moment:
 //     a reader that may race a writer (restore) asks follow() to settle,
 //     walking a cut chain again from the listing (kCutRetries times,
-//     kCutPauseMs apart) before the cut counts. The writer itself never
+//     kCutPauseMs apart, unless it asks for fewer) before the cut counts. The writer itself never
 //     needs to: it walks holding its round lock.
 //  4. The start. Snapshots are tried newest (epoch, boot, attempt) first;
 //     the first usable one is the start; the ones skipped on the way go to
@@ -98,8 +98,10 @@ Result<std::vector<JournalName>> journals(blob::ObjectStore& os);
 // Snapshot streams ("n/s/<epoch>-<boot>-<attempt>") with an end object,
 // newest (epoch, boot, attempt) first.
 Result<std::vector<JournalName>> snapshots(blob::ObjectStore& os);
+// settle: how many times a cut walk is walked again (kCutPauseMs apart)
+// before the cut counts (3); 0 for a writer, which holds its round lock.
 Result<ChainWalk> follow(blob::ObjectStore& os, const std::string& from = "", const std::vector<Skipped>& skipped = {},
-                         bool settle = false);
+                         int settle = 0);
 Result<std::vector<std::string>> chain(blob::ObjectStore& os, const std::string& from = "");
 // The epoch in a journal or snapshot name ("n/j/<epoch>-..."); 0 if malformed.
 uint64_t epoch_of(const std::string& base);

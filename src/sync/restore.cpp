@@ -76,7 +76,7 @@ class Restorer {
       TCFS_TRY(reset());
       skipped.push_back({snap.base, snap.epoch, st.what()});
     }
-    auto ch = follow(*os_, from, skipped, true);  // chain.h 3: a writer may be mid-round
+    auto ch = follow(*os_, from, skipped, opt_.settle);  // chain.h 3: a writer may be mid-round
     if (!ch) return ch.status();
     if (opt_.stop_at) TCFS_TRY(stop_at(*ch, from));
     TCFS_TRY(judge(*ch));

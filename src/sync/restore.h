@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "blob/objects.h"
+#include "sync/chain.h"
 #include "sync/state.h"
 
 namespace tcfs::sync {
@@ -48,6 +49,10 @@ struct RestoreOptions {
   // every few hundred objects made in the tree (their number is not known
   // ahead), called on the restoring thread.
   std::function<void(const char* phase, uint64_t done, uint64_t total)> progress;
+  // chain.h 3: how many times a cut chain is walked again, kCutPauseMs
+  // apart, before the cut counts (a writer may be between its chunks and
+  // its end). Tests that cut the chain on purpose ask for fewer.
+  int settle = kCutRetries;
 };
 
 struct RestoreReport {
