@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "fuse/inode_table.h"
+#include "fuse/kernel_ctimes.h"
 #include "fuse/reply.h"
 #include "store/store.h"
 #include "sync/evict.h"
@@ -183,10 +184,21 @@ class Fs {
   // A stub's bytes are holes locally, but it is not sparse: report the
   // blocks it takes once fetched, so tools that trust st_blocks (cp, tar
   // --sparse, du) treat it as the whole file it is.
-  void stub_blocks(const Inode& in, struct stat& st) const {
+  // Every attribute reply's stat passes here: a stub's blocks, and the
+  // kernel's own ctime of a file it last set (kernel_ctimes.h).
+  void attr_out(const Inode& in, struct stat& st) const {
     if (hooks_.fetcher && S_ISREG(st.st_mode) && hooks_.fetcher->is_stub(obj(in)))
       st.st_blocks = std::max<blkcnt_t>(st.st_blocks, (st.st_size + 511) / 512);
+    if (opts_.writeback_cache) ctimes_.apply(st);
   }
+  // kernel_ctimes.h 2: a SETATTR carried the kernel's ctime; st is the
+  // backing object's stat after it, and gets the kernel's ctime.
+  void kernel_ctime(struct stat& st, const struct timespec& kernel) {
+    ctimes_.record(st, kernel);
+    st.st_ctim = kernel;
+  }
+  // kernel_ctimes.h 2a: a writepage WRITE moved the backing ctime.
+  void kernel_ctime_kept(const struct timespec& before, const struct stat& after) { ctimes_.carry(before, after); }
   // An open of the backing inode (least recently used order for eviction).
   void opened(const Inode& in) {
     if (hooks_.evictor) hooks_.evictor->touch(obj(in));
@@ -226,6 +238,7 @@ class Fs {
   Options opts_;
   Hooks hooks_;
   fuse_session* se_ = nullptr;
+  mutable KernelCtimes ctimes_;  // its own leaf lock
 };
 
 inline Fs& fs_of(fuse_req_t req) { return *static_cast<Fs*>(fuse_req_userdata(req)); }

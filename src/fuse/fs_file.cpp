@@ -225,17 +225,20 @@ Result<WriteReply> write_buffered(FileHandle* fh, fuse_bufvec* in_buf, off_t off
 // with SETATTR when it changes them (at close, fsync, syncfs), and keeps
 // showing its own. A page it writes back later must not move the backing
 // file's mtime (the pwrite would), or the store, and so the blobbers and a
-// restore, would hold another mtime than the one the mount shows.
-struct KeepMtime {
+// restore, would hold another mtime than the one the mount shows; nor the
+// ctime the mount shows once the kernel has dropped its inode
+// (kernel_ctimes.h 2a).
+struct KeepTimes {
   int fd = -1;
-  struct timespec mtime{};
-  KeepMtime(int f, bool on) {
+  struct timespec mtime{}, ctime{};
+  KeepTimes(int f, bool on) {
     struct stat st;
-    if (on && fstat(f, &st) == 0) fd = f, mtime = st.st_mtim;
+    if (on && fstat(f, &st) == 0) fd = f, mtime = st.st_mtim, ctime = st.st_ctim;
   }
-  void restore() const {
+  void restore(Fs& fs) const {
     const struct timespec tv[2] = {{0, UTIME_OMIT}, mtime};
-    if (fd >= 0) (void)futimens(fd, tv);
+    struct stat st;
+    if (fd >= 0 && futimens(fd, tv) == 0 && fstat(fd, &st) == 0) fs.kernel_ctime_kept(ctime, st);
   }
 };
 
@@ -243,9 +246,9 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off
   FileHandle* fh = fh_of(fi);
   reply(req, {"write", ino}, under(lock_read(fs_of(req), ino), [&]() -> Result<WriteReply> {
           TCFS_TRY(fs_of(req).mark_write(ino, fuse_buf_size(in_buf)));
-          KeepMtime keep(fh->fd, fi->writepage && fs_of(req).options().writeback_cache);
+          KeepTimes keep(fh->fd, fi->writepage && fs_of(req).options().writeback_cache);
           auto w = fh->direct ? write_direct(fh, in_buf, off) : write_buffered(fh, in_buf, off);
-          if (w) keep.restore();
+          if (w) keep.restore(fs_of(req));
           if (w) fs_of(req).note_write(ino, static_cast<uint64_t>(off), w->count);
           return w;
         }));

@@ -36,12 +36,12 @@ Result<AttrReply> stat_inode(Fs& fs, fuse_ino_t ino, fuse_file_info* fi) {
   if (fi) {
     auto* fh = reinterpret_cast<FileHandle*>(fi->fh);
     if (fstat(fh->fd, &r.st) != 0) return errno_status();
-    fs.stub_blocks(*fh->inode, r.st);
+    fs.attr_out(*fh->inode, r.st);
     return r;
   }
   return with_fd(fs, ino, [&](int fd) -> Result<AttrReply> {
     if (fstatat(fd, "", &r.st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno_status();
-    fs.stub_blocks(fs.table().get(ino), r.st);
+    fs.attr_out(fs.table().get(ino), r.st);
     return r;
   });
 }
@@ -202,7 +202,10 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     else TCFS_TRY(fs.mark_attr(ino, !(to_set & ~kLogged)));
     TCFS_TRY(fs.ensure_all(ino));  // a stub's fetch restores times: let it finish first
     TCFS_TRY(with_fd(fs, ino, [&](int ifd) { return apply_setattr(ifd, attr, to_set, fi); }));
-    return stat_inode(fs, ino, fi);
+    auto st = stat_inode(fs, ino, fi);
+    if (st && (to_set & FUSE_SET_ATTR_CTIME) && fs.options().writeback_cache)
+      fs.kernel_ctime(st.value().st, attr->st_ctim);  // kernel_ctimes.h 2
+    return st;
   });
   if (!r && r.err() == ESTALE && fs.options().writeback_cache)
     r = times_of_gone(ino, fs.table().get(ino).type, attr, to_set, fi);
@@ -389,7 +392,7 @@ EntryReply Fs::make_entry(Inode& in, const struct stat& st) const {
   r.e.ino = table_->id_of(in);
   r.e.generation = in.gen;  // the backing generation (fuse/export.h)
   r.e.attr = st;
-  stub_blocks(in, r.e.attr);
+  attr_out(in, r.e.attr);
   r.e.attr_timeout = opts_.attr_timeout;
   r.e.entry_timeout = opts_.entry_timeout;
   // A compound that changes a file gives it a new kernel inode, but can

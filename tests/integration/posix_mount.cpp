@@ -204,4 +204,54 @@ TEST_CASE("inode numbers survive the kernel forgetting inodes") {
   CHECK(list_names(t / "e") == std::vector<std::string>{"inner"});
 }
 
+// An unchanged file keeps its times when the kernel drops its inode, as on
+// a local filesystem (tcfs with the writeback cache: the kernel's own
+// ctime, fuse/kernel_ctimes.h). git compares ctimes: a moved one makes it
+// read every file of a work tree again.
+TEST_CASE("times of unchanged files survive the kernel forgetting inodes") {
+  TestDir t;
+  write_file(t / "written", std::string(10000, 'w'));  // pages written back later
+  write_file(t / "chmodded", "x");
+  REQUIRE_SYS(chmod((t / "chmodded").c_str(), 0600));  // the kernel's ctime in a SETATTR
+  {
+    Fd f = must_open(t / "synced", O_WRONLY | O_CREAT, 0644);
+    REQUIRE(write(f, "abc", 3) == 3);
+    REQUIRE_SYS(fsync(f));
+    REQUIRE(pwrite(f, "d", 1, 3) == 1);  // dirty again at close
+  }
+  REQUIRE_SYS(mkdir((t / "dir").c_str(), 0755));
+  const char* names[] = {"written", "chmodded", "synced", "dir"};
+  ::sync();  // every page and time written back: nothing left for the drop to change
+  std::vector<struct stat> before;
+  for (const char* n : names) before.push_back(must_stat(t / n));
+  if (!drop_caches()) {
+    MESSAGE("cannot write /proc/sys/vm/drop_caches: skipped");
+    return;
+  }
+  for (size_t i = 0; i < std::size(names); ++i) {
+    std::string name = names[i];
+    CAPTURE(name);
+    struct stat now = must_stat(t / names[i]);
+    CHECK(now.st_mtim.tv_sec == before[i].st_mtim.tv_sec);
+    CHECK(now.st_mtim.tv_nsec == before[i].st_mtim.tv_nsec);
+    CHECK(now.st_ctim.tv_sec == before[i].st_ctim.tv_sec);
+    CHECK(now.st_ctim.tv_nsec == before[i].st_ctim.tv_nsec);
+    CHECK(now.st_size == before[i].st_size);
+  }
+  // A change after the drop still moves the ctime, and it stays moved.
+  struct stat c0 = must_stat(t / "chmodded");
+  REQUIRE_SYS(chmod((t / "chmodded").c_str(), 0640));
+  struct stat c1 = must_stat(t / "chmodded");
+  CHECK((c1.st_ctim.tv_sec > c0.st_ctim.tv_sec ||
+         (c1.st_ctim.tv_sec == c0.st_ctim.tv_sec && c1.st_ctim.tv_nsec >= c0.st_ctim.tv_nsec)));
+  CHECK((c1.st_mode & 07777) == 0640);
+  ::sync();
+  c1 = must_stat(t / "chmodded");
+  REQUIRE(drop_caches());
+  struct stat c2 = must_stat(t / "chmodded");
+  CHECK(c2.st_ctim.tv_sec == c1.st_ctim.tv_sec);
+  CHECK(c2.st_ctim.tv_nsec == c1.st_ctim.tv_nsec);
+  CHECK((c2.st_mode & 07777) == 0640);
+}
+
 }  // TEST_SUITE identity

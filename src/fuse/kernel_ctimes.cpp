@@ -1,0 +1,62 @@
+// fuse/kernel_ctimes.cpp — see kernel_ctimes.h.
+#include "fuse/kernel_ctimes.h"
+
+namespace tcfs::fusefs {
+namespace {
+
+bool same(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+}  // namespace
+
+void KernelCtimes::record(const struct stat& st, const struct timespec& kernel) {
+  MutexLock g(mu_);
+  record_locked(st, kernel);
+}
+
+void KernelCtimes::carry(const struct timespec& before, const struct stat& after) {
+  MutexLock g(mu_);
+  auto it = pairs_.find(after.st_ino);
+  const struct timespec kernel = it != pairs_.end() && same(it->second.backing, before) ? it->second.kernel : before;
+  record_locked(after, kernel);
+}
+
+void KernelCtimes::record_locked(const struct stat& st, const struct timespec& kernel) {
+  auto [it, fresh] = pairs_.insert_or_assign(st.st_ino, Pair{st.st_ctim, kernel});
+  (void)it;
+  if (fresh) order_.push_back(st.st_ino);
+  // kernel_ctimes.h 3: the oldest first. order_ may name a pair that
+  // apply() dropped since; popping it drops nothing else.
+  while (pairs_.size() > kMax && !order_.empty()) {
+    pairs_.erase(order_.front());
+    order_.pop_front();
+  }
+  // order_ only grows by pairs_ insertions: keep it from filling with the
+  // names of pairs apply() dropped.
+  if (order_.size() > 2 * kMax) {
+    std::deque<ino_t> live;
+    for (ino_t i : order_)
+      if (pairs_.count(i)) live.push_back(i);
+    order_.swap(live);
+  }
+}
+
+void KernelCtimes::apply(struct stat& st) {
+  MutexLock g(mu_);
+  if (pairs_.empty()) return;
+  auto it = pairs_.find(st.st_ino);
+  if (it == pairs_.end()) return;
+  if (same(it->second.backing, st.st_ctim)) {
+    st.st_ctim = it->second.kernel;  // kernel_ctimes.h 2
+    return;
+  }
+  pairs_.erase(it);  // kernel_ctimes.h 2: changed since
+}
+
+size_t KernelCtimes::size() {
+  MutexLock g(mu_);
+  return pairs_.size();
+}
+
+}  // namespace tcfs::fusefs
