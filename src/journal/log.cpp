@@ -404,8 +404,8 @@ Result<uint64_t> Log::append_all(std::vector<Record> recs) {
   UniqueLock lk(mu_);
   if (stopping_) return Status::error(ESHUTDOWN, "endurant log: closed");
   for (auto& p : groups) queue_.push_back(p.get());
-  cv_.notify_all();
-  lk.wait(cv_, [&] { return std::all_of(groups.begin(), groups.end(), [](const auto& p) { return p->done; }); });
+  cv_.notify_one();  // the committer alone waits on cv_
+  for (auto& p : groups) lk.wait(p->cv, [&]() TCFS_REQUIRES(mu_) { return p->done; });
   for (auto& p : groups)
     if (!p->st) return p->st;
   return groups.back()->last;
@@ -426,8 +426,8 @@ Status Log::checkpointed(uint64_t upto) {
   if (stopping_) return Status::error(ESHUTDOWN, "endurant log: closed");
   if (upto > durable_) return Status::error(EINVAL, "endurant log: checkpoint past the durable records");
   queue_.push_back(&p);
-  cv_.notify_all();
-  lk.wait(cv_, [&] { return p.done; });
+  cv_.notify_one();
+  lk.wait(p.cv, [&]() TCFS_REQUIRES(mu_) { return p.done; });
   return p.st;
 }
 
@@ -505,9 +505,17 @@ void Log::committer() {
     commit_batch(std::move(batch));
     lk.lock();
   }
-  for (Pending* p : queue_) p->st = Status::error(ESHUTDOWN, "endurant log: closed"), p->done = true;
+  for (Pending* p : queue_) finish_locked(p, Status::error(ESHUTDOWN, "endurant log: closed"));
   queue_.clear();
-  cv_.notify_all();
+}
+
+// Answers one append: under mu_, so its waiter (which owns p) cannot see
+// done and return before the notify.
+void Log::finish_locked(Pending* p, Status st) {
+  p->last = st ? p->recs.back().seq : 0;
+  p->st = std::move(st);
+  p->done = true;
+  p->cv.notify_one();
 }
 
 // log.h 1: the segment's header with generation gen, durable.
@@ -576,9 +584,15 @@ Status Log::make_room(uint64_t len, bool ckpt) {
     segs_[pick].max_seq = 0;
   }
   TCFS_TRY(start_segment(pick, gen));
-  MutexLock g(mu_);
-  cur_ = pick;
-  off_ = kBlock;
+  size_t used = 0;
+  {
+    MutexLock g(mu_);
+    cur_ = pick;
+    off_ = kBlock;
+    for (size_t i = 0; i < segs_.size(); i++) used += !free_locked(i);
+  }
+  // log.h 5: a checkpoint before the log is full, not when it is.
+  if (2 * used >= segs_.size() && opt_.on_full) opt_.on_full();
   return {};
 }
 
@@ -654,13 +668,8 @@ void Log::commit_batch(std::vector<Pending*> batch) {
         for (const Record* r : recs) live_[r->handle] = r->seq;  // log.h 8
       }
     }
-    for (Pending* p : batch) {
-      p->st = st;
-      p->last = st ? p->recs.back().seq : 0;
-      p->done = true;
-    }
+    for (Pending* p : batch) finish_locked(p, st);
   }
-  cv_.notify_all();
 }
 
 }  // namespace tcfs::journal

@@ -265,6 +265,8 @@ TEST_CASE("log.h 5: a full log waits for a checkpoint, never fails, never drops 
       if (stop) return;
       kicked = false;
       g.unlock();
+      // A slow syncfs: the log is asked early (half full), and fills meanwhile.
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
       REQUIRE(log->checkpointed(log->durable_seq()).is_ok());
       ckpts++;
       g.lock();
