@@ -23,22 +23,17 @@ void KernelCtimes::carry(const struct timespec& before, const struct stat& after
 }
 
 void KernelCtimes::record_locked(const struct stat& st, const struct timespec& kernel) {
-  auto [it, fresh] = pairs_.insert_or_assign(st.st_ino, Pair{st.st_ctim, kernel});
-  (void)it;
-  if (fresh) order_.push_back(st.st_ino);
-  // kernel_ctimes.h 3: the oldest first. order_ may name a pair that
-  // apply() dropped since; popping it drops nothing else.
-  while (pairs_.size() > kMax && !order_.empty()) {
+  auto it = pairs_.find(st.st_ino);
+  if (it != pairs_.end()) {
+    order_.splice(order_.end(), order_, it->second.pos);  // recorded again: the newest now
+    it->second.backing = st.st_ctim;
+    it->second.kernel = kernel;
+  } else {
+    pairs_.emplace(st.st_ino, Pair{st.st_ctim, kernel, order_.insert(order_.end(), st.st_ino)});
+  }
+  while (pairs_.size() > kMax) {  // kernel_ctimes.h 3: the oldest first
     pairs_.erase(order_.front());
     order_.pop_front();
-  }
-  // order_ only grows by pairs_ insertions: keep it from filling with the
-  // names of pairs apply() dropped.
-  if (order_.size() > 2 * kMax) {
-    std::deque<ino_t> live;
-    for (ino_t i : order_)
-      if (pairs_.count(i)) live.push_back(i);
-    order_.swap(live);
   }
 }
 
@@ -51,7 +46,8 @@ void KernelCtimes::apply(struct stat& st) {
     st.st_ctim = it->second.kernel;  // kernel_ctimes.h 2
     return;
   }
-  pairs_.erase(it);  // kernel_ctimes.h 2: changed since
+  order_.erase(it->second.pos);  // kernel_ctimes.h 2: changed since
+  pairs_.erase(it);
 }
 
 size_t KernelCtimes::size() {

@@ -36,7 +36,7 @@
 #include <sys/stat.h>
 
 #include <cstddef>
-#include <deque>
+#include <list>
 #include <unordered_map>
 
 #include "util/mutex.h"
@@ -59,11 +59,12 @@ class KernelCtimes {
  private:
   struct Pair {
     struct timespec backing, kernel;
+    std::list<ino_t>::iterator pos;  // its place in order_
   };
   void record_locked(const struct stat& st, const struct timespec& kernel) TCFS_REQUIRES(mu_);
   Mutex mu_;
   std::unordered_map<ino_t, Pair> pairs_ TCFS_GUARDED_BY(mu_);
-  std::deque<ino_t> order_ TCFS_GUARDED_BY(mu_);  // oldest first; may name dropped pairs
+  std::list<ino_t> order_ TCFS_GUARDED_BY(mu_);  // the pairs' numbers, oldest recorded first
 };
 
 }  // namespace tcfs::fusefs

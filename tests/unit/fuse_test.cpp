@@ -304,47 +304,40 @@ struct stat st_of(ino_t ino, time_t sec, long nsec) {
   st.st_ctim = {sec, nsec};
   return st;
 }
+// The ctime an attribute reply shows for backing (ino, sec.nsec).
+std::pair<time_t, long> shown(KernelCtimes& k, ino_t ino, time_t sec, long nsec) {
+  struct stat s = st_of(ino, sec, nsec);
+  k.apply(s);
+  return {s.st_ctim.tv_sec, s.st_ctim.tv_nsec};
+}
+using T = std::pair<time_t, long>;
 }  // namespace
 
 TEST_CASE("kernel ctimes: shown while the backing ctime is the recorded one; carried over page writes; bounded") {
   KernelCtimes k;
-  struct stat after_setattr = st_of(7, 100, 500);
-  k.record(after_setattr, {100, 200});  // the kernel said 100.000000200
-  struct stat s = st_of(7, 100, 500);
-  k.apply(s);
-  CHECK(s.st_ctim.tv_sec == 100);
-  CHECK(s.st_ctim.tv_nsec == 200);
+  k.record(st_of(7, 100, 500), {100, 200});  // the kernel said 100.000000200
+  CHECK(shown(k, 7, 100, 500) == T{100, 200});
   // Another file, or the same number with another backing ctime: as it is.
-  s = st_of(8, 100, 500);
-  k.apply(s);
-  CHECK(s.st_ctim.tv_nsec == 500);
+  CHECK(shown(k, 8, 100, 500) == T{100, 500});
   // A page write moved the backing ctime: the kernel's is carried over.
   k.carry({100, 500}, st_of(7, 100, 900));
-  s = st_of(7, 100, 900);
-  k.apply(s);
-  CHECK(s.st_ctim.tv_nsec == 200);
+  CHECK(shown(k, 7, 100, 900) == T{100, 200});
   // A page write of a file without a pair: the ctime before it is kept.
   k.carry({50, 1}, st_of(9, 50, 7));
-  s = st_of(9, 50, 7);
-  k.apply(s);
-  CHECK(s.st_ctim.tv_sec == 50);
-  CHECK(s.st_ctim.tv_nsec == 1);
+  CHECK(shown(k, 9, 50, 7) == T{50, 1});
   // Any other change moves the backing ctime: the pair is dropped for good.
-  s = st_of(7, 101, 0);
-  k.apply(s);
-  CHECK(s.st_ctim.tv_sec == 101);
-  CHECK(s.st_ctim.tv_nsec == 0);
+  CHECK(shown(k, 7, 101, 0) == T{101, 0});
   CHECK(k.size() == 1);
-  s = st_of(7, 100, 900);  // even if an old value came back
-  k.apply(s);
-  CHECK(s.st_ctim.tv_nsec == 900);
-  // At most kMax pairs, the oldest dropped first.
+  CHECK(shown(k, 7, 100, 900) == T{100, 900});  // even if an old value came back
+  // At most kMax pairs, the oldest recorded dropped first.
   for (ino_t i = 1000; i < 1000 + KernelCtimes::kMax + 10; ++i) k.record(st_of(i, 1, 1), {0, 1});
   CHECK(k.size() == KernelCtimes::kMax);
-  s = st_of(1000, 1, 1);
-  k.apply(s);
-  CHECK(s.st_ctim.tv_sec == 1);  // dropped: as it is
-  s = st_of(1000 + KernelCtimes::kMax + 9, 1, 1);
-  k.apply(s);
-  CHECK(s.st_ctim.tv_sec == 0);  // kept
+  CHECK(shown(k, 1000, 1, 1) == T{1, 1});  // dropped: as it is
+  CHECK(shown(k, 1000 + KernelCtimes::kMax + 9, 1, 1) == T{0, 1});  // kept
+  // Recorded again: the newest, so the next overflow drops the one after it.
+  k.record(st_of(1010, 1, 1), {0, 2});
+  k.record(st_of(5, 1, 1), {0, 1});
+  CHECK(k.size() == KernelCtimes::kMax);
+  CHECK(shown(k, 1010, 1, 1) == T{0, 2});
+  CHECK(shown(k, 1011, 1, 1) == T{1, 1});
 }
