@@ -449,15 +449,19 @@ bool Log::dirty() const {
 Stats Log::stats() const {
   MutexLock g(mu_);
   Stats s = stats_;
-  s.used_bytes = 0;
-  for (size_t i = 0; i < segs_.size(); i++)
-    if (!free_locked(i)) s.used_bytes += opt_.segment_bytes;
+  s.used_bytes = used_locked() * opt_.segment_bytes;
   return s;
 }
 
 // log.h 4: a segment whose records are all retired, not the one being written nor the newest CKPT's.
 bool Log::free_locked(size_t i) const {
   return i != cur_ && i != ckpt_seg_ && (segs_[i].gen == 0 || segs_[i].max_seq <= ckpt_);
+}
+
+size_t Log::used_locked() const {
+  size_t n = 0;
+  for (size_t i = 0; i < segs_.size(); i++) n += !free_locked(i);
+  return n;
 }
 
 // log.h 3.
@@ -589,7 +593,7 @@ Status Log::make_room(uint64_t len, bool ckpt) {
     MutexLock g(mu_);
     cur_ = pick;
     off_ = kBlock;
-    for (size_t i = 0; i < segs_.size(); i++) used += !free_locked(i);
+    used = used_locked();
   }
   // log.h 5: a checkpoint before the log is full, not when it is.
   if (2 * used >= segs_.size() && opt_.on_full) opt_.on_full();

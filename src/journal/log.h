@@ -208,6 +208,7 @@ class Log {
   Status start_segment(size_t i, uint64_t gen);  // log.h 1 (committer thread)
   Status write_at(int fd, const char* buf, size_t len, uint64_t off);  // log.h 3: durable when OK
   bool free_locked(size_t i) const TCFS_REQUIRES(mu_);
+  size_t used_locked() const TCFS_REQUIRES(mu_);  // segments not free
 
   Options opt_;
   uint64_t key_ = 0;
