@@ -64,9 +64,7 @@ Result<EntryReply> create_node(fuse_req_t req, fuse_ino_t parent, const char* na
 // object, again (a few times, then the parent's lock alone must do).
 constexpr int kLookupTries = 3;
 
-Result<EntryReply> lookup_locked(Fs& fs, fuse_ino_t parent, const char* name) {
-  Inode& dir = fs.table().get(parent);
-  txn::FuseGuard g = fs.locks().fuse_enter({{key_of(dir), txn::LockMode::Read}});
+Result<EntryReply> lookup_tries(Fs& fs, Inode& dir, fuse_ino_t parent, const char* name, txn::FuseGuard& g) {
   for (int i = 0; g.locked() && i < kLookupTries; ++i) {
     struct stat st;
     Status s = with_fd(fs, parent, [&](int fd) {
@@ -84,6 +82,15 @@ Result<EntryReply> lookup_locked(Fs& fs, fuse_ino_t parent, const char* name) {
     fs.table().forget(r.value().e.ino, 1);
   }
   return fs.lookup_entry(dir, name);
+}
+
+Result<EntryReply> lookup_locked(Fs& fs, fuse_ino_t parent, const char* name) {
+  Inode& dir = fs.table().get(parent);
+  txn::FuseGuard g = fs.locks().fuse_enter({{key_of(dir), txn::LockMode::Read}});
+  auto r = lookup_tries(fs, dir, parent, name, g);
+  // notify.h: recorded while g still keeps compounds out of the directory.
+  if (!r && r.err() == ENOENT) dir.negatives.store(true);
+  return r;
 }
 
 // LOOKUP(id, ".") and LOOKUP(id, ".."): the kernel asks these only to

@@ -140,10 +140,14 @@ bool InodeTable::in_use(ino_t ino, const std::string& handle) {
   return false;
 }
 
-fuse_ino_t InodeTable::find_id(dev_t dev, ino_t ino) {
-  if (dev == root_->src_dev && ino == root_->src_ino) return FUSE_ROOT_ID;
+fuse_ino_t InodeTable::find_id(dev_t dev, ino_t ino, bool* negatives) {
+  if (dev == root_->src_dev && ino == root_->src_ino) {
+    if (negatives) *negatives = root_->negatives.load();
+    return FUSE_ROOT_ID;
+  }
   MutexLock g(mu_);
   auto it = map_.find(Key{dev, ino});
+  if (negatives) *negatives = it != map_.end() && it->second->negatives.load();
   return it == map_.end() ? 0 : it->second->id;
 }
 

@@ -66,6 +66,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <atomic>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -92,6 +93,10 @@ struct Inode : boost::intrusive::list_base_hook<> {  // hook: InodeTable::lru_
   unsigned pins = 0;    // FdPins alive
   unsigned opens = 0;   // open FileHandles
   bool retired = false;  // detached by retire(): its object has a newer Inode
+  // A directory that answered a LOOKUP "no such name": the kernel may keep
+  // negative entries under it (fuse/notify.h). Set under the lookup's lock
+  // guard, never cleared (the entries live as long as the node).
+  std::atomic<bool> negatives{false};
   uint64_t retired_size = 0;  // the size the kernel holds for it then
   // The endurant log (journal/log.h, fs_journal.cpp): what WRITE requests
   // changed since the file was last made durable, while the log can carry
@@ -176,7 +181,9 @@ class InodeTable {
   // Node id of the object (dev, ino) if the kernel knows it, else 0. Adds
   // no reference: the id may be forgotten at any moment after, which the
   // kernel's notify calls tolerate (an unknown id is ignored).
-  fuse_ino_t find_id(dev_t dev, ino_t ino);
+  // negatives (if given): that Inode answered a lookup "no such name"
+  // (Inode::negatives; false when the kernel does not know the object).
+  fuse_ino_t find_id(dev_t dev, ino_t ino, bool* negatives = nullptr);
   // Every node id the kernel may hold for (dev, ino): the current Inode's
   // and those of detached ones (retired, or of a gone object that had the
   // number: invalidating those is harmless). type: only Inodes of this

@@ -57,11 +57,13 @@ void KernelNotifier::renew(const txn::LockKey&, const std::string& path) {
   std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
   struct stat st;
   if (name.empty() || fstatat(root_fd_, dir.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;  // gone meanwhile
-  entry({static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}, name);
+  entry({static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}, name, false);
 }
 
-void KernelNotifier::entry(const txn::LockKey& parent, const std::string& name) {
-  fuse_ino_t id = table_.find_id(static_cast<dev_t>(parent.dev), static_cast<ino_t>(parent.ino));
+void KernelNotifier::entry(const txn::LockKey& parent, const std::string& name, bool absent) {
+  bool negatives = false;
+  fuse_ino_t id = table_.find_id(static_cast<dev_t>(parent.dev), static_cast<ino_t>(parent.ino), &negatives);
+  if (absent && !negatives) return;  // notify.h: the kernel can hold no entry for the name
   if (id) check(fuse_lowlevel_notify_inval_entry(se_, id, name.c_str(), name.size()), "entry", parent.ino);
 }
 

@@ -8,11 +8,15 @@
 //    it. With auto_inval_data, the next read of the inode refreshes its
 //    attributes (a GETATTR, which waits for the compound's locks) and drops
 //    stale pages, so no reader sees old data once the attributes changed.
-//  * entry(parent, name) and data(k): must be called after the compound's
-//    locks are released. entry() takes the parent directory's i_rwsem in
-//    the kernel, which a lookup blocked in our lookup handler (waiting for
-//    the compound's lock) already holds; data() takes page locks that a
-//    READ waiting in our read handler holds.
+//  * entry(parent, name, absent) and data(k): must be called after the
+//    compound's locks are released. entry() takes the parent directory's
+//    i_rwsem in the kernel, which a lookup blocked in our lookup handler
+//    (waiting for the compound's lock) already holds; data() takes page
+//    locks that a READ waiting in our read handler holds. absent: the name
+//    did not exist when the compound began (under its locks), so the
+//    kernel can hold only a negative entry for it; the FUSE layer skips
+//    the call when the directory never answered a lookup with "no such
+//    name" (fuse/notify.h).
 //  * flush(k): with the kernel's writeback cache, the data a program wrote
 //    to k may still be in the kernel's dirty pages: write them back to the
 //    daemon now (their WRITE requests are served meanwhile). Called before
@@ -52,7 +56,7 @@ class Invalidator {
   virtual ~Invalidator() = default;
   virtual void attrs(const LockKey& k) = 0;
   virtual void data(const LockKey& k) = 0;
-  virtual void entry(const LockKey& parent, const std::string& name) = 0;
+  virtual void entry(const LockKey& parent, const std::string& name, bool absent) = 0;
   virtual void flush(const LockKey&) {}
   virtual bool retire(const LockKey&, uint64_t /*size*/) { return false; }
   virtual void renew(const LockKey&, const std::string& /*path*/) {}

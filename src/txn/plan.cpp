@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <deque>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "util/dir.h"
@@ -50,6 +51,7 @@ struct VNode {
   bool link_read = false;
   VNode* parent = nullptr;  // directories: the virtual parent
   std::map<std::string, VNode*> kids;
+  std::set<std::string> absent;  // Existing dirs: names found missing on disk (so before the compound)
   int rec = -1;          // index of this inode's record in rr.inodes
   std::string handle;    // Existing only: its file handle, once asked (handle_of)
   bool handle_read = false;
@@ -222,6 +224,8 @@ VNode* Planner::lookup(VNode* dir, const std::string& name, const std::string& d
       if (n->type == S_IFDIR) n->parent = dir;
     } else if (errno != ENOENT) {
       fail(errno, "cannot look up " + join(dir_path, name));
+    } else {
+      dir->absent.insert(name);
     }
   }
   dir->kids[name] = n;
@@ -411,7 +415,7 @@ void Planner::touch_attrs(VNode* n) {
 void Planner::touch_dir(VNode* dir, const std::string& name) {
   if (dir->fresh) return;
   touch_attrs(dir);
-  plan_.entries.push_back({{dir->id.dev, dir->id.ino}, name});
+  plan_.entries.push_back({{dir->id.dev, dir->id.ino}, name, dir->absent.count(name) != 0});
 }
 
 void Planner::touch_data(VNode* n) {

@@ -78,9 +78,15 @@ struct Plan {
   // (an immutable or append-only inode: txn.h invariant 11); otherwise the
   // operations before failed_op run and are undone.
   bool refuse = false;
-  // After commit: entries to invalidate (parent inode, name), inodes whose
-  // attributes / data changed.
-  std::vector<std::pair<LockKey, std::string>> entries;
+  // After commit: entries to invalidate (parent inode, name; absent: the
+  // name did not exist when the compound began, Invalidator::entry),
+  // inodes whose attributes / data changed.
+  struct Entry {
+    LockKey dir;
+    std::string name;
+    bool absent = false;
+  };
+  std::vector<Entry> entries;
   std::vector<LockKey> attrs, data;
   // Existing regular files whose data or attributes change, with their
   // paths under root/ and sizes before the compound (Invalidator::retire,

@@ -215,8 +215,8 @@ static sync::ObjRef obj_of(const Plan& p, const LockKey& k) {
 void TxnManager::mark(const Plan& p) {
   sync::Tracker* t = tracker_.load();
   if (!t) return;
-  for (const auto& [k, name] : p.entries)
-    if (k.ino) t->name(obj_of(p, k), name);
+  for (const auto& e : p.entries)
+    if (e.dir.ino) t->name(obj_of(p, e.dir), e.name);
   for (const auto& k : p.attrs) t->attr(obj_of(p, k));
   for (const auto& k : p.data) t->data(obj_of(p, k));
 }
@@ -242,7 +242,7 @@ void TxnManager::invalidate_rest(const Plan& p) {
   if (!inv) return;
   for (const auto& f : p.files)
     if (f.retired) inv->renew(f.key, f.path);
-  for (const auto& [k, name] : p.entries) inv->entry(k, name);
+  for (const auto& e : p.entries) inv->entry(e.dir, e.name, e.absent);
   for (const auto& k : p.data) inv->data(k);
 }
 

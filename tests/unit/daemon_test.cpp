@@ -25,7 +25,7 @@ namespace {
 struct NoKernel final : txn::Invalidator {
   void attrs(const txn::LockKey&) override {}
   void data(const txn::LockKey&) override {}
-  void entry(const txn::LockKey&, const std::string&) override {}
+  void entry(const txn::LockKey&, const std::string&, bool) override {}
 };
 
 // A store bound to one dir:// blobber (tcfs init).

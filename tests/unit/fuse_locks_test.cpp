@@ -308,6 +308,24 @@ TEST_CASE("a listing does not wait for locked children; their lookups do") {
   CHECK(sq.join() == 1);
 }
 
+TEST_CASE("Invalidator: entry() of a name absent before is sent where a lookup answered \"no such name\"") {
+  if (skip()) return;
+  Mount mt;
+  REQUIRE(mkdir(mt.m("d").c_str(), 0755) == 0);
+  REQUIRE(mkdir(mt.m("e").c_str(), 0755) == 0);
+  CHECK(size_of(mt.m("d/n")) == -ENOENT);  // d answered negatively: cached
+  CHECK(size_of(mt.m("rn")) == -ENOENT);   // so did the root
+  put(mt.b("d/n"), "nnn");
+  put(mt.b("e/n"), "ee");
+  put(mt.b("rn"), "r");
+  mt.inv->entry(mt.key("d"), "n", true);  // sent: it drops the negative entry
+  CHECK(size_of(mt.m("d/n")) == 3);
+  mt.inv->entry(mt.key(""), "rn", true);
+  CHECK(size_of(mt.m("rn")) == 1);
+  mt.inv->entry(mt.key("e"), "n", true);  // e never answered so: nothing cached to drop
+  CHECK(size_of(mt.m("e/n")) == 2);
+}
+
 TEST_CASE("Invalidator: entry() drops a cached negative entry, data() cached pages") {
   if (skip()) return;
   Mount mt;
@@ -315,7 +333,7 @@ TEST_CASE("Invalidator: entry() drops a cached negative entry, data() cached pag
   CHECK(size_of(mt.m("d/n")) == -ENOENT);  // cached as a negative entry
   put(mt.b("d/n"), "nnn");
   CHECK(size_of(mt.m("d/n")) == -ENOENT);  // still: the kernel was not told
-  mt.inv->entry(mt.key("d"), "n");
+  mt.inv->entry(mt.key("d"), "n", false);
   CHECK(size_of(mt.m("d/n")) == 3);
   CHECK(get(mt.m("d/n")) == "nnn");
   // Same size, new bytes: the cached pages stay until data() drops them.
@@ -326,5 +344,5 @@ TEST_CASE("Invalidator: entry() drops a cached negative entry, data() cached pag
   // Objects the kernel does not know are ignored.
   mt.inv->attrs({1, 1});
   mt.inv->data({1, 1});
-  mt.inv->entry({1, 1}, "x");
+  mt.inv->entry({1, 1}, "x", false);
 }
