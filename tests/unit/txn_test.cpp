@@ -10,16 +10,19 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <string>
 
 #include "store/store.h"
 #include "txn/locks.h"
+#include "txn/plan.h"
 #include "txn/rr.h"
 #include "txn/txn.h"
 #include "txn/undo.h"
 #include "util/fault.h"
+#include "util/fd.h"
 
 namespace fs = std::filesystem;
 using namespace tcfs;
@@ -375,6 +378,44 @@ TEST_CASE("paths that escape the mount are refused before anything runs") {
     CHECK(reply.outcome == Outcome::RolledBack);
     CHECK(reply.failed_op == 1);
     CHECK(reply.err == EXDEV);
+    check_same(before, snapshot(r));
+  }
+}
+
+TEST_CASE("a new name is not looked up by the first plan, and an existing one still fails the compound with EEXIST") {
+  TempStore t;
+  std::string r = t.root();
+  fs::create_directories(r + "d/sub");
+  put_file(r + "d/f", "old");
+  REQUIRE(symlink("f", (r + "d/l").c_str()) == 0);
+  Fd root(open(r.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  REQUIRE(root);
+  for (int kind = 0; kind < 4; kind++) {
+    CAPTURE(kind);
+    Compound c;
+    c.create("d/new", 0644, true);
+    if (kind == 0) c.create("d/f", 0644, true);  // exclusive
+    if (kind == 1) c.mkdir("d/sub", 0755);
+    if (kind == 2) c.symlink("x", "d/l");
+    if (kind == 3) c.link("d/f", "d/sub");
+    c.write("d/new", "data", 0);
+    // The first plan takes the name as free (no lookup): no failure yet,
+    // and the parent directory is among its exclusive locks.
+    txn::Plan first = txn::plan(root.get(), c, /*keys_only=*/true);
+    CHECK(first.failed_op == -1);
+    struct stat st;
+    REQUIRE(stat((r + "d").c_str(), &st) == 0);
+    const txn::LockKey dk{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+    CHECK(std::find(first.exclusive.begin(), first.exclusive.end(), dk) != first.exclusive.end());
+    // The real plan looks it up and predicts the failure.
+    txn::Plan real = txn::plan(root.get(), c);
+    CHECK(real.failed_op == 1);
+    CHECK(real.err == EEXIST);
+    auto before = snapshot(r);
+    auto reply = t.tm->run(c, {});
+    CHECK(reply.outcome == Outcome::RolledBack);
+    CHECK(reply.failed_op == 1);
+    CHECK(reply.err == EEXIST);
     check_same(before, snapshot(r));
   }
 }
