@@ -30,7 +30,6 @@
 #include <cstdio>
 #include <deque>
 #include <map>
-#include <set>
 #include <unordered_map>
 
 #include "util/dir.h"
@@ -51,7 +50,6 @@ struct VNode {
   bool link_read = false;
   VNode* parent = nullptr;  // directories: the virtual parent
   std::map<std::string, VNode*> kids;
-  std::set<std::string> absent;  // Existing dirs: names found missing on disk (so before the compound)
   int rec = -1;          // index of this inode's record in rr.inodes
   std::string handle;    // Existing only: its file handle, once asked (handle_of)
   bool handle_read = false;
@@ -102,7 +100,7 @@ class Planner {
   VNode* existing(const std::string& path, const struct stat& st);
   VNode* fresh(mode_t type, VNode* parent);
   VNode* lookup(VNode* dir, const std::string& name, const std::string& dir_path);
-  Where resolve(const std::string& path, bool follow);
+  Where resolve(const std::string& path, bool follow, bool leaf_unseen = false);
   std::string vpath(VNode* dir);
   bool dir_empty(VNode* dir, const std::string& path);
   bool is_ancestor(VNode* a, VNode* b);  // a is b or an ancestor of b
@@ -134,7 +132,7 @@ class Planner {
   void rename(const Op& op, PlannedOp& po);
   void exchange(const Op& op, PlannedOp& po, Where& a, Where& b);
   void remove(const Op& op, PlannedOp& po);
-  Where need_parent(const std::string& path, bool follow);
+  Where need_parent(const std::string& path, bool follow, bool leaf_unseen = false);
   Where need_new(const std::string& path);
   VNode* need_node(const std::string& path, bool follow, Where* w = nullptr);
   void dispose_victim(VNode* v, const std::string& path, PlannedOp& po, bool recursive);
@@ -142,7 +140,6 @@ class Planner {
   int root_fd_;
   const Compound& c_;
   bool keys_only_;
-  bool leaf_unseen_ = false;  // need_new() in a keys_only plan: resolve() does not stat the last name
   Plan plan_;
   std::deque<VNode> nodes_;
   std::unordered_map<Identity, VNode*, IdHash> by_id_;
@@ -226,8 +223,6 @@ VNode* Planner::lookup(VNode* dir, const std::string& name, const std::string& d
       if (n->type == S_IFDIR) n->parent = dir;
     } else if (errno != ENOENT) {
       fail(errno, "cannot look up " + join(dir_path, name));
-    } else {
-      dir->absent.insert(name);
     }
   }
   dir->kids[name] = n;
@@ -250,7 +245,8 @@ std::string Planner::vpath(VNode* dir) {
   return out;
 }
 
-Where Planner::resolve(const std::string& path, bool follow) {
+// leaf_unseen: the last name is not looked up on disk (need_new()).
+Where Planner::resolve(const std::string& path, bool follow, bool leaf_unseen) {
   std::vector<std::string> todo = split(path);
   std::reverse(todo.begin(), todo.end());  // a stack: back() is next
   VNode* dir = root_;
@@ -270,7 +266,7 @@ Where Planner::resolve(const std::string& path, bool follow) {
     if (!dir->fresh) skeys_[{dir->id.dev, dir->id.ino}] = true;
     bool last = todo.empty();
     VNode* n = nullptr;
-    if (!(last && leaf_unseen_)) {
+    if (!(last && leaf_unseen)) {
       n = lookup(dir, name, dir_path);
     } else if (auto it = dir->kids.find(name); it != dir->kids.end()) {
       n = it->second;  // need_new(): known to the plan already
@@ -419,10 +415,15 @@ void Planner::touch_attrs(VNode* n) {
   }
 }
 
+// Called before the name changes in the virtual tree. Entry::absent: the
+// name is free now, so it was free when the compound began, or an earlier
+// operation of it freed the name (remove, rename away) and recorded an
+// entry then, with the name taken (not absent): the kernel hears of it.
 void Planner::touch_dir(VNode* dir, const std::string& name) {
   if (dir->fresh) return;
   touch_attrs(dir);
-  plan_.entries.push_back({{dir->id.dev, dir->id.ino}, name, dir->absent.count(name) != 0});
+  auto it = dir->kids.find(name);
+  plan_.entries.push_back({{dir->id.dev, dir->id.ino}, name, it != dir->kids.end() && !it->second});
 }
 
 void Planner::touch_data(VNode* n) {
@@ -472,8 +473,8 @@ void Planner::step(StepKind k, std::string path, std::string path2, std::string 
   plan_.rr.steps.push_back(std::move(s));
 }
 
-Where Planner::need_parent(const std::string& path, bool follow) {
-  Where w = resolve(path, follow);
+Where Planner::need_parent(const std::string& path, bool follow, bool leaf_unseen) {
+  Where w = resolve(path, follow, leaf_unseen);
   if (!w.dir) fail(EEXIST, "/: the mount's root");
   return w;
 }
@@ -483,16 +484,9 @@ Where Planner::need_parent(const std::string& path, bool follow) {
 // name: had it existed, the full plan under the locks fails at this
 // operation with EEXIST, and the locks that plan needs (of the operations
 // before it, and of the parent directory) are all in the first one's set.
-// The real plan stats it (absent: Plan::Entry::absent). So 1,000 new
+// The real plan stats it. So 1,000 new
 // files cost 1,000 lookups, not 2,000.
-Where Planner::need_new(const std::string& path) {
-  leaf_unseen_ = keys_only_;
-  struct Reset {
-    bool& b;
-    ~Reset() { b = false; }
-  } reset{leaf_unseen_};
-  return need_parent(path, false);
-}
+Where Planner::need_new(const std::string& path) { return need_parent(path, false, keys_only_); }
 
 VNode* Planner::need_node(const std::string& path, bool follow, Where* out) {
   Where w = resolve(path, follow);

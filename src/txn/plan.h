@@ -79,7 +79,8 @@ struct Plan {
   // operations before failed_op run and are undone.
   bool refuse = false;
   // After commit: entries to invalidate (parent inode, name; absent: the
-  // name did not exist when the compound began, Invalidator::entry),
+  // name was free when the operation took it, so free when the compound
+  // began unless an earlier entry of it freed the name: Invalidator::entry),
   // inodes whose attributes / data changed.
   struct Entry {
     LockKey dir;
