@@ -227,7 +227,7 @@ kill -9 "$daemon"; wait "$daemon" 2>/dev/null; umount -l "$mnt"
 seg=$(for f in "$store"/journal/seg-*; do printf '%s %s\n' "$(od -A n -t u8 -j 16 -N 8 "$f" | tr -d ' ')" "$f"; done | sort -n | tail -1 | cut -d' ' -f2)
 off=$((4096 * 3 + 60))  # inside the third batch (each small batch is one 4 KiB block)
 orig=$(od -A n -t x1 -j "$off" -N 1 "$seg" | tr -d ' ')
-printf '\xee' | dd of="$seg" bs=1 seek="$off" conv=notrunc status=none
+printf "\\x$(printf %02x $((0x$orig ^ 0xff)))" | dd of="$seg" bs=1 seek="$off" conv=notrunc status=none  # inverted: always a change
 before=$(md5sum < "$seg")
 out=$("$TCFS_BIN" mount --store "$store" -f -o journal=on "$mnt" 2>&1); rc=$?
 is_mounted "$mnt" && umount "$mnt"
