@@ -389,26 +389,54 @@ Result<uint64_t> Log::append(std::vector<Record> recs) {
 
 // log.h 8: records of any size in all, in groups of at most one batch.
 Result<uint64_t> Log::append_all(std::vector<Record> recs) {
-  std::vector<std::unique_ptr<Pending>> groups;
+  auto t = submit_all(std::move(recs));
+  if (!t) return t.status();
+  return t->wait();
+}
+
+Result<Log::Ticket> Log::submit_all(std::vector<Record> recs) {
+  Ticket t;
+  t.log_ = this;
   size_t bytes = 0;
   for (auto& r : recs) {
     TCFS_TRY(appendable(r));
     const size_t n = encoded_size(r);
     if (kBatchHeader + n > kMaxBatch)
       return Status::error(EFBIG, "endurant log: a record of " + std::to_string(n) + " bytes is over one batch");
-    if (groups.empty() || bytes + n > kMaxBatch) groups.push_back(std::make_unique<Pending>()), bytes = kBatchHeader;
+    if (t.groups_.empty() || bytes + n > kMaxBatch) t.groups_.push_back(std::make_unique<Pending>()), bytes = kBatchHeader;
     bytes += n;
-    groups.back()->recs.push_back(std::move(r));
+    t.groups_.back()->recs.push_back(std::move(r));
   }
-  if (groups.empty()) return durable_seq();
-  UniqueLock lk(mu_);
-  if (stopping_) return Status::error(ESHUTDOWN, "endurant log: closed");
-  for (auto& p : groups) queue_.push_back(p.get());
+  if (t.groups_.empty()) return t;
+  MutexLock lk(mu_);
+  if (stopping_) {
+    t.groups_.clear();  // never queued: nothing to wait for
+    return Status::error(ESHUTDOWN, "endurant log: closed");
+  }
+  for (auto& p : t.groups_) queue_.push_back(p.get());
   cv_.notify_one();  // the committer alone waits on cv_
-  for (auto& p : groups) lk.wait(p->cv, [&]() TCFS_REQUIRES(mu_) { return p->done; });
-  for (auto& p : groups)
-    if (!p->st) return p->st;
-  return groups.back()->last;
+  return t;
+}
+
+Result<uint64_t> Log::Ticket::wait() {
+  if (groups_.empty()) return log_ ? log_->durable_seq() : 0;
+  Status st;
+  uint64_t last = 0;
+  {
+    UniqueLock lk(log_->mu_);
+    for (auto& p : groups_) {
+      lk.wait(p->cv, [&]() TCFS_REQUIRES(log_->mu_) { return p->done; });
+      if (st && !p->st) st = p->st;
+      last = p->last;
+    }
+  }
+  groups_.clear();
+  if (!st) return st;
+  return last;
+}
+
+Log::Ticket::~Ticket() {
+  if (!groups_.empty()) (void)wait();  // the committer holds pointers to them until they are done
 }
 
 bool Log::live(const std::string& handle) const {

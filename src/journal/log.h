@@ -168,6 +168,12 @@ class Log {
   Result<uint64_t> append(std::vector<Record> recs) TCFS_EXCLUDES(mu_);
   // log.h 8: any number of records, durable when it returns (the last seq).
   Result<uint64_t> append_all(std::vector<Record> recs) TCFS_EXCLUDES(mu_);
+  // append_all() in two halves: submit_all() queues the records (their
+  // refs must stay valid until the ticket is waited for) and returns at
+  // once; Ticket::wait() returns when they are durable (the last seq, or
+  // the first error). A ticket not waited for waits when destroyed.
+  class Ticket;
+  Result<Ticket> submit_all(std::vector<Record> recs) TCFS_EXCLUDES(mu_);
   // log.h 8: the log holds a record of this file that no checkpoint retired.
   bool live(const std::string& handle) const TCFS_EXCLUDES(mu_);
   // log.h 4: every record acknowledged so far has seq <= durable_seq().
@@ -193,6 +199,20 @@ class Log {
     std::condition_variable cv;
   };
   void finish_locked(Pending* p, Status st) TCFS_REQUIRES(mu_);
+ public:
+  class Ticket {
+   public:
+    Ticket() = default;
+    Ticket(Ticket&& o) noexcept : log_(o.log_), groups_(std::move(o.groups_)) { o.groups_.clear(); }
+    Ticket& operator=(Ticket&&) = delete;
+    ~Ticket();
+    Result<uint64_t> wait() TCFS_EXCLUDES(log_->mu_);
+   private:
+    friend class Log;
+    Log* log_ = nullptr;
+    std::vector<std::unique_ptr<Pending>> groups_;  // queued, each one batch at most
+  };
+ private:
   struct Seg {
     Fd fd;
     uint64_t gen = 0, max_seq = 0;

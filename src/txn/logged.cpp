@@ -75,18 +75,18 @@ void add_records(const Logged::Piece& p, std::vector<journal::Record>& out) {
 
 }  // namespace
 
-Result<std::vector<journal::Record>> records(int mount_fd, const journal::Log& log, const Logged& lg) {
-  std::unordered_map<std::string, bool> own;  // per file: made durable on its own (log.h 8)
-  std::vector<journal::Record> out;
-  unsigned owned = 0;
-  for (const auto& p : lg.pieces) {
-    auto [it, fresh] = own.try_emplace(p.handle, false);
+// The pieces from next_ on, as records (logged.h): each file's first piece
+// decides whether it is carried by records or made durable on its own.
+Status Feed::convert(std::vector<journal::Record>& out) {
+  for (; next_ < lg.pieces.size(); ++next_) {
+    const auto& p = lg.pieces[next_];
+    auto [it, fresh] = own_.try_emplace(p.handle, false);
     // A file whose first change here left it empty is defined whole by
     // its records: older ones replayed first are cut away by them.
-    if (fresh && p.size != 0 && log.live(p.handle)) {
-      if (++owned > Logged::kMaxOwn)
+    if (fresh && p.size != 0 && log_.live(p.handle)) {
+      if (++owned_ > Logged::kMaxOwn)
         return Status::error(EAGAIN, "more than " + std::to_string(Logged::kMaxOwn) + " files the endurant log holds");
-      auto done = own_fdatasync(mount_fd, p.handle);
+      auto done = own_fdatasync(mount_fd_, p.handle);
       if (!done) return done.status();
       it->second = true;
       if (*done) {  // log.h 7: its older records are void, it is durable on its own
@@ -98,7 +98,33 @@ Result<std::vector<journal::Record>> records(int mount_fd, const journal::Log& l
     }
     if (!it->second) add_records(p, out);
   }
-  return out;
+  return {};
+}
+
+void Feed::pump(bool all) {
+  if (!st_ || !lg.ok || lg.pieces.size() <= next_) return;
+  if (!all && lg.bytes - sent_bytes_ < kFeed) return;
+  std::vector<journal::Record> recs;
+  if ((st_ = convert(recs)) && !recs.empty()) {
+    auto t = log_.submit_all(std::move(recs));
+    if (t) tickets_.push_back(std::move(*t));
+    else st_ = t.status();
+  }
+  sent_bytes_ = lg.bytes;
+}
+
+Status Feed::wait() {
+  for (auto& t : tickets_)
+    if (auto r = t.wait(); !r && st_) st_ = r.status();
+  tickets_.clear();
+  return st_;
+}
+
+Status Feed::finish() {
+  pump(true);
+  Status st = wait();
+  if (st && !lg.ok) return Status::error(EAGAIN, "the compound changed data the endurant log does not carry");
+  return st;
 }
 
 bool orders_all_metadata(int fd) {

@@ -24,7 +24,7 @@
 //    passed descriptor, a copy that is not a whole-file reflink — or more
 //    than `limit` bytes in all makes it unusable (ok false, its pieces
 //    dropped): the compound commits with syncfs.
-//  * records() turns the pieces into log records of at most kPiece bytes
+//  * Feed turns the pieces into log records of at most kPiece bytes
 //    of data, in order, each with its piece's size and mtime; a replay
 //    applies them in order, so the file ends with its final ones (a
 //    record of a file removed since is skipped by the replay: its handle
@@ -41,12 +41,13 @@
 //    timestamp change of dir_fd (always a logged transaction), then its
 //    fsync, then still_up() (util/durable.h).
 //
-// Thread-safety: a Logged belongs to one compound (one thread); the
-// functions are stateless.
+// Thread-safety: a Logged and its Feed belong to one compound (one
+// thread); the functions are stateless.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "journal/log.h"
@@ -78,7 +79,36 @@ struct Logged {
   void add(int fd, uint64_t off, const std::string* data);
 };
 
-Result<std::vector<journal::Record>> records(int mount_fd, const journal::Log& log, const Logged& lg);
+// Feeds one compound's pieces to the log while its operations run: once
+// the pieces not yet sent hold kFeed bytes of data, pump() turns them into
+// records (as described above) and submits them, so the log writes them
+// while the next operations run; finish() sends the rest and waits until
+// all are durable. An error stops the feed and finish() returns it (EAGAIN
+// for more than kMaxOwn files, or when the Logged is no longer ok): the
+// compound then commits with syncfs, which retires what was sent. Records
+// sent for a compound that is then rolled back must be retired before its
+// RR goes (txn.h invariant 14): wait(), then syncfs and a checkpoint.
+class Feed {
+ public:
+  static constexpr uint64_t kFeed = 1 << 20;  // data bytes per submission (one batch)
+  Feed(int mount_fd, journal::Log& log, uint64_t limit) : mount_fd_(mount_fd), log_(log) { lg.limit = limit; }
+  Logged lg;  // what the operations changed
+  void pump(bool all = false);
+  Status finish();
+  Status wait();  // what was sent is durable (or the feed's error)
+  bool sent() const { return next_ > 0; }
+
+ private:
+  Status convert(std::vector<journal::Record>& out);
+  int mount_fd_;
+  journal::Log& log_;
+  std::unordered_map<std::string, bool> own_;  // per file: made durable on its own (log.h 8)
+  unsigned owned_ = 0;
+  size_t next_ = 0;           // the first piece not yet sent
+  uint64_t sent_bytes_ = 0;   // Logged::bytes when pieces were last sent
+  std::vector<journal::Log::Ticket> tickets_;
+  Status st_;
+};
 
 // True when fd lies on a filesystem whose log force orders all metadata (XFS).
 bool orders_all_metadata(int fd);

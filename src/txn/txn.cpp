@@ -11,6 +11,7 @@
 #include <cassert>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "txn/exec.h"
@@ -409,13 +410,13 @@ Status TxnManager::prepare_any(const Compound& c, const Caller& who, Plan& p, Fd
 // planned failure), with its error; ok when all ran.
 std::pair<size_t, Status> TxnManager::execute(const Compound& c, const Caller& who, Plan& p, const Fd& txn_dir,
                                               const Fd& marker, CompoundReply& reply, const Progress& progress,
-                                              Logged* logged) {
+                                              Feed* feed) {
   TCFS_CHECK(p.phase == Phase::Prepared, "txn 2: the RR and the images are durable before the first change");
   TCFS_CHECK_EXPENSIVE(p.ops.empty() || has_rr(store_.meta(), p.rr.id), "txn 2: the RR is in LMDB before the first change");
   p.phase = Phase::Executing;
   RecoveryRecord& rr = p.rr;
   LastOpen last;
-  ExecCtx ctx{store_.root_fd(), txn_dir.get(), &who.creds, &c.fds, store_.reflink(), {}, &last, logged};
+  ExecCtx ctx{store_.root_fd(), txn_dir.get(), &who.creds, &c.fds, store_.reflink(), {}, &last, feed ? &feed->lg : nullptr};
   ctx.amend_exchange = [&](size_t step, Identity ident) {
     rr.steps[step].id = ident;
     return put_rr(store_.meta(), rr);
@@ -438,6 +439,7 @@ std::pair<size_t, Status> TxnManager::execute(const Compound& c, const Caller& w
     TCFS_CRASH_POINT("txn.before_op");
     reply.results[i].ran = true;
     if (!(st = exec_op(ctx, c.ops[i], p.ops[i], reply.results[i]))) return {i, st};
+    if (feed) feed->pump();  // invariant 14: the log writes while the next operations run
     TCFS_CRASH_POINT("txn.after_op");
     if (progress) progress(i + 1, c.ops.size());
   }
@@ -450,12 +452,21 @@ std::pair<size_t, Status> TxnManager::execute(const Compound& c, const Caller& w
 
 // Online undo of operations 0..last (`last` may have half happened). When
 // the undo fails the RR stays: recovery (or tcfs-undo) finishes the job.
-void TxnManager::roll_back(const Plan& p, uint32_t last) {
+void TxnManager::roll_back(const Plan& p, uint32_t last, Feed* feed) {
   if (p.ops.empty()) return;  // prepare() stored no RR
   UndoCtx uctx{store_.root_fd(), store_.txn_fd(), false, {}};
   UndoStats us;
   uint32_t upto = last == kAllOps ? kAllOps : std::min<uint32_t>(last, static_cast<uint32_t>(p.ops.size() - 1));
   Status st = undo(uctx, p.rr, upto, us);
+  if (st && feed && feed->sent()) {
+    // Invariant 14: the log may hold records of this compound. Were the
+    // RR gone first, a crash would replay them over the undone files with
+    // nothing left to undo them: the undone state is made durable and the
+    // log retired past them (a checkpoint) while the RR still stands.
+    (void)feed->wait();
+    MutexLock d(durable_mu_);
+    st = durable_by_syncfs();
+  }
   if (st) st = finish_undo(uctx, store_.meta(), p.rr.id);
   if (!st) spdlog::error("txn {}: undo failed: {}", p.rr.id, st.message());
 }
@@ -468,14 +479,15 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
   if (Status st = prepare_any(c, who, p, &txn_dir, &marker, borrowed); !st) return rejected(st.err(), st.message());
   reply.txn_id = p.rr.id;
 
-  Logged lg;  // invariant 14: what a commit through the log must carry
-  lg.limit = log_limit_;
-  const bool by_log = log_ && log_orders_ && c.options.sync;  // invariant 14
-  auto [i, st] = execute(c, who, p, txn_dir, marker, reply, progress, by_log ? &lg : nullptr);
+  // Invariant 14: what a commit through the log must carry, sent to the
+  // log while the operations run.
+  std::optional<Feed> feed;
+  if (log_ && log_orders_ && c.options.sync) feed.emplace(store_.root_fd(), *log_, log_limit_);
+  auto [i, st] = execute(c, who, p, txn_dir, marker, reply, progress, feed ? &*feed : nullptr);
   p.step("ops");
   p.phase = st ? Phase::Executed : Phase::Ended;
   if (!st) {
-    roll_back(p, static_cast<uint32_t>(i));
+    roll_back(p, static_cast<uint32_t>(i), feed ? &*feed : nullptr);
     for (auto& r : reply.results) r.bytes = r.ran ? r.bytes : 0;
     return ended(std::move(reply), Outcome::RolledBack, static_cast<int32_t>(i), st.err(), st.message());
   }
@@ -489,8 +501,8 @@ CompoundReply TxnManager::run_txn(const Compound& c, const Caller& who, Plan& p,
     reply.outcome = Outcome::Committed;
     return reply;
   }
-  if (Status cst = commit(p.rr.id, &p, by_log ? &lg : nullptr, txn_dir.get()); !cst) {
-    roll_back(p, kAllOps);  // cannot commit durably: undo instead (the RR is still there)
+  if (Status cst = commit(p.rr.id, &p, feed ? &*feed : nullptr, txn_dir.get()); !cst) {
+    roll_back(p, kAllOps, feed ? &*feed : nullptr);  // cannot commit durably: undo instead (the RR is still there)
     return ended(std::move(reply), Outcome::RolledBack, -1, cst.err(), "commit: " + cst.message());
   }
   reply.outcome = Outcome::Committed;
@@ -510,11 +522,8 @@ Status TxnManager::durable_by_syncfs() {
 
 // Step 6 by invariant 14: the compound's records durable in the log, then
 // one force of XFS's log over all its metadata.
-Status TxnManager::durable_by_log(const Logged& lg, int txn_dir, Plan* p) {
-  auto recs = records(store_.root_fd(), *log_, lg);
-  if (!recs) return recs.status();
-  if (p) p->step("records");
-  if (auto r = log_->append_all(std::move(*recs)); !r) return r.status();
+Status TxnManager::durable_by_log(Feed& feed, int txn_dir, Plan* p) {
+  TCFS_TRY(feed.finish());
   if (p) p->step("append");
   return force_metadata(txn_dir);
 }
@@ -523,20 +532,21 @@ Status TxnManager::durable_by_log(const Logged& lg, int txn_dir, Plan* p) {
 // waiting (lazy_): their effects made durable (by syncfs, or through the
 // log: invariant 14), then one synced LMDB transaction deletes their RRs.
 // One routine serves a sync-on compound and make_durable().
-Status TxnManager::commit(uint64_t id, Plan* p, const Logged* lg, int txn_dir) {
+Status TxnManager::commit(uint64_t id, Plan* p, Feed* feed, int txn_dir) {
   std::vector<uint64_t> ids;
   {
     MutexLock d(durable_mu_);
     if (p) p->step("wait commit");
     if (id) ids.push_back(id);
-    bool by_log = lg && lg->ok && txn_dir >= 0 && id;
+    bool by_log = feed && feed->lg.ok && txn_dir >= 0 && id;
     {
       MutexLock g(mu_);
       by_log = by_log && lazy_.empty();  // invariant 14: waiting sync-off compounds need the syncfs
       ids.insert(ids.end(), lazy_.begin(), lazy_.end());
     }
     if (ids.empty()) return {};
-    Status st = by_log ? durable_by_log(*lg, txn_dir, p) : durable_by_syncfs();
+    if (feed && !by_log) (void)feed->wait();  // what it sent is in the log before the syncfs retires it
+    Status st = by_log ? durable_by_log(*feed, txn_dir, p) : durable_by_syncfs();
     if (!st && by_log) {  // EAGAIN: syncfs is the cheaper way for this one (logged.h)
       spdlog::log(st.err() == EAGAIN ? spdlog::level::debug : spdlog::level::warn,
                   "txn {}: commit through the endurant log: {}; syncfs instead", id, st.message());

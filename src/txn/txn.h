@@ -15,8 +15,9 @@
 //      before each.                  [txn.before_op/after_op, then txn.after_exec]
 //      On a failure: undo 0..k, syncfs, delete the RR, reply "rolled back".
 //   6. sync on: syncfs, so every effect is durable, or, on XFS with the
-//      endurant log, the compound's unsynced bytes into the log and one
-//      force of XFS's log (invariant 14).                [txn.after_sync]
+//      endurant log, the compound's unsynced bytes in the log (sent there
+//      1 MiB at a time while step 5 runs, the rest now) and one force of
+//      XFS's log (invariant 14).                         [txn.after_sync]
 //   7. COMMIT POINT: the synced LMDB transaction that deletes the RR
 //      (invariant 6).                                    [txn.after_commit]
 //      sync off: the RR stays until a later syncfs retires it (make_durable,
@@ -72,7 +73,11 @@
 // store. Recovery replays the log before undoing compounds (DESIGN.md §9),
 // so a compound cut before its commit point is undone over its replayed
 // bytes, and one committed gets them back. Otherwise (and when the log
-// fails) the syncfs of step 6 runs.
+// fails) the syncfs of step 6 runs. Records go to the log while the
+// operations run (logged.h Feed), so a compound rolled back may have
+// records there: roll_back() makes the undone state durable and
+// checkpoints the log past them (syncfs, CKPT) before it deletes the RR,
+// so no replay can put them back over the undone files.
 //
 // Locks: id_mu_ protects the id block (held across its one LMDB write);
 // durable_mu_ serializes commit points and make_durable() (held across
@@ -180,13 +185,14 @@ class TxnManager {
   static bool frees_only(const Compound& c);
   std::pair<size_t, Status> execute(const Compound& c, const Caller& who, struct Plan& p, const Fd& txn_dir,
                                     const Fd& marker, CompoundReply& reply, const Progress& progress,
-                                    Logged* logged);
-  void roll_back(const struct Plan& p, uint32_t last);
-  // lg, txn_dir: invariant 14's way when they allow it.
-  Status commit(uint64_t id, struct Plan* p = nullptr, const Logged* lg = nullptr, int txn_dir = -1)
+                                    Feed* feed);
+  // feed: records it sent are retired before the RR goes (invariant 14).
+  void roll_back(const struct Plan& p, uint32_t last, Feed* feed = nullptr) TCFS_EXCLUDES(durable_mu_, mu_);
+  // feed, txn_dir: invariant 14's way when they allow it.
+  Status commit(uint64_t id, struct Plan* p = nullptr, Feed* feed = nullptr, int txn_dir = -1)
       TCFS_EXCLUDES(durable_mu_, mu_);
   Status durable_by_syncfs() TCFS_REQUIRES(durable_mu_);
-  Status durable_by_log(const Logged& lg, int txn_dir, struct Plan* p) TCFS_REQUIRES(durable_mu_);
+  Status durable_by_log(Feed& feed, int txn_dir, struct Plan* p) TCFS_REQUIRES(durable_mu_);
   static void log_steps(const struct Plan& p, size_t nops);
   Status make_images(uint64_t id, struct Plan& plan, const Caller& who, int* txn_fd, int* progress_fd, bool* copied);
   void invalidate_attrs(struct Plan& plan);

@@ -22,6 +22,8 @@
 #   * a compound committed through the log (txn.h 14), then a power cut:
 #     there whole, and no older record replays over what it changed, nor
 #     its own records over a later fsync-ed truncate through the mount;
+#     one whose records went to the log while it ran, then rolled back:
+#     none replays over the undone files after a power cut;
 #   * the default: on (1 GiB image), off on a 200 MiB tmpfs; journal=on
 #     with no room for its segments refused with the reason, nothing left.
 # Environment: TCFS_BIN, TCFS_UNDO, TCFS_BATCH. Options: --trials N (default 2 cuts).
@@ -330,6 +332,45 @@ PY
 expect "a compound committed through the log survives a power cut whole; nothing older replays over it" \
   "files 200 old1 True old2 True old3 True later 0" "$got"
 check "the compound committed through the log: $before records before it, $after after" test "$((after - before))" -ge 202
+stop_daemon
+
+# --- a compound whose records went to the log while it ran, then rolled back ------
+# The log takes a compound's records while its operations run (logged.h
+# Feed), so one that fails later has records there. Its roll back retires
+# them before its RR goes (txn.h 14): cut at once, the replay must not put
+# the rolled-back bytes over the file the undo restored.
+fresh
+start_daemon -o journal=on || fail "rolled back: mount"
+python3 - "$mnt" <<'PY'
+import os, sys
+fd = os.open(os.path.join(sys.argv[1], "r"), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+os.write(fd, b"R" * 8192)
+os.fsync(fd)
+os.close(fd)
+PY
+python3 - "$work/rb.ndjson" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    f.write(json.dumps({"op": "write", "path": "r", "data": "N" * (2 << 20)}) + "\n")
+    f.write(json.dumps({"op": "create", "path": "n", "mode": "0644"}) + "\n")
+    f.write(json.dumps({"op": "write", "path": "n", "data": "M" * (2 << 20)}) + "\n")
+    f.write(json.dumps({"op": "remove", "path": "absent"}) + "\n")
+PY
+before=$(records)
+batch "$work/rb.ndjson"; rc=$?
+after=$(records)
+check "the compound failed at its last operation and was rolled back (rc $rc): $(tail -2 "$work/batch.log")" test "$rc" = 1
+check "... after its records went to the log ($before records before it, $after after)" test "$((after - before))" -ge 8
+cut_image
+kill -9 "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null
+start_daemon -o journal=on || fail "rolled back: mount after the cut: $(tail -3 "$work/daemon.log")"
+got=$(python3 - "$mnt" <<'PY'
+import os, sys
+m = sys.argv[1]
+print("r", open(f"{m}/r", "rb").read() == b"R" * 8192, "n", os.path.exists(f"{m}/n"))
+PY
+)
+expect "a rolled-back compound's records do not replay over the undone files after a power cut" "r True n False" "$got"
 stop_daemon
 
 # --- the default: on; off on a small store filesystem; no room for the segments ---

@@ -389,3 +389,43 @@ TEST_CASE("log.h 3: a failed write answers EIO to its appends and acknowledges n
   CHECK(got[0].data == "one");
   CHECK(got[1].data == "two");
 }
+
+TEST_CASE("log.h 8: submit_all queues at once and its ticket waits; a ticket not waited for waits when destroyed") {
+  TmpDir d;
+  Options o = opts(d.path);
+  {
+    auto log = open_log(o);
+    std::vector<Record> a, b;  // a: three batches at least; b: one record
+    for (int i = 0; i < 8; i++) a.push_back(rec("a", uint64_t(i) << 18, std::string(256 << 10, char('a' + i))));
+    b.push_back(rec("b", 0, "b0"));
+    auto ta = log->submit_all(std::move(a));
+    REQUIRE(ta.is_ok());
+    auto tb = log->submit_all(std::move(b));
+    REQUIRE(tb.is_ok());
+    auto lb = tb->wait();  // submitted in turn: durable in seq order
+    REQUIRE(lb.is_ok());
+    CHECK(*lb == 9);
+    auto la = ta->wait();
+    REQUIRE(la.is_ok());
+    CHECK(*la == 8);
+    CHECK(log->durable_seq() == 9);
+    CHECK(log->live("h:a"));
+    CHECK(log->submit_all({rec("z", 0, std::string(kMaxBatch, 'z'))}).err() == EFBIG);
+    {
+      auto tc = log->submit_all({rec("c", 0, "c0")});
+      REQUIRE(tc.is_ok());
+    }  // destroyed unwaited: the committer may no longer hold it, so it waited
+    CHECK(log->durable_seq() == 10);
+    auto empty = log->submit_all({});
+    REQUIRE(empty.is_ok());
+    auto le = empty->wait();
+    REQUIRE(le.is_ok());
+    CHECK(*le == 10);
+  }
+  std::vector<Record> got;
+  REQUIRE(replay(o, &got).is_ok());
+  REQUIRE(got.size() == 10);
+  for (size_t i = 0; i < 10; i++) CHECK(got[i].seq == i + 1);
+  CHECK(got[8].data == "b0");
+  CHECK(got[9].data == "c0");
+}
