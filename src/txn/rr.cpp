@@ -147,11 +147,13 @@ std::string rr_key(uint64_t id) {
   return k;
 }
 
-Status put_rr(meta::Env& env, const RecoveryRecord& rr) {
+Status put_rr(meta::Env& env, const RecoveryRecord& rr) { return put_rr(env, rr.id, encode_rr(rr)); }
+
+Status put_rr(meta::Env& env, uint64_t id, std::string_view encoded) {
   if (int f = fault::check("txn.rr_put")) return Status::error(f, "write recovery record");
   auto t = meta::Txn::begin(env, true);
   if (!t) return t.status();
-  TCFS_TRY(t->put(env.db(kRrDb), rr_key(rr.id), encode_rr(rr)));
+  TCFS_TRY(t->put(env.db(kRrDb), rr_key(id), encoded));
   return t->commit();
 }
 

@@ -112,6 +112,8 @@ std::string rr_key(uint64_t id);
 
 // Writes rr with a synced commit (invariant 2). Fault site "txn.rr_put".
 Status put_rr(meta::Env& env, const RecoveryRecord& rr);
+// The same with rr already encoded (encode_rr(rr), whose id is `id`).
+Status put_rr(meta::Env& env, uint64_t id, std::string_view encoded);
 // Deletes the RRs with a synced commit: the commit point (invariant 6).
 Status delete_rrs(meta::Env& env, const std::vector<uint64_t>& ids);
 // Whether the RR of compound `id` is in LMDB (false also when it cannot be read).
