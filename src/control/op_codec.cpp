@@ -376,7 +376,9 @@ Status check_path(const std::string& p) {
 }
 
 Json encode_op(const Op& o, Attached* attached) {
-  Json j = {{"op", op_kind_name(o.kind)}, {"path", o.path}};
+  Json j = Json::object();  // by assignment: cheaper than an initializer list, the same bytes
+  j["op"] = op_kind_name(o.kind);
+  j["path"] = o.path;
   switch (o.kind) {
     case OpKind::Mkdir:
       j["mode"] = o.mode;
