@@ -286,16 +286,16 @@ bool ControlServer::run_sync(int fd, const Caller& who, const Json& req) {
   return write_frame(fd, to_bytes(encode_synced({st.err(), st.what()}))).is_ok();
 }
 
-// payload: kept alive until the reply (attached points into it).
-bool ControlServer::run_compound(int fd, const Caller& who, Json req, [[maybe_unused]] std::string payload,
-                                 std::string_view attached, std::vector<int> fds) {
+bool ControlServer::run_compound(int fd, const Caller& who, Json req, std::string payload, std::string_view attached,
+                                 std::vector<int> fds) {
   bool want = false;  // the client asked for progress frames
   bool columns = false;  // the results as columns (protocol.h)
   auto c = decode_compound(req, limits_, fds.size(), &want, attached, &columns);
-  // The compound holds its data now; the request (and the payload that
-  // attached points into) is freed after the reply, not before the
-  // compound runs: it stays charged either way, and freeing thousands of
-  // values is time the caller would wait for.
+  // The compound holds its data now: the request goes before it runs (freed
+  // after the reply instead, it saved 0.5 ms of 2,001 operations but raised
+  // the daemon's peak by a quarter).
+  Json().swap(req);
+  std::string().swap(payload);  // (attached pointed into it)
   if (!c) {
     close_all(fds);
     return refuse(fd, who, c.err(), c.status().what());
@@ -315,7 +315,7 @@ bool ControlServer::run_compound(int fd, const Caller& who, Json req, [[maybe_un
     spdlog::warn("control: pid {} (uid {}): compound rejected: {}", who.pid, who.uid, out.message);
   Status st = write_frame(fd, to_bytes(encode_reply(out, columns)));
   if (!st) spdlog::warn("control: pid {} (uid {}): reply lost ({}): {}", who.pid, who.uid, outcome_name(out.outcome), st.message());
-  return st.is_ok();  // req, payload and the compound are freed here
+  return st.is_ok();
 }
 
 }  // namespace tcfs::control

@@ -371,18 +371,24 @@ Status TxnManager::prepare(const Compound& c, const Caller& who, Plan& p, Fd* tx
   // Invariant 2 (14: on XFS, cloned images and the undo directory are
   // metadata: one force of its log makes them durable).
   const bool force = log_orders_ && !copied;
-  // The RR is encoded (CPU: about 1 µs a step) while the images are made
-  // durable (the disk): nothing in it depends on that.
-  std::string encoded;
-  std::thread encoder;
+  // The images are made durable on a helper thread (it waits for the
+  // disk) while this one encodes the RR (CPU: about 1 µs a step), which
+  // depends on nothing the force does. The encoding stays on this thread
+  // so its memory comes from this thread's heap, not a fresh one.
+  Status forced;
+  auto make_durable = [&] {
+    if (force) forced = force_metadata(tfd);
+    else if (syncfs(store_.root_fd()) != 0) forced = Status::from_errno("syncfs undo images");
+  };
+  std::thread forcer;
   try {
-    if (st) encoder = std::thread([&] { encoded = encode_rr(rr); });
-  } catch (const std::system_error&) {  // no thread to be had: encoded in turn below
+    if (st) forcer = std::thread(make_durable);
+  } catch (const std::system_error&) {  // no thread to be had: in turn below
   }
-  if (st && force) st = force_metadata(tfd);
-  else if (st && syncfs(store_.root_fd()) != 0) st = Status::from_errno("syncfs undo images");
-  if (encoder.joinable()) encoder.join();
-  else if (st) encoded = encode_rr(rr);
+  std::string encoded = st ? encode_rr(rr) : std::string();
+  if (forcer.joinable()) forcer.join();
+  else if (st) make_durable();
+  if (st) st = forced;
   p.step(force ? "force" : "syncfs");
   if (st) st = put_rr(store_.meta(), rr.id, encoded);  // invariant 2: RR durable before the first change
   p.step("rr");

@@ -10,7 +10,7 @@
 //      in one pack file txn/<id>/images (invariant 3).  [txn.after_images]
 //   3. syncfs: the images are durable (invariant 2); on XFS, when every
 //      image is a clone, one force of XFS's log instead (invariant 14).
-//   4. the recovery record (encoded while step 3 waits for the disk),
+//   4. the recovery record (encoded while a helper thread does step 3),
 //      synced into LMDB (invariants 1, 2).               [txn.after_rr]
 //   5. the operations, in order, as the caller, the progress marker advanced
 //      before each.                  [txn.before_op/after_op, then txn.after_exec]
