@@ -90,7 +90,10 @@ struct Logged {
 // RR goes (txn.h invariant 14): wait(), then syncfs and a checkpoint.
 class Feed {
  public:
-  static constexpr uint64_t kFeed = 1 << 20;  // data bytes per submission (one batch)
+  // Data bytes per submission. A quarter of a batch: what is still in
+  // flight at the commit, for it to wait for, is small (1,000 new 4 KiB
+  // files: the commit's append 1.3 ms with 1 MiB, 0.5 ms with 256 KiB).
+  static constexpr uint64_t kFeed = 256 << 10;
   Feed(int mount_fd, journal::Log& log, uint64_t limit) : mount_fd_(mount_fd), log_(log) { lg.limit = limit; }
   Logged lg;  // what the operations changed
   void pump(bool all = false);

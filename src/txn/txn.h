@@ -17,7 +17,7 @@
 //      On a failure: undo 0..k, syncfs, delete the RR, reply "rolled back".
 //   6. sync on: syncfs, so every effect is durable, or, on XFS with the
 //      endurant log, the compound's unsynced bytes in the log (sent there
-//      1 MiB at a time while step 5 runs, the rest now) and one force of
+//      256 KiB at a time while step 5 runs, the rest now) and one force of
 //      XFS's log (invariant 14).                         [txn.after_sync]
 //   7. COMMIT POINT: the synced LMDB transaction that deletes the RR
 //      (invariant 6).                                    [txn.after_commit]
