@@ -86,17 +86,26 @@ Status Feed::convert(std::vector<journal::Record>& out) {
     if (fresh && p.size != 0 && log_.live(p.handle)) {
       if (++owned_ > Logged::kMaxOwn)
         return Status::error(EAGAIN, "more than " + std::to_string(Logged::kMaxOwn) + " files the endurant log holds");
-      auto done = own_fdatasync(mount_fd_, p.handle);
-      if (!done) return done.status();
-      it->second = true;
-      if (*done) {  // log.h 7: its older records are void, it is durable on its own
-        journal::Record d;
-        d.kind = journal::Kind::Drop;
-        d.handle = p.handle;
-        out.push_back(std::move(d));
-      }
+      it->second = true;  // its fdatasync and Drop come at the commit (own_durable)
     }
     if (!it->second) add_records(p, out);
+  }
+  return {};
+}
+
+// log.h 8: each file made durable on its own, after the compound's last
+// change of it (so at the commit, never when earlier records are sent),
+// then its Drop (log.h 7: its older records are void).
+Status Feed::own_durable(std::vector<journal::Record>& out) {
+  for (const auto& [handle, own] : own_) {
+    if (!own) continue;
+    auto done = own_fdatasync(mount_fd_, handle);
+    if (!done) return done.status();
+    if (!*done) continue;  // removed since: nothing to make durable, no Drop
+    journal::Record d;
+    d.kind = journal::Kind::Drop;
+    d.handle = handle;
+    out.push_back(std::move(d));
   }
   return {};
 }
@@ -121,10 +130,18 @@ Status Feed::wait() {
 }
 
 Status Feed::finish() {
+  if (!lg.ok) {
+    (void)wait();
+    return Status::error(EAGAIN, "the compound changed data the endurant log does not carry");
+  }
   pump(true);
-  Status st = wait();
-  if (st && !lg.ok) return Status::error(EAGAIN, "the compound changed data the endurant log does not carry");
-  return st;
+  std::vector<journal::Record> drops;
+  if (st_ && (st_ = own_durable(drops)) && !drops.empty()) {
+    auto t = log_.submit_all(std::move(drops));
+    if (t) tickets_.push_back(std::move(*t));
+    else st_ = t.status();
+  }
+  return wait();
 }
 
 bool orders_all_metadata(int fd) {

@@ -82,8 +82,9 @@ struct Logged {
 // Feeds one compound's pieces to the log while its operations run: once
 // the pieces not yet sent hold kFeed bytes of data, pump() turns them into
 // records (as described above) and submits them, so the log writes them
-// while the next operations run; finish() sends the rest and waits until
-// all are durable. An error stops the feed and finish() returns it (EAGAIN
+// while the next operations run; finish() sends the rest, makes the files
+// carried on their own durable (only then: a later operation may change
+// them again) with their Drops, and waits until all are durable. An error stops the feed and finish() returns it (EAGAIN
 // for more than kMaxOwn files, or when the Logged is no longer ok): the
 // compound then commits with syncfs, which retires what was sent. Records
 // sent for a compound that is then rolled back must be retired before its
@@ -103,6 +104,7 @@ class Feed {
 
  private:
   Status convert(std::vector<journal::Record>& out);
+  Status own_durable(std::vector<journal::Record>& out);
   int mount_fd_;
   journal::Log& log_;
   std::unordered_map<std::string, bool> own_;  // per file: made durable on its own (log.h 8)

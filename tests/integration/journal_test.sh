@@ -23,7 +23,9 @@
 #     there whole, and no older record replays over what it changed, nor
 #     its own records over a later fsync-ed truncate through the mount;
 #     one whose records went to the log while it ran, then rolled back:
-#     none replays over the undone files after a power cut;
+#     none replays over the undone files after a power cut; a file the log
+#     holds, changed before and after the compound's records went out,
+#     whole after a power cut (its own fdatasync comes at the commit);
 #   * the default: on (1 GiB image), off on a 200 MiB tmpfs; journal=on
 #     with no room for its segments refused with the reason, nothing left.
 # Environment: TCFS_BIN, TCFS_UNDO, TCFS_BATCH. Options: --trials N (default 2 cuts).
@@ -332,6 +334,46 @@ PY
 expect "a compound committed through the log survives a power cut whole; nothing older replays over it" \
   "files 200 old1 True old2 True old3 True later 0" "$got"
 check "the compound committed through the log: $before records before it, $after after" test "$((after - before))" -ge 202
+stop_daemon
+
+# --- a file the log holds, changed before and after the compound's records went out ---
+# Such a file gets no records of the compound: its own fdatasync and a
+# Drop make it durable (log.h 8). That fdatasync must come at the commit,
+# after the compound's last change of it, not when the records before it
+# went to the log (logged.h Feed): its second write would then be durable
+# nowhere. Cut at once, before the checkpointer's next syncfs.
+fresh
+start_daemon -o journal=on || fail "live file: mount"
+python3 - "$mnt" <<'PY'
+import os, sys
+fd = os.open(os.path.join(sys.argv[1], "live"), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+os.write(fd, b"L" * 8192)
+os.fsync(fd)  # its own (a new file's first fsync)
+os.pwrite(fd, b"l" * 4096, 0)
+os.fsync(fd)  # through the log: the file is live there
+os.close(fd)
+PY
+python3 - "$work/live.ndjson" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    f.write(json.dumps({"op": "write", "path": "live", "data": "A", "offset": 0}) + "\n")
+    f.write(json.dumps({"op": "create", "path": "big", "mode": "0644"}) + "\n")
+    f.write(json.dumps({"op": "write", "path": "big", "data": "G" * (1 << 20)}) + "\n")
+    f.write(json.dumps({"op": "write", "path": "live", "data": "B", "offset": 1}) + "\n")
+PY
+batch "$work/live.ndjson" || fail "live file: the compound failed: $(tail -3 "$work/batch.log")"
+cut_image
+kill -9 "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null
+start_daemon -o journal=on || fail "live file: mount after the cut: $(tail -3 "$work/daemon.log")"
+got=$(python3 - "$mnt" <<'PY'
+import sys
+m = sys.argv[1]
+live = open(f"{m}/live", "rb").read()
+print("live", live == b"AB" + b"l" * 4094 + b"L" * 4096, "big", open(f"{m}/big", "rb").read() == b"G" * (1 << 20))
+PY
+)
+expect "a file the log holds, changed before and after the compound's records went out: whole after a power cut" \
+  "live True big True" "$got"
 stop_daemon
 
 # --- a compound whose records went to the log while it ran, then rolled back ------
