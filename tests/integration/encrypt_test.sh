@@ -29,14 +29,16 @@ snap() { timeout 300 "$TREESNAP" "$1"; }
 sync_now() { timeout 120 "$T" sync "$1" --timeout 60 > "$work/sync.out" 2>&1; }
 # Whether any file under the blobber directories holds $2 (grep -a: binary files as text).
 found() { grep -rqaF -- "$2" $1; }
-tamper() {  # find-arguments...: invert a payload byte (past the 64-byte shard header) of each file found
-  # (inverted, not overwritten with a constant: an encrypted byte already
-  # equal to the constant, 1 in 256, would leave the shard intact)
+tamper() {  # find-arguments...: change a payload byte (past the 64-byte shard header) of each file found
+  # The byte is incremented: overwritten with a constant, an encrypted byte
+  # already equal to it (1 in 256) would stay intact; inverted, a shard
+  # tampered twice (a parity shard that no read repaired in between) would
+  # get its byte back. Incremented k < 256 times, it differs every time.
   local f b
   while IFS= read -r f; do
     b=$(od -An -tu1 -j70 -N1 "$f" | tr -d ' ')
     [[ -n $b ]] || die "tamper: $f is shorter than 71 bytes"
-    printf "\\x$(printf %02x $((255 - b)))" | dd of="$f" bs=1 seek=70 conv=notrunc status=none
+    printf "\\x$(printf %02x $(((b + 1) % 256)))" | dd of="$f" bs=1 seek=70 conv=notrunc status=none
   done < <(find "$@" -type f)
 }
 
