@@ -137,6 +137,11 @@ cut_image() {  # the store's filesystem loses what it had not flushed, and is mo
   umount "$fsdir" 2>/dev/null || { sleep 1; umount "$fsdir"; } || umount -l "$fsdir"
   mount -o loop "$work/img" "$fsdir"
 }
+cut_and_remount() {  # what: a power cut now, the daemon killed, tcfs mounted again with the log on
+  cut_image
+  kill -9 "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null
+  start_daemon -o journal=on || fail "$1: mount after the cut: $(tail -3 "$work/daemon.log")"
+}
 for p in $points; do
   [[ $p == *replay* ]] && continue  # they fire in a recovery: the next loop
   case $p in
@@ -260,9 +265,7 @@ os.fsync(fd)
 print("ok")
 PY
 )
-cut_image
-kill -9 "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null
-start_daemon -o journal=on || fail "mtime: mount after the cut: $(tail -3 "$work/daemon.log")"
+cut_and_remount "mtime"
 expect "an mtime set alone and fsync-ed survives a power cut ($out)" "1234567891.000000000 100" \
   "$(stat -c '%.9Y %s' "$mnt/t" 2>&1)"
 stop_daemon
@@ -319,9 +322,7 @@ fd = os.open(sys.argv[1], os.O_WRONLY)
 os.ftruncate(fd, 0)
 os.fsync(fd)  # its own fsync (a truncate): the compound's record of it must not come back
 PY
-cut_image
-kill -9 "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null
-start_daemon -o journal=on || fail "compound: mount after the cut: $(tail -3 "$work/daemon.log")"
+cut_and_remount "compound"
 got=$(python3 - "$mnt" <<'PY'
 import os, sys
 m = sys.argv[1]
@@ -362,9 +363,7 @@ with open(sys.argv[1], "w") as f:
     f.write(json.dumps({"op": "write", "path": "live", "data": "B", "offset": 1}) + "\n")
 PY
 batch "$work/live.ndjson" || fail "live file: the compound failed: $(tail -3 "$work/batch.log")"
-cut_image
-kill -9 "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null
-start_daemon -o journal=on || fail "live file: mount after the cut: $(tail -3 "$work/daemon.log")"
+cut_and_remount "live file"
 got=$(python3 - "$mnt" <<'PY'
 import sys
 m = sys.argv[1]
@@ -403,9 +402,7 @@ batch "$work/rb.ndjson"; rc=$?
 after=$(records)
 check "the compound failed at its last operation and was rolled back (rc $rc): $(tail -2 "$work/batch.log")" test "$rc" = 1
 check "... after its records went to the log ($before records before it, $after after)" test "$((after - before))" -ge 8
-cut_image
-kill -9 "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null
-start_daemon -o journal=on || fail "rolled back: mount after the cut: $(tail -3 "$work/daemon.log")"
+cut_and_remount "rolled back"
 got=$(python3 - "$mnt" <<'PY'
 import os, sys
 m = sys.argv[1]
